@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Command 2: install what is missing, build with warnings as errors, check formatting, start a
+# throwaway PostgreSQL on loopback, and run every test (units, the store suite and the HTTP
+# suites on SQLite and on PostgreSQL, the browser test). Ends with ctest's summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh test
+jobs="$(nproc)"
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFAV_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"
+
+# Formatting is part of the build's hygiene: any drift from .clang-format fails the run.
+clang-format --dry-run -Werror $(git ls-files 'src/*.cpp' 'src/*.hpp' 'tools/*.cpp' 'tests/*.cpp')
+
+pg_dir="$(mktemp -d /tmp/fav-pg.XXXXXX)"
+chmod 755 "$pg_dir"
+trap 'scripts/pg-test-cluster.sh stop "$pg_dir" >/dev/null 2>&1 || true' EXIT
+FAV_TEST_PG_URL="$(scripts/pg-test-cluster.sh start "$pg_dir")"
+export FAV_TEST_PG_URL FAV_TEST_PG_DIR="$pg_dir"
+
+cd build
+ctest --output-on-failure --timeout 900 -j"$jobs" "$@"

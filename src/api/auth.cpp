@@ -1,0 +1,156 @@
+// Handlers for /auth: sign-up, sign-in, sign-out, refresh (contract §3 "Auth").
+#include <boost/json/object.hpp>
+
+#include "api/errors.hpp"
+#include "api/handlers.hpp"
+#include "api/json_body.hpp"
+#include "app.hpp"
+#include "auth/password.hpp"
+#include "auth/policy.hpp"
+#include "core/json_text.hpp"
+#include "core/validate.hpp"
+#include "util/random.hpp"
+#include "util/time.hpp"
+
+namespace fav::api {
+
+using core::errc;
+
+namespace {
+
+constexpr const char* cookie_attrs = "; HttpOnly; Secure; SameSite=Lax; Path=/";
+
+// A new refresh token in `family`, stored hashed; returns the plain token for the client.
+net::awaitable<std::string> new_refresh_token(app& a, const std::string& customer_id, const std::string& family) {
+  auto now = util::now_micros();
+  std::string plain = util::random_token(32);
+  // A named row, not a temporary inside co_await: g++ 12 destroys such temporaries twice.
+  core::refresh_token row{util::sha256_hex(plain), family, customer_id, now,
+                          now + static_cast<core::micros>(a.cfg.refresh_expire_days * 86400e6)};
+  co_await a.db.insert_refresh_token(row);
+  co_return plain;
+}
+
+// Mints an access token (sub, exp, iat, jti, sid) and answers like the reference's sign-in,
+// plus `refresh_token`, with the access_token cookie.
+http::response session_response(app& a, const std::string& customer_id, const std::string& family,
+                                const std::string& refresh_token) {
+  auto ttl = a.cfg.jwt_expire_seconds();
+  auth::claims c;
+  c.sub = customer_id;
+  c.iat = util::now_micros() / 1'000'000;
+  c.exp = *c.iat + ttl;
+  c.jti = util::uuid_v4();
+  c.sid = family;
+  std::string access = a.jwt.sign(c);
+
+  std::string body;
+  core::json_object o(body);
+  o.key("access_token").str(access);
+  o.key("token_type").str("bearer");
+  o.key("expires_in").num(ttl);
+  o.key("refresh_token").str(refresh_token);
+  o.close();
+  auto res = http::json(http::status::ok, std::move(body));
+  res.header("Set-Cookie", "access_token=" + access + cookie_attrs + "; Max-Age=" + std::to_string(ttl));
+  res.header("Cache-Control", "no-store");
+  return res;
+}
+
+}  // namespace
+
+net::awaitable<http::response> sign_up(http::request& req, app& a) {
+  auto parsed = read_object(req);
+  if (auto* r = std::get_if<http::response>(&parsed)) co_return std::move(*r);
+  auto& obj = std::get<boost::json::object>(parsed);
+  std::vector<field_error> errors;
+  auto name = string_field(obj, "name", true, errors);
+  auto email = string_field(obj, "email", true, errors);
+  auto password = string_field(obj, "password", true, errors);
+  if (!errors.empty()) co_return fail(errc::invalid_body, std::nullopt, errors);
+
+  auto good_email = core::parse_email(*email);
+  auto good_name = core::parse_name(*name);
+  bool good_password = core::valid_password(*password);
+  if (!good_email) errors.push_back({"email", "invalid"});
+  if (!good_name) errors.push_back({"name", "invalid"});
+  if (!good_password) errors.push_back({"password", "invalid"});
+  if (!good_email) co_return fail(errc::invalid_email, std::nullopt, errors);
+  if (!good_name) co_return fail(errc::invalid_name, std::nullopt, errors);
+  if (!good_password) co_return fail(errc::invalid_password, std::nullopt, errors);
+
+  // A cheap early answer for a taken email; the INSERT below still decides races.
+  if (co_await a.db.find_customer_by_email(*good_email)) co_return fail(errc::email_already_exists);
+  auto hash = co_await a.hashes.hash(std::move(*password));
+  if (!hash) co_return fail(errc::server_busy);
+
+  auto now = util::now_micros();
+  core::customer c{util::uuid_v4(), std::move(*good_name), std::move(*good_email), std::move(*hash), now, now};
+  if (!co_await a.db.insert_customer(c)) co_return fail(errc::email_already_exists);
+
+  std::string body;
+  core::json_object o(body);
+  o.key("id").str(c.id);
+  o.close();
+  auto res = http::json(http::status::created, std::move(body));
+  res.header("Location", "/customers/" + c.id);
+  co_return res;
+}
+
+net::awaitable<http::response> sign_in(http::request& req, app& a) {
+  auto parsed = read_object(req);
+  if (auto* r = std::get_if<http::response>(&parsed)) co_return std::move(*r);
+  auto& obj = std::get<boost::json::object>(parsed);
+  std::vector<field_error> errors;
+  auto email = string_field(obj, "email", true, errors);
+  auto password = string_field(obj, "password", true, errors);
+  if (!errors.empty()) co_return fail(errc::invalid_body, std::nullopt, errors);
+
+  std::string normalized = core::ascii_lower(core::trim(*email));
+  auto found = co_await a.db.find_customer_by_email(normalized);
+  // Unknown emails verify against a dummy hash: same work, same answer, no enumeration.
+  auto ok = co_await a.hashes.verify(found ? found->password_hash : auth::dummy_hash(), std::move(*password));
+  if (!ok) co_return fail(errc::server_busy);
+  if (!*ok || !found) co_return fail(errc::invalid_credentials);
+  std::string family = util::uuid_v4();
+  auto refresh_token = co_await new_refresh_token(a, found->id, family);
+  co_return session_response(a, found->id, family, refresh_token);
+}
+
+net::awaitable<http::response> sign_out(http::request& req, app& a) {
+  auto token = auth::presented_token(req);
+  if (!token.empty()) {
+    // Revoke only what verifies: a forged token must not let anyone write to the table.
+    auto v = a.jwt.verify(token, 0);
+    if (v.status == auth::token_status::ok) {
+      auto key = auth::revocation_key(token, v.value.jti);
+      co_await a.db.revoke_token(key, v.value.exp * 1'000'000);
+      a.tokens.forget_token(key);
+      if (v.value.sid) co_await a.db.revoke_refresh_family(*v.value.sid, util::now_micros());
+    }
+  }
+  auto res = http::no_content();
+  res.header("Set-Cookie", std::string("access_token=") + cookie_attrs +
+                               "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+  res.header("Cache-Control", "no-store");
+  co_return res;
+}
+
+net::awaitable<http::response> refresh(http::request& req, app& a) {
+  auto parsed = read_object(req);
+  if (auto* r = std::get_if<http::response>(&parsed)) co_return std::move(*r);
+  std::vector<field_error> errors;
+  auto token = string_field(std::get<boost::json::object>(parsed), "refresh_token", true, errors);
+  if (!errors.empty()) co_return fail(errc::invalid_body, std::nullopt, errors);
+  if (token->empty() || token->size() > 512) co_return fail(errc::invalid_refresh_token);
+
+  auto now = util::now_micros();
+  std::string next_token = util::random_token(32);
+  core::refresh_token next{util::sha256_hex(next_token), "", "", now,
+                           now + static_cast<core::micros>(a.cfg.refresh_expire_days * 86400e6)};
+  auto result = co_await a.db.rotate_refresh_token(util::sha256_hex(*token), next, now);
+  if (result != store::rotate_result::rotated) co_return fail(errc::invalid_refresh_token);
+  co_return session_response(a, next.customer_id, next.family_id, next_token);
+}
+
+}  // namespace fav::api

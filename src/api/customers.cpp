@@ -1,0 +1,93 @@
+// Handlers for /customers (contract §3 "Customers"): the private list and one's own account.
+#include <boost/json/object.hpp>
+
+#include "api/errors.hpp"
+#include "api/handlers.hpp"
+#include "api/json_body.hpp"
+#include "api/render.hpp"
+#include "app.hpp"
+#include "core/validate.hpp"
+#include "util/time.hpp"
+
+namespace fav::api {
+
+using core::errc;
+
+namespace {
+// name/email substrings (lower-cased) and created_from/created_to (RFC 3339); nullopt → invalid_filter.
+std::optional<core::customer_filter> parse_filter(const http::request& req) {
+  core::customer_filter f;
+  for (auto key : {"name", "email"}) {
+    if (auto v = req.query_value(key); v && !v->empty()) {
+      if (v->size() > 255 || core::utf8_length(*v) < 0) return std::nullopt;
+      (std::string_view(key) == "name" ? f.name : f.email) = core::ascii_lower(*v);
+    }
+  }
+  for (auto key : {"created_from", "created_to"}) {
+    if (auto v = req.query_value(key)) {
+      auto t = util::parse_rfc3339(*v);
+      if (!t) return std::nullopt;
+      (std::string_view(key) == "created_from" ? f.created_from : f.created_to) = *t;
+    }
+  }
+  return f;
+}
+}  // namespace
+
+net::awaitable<http::response> list_customers(http::request& req, app& a) {
+  auto page = core::parse_page(req.query_value("page"), req.query_value("per_page"), a.cfg.per_page_limit);
+  if (!page) co_return fail(errc::invalid_pagination);
+  auto filter = parse_filter(req);
+  if (!filter) co_return fail(errc::invalid_filter);
+  auto result = co_await a.db.list_customers(std::move(*filter), *page);
+  std::string items;
+  for (std::size_t i = 0; i < result.items.size(); ++i) {
+    if (i) items += ',';
+    render_customer(items, result.items[i]);
+  }
+  co_return http::json(http::status::ok, render_page(items, *page, result.total));
+}
+
+net::awaitable<http::response> get_customer(http::request& req, app& a) {
+  auto c = co_await a.db.find_customer(req.auth->customer_id);
+  if (!c) co_return fail(errc::invalid_token);  // deleted between the auth check and now
+  std::string body;
+  render_customer(body, *c);
+  co_return http::json(http::status::ok, std::move(body));
+}
+
+net::awaitable<http::response> patch_customer(http::request& req, app& a) {
+  auto parsed = read_object(req);
+  if (auto* r = std::get_if<http::response>(&parsed)) co_return std::move(*r);
+  auto& obj = std::get<boost::json::object>(parsed);
+  std::vector<field_error> errors;
+  auto name = string_field(obj, "name", false, errors);
+  auto email = string_field(obj, "email", false, errors);
+  if (!errors.empty()) co_return fail(errc::invalid_body, std::nullopt, errors);
+
+  // The reference answers 400 here (422 at sign-up): keep both.
+  store::customer_patch patch;
+  if (email) {
+    patch.email = core::parse_email(*email);
+    if (!patch.email) co_return fail(errc::invalid_email, http::status::bad_request, {{"email", "invalid"}});
+  }
+  if (name) {
+    patch.name = core::parse_name(*name);
+    if (!patch.name) co_return fail(errc::invalid_name, http::status::bad_request, {{"name", "invalid"}});
+  }
+  switch (co_await a.db.update_customer(req.auth->customer_id, std::move(patch), util::now_micros())) {
+    case store::update_result::email_taken: co_return fail(errc::email_already_exists);
+    case store::update_result::not_found: co_return fail(errc::invalid_token);
+    case store::update_result::updated:
+    case store::update_result::unchanged: break;
+  }
+  co_return http::no_content();
+}
+
+net::awaitable<http::response> delete_customer(http::request& req, app& a) {
+  co_await a.db.delete_customer(req.auth->customer_id);
+  a.tokens.forget_customer(req.auth->customer_id);
+  co_return http::no_content();
+}
+
+}  // namespace fav::api

@@ -1,0 +1,74 @@
+// See errors.hpp.
+#include "api/errors.hpp"
+
+#include "core/json_text.hpp"
+
+namespace fav::api {
+
+using core::errc;
+using st = http::status;
+
+http::status status_of(errc e) {
+  switch (e) {
+    case errc::not_found:
+    case errc::customer_not_found:
+    case errc::product_not_found:
+    case errc::product_not_in_favorites: return st::not_found;
+    case errc::method_not_allowed: return st::method_not_allowed;
+    case errc::invalid_body:
+    case errc::invalid_pagination:
+    case errc::invalid_filter:
+    case errc::invalid_product_id:
+    case errc::invalid_email:
+    case errc::invalid_name:
+    case errc::invalid_password: return st::unprocessable_entity;
+    case errc::payload_too_large: return st::payload_too_large;
+    case errc::headers_too_large: return st::request_header_fields_too_large;
+    case errc::unsupported_media_type: return st::unsupported_media_type;
+    case errc::bad_request: return st::bad_request;
+    case errc::email_already_exists:
+    case errc::product_already_in_favorites: return st::conflict;
+    case errc::invalid_credentials:
+    case errc::missing_token:
+    case errc::invalid_token:
+    case errc::token_expired:
+    case errc::invalid_refresh_token:
+    case errc::missing_api_key:
+    case errc::invalid_api_key: return st::unauthorized;
+    case errc::forbidden: return st::forbidden;
+    case errc::catalog_unavailable:
+    case errc::database_unavailable:
+    case errc::server_busy: return st::service_unavailable;
+    case errc::request_timeout: return st::request_timeout;
+    case errc::internal_error: return st::internal_server_error;
+  }
+  return st::internal_server_error;
+}
+
+http::response fail(errc e, std::optional<http::status> override_status, const std::vector<field_error>& errors,
+                    int retry_after_s) {
+  std::string body;
+  core::json_object o(body);
+  o.key("detail").str(core::code(e));
+  if (!errors.empty()) {
+    o.key("errors").raw("[");
+    bool first = true;
+    for (auto& f : errors) {
+      if (!first) body += ',';
+      first = false;
+      core::json_object item(body);
+      item.key("field").str(f.field);
+      item.key("code").str(f.code);
+      item.close();
+    }
+    body += ']';
+  }
+  o.close();
+  auto res = http::json(override_status.value_or(status_of(e)), std::move(body));
+  if (res.code == st::service_unavailable) res.header("Retry-After", std::to_string(std::max(1, retry_after_s)));
+  if (e == errc::missing_token || e == errc::invalid_token || e == errc::token_expired)
+    res.header("WWW-Authenticate", "Bearer");
+  return res;
+}
+
+}  // namespace fav::api

@@ -1,0 +1,78 @@
+// Handlers for /customers/{id}/favorites (contract §3 "Favorites", §4). The product cache
+// decides fresh / stale / expired; these only parse, call and reply.
+#include "api/errors.hpp"
+#include "api/handlers.hpp"
+#include "api/render.hpp"
+#include "app.hpp"
+#include "core/validate.hpp"
+#include "util/time.hpp"
+
+namespace fav::api {
+
+using core::errc;
+
+namespace {
+std::string item_path(const std::string& customer_id, std::int64_t product_id) {
+  return "/customers/" + customer_id + "/favorites/" + std::to_string(product_id);
+}
+}  // namespace
+
+net::awaitable<http::response> list_favorites(http::request& req, app& a) {
+  auto page = core::parse_page(req.query_value("page"), req.query_value("per_page"), a.cfg.per_page_limit);
+  if (!page) co_return fail(errc::invalid_pagination);
+  auto favs = co_await a.db.list_favorites(req.auth->customer_id, *page);
+  auto products = co_await a.products.resolve(favs.items);
+  std::string items;
+  items.reserve(favs.items.size() * 220);
+  for (std::size_t i = 0; i < favs.items.size(); ++i) {
+    if (i) items += ',';
+    render_favorite(items, favs.items[i].product_id, favs.items[i].favorited_at, products[i]);
+  }
+  co_return http::json(http::status::ok, render_page(items, *page, favs.total));
+}
+
+net::awaitable<http::response> add_favorite(http::request& req, app& a) {
+  auto product_id = core::parse_product_id(req.params[1]);
+  if (!product_id) co_return fail(errc::invalid_product_id);
+  const auto& customer_id = req.auth->customer_id;
+  // Already there: answer without asking the catalog (the INSERT below still decides races).
+  if (co_await a.db.get_favorite(customer_id, *product_id)) co_return fail(errc::product_already_in_favorites);
+
+  auto found = co_await a.products.get_for_favorite(*product_id);
+  if (found.status == catalog::lookup_status::not_found) co_return fail(errc::product_not_found);
+  if (found.status == catalog::lookup_status::unavailable)
+    co_return fail(errc::catalog_unavailable, std::nullopt, {}, static_cast<int>(found.retry_after_s + 0.999));
+
+  auto now = util::now_micros();
+  if (!co_await a.db.insert_favorite(customer_id, *product_id, now))
+    co_return fail(errc::product_already_in_favorites);
+  std::string body;
+  render_favorite(body, *product_id, now, found.product);
+  auto res = http::json(http::status::created, std::move(body));
+  res.header("Location", item_path(customer_id, *product_id));
+  co_return res;
+}
+
+net::awaitable<http::response> get_favorite(http::request& req, app& a) {
+  auto product_id = core::parse_product_id(req.params[1]);
+  if (!product_id) co_return fail(errc::invalid_product_id);
+  auto fav = co_await a.db.get_favorite(req.auth->customer_id, *product_id);
+  if (!fav) co_return fail(errc::product_not_in_favorites);
+  std::vector<core::favorite> one{std::move(*fav)};
+  auto products = co_await a.products.resolve(one);
+  fav = std::move(one[0]);
+  std::string body;
+  render_favorite(body, fav->product_id, fav->favorited_at, products[0]);
+  co_return http::json(http::status::ok, std::move(body));
+}
+
+net::awaitable<http::response> remove_favorite(http::request& req, app& a) {
+  auto product_id = core::parse_product_id(req.params[1]);
+  if (!product_id) co_return fail(errc::invalid_product_id);
+  // The reference answers 422 for "not a favorite" here; keep it.
+  if (!co_await a.db.delete_favorite(req.auth->customer_id, *product_id))
+    co_return fail(errc::product_not_in_favorites, http::status::unprocessable_entity);
+  co_return http::no_content();
+}
+
+}  // namespace fav::api

@@ -1,0 +1,30 @@
+// struct app: the complete list of what a handler may touch, built once in main.
+#pragma once
+#include <boost/asio/any_io_executor.hpp>
+#include <memory>
+
+#include "auth/hash_pool.hpp"
+#include "auth/jwt.hpp"
+#include "auth/token_cache.hpp"
+#include "catalog/client.hpp"
+#include "catalog/product_cache.hpp"
+#include "store/store.hpp"
+#include "util/config.hpp"
+#include "util/metrics.hpp"
+#include "util/task_tracker.hpp"
+
+namespace fav {
+
+struct app {
+  const util::config& cfg;
+  store::store& db;
+  auth::jwt_codec& jwt;
+  auth::hash_pool& hashes;
+  auth::token_cache& tokens;  // per-request revocation / existence check
+  catalog::client& catalog;
+  catalog::product_cache& products;
+  util::metrics& metrics;
+  util::task_tracker& background;  // detached work that shutdown drains
+};
+
+}  // namespace fav

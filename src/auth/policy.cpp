@@ -1,0 +1,77 @@
+// See policy.hpp.
+#include "auth/policy.hpp"
+
+#include <sodium.h>
+
+#include "app.hpp"
+#include "auth/token_cache.hpp"
+#include "util/time.hpp"
+
+namespace fav::auth {
+
+using core::errc;
+
+std::string_view presented_token(const http::request& req) {
+  auto authz = req.header("authorization");
+  if (authz.size() > 7 && (authz.substr(0, 7) == "Bearer " || authz.substr(0, 7) == "bearer ")) {
+    auto t = authz.substr(7);
+    while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+    return t;
+  }
+  // Cookie: a=b; access_token=...; c=d
+  for (auto it = req.raw->find(http::bhttp::field::cookie);
+       it != req.raw->end() && it->name() == http::bhttp::field::cookie; ++it) {
+    std::string_view cookies = it->value();
+    while (!cookies.empty()) {
+      auto semi = cookies.find(';');
+      auto pair = cookies.substr(0, semi);
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      if (pair.substr(0, 13) == "access_token=") {
+        auto v = pair.substr(13);
+        if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+        return v;
+      }
+      cookies = semi == std::string_view::npos ? std::string_view{} : cookies.substr(semi + 1);
+    }
+  }
+  return {};
+}
+
+std::string revocation_key(std::string_view token, const std::optional<std::string>& jti) {
+  if (jti) return *jti;
+  auto dot = token.rfind('.');
+  return "sig:" + std::string(token.substr(dot == std::string_view::npos ? 0 : dot + 1));
+}
+
+net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, app& a) {
+  if (p == policy::none) co_return std::nullopt;
+  if (p == policy::api_key) {
+    auto key = req.header("x-aiqfome-api-key");
+    if (key.empty()) co_return errc::missing_api_key;
+    const auto& want = a.cfg.api_key;
+    // Constant time over the expected length; a length mismatch still does the full compare.
+    std::string padded(want.size(), '\0');
+    std::copy_n(key.data(), std::min(key.size(), want.size()), padded.data());
+    bool same = sodium_memcmp(padded.data(), want.data(), want.size()) == 0 && key.size() == want.size();
+    co_return same ? std::nullopt : std::optional(errc::invalid_api_key);
+  }
+
+  auto token = presented_token(req);
+  if (token.empty()) co_return errc::missing_token;
+  auto v = a.jwt.verify(token, util::now_micros() / 1'000'000);
+  switch (v.status) {
+    case token_status::ok: break;
+    case token_status::expired: co_return errc::token_expired;
+    default: co_return errc::invalid_token;
+  }
+  // Revoked tokens and deleted customers: one query, or a short-lived in-process answer.
+  std::string key = revocation_key(token, v.value.jti);
+  auto state = co_await a.tokens.check(v.value.sub, key);
+  if (state != store::auth_state::ok) co_return errc::invalid_token;
+  req.auth = http::principal{v.value.sub, std::move(key), v.value.sid, v.value.exp};
+  // customer_self: {id} must be exactly the caller (malformed ids included → 403).
+  if (req.params.empty() || req.params[0] != req.auth->customer_id) co_return errc::forbidden;
+  co_return std::nullopt;
+}
+
+}  // namespace fav::auth

@@ -1,0 +1,34 @@
+// Route auth policies: what must be presented before a handler runs (contract §2).
+#pragma once
+#include <boost/asio/awaitable.hpp>
+#include <optional>
+#include <string_view>
+
+#include "core/errc.hpp"
+#include "http/message.hpp"
+
+namespace fav {
+struct app;
+}
+
+namespace fav::auth {
+
+namespace net = boost::asio;
+
+enum class policy {
+  none,           // public
+  api_key,        // x-aiqfome-api-key == API_KEY (constant time)
+  customer_self,  // a valid token whose `sub` is exactly the route's {id}
+};
+
+// Checks `p` for `req`; fills req.auth for customer policies. nullopt → allowed; otherwise
+// missing_api_key, invalid_api_key, missing_token, invalid_token, token_expired or forbidden.
+net::awaitable<std::optional<core::errc>> authorize(policy p, http::request& req, app& a);
+
+// The access token from `Authorization: Bearer` or the `access_token` cookie; empty if none.
+std::string_view presented_token(const http::request& req);
+
+// The revocation key of a verified token: its jti, or its signature for reference-format tokens.
+std::string revocation_key(std::string_view token, const std::optional<std::string>& jti);
+
+}  // namespace fav::auth

@@ -1,0 +1,91 @@
+// Stale-while-revalidate over products_cache and the catalog client (contract §4): fresh rows
+// are served, stale ones served and refreshed in the background, expired or absent ones fetched;
+// when the catalog fails any cached copy is served (stale-if-error).
+#pragma once
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "catalog/client.hpp"
+#include "catalog/freshness.hpp"
+#include "core/types.hpp"
+#include "store/store.hpp"
+#include "util/config.hpp"
+#include "util/metrics.hpp"
+#include "util/task_tracker.hpp"
+
+namespace fav::catalog {
+
+enum class lookup_status { found, not_found, unavailable };
+
+struct lookup_result {
+  lookup_status status = lookup_status::unavailable;
+  std::optional<core::product> product;  // set when found
+  double retry_after_s = 0;              // when unavailable: whole seconds ≥ 1 for Retry-After
+};
+
+class product_cache {
+ public:
+  // `clock` gives "now" (injected so tests and the TTL rules never depend on the wall clock);
+  // `log` receives warnings (empty → stderr). Everything referenced must outlive the drain of `bg`.
+  product_cache(store::store& db, client& c, const util::config& cfg, util::metrics& m, util::task_tracker& bg,
+                net::any_io_executor ex, std::function<core::micros()> clock,
+                std::function<void(std::string_view)> log = {});
+
+  // For favoriting: fresh → as is; stale → refreshed before answering (the stale copy if the
+  // catalog fails); expired/absent → fetched. Catalog unreachable → any cached copy, else
+  // unavailable (with a Retry-After hint). Catalog says gone → not_found when the cached row is
+  // past the hard TTL or absent, else the cached copy. Throws store::unavailable if the database
+  // cannot be read (a failed cache write is only logged).
+  net::awaitable<lookup_result> get_for_favorite(std::int64_t id);
+
+  // For listing/reading favorites (rows already joined with the cache): the product to show for
+  // each entry, in order. fresh → as is; stale → as is plus one background refresh per product;
+  // expired/absent → fetched first (concurrently, bounded by the client's cap); on failure the
+  // cached copy of any age, or nullopt meaning "unavailable". Never throws because of the catalog.
+  net::awaitable<std::vector<std::optional<core::product>>> resolve(std::vector<core::favorite> favs);
+
+  // One GET /products, upserting every product it lists (cached or not) with fetched_at = now.
+  // False when the catalog or the database failed; the per-id path keeps working either way.
+  net::awaitable<bool> warm_all();
+
+  // Spawns a tracked loop: warm_all() now, then every cfg.catalog_warm_interval_s (0 → only now),
+  // a failed one again after at most a minute. Ends within ~250 ms of bg.stopping().
+  void start_warmup();
+
+ private:
+  struct refresh_set {
+    std::mutex mu;
+    std::unordered_set<std::int64_t> ids;
+  };
+
+  freshness classify_and_count(const core::product& p, core::micros now);
+  void refresh_in_background(std::int64_t id);
+  net::awaitable<void> background_refresh(std::int64_t id, util::task_tracker::guard hold,
+                                          std::shared_ptr<refresh_set> set);
+  net::awaitable<std::vector<fetch_result>> fetch_many(std::vector<std::int64_t> ids);
+  net::awaitable<void> warm_loop(util::task_tracker::guard hold);
+  // Writes freshly fetched rows; a database failure is logged, not thrown (the answer stands).
+  net::awaitable<void> save(std::vector<core::product> rows);
+  void warn(std::string_view message) const;
+
+  store::store& db_;
+  client& client_;
+  const util::config& cfg_;
+  util::metrics& metrics_;
+  util::task_tracker& bg_;
+  net::any_io_executor ex_;
+  std::function<core::micros()> clock_;
+  std::function<void(std::string_view)> log_;
+  // Products with a background refresh in flight; shared so a late frame never outlives it.
+  std::shared_ptr<refresh_set> refreshing_ = std::make_shared<refresh_set>();
+};
+
+}  // namespace fav::catalog

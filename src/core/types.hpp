@@ -1,0 +1,73 @@
+// Plain records shared by the store, the catalog and the handlers; no I/O here.
+#pragma once
+#include <cstdint>
+#include <climits>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fav::core {
+
+using micros = std::int64_t;  // microseconds since the Unix epoch, UTC
+
+struct customer {
+  std::string id;  // UUIDv4, lower case
+  std::string name;
+  std::string email;  // trimmed, lower case
+  std::string password_hash;  // argon2id PHC string
+  micros created_at = 0;
+  micros updated_at = 0;
+};
+
+// A product as cached in products_cache; money and rates are hundredths (DECIMAL(10,2)).
+struct product {
+  std::int64_t id = 0;
+  std::string title;
+  std::string image_url;
+  std::int64_t price_cents = 0;
+  std::optional<std::int64_t> review_rate_cents;
+  std::optional<std::int64_t> review_count;
+  micros fetched_at = 0;
+};
+
+// One favorite joined with its cache entry (absent when the product was never cached).
+struct favorite {
+  std::int64_t product_id = 0;
+  micros favorited_at = 0;
+  std::optional<product> cached;
+};
+
+// A validated page request (contract §1 pagination).
+struct page_req {
+  std::int64_t page = 1;
+  std::int64_t per_page = 20;
+  // Saturates instead of overflowing: a page far past the end is simply empty.
+  std::int64_t offset() const {
+    return page - 1 > INT64_MAX / per_page ? INT64_MAX : (page - 1) * per_page;
+  }
+};
+
+template <class T>
+struct page {
+  std::vector<T> items;
+  std::int64_t total = 0;
+};
+
+// GET /customers filters, already parsed and lower-cased.
+struct customer_filter {
+  std::optional<std::string> name;   // case-insensitive substring
+  std::optional<std::string> email;  // case-insensitive substring
+  std::optional<micros> created_from;  // inclusive
+  std::optional<micros> created_to;    // inclusive
+};
+
+// A refresh token row; only the SHA-256 of the token is stored.
+struct refresh_token {
+  std::string token_hash;
+  std::string family_id;  // one per sign-in; rotations keep it
+  std::string customer_id;
+  micros created_at = 0;
+  micros expires_at = 0;
+};
+
+}  // namespace fav::core

@@ -1,0 +1,79 @@
+// The request a handler reads and the response it returns; no Beast types leak past here
+// except the parsed header block, so handlers stay plain functions.
+#pragma once
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace fav::http {
+
+namespace bhttp = boost::beast::http;
+using verb = bhttp::verb;
+using status = bhttp::status;
+
+// Who the auth policy found behind the request.
+struct principal {
+  std::string customer_id;  // token `sub`
+  std::string jti;          // revocation key (jti, or the signature for reference tokens)
+  std::optional<std::string> sid;  // refresh-token family of the sign-in
+  std::int64_t exp = 0;     // token expiry, seconds
+};
+
+struct request {
+  const bhttp::request<bhttp::string_body>* raw = nullptr;  // method, headers, body
+  std::string_view path;                                    // decoded-free path, no query
+  std::vector<std::pair<std::string, std::string>> query;   // percent-decoded, in order
+  std::vector<std::string_view> params;  // path parameters, in pattern order
+  std::string correlation_id;
+  std::string_view route;  // the matched route template, for logs and metrics
+  std::optional<principal> auth;  // set by customer policies
+
+  std::string_view body() const { return raw->body(); }
+  // Header value or empty.
+  std::string_view header(std::string_view name) const {
+    auto it = raw->find(name);
+    return it == raw->end() ? std::string_view{} : std::string_view{it->value()};
+  }
+  // First query value with this name, if any.
+  const std::string* query_value(std::string_view name) const {
+    for (auto& [k, v] : query)
+      if (k == name) return &v;
+    return nullptr;
+  }
+};
+
+struct response {
+  status code = status::ok;
+  std::string body;  // already serialized
+  std::string content_type = "application/json; charset=utf-8";
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers (Location, ...)
+  bool compressible = true;  // false for pre-compressed or binary assets
+
+  response& header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+    return *this;
+  }
+};
+
+// A JSON response from an already-serialized body.
+inline response json(status code, std::string body) {
+  response r;
+  r.code = code;
+  r.body = std::move(body);
+  return r;
+}
+
+inline response no_content() {
+  response r;
+  r.code = status::no_content;
+  r.content_type.clear();
+  return r;
+}
+
+}  // namespace fav::http

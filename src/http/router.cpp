@@ -1,0 +1,47 @@
+// See router.hpp.
+#include "http/router.hpp"
+
+namespace fav::http {
+
+namespace {
+// Splits "/a/b" into {"a","b"}; "/" into {}; keeps empty segments ("//") so they never match.
+template <class Out>
+void split(std::string_view path, Out&& emit) {
+  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  if (path.empty()) return;
+  for (;;) {
+    auto slash = path.find('/');
+    emit(path.substr(0, slash));
+    if (slash == std::string_view::npos) return;
+    path.remove_prefix(slash + 1);
+  }
+}
+bool is_param(std::string_view s) { return s.size() >= 2 && s.front() == '{' && s.back() == '}'; }
+}  // namespace
+
+path_pattern::path_pattern(std::string_view pattern) : text_(pattern) {
+  split(pattern, [&](std::string_view s) { segments_.emplace_back(s); });
+}
+
+bool path_pattern::match(std::string_view path, std::vector<std::string_view>& params) const {
+  params.clear();
+  std::size_t i = 0;
+  bool ok = true;
+  split(path, [&](std::string_view seg) {
+    if (!ok) return;
+    if (i >= segments_.size()) {
+      ok = false;
+      return;
+    }
+    const auto& want = segments_[i++];
+    if (is_param(want)) {
+      if (seg.empty()) ok = false;
+      else params.push_back(seg);
+    } else if (want != seg) {
+      ok = false;
+    }
+  });
+  return ok && i == segments_.size();
+}
+
+}  // namespace fav::http

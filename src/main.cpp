@@ -1,0 +1,224 @@
+// favorites-api: read config, open the store, migrate, build `app`, run the I/O threads, and
+// drain on SIGTERM/SIGINT. Subcommands: serve (default), migrate, check-config, healthcheck.
+#include <CLI/CLI.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "api/errors.hpp"
+#include "app.hpp"
+#include "auth/password.hpp"
+#include "http/server.hpp"
+#include "routes.hpp"
+#include "store/pg_store.hpp"
+#include "store/sqlite_store.hpp"
+#include "util/log.hpp"
+#include "util/time.hpp"
+
+#ifndef FAV_VERSION
+#define FAV_VERSION "0.0.0"
+#endif
+
+namespace net = boost::asio;
+using namespace fav;
+
+namespace {
+
+std::unique_ptr<store::store> open_store(const util::config& cfg, net::any_io_executor ex) {
+  if (cfg.database_is_postgres) return store::make_pg_store(ex, cfg.database_url, cfg.db_pool_size);
+  std::string path = cfg.database_url.substr(std::string("sqlite:").size());
+  return store::make_sqlite_store(ex, path, std::max(2, cfg.db_pool_size));
+}
+
+util::config load_or_exit() {
+  try {
+    return util::load_config(util::read_environment(".env"));
+  } catch (const util::config_error& e) {
+    std::cerr << e.what() << std::endl;
+    std::exit(2);
+  }
+}
+
+// Runs `aw` to completion on `ioc` (already running on other threads) from the main thread.
+template <class T>
+T run_sync(net::io_context& ioc, net::awaitable<T> aw) {
+  return net::co_spawn(ioc, std::move(aw), net::use_future).get();
+}
+
+int migrate_only(const util::config& cfg) {
+  net::io_context ioc;
+  auto guard = net::make_work_guard(ioc);
+  std::thread t([&] { ioc.run(); });
+  int rc = 0;
+  try {
+    auto db = open_store(cfg, ioc.get_executor());
+    net::co_spawn(ioc, db->migrate(), net::use_future).get();
+    util::log(util::log_level::info, "migrations applied", {{"backend", db->backend()}});
+  } catch (const std::exception& e) {
+    util::log(util::log_level::error, "migration failed", {{"error", e.what()}});
+    rc = 1;
+  }
+  guard.reset();
+  ioc.stop();
+  t.join();
+  return rc;
+}
+
+// GET /health/ready on a running instance: exit 0 when it answers 200 (container probes).
+int healthcheck(const std::string& host, int port) {
+  try {
+    net::io_context ioc;
+    net::ip::tcp::resolver resolver(ioc);
+    net::ip::tcp::socket sock(ioc);
+    net::connect(sock, resolver.resolve(host, std::to_string(port)));
+    std::string req = "GET /health/ready HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
+    net::write(sock, net::buffer(req));
+    std::string resp;
+    boost::system::error_code ec;
+    net::read(sock, net::dynamic_buffer(resp), ec);
+    bool ok = resp.rfind("HTTP/1.1 200", 0) == 0;
+    std::cout << (ok ? "healthy" : "unhealthy") << std::endl;
+    return ok ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::cout << "unhealthy: " << e.what() << std::endl;
+    return 1;
+  }
+}
+
+int serve(const util::config& cfg) {
+  net::io_context ioc(cfg.api_threads);
+  auto guard = net::make_work_guard(ioc);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < cfg.api_threads; ++i) threads.emplace_back([&] { ioc.run(); });
+  auto stop_threads = [&] {
+    guard.reset();
+    ioc.stop();
+    for (auto& t : threads) t.join();
+  };
+
+  std::unique_ptr<store::store> db;
+  try {
+    db = open_store(cfg, ioc.get_executor());
+    run_sync(ioc, db->migrate());
+  } catch (const std::exception& e) {
+    util::log(util::log_level::critical, "cannot open the database", {{"error", e.what()}});
+    stop_threads();
+    return 1;
+  }
+
+  util::metrics metrics;
+  util::task_tracker background;
+  auth::jwt_codec jwt(cfg.jwt_secret);
+  auth::hash_pool hashes(cfg.hash_workers, cfg.hash_queue_limit);
+  auth::token_cache tokens(*db, cfg.auth_cache_ttl_s);
+  catalog::client catalog_client(ioc.get_executor(),
+                                 catalog::client_options{cfg.catalog_base_url, cfg.catalog_timeout_s,
+                                                         cfg.catalog_max_retries, cfg.catalog_max_concurrency,
+                                                         cfg.catalog_backoff_base_s, cfg.catalog_backoff_cap_s},
+                                 metrics);
+  catalog::product_cache products(*db, catalog_client, cfg, metrics, background, ioc.get_executor(),
+                                  [] { return util::now_micros(); });
+  app a{cfg, *db, jwt, hashes, tokens, catalog_client, products, metrics, background};
+
+  dispatcher dispatch(a);
+  http::server srv(
+      ioc,
+      http::server_options{cfg.host, static_cast<unsigned short>(cfg.api_port), cfg.body_limit, 8 * 1024,
+                           cfg.request_timeout_s, cfg.idle_timeout_s, cfg.cors_origins},
+      [&](http::request& r) { return dispatch(r); }, [](core::errc e) { return api::fail(e); },
+      [&](const http::request& r, int st, double s) {
+        metrics.observe_request(r.route, r.raw ? std::string_view(r.raw->method_string()) : "", st, s);
+      });
+  unsigned short port = 0;
+  try {
+    port = srv.listen();
+  } catch (const std::exception& e) {
+    util::log(util::log_level::critical, "cannot listen", {{"error", e.what()}, {"port", cfg.api_port}});
+    stop_threads();
+    return 1;
+  }
+  srv.start();
+  if (cfg.catalog_warm_interval_s >= 0) products.start_warmup();
+  util::log(util::log_level::info, "listening",
+            {{"port", static_cast<int>(port)}, {"host", cfg.host}, {"backend", db->backend()},
+             {"threads", cfg.api_threads}, {"version", FAV_VERSION}});
+
+  // SIGTERM/SIGINT: stop accepting, let in-flight requests and background work finish (bounded).
+  std::promise<void> stopped;
+  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    util::log(util::log_level::info, "shutting down", {{"signal", sig}});
+    srv.begin_shutdown();
+    background.stop();
+    net::co_spawn(
+        ioc,
+        [&]() -> net::awaitable<void> {
+          auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                              std::chrono::duration<double>(cfg.drain_timeout_s));
+          net::steady_timer t(co_await net::this_coro::executor);
+          while ((srv.active_requests() > 0 || background.active() > 0) && std::chrono::steady_clock::now() < deadline) {
+            t.expires_after(std::chrono::milliseconds(20));
+            co_await t.async_wait(net::use_awaitable);
+          }
+          if (srv.active_requests() > 0 || background.active() > 0)
+            util::log(util::log_level::warning, "drain timeout; exiting with work in flight",
+                      {{"requests", srv.active_requests()}, {"background", background.active()}});
+          stopped.set_value();
+        },
+        net::detached);
+  });
+  stopped.get_future().wait();
+  catalog_client.shutdown();
+  stop_threads();
+  hashes.stop();
+  db.reset();
+  util::log(util::log_level::info, "stopped", {});
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"favorites-api: the Favorites API service. Configured through the environment and .env."};
+  cli.set_version_flag("--version", FAV_VERSION);
+  cli.require_subcommand(0, 1);
+  auto* serve_cmd = cli.add_subcommand("serve", "Run the HTTP service (the default).");
+  auto* migrate_cmd = cli.add_subcommand("migrate", "Apply database migrations and exit.");
+  auto* check_cmd = cli.add_subcommand("check-config", "Validate the configuration and exit (non-zero with the reason).");
+  auto* health_cmd = cli.add_subcommand("healthcheck", "Exit 0 when a running instance answers GET /health/ready with 200.");
+  std::string hc_host = "127.0.0.1";
+  int hc_port = 0;
+  health_cmd->add_option("--host", hc_host, "Host of the running instance.");
+  health_cmd->add_option("--port", hc_port, "Port (default: API_PORT).");
+  CLI11_PARSE(cli, argc, argv);
+
+  auto cfg = load_or_exit();
+  util::log_init(cfg.log_level);
+  auth::init_crypto();
+  int rc = 0;
+  if (*check_cmd) {
+    std::cout << "configuration ok (env=" << cfg.env << ", backend=" << (cfg.database_is_postgres ? "postgresql" : "sqlite")
+              << ")" << std::endl;
+  } else if (*migrate_cmd) {
+    rc = migrate_only(cfg);
+  } else if (*health_cmd) {
+    rc = healthcheck(hc_host, hc_port ? hc_port : cfg.api_port);
+  } else {
+    (void)serve_cmd;
+    rc = serve(cfg);
+  }
+  util::log_shutdown();
+  return rc;
+}

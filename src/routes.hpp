@@ -1,0 +1,46 @@
+// THE route table and the dispatcher that applies it: match → 404/405 → auth policy → handler,
+// with the service's one `try`.
+#pragma once
+#include <boost/asio/awaitable.hpp>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "api/handlers.hpp"
+#include "auth/policy.hpp"
+#include "http/message.hpp"
+#include "http/router.hpp"
+
+namespace fav {
+
+struct app;
+
+struct route_def {
+  http::verb method;
+  std::string_view pattern;
+  auth::policy policy;
+  api::handler handle;
+};
+
+// Every route of the service, one line each (src/routes.cpp).
+std::span<const route_def> route_table();
+
+// Method and pattern of every route, for the OpenAPI drift test.
+struct route_info {
+  std::string_view method;
+  std::string_view pattern;
+};
+std::vector<route_info> route_list();
+
+class dispatcher {
+ public:
+  explicit dispatcher(app& a);
+  // Never throws: infrastructure failures become 503 database_unavailable, bugs 500.
+  boost::asio::awaitable<http::response> operator()(http::request& req);
+
+ private:
+  app& app_;
+  std::vector<http::path_pattern> patterns_;  // parallel to route_table()
+};
+
+}  // namespace fav

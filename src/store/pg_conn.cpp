@@ -1,0 +1,287 @@
+// libpq's asynchronous protocol on Asio: the socket is only waited on (never read or closed by
+// us), libpq does the I/O; every wait races a deadline, so a dead server cannot hang a caller.
+#include "store/pg_conn.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
+#include <charconv>
+
+namespace fav::store {
+
+namespace {
+
+// libpq's messages end with a newline; a log line should not.
+std::string trimmed(const char* msg) {
+  std::string s = msg ? msg : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// SQLSTATE classes that mean "the database is not serving", not "this request is wrong":
+// connection exceptions, insufficient resources, operator intervention (shutdown,
+// cancel), system errors, and transaction rollbacks (serialization failure, deadlock).
+bool is_outage(std::string_view state) {
+  const std::string_view cls = state.substr(0, 2);
+  return cls == "08" || cls == "53" || cls == "57" || cls == "58" || cls == "40";
+}
+
+// Keyword/value pairs for PQconnectStartParams, owning their text.
+struct conn_params {
+  std::vector<std::string> keys, values;
+
+  std::string* find(std::string_view key) {
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] == key) return &values[i];
+    }
+    return nullptr;
+  }
+};
+
+conn_params parse_conninfo(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (!opts) {
+    const std::string msg = err ? trimmed(err) : "out of memory";
+    PQfreemem(err);
+    throw unavailable("postgresql: invalid connection string: " + msg);
+  }
+  conn_params p;
+  for (PQconninfoOption* o = opts; o->keyword; ++o) {
+    if (o->val && *o->val) {
+      p.keys.emplace_back(o->keyword);
+      p.values.emplace_back(o->val);
+    }
+  }
+  PQconninfoFree(opts);
+  return p;
+}
+
+// libpq resolves host names with a blocking getaddrinfo inside PQconnectPoll, so a single
+// DNS host name is resolved here, off the I/O threads (Asio's resolver thread), and handed
+// over as `hostaddr`: every address, in order, so libpq still falls back from one to the next.
+// IP literals, socket directories and multi-host lists are left to libpq.
+net::awaitable<void> resolve_host(net::any_io_executor ex, conn_params& p) {
+  std::string* host = p.find("host");
+  if (!host || p.find("hostaddr") || host->empty() || host->front() == '/' ||
+      host->front() == '@' || host->find(',') != std::string::npos) {
+    co_return;
+  }
+  boost::system::error_code ec;
+  (void)net::ip::make_address(*host, ec);
+  if (!ec) co_return;  // already numeric
+  const std::string name = *host;
+  net::ip::tcp::resolver resolver(ex);
+  auto [rec, results] =
+      co_await resolver.async_resolve(name, "5432", net::as_tuple(net::use_awaitable));
+  if (rec || results.empty()) {
+    throw unavailable("postgresql: cannot resolve host " + name + ": " + rec.message());
+  }
+  std::string hosts, addrs;
+  std::vector<net::ip::address> seen;  // one per address, not per socket type
+  for (const auto& entry : results) {
+    const net::ip::address a = entry.endpoint().address();
+    if (std::find(seen.begin(), seen.end(), a) != seen.end()) continue;
+    seen.push_back(a);
+    hosts += (hosts.empty() ? "" : ",") + name;
+    addrs += (addrs.empty() ? "" : ",") + a.to_string();
+  }
+  *p.find("host") = hosts;  // `host` stays a name: SSL verification and Kerberos use it
+  p.keys.emplace_back("hostaddr");
+  p.values.push_back(addrs);
+}
+
+// Server notices (e.g. "relation already exists, skipping") would otherwise go to stderr
+// and break the one-JSON-object-per-line log.
+void ignore_notice(void*, const char*) {}
+
+}  // namespace
+
+pg_error::pg_error(std::string state, const std::string& message)
+    : std::runtime_error(message), sqlstate(std::move(state)) {}
+
+std::int64_t pg_result::affected() const {
+  if (!r_) return 0;
+  const char* n = PQcmdTuples(r_.get());
+  std::int64_t v = 0;
+  std::from_chars(n, n + std::char_traits<char>::length(n), v);
+  return v;
+}
+
+std::string pg_result::text(int r, int c) const {
+  return std::string(PQgetvalue(r_.get(), r, c),
+                     static_cast<std::size_t>(PQgetlength(r_.get(), r, c)));
+}
+
+std::int64_t pg_result::int64(int r, int c) const {
+  const char* v = PQgetvalue(r_.get(), r, c);
+  const char* end = v + PQgetlength(r_.get(), r, c);
+  std::int64_t out = 0;
+  if (std::from_chars(v, end, out).ec != std::errc{}) {
+    throw std::runtime_error("postgresql: not an integer: " + std::string(v, end));
+  }
+  return out;
+}
+
+std::optional<std::int64_t> pg_result::opt_int64(int r, int c) const {
+  if (is_null(r, c)) return std::nullopt;
+  return int64(r, c);
+}
+
+bool pg_result::boolean(int r, int c) const { return PQgetvalue(r_.get(), r, c)[0] == 't'; }
+
+pg_conn::pg_conn(net::any_io_executor ex) : sock_(std::move(ex)) {}
+
+pg_conn::~pg_conn() {
+  // libpq owns the descriptor: stop watching it, then let PQfinish close it.
+  if (sock_.is_open()) sock_.release();
+  if (conn_) PQfinish(conn_);
+}
+
+void pg_conn::fail(const char* what) {
+  broken_ = true;
+  throw unavailable(std::string("postgresql: ") + what + ": " + trimmed(PQerrorMessage(conn_)));
+}
+
+void pg_conn::bind_socket() {
+  // While connecting libpq may close its socket and open another (next address, SSL or GSS
+  // fallback), possibly with the same number, so the watch is renewed every time.
+  if (sock_.is_open()) sock_.release();
+  const int fd = PQsocket(conn_);
+  if (fd >= 0) sock_.assign(fd);
+}
+
+net::awaitable<std::unique_ptr<pg_conn>> pg_conn::connect(net::any_io_executor ex,
+                                                         const std::string& conninfo,
+                                                         pg_clock::duration timeout) {
+  const auto deadline = pg_clock::now() + timeout;
+  conn_params params = parse_conninfo(conninfo);
+  co_await resolve_host(ex, params);
+  std::vector<const char*> keys, values;
+  for (std::size_t i = 0; i < params.keys.size(); ++i) {
+    keys.push_back(params.keys[i].c_str());
+    values.push_back(params.values[i].c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  std::unique_ptr<pg_conn> c(new pg_conn(std::move(ex)));
+  c->conn_ = PQconnectStartParams(keys.data(), values.data(), 0);
+  if (!c->conn_) throw unavailable("postgresql: connect: out of memory");
+  if (PQstatus(c->conn_) == CONNECTION_BAD) c->fail("connect");
+  PQsetNoticeProcessor(c->conn_, &ignore_notice, nullptr);
+  // libpq's protocol: start as if PQconnectPoll had asked for writability.
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  while (st != PGRES_POLLING_OK) {
+    if (st == PGRES_POLLING_FAILED) c->fail("connect");
+    c->bind_socket();
+    co_await c->wait(st == PGRES_POLLING_READING ? io::read : io::write, deadline);
+    st = PQconnectPoll(c->conn_);
+  }
+  if (PQsetnonblocking(c->conn_, 1) != 0) c->fail("connect");
+  c->bind_socket();
+  co_return c;
+}
+
+net::awaitable<bool> pg_conn::wait(io what, pg_clock::time_point deadline) {
+  using namespace net::experimental::awaitable_operators;
+  using sd = net::posix::stream_descriptor;
+  constexpr auto tok = net::as_tuple(net::use_awaitable);
+  net::steady_timer timer(sock_.get_executor(), deadline);
+  if (what == io::either) {
+    auto r = co_await (sock_.async_wait(sd::wait_read, tok) ||
+                       sock_.async_wait(sd::wait_write, tok) || timer.async_wait(tok));
+    if (r.index() == 2) {
+      broken_ = true;
+      throw unavailable("postgresql: timed out");
+    }
+    co_return r.index() == 0;
+  }
+  auto r = co_await (sock_.async_wait(what == io::read ? sd::wait_read : sd::wait_write, tok) ||
+                     timer.async_wait(tok));
+  if (r.index() == 1) {
+    // The connection is mid-protocol; it is dropped rather than reused.
+    broken_ = true;
+    throw unavailable("postgresql: timed out");
+  }
+  co_return what == io::read;
+}
+
+net::awaitable<pg_result> pg_conn::finish(pg_clock::time_point deadline) {
+  // PQflush: 1 means "more to send": wait for either direction, since the server may be
+  // waiting for us to read before it reads more.
+  for (;;) {
+    const int f = PQflush(conn_);
+    if (f == 0) break;
+    if (f < 0) fail("send");
+    if (co_await wait(io::either, deadline) && !PQconsumeInput(conn_)) fail("receive");
+  }
+  pg_result last;
+  std::optional<pg_error> error;
+  for (;;) {
+    while (PQisBusy(conn_)) {
+      co_await wait(io::read, deadline);
+      if (!PQconsumeInput(conn_)) fail("receive");
+    }
+    PGresult* r = PQgetResult(conn_);
+    if (!r) break;
+    pg_result res(r);
+    const ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
+      const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      if (!error) error.emplace(state ? state : "", trimmed(PQresultErrorMessage(r)));
+    } else {
+      last = std::move(res);
+    }
+  }
+  if (PQstatus(conn_) == CONNECTION_BAD) fail("connection lost");
+  if (error) {
+    if (is_outage(error->sqlstate)) {
+      throw unavailable("postgresql: " + error->sqlstate + ": " + error->what());
+    }
+    throw std::move(*error);
+  }
+  co_return last;
+}
+
+net::awaitable<pg_result> pg_conn::query(const pg_statement& st, std::vector<pg_param> params,
+                                         pg_clock::duration timeout) {
+  const auto deadline = pg_clock::now() + timeout;
+  if (!prepared_.contains(st.name)) {
+    if (!PQsendPrepare(conn_, st.name, st.text, 0, nullptr)) fail("send");
+    co_await finish(deadline);
+    prepared_.insert(st.name);
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  if (!PQsendQueryPrepared(conn_, st.name, static_cast<int>(values.size()), values.data(),
+                           nullptr, nullptr, 0)) {
+    fail("send");
+  }
+  co_return co_await finish(deadline);
+}
+
+net::awaitable<pg_result> pg_conn::script(const char* sql, pg_clock::duration timeout) {
+  const auto deadline = pg_clock::now() + timeout;
+  if (!PQsendQuery(conn_, sql)) fail("send");
+  co_return co_await finish(deadline);
+}
+
+bool pg_conn::alive() {
+  if (broken_ || PQstatus(conn_) != CONNECTION_OK) return false;
+  // Twice: the first read may return the shutdown message, the second the end of stream.
+  for (int i = 0; i < 2; ++i) {
+    if (!PQconsumeInput(conn_)) return false;
+  }
+  return reusable();
+}
+
+bool pg_conn::reusable() const {
+  return !broken_ && PQstatus(conn_) == CONNECTION_OK &&
+         PQtransactionStatus(conn_) == PQTRANS_IDLE;
+}
+
+}  // namespace fav::store

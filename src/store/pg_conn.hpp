@@ -1,0 +1,99 @@
+// One PostgreSQL connection driven by libpq's non-blocking API on the Asio event loop: connect,
+// lazily prepared named statements, every wait bounded by a deadline. One user at a time.
+#pragma once
+#include <libpq-fe.h>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "store/store.hpp"
+
+namespace fav::store {
+
+using pg_clock = std::chrono::steady_clock;
+
+// SQL text with its name; the name is also the prepared-statement name on every connection.
+struct pg_statement {
+  const char* name;
+  const char* text;
+};
+
+// A bound parameter in text form; nullopt is SQL NULL.
+using pg_param = std::optional<std::string>;
+
+// An error the server reported for a statement (a bug or a constraint), not an outage.
+struct pg_error : std::runtime_error {
+  pg_error(std::string state, const std::string& message);
+  std::string sqlstate;  // e.g. "23505" unique_violation
+};
+
+// Owns one PGresult; accessors read row `r`, column `c` of a text-format result.
+class pg_result {
+ public:
+  explicit pg_result(PGresult* r = nullptr) : r_(r, &PQclear) {}
+  int rows() const { return r_ ? PQntuples(r_.get()) : 0; }
+  // Rows touched by INSERT/UPDATE/DELETE (PQcmdTuples); 0 when not applicable.
+  std::int64_t affected() const;
+  bool is_null(int r, int c) const { return PQgetisnull(r_.get(), r, c) != 0; }
+  std::string text(int r, int c) const;
+  std::int64_t int64(int r, int c) const;
+  std::optional<std::int64_t> opt_int64(int r, int c) const;
+  bool boolean(int r, int c) const;
+
+ private:
+  std::unique_ptr<PGresult, decltype(&PQclear)> r_;
+};
+
+class pg_conn {
+ public:
+  // Opens a connection (PQconnectStartParams/PQconnectPoll; a DNS host name is resolved
+  // asynchronously first); throws unavailable when it fails or takes longer than `timeout`.
+  static net::awaitable<std::unique_ptr<pg_conn>> connect(net::any_io_executor ex,
+                                                          const std::string& conninfo,
+                                                          pg_clock::duration timeout);
+  ~pg_conn();
+  pg_conn(const pg_conn&) = delete;
+  pg_conn& operator=(const pg_conn&) = delete;
+
+  // Runs `st` with text parameters, preparing it first if this connection has not yet.
+  // Throws unavailable (connection lost, timeout, server shutting down) or pg_error.
+  net::awaitable<pg_result> query(const pg_statement& st, std::vector<pg_param> params,
+                                  pg_clock::duration timeout);
+  // Runs parameterless SQL text, several statements allowed (migrations, BEGIN, COMMIT);
+  // returns the last result. Throws like query().
+  net::awaitable<pg_result> script(const char* sql, pg_clock::duration timeout);
+
+  // Checked when taken from the pool: still connected, nothing arrived while idle that says
+  // otherwise (a server shutting down sends an error, then closes).
+  bool alive();
+  // May go back to the pool: healthy, idle, outside any transaction.
+  bool reusable() const;
+
+ private:
+  enum class io { read, write, either };
+
+  explicit pg_conn(net::any_io_executor ex);
+  void bind_socket();
+  // Waits until the socket is ready for `what`; true when readable. Throws on the deadline.
+  net::awaitable<bool> wait(io what, pg_clock::time_point deadline);
+  // Flushes the sent command and collects its results (PQgetResult until null).
+  net::awaitable<pg_result> finish(pg_clock::time_point deadline);
+  [[noreturn]] void fail(const char* what);
+
+  PGconn* conn_ = nullptr;
+  net::posix::stream_descriptor sock_;
+  std::unordered_set<std::string> prepared_;
+  bool broken_ = false;
+};
+
+}  // namespace fav::store

@@ -1,0 +1,97 @@
+// The pool's state lives under one mutex and is never held across an await; a waiter is woken
+// through its own channel, and what it was given is read under the mutex, so a wake-up that
+// races the deadline can neither lose a connection nor hand one out twice.
+#include "store/pg_pool.hpp"
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace fav::store {
+
+pg_pool::pg_pool(net::any_io_executor ex, std::string conninfo, int size, pg_limits limits)
+    : ex_(std::move(ex)), conninfo_(std::move(conninfo)), size_(std::max(size, 1)),
+      limits_(limits) {
+  idle_.reserve(static_cast<std::size_t>(size_));  // so release() never allocates
+}
+
+pg_pool::~pg_pool() = default;
+
+pg_pool::stats pg_pool::snapshot() const {
+  std::lock_guard lk(mu_);
+  return {size_, open_, static_cast<int>(idle_.size()), static_cast<int>(waiters_.size())};
+}
+
+net::awaitable<pg_pool::lease> pg_pool::acquire() {
+  const auto deadline = pg_clock::now() + limits_.acquire_timeout;
+  for (;;) {
+    std::unique_ptr<pg_conn> conn;
+    std::shared_ptr<waiter> w;
+    {
+      std::lock_guard lk(mu_);
+      if (!idle_.empty()) {
+        conn = std::move(idle_.back());  // most recently used: least likely to have gone stale
+        idle_.pop_back();
+      } else if (open_ < size_) {
+        ++open_;  // our slot; connected below
+      } else if (waiters_.size() >= limits_.max_waiters) {
+        throw unavailable("postgresql: too many requests waiting for a connection");
+      } else {
+        w = std::make_shared<waiter>(ex_);
+        waiters_.push_back(w);
+      }
+    }
+    if (w) conn = co_await wait_turn(std::move(w), deadline);
+    if (conn) {
+      // An idle connection may have died with a restarted server: drop it and go round again.
+      if (conn->alive()) co_return lease(this, std::move(conn));
+      release(std::move(conn));
+      continue;
+    }
+    // We hold a free slot: connect, or give the slot back (to a waiter, if any) on failure.
+    try {
+      conn = co_await pg_conn::connect(ex_, conninfo_, limits_.connect_timeout);
+    } catch (...) {
+      release(nullptr);
+      throw;
+    }
+    co_return lease(this, std::move(conn));
+  }
+}
+
+net::awaitable<std::unique_ptr<pg_conn>> pg_pool::wait_turn(std::shared_ptr<waiter> w,
+                                                            pg_clock::time_point deadline) {
+  using namespace net::experimental::awaitable_operators;
+  constexpr auto tok = net::as_tuple(net::use_awaitable);
+  net::steady_timer timer(ex_, deadline);
+  co_await (w->wake.async_receive(tok) || timer.async_wait(tok));
+  std::lock_guard lk(mu_);
+  if (w->granted) co_return std::move(w->conn);
+  waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
+  throw unavailable("postgresql: timed out waiting for a free connection");
+}
+
+void pg_pool::release(std::unique_ptr<pg_conn> c) noexcept {
+  std::unique_ptr<pg_conn> drop;  // closed after unlocking
+  std::shared_ptr<waiter> next;
+  {
+    std::lock_guard lk(mu_);
+    if (c && !c->reusable()) drop = std::move(c);
+    if (!waiters_.empty()) {
+      // The slot passes on: with a connection, or empty for the waiter to connect itself.
+      next = std::move(waiters_.front());
+      waiters_.pop_front();
+      next->granted = true;
+      next->conn = std::move(c);
+    } else if (c) {
+      idle_.push_back(std::move(c));
+    } else {
+      --open_;
+    }
+  }
+  if (next) next->wake.try_send(boost::system::error_code{});
+}
+
+}  // namespace fav::store

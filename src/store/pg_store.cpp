@@ -1,0 +1,413 @@
+// PostgreSQL statements and the store methods over them. Times travel as int8 microseconds and
+// are converted in SQL (exactly: interval arithmetic, not float seconds); money as int8 cents.
+#include "store/pg_store.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+#include <map>
+
+#include "store/pg_migrations.hpp"
+#include "util/random.hpp"
+#include "util/time.hpp"
+
+namespace fav::store {
+
+namespace {
+
+namespace sql {
+
+constexpr pg_statement ping{"ping", "SELECT 1"};
+
+constexpr pg_statement insert_customer{"insert_customer", R"sql(
+INSERT INTO customers (id, name, email, password_hash, created_at, updated_at)
+VALUES ($1::uuid, $2, $3, $4,
+        timestamptz 'epoch' + $5::int8 * interval '1 microsecond',
+        timestamptz 'epoch' + $6::int8 * interval '1 microsecond')
+ON CONFLICT DO NOTHING)sql"};
+
+constexpr pg_statement find_customer{"find_customer", R"sql(
+SELECT id::text, name, email, password_hash,
+       (extract(epoch FROM created_at) * 1000000)::int8,
+       (extract(epoch FROM updated_at) * 1000000)::int8
+FROM customers WHERE id = $1::uuid)sql"};
+
+constexpr pg_statement find_customer_by_email{"find_customer_by_email", R"sql(
+SELECT id::text, name, email, password_hash,
+       (extract(epoch FROM created_at) * 1000000)::int8,
+       (extract(epoch FROM updated_at) * 1000000)::int8
+FROM customers WHERE email = $1)sql"};
+
+// One round trip for page and total: the filtered set is inlined twice (count and page), and
+// the page hangs off a single row so an empty page still carries the total.
+// position() matches literally: '%' and '_' in a filter are plain characters.
+constexpr pg_statement list_customers{"list_customers", R"sql(
+WITH f AS NOT MATERIALIZED (
+  SELECT id, name, email, password_hash, created_at, updated_at FROM customers
+  WHERE ($1::text IS NULL OR position(lower($1::text) IN lower(name)) > 0)
+    AND ($2::text IS NULL OR position(lower($2::text) IN lower(email)) > 0)
+    AND ($3::int8 IS NULL OR created_at >= timestamptz 'epoch' + $3::int8 * interval '1 microsecond')
+    AND ($4::int8 IS NULL OR created_at <= timestamptz 'epoch' + $4::int8 * interval '1 microsecond'))
+SELECT (SELECT count(*) FROM f), p.id::text, p.name, p.email, p.password_hash,
+       (extract(epoch FROM p.created_at) * 1000000)::int8,
+       (extract(epoch FROM p.updated_at) * 1000000)::int8
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (SELECT * FROM f ORDER BY created_at, id LIMIT $5::int8 OFFSET $6::int8) AS p ON true
+ORDER BY p.created_at, p.id)sql"};
+
+// found / email taken by another customer / a value changed (and only then updated_at moves).
+// A racing insert of the same email still trips the UNIQUE constraint: see update_customer.
+constexpr pg_statement update_customer{"update_customer", R"sql(
+WITH cur AS (SELECT 1 FROM customers WHERE id = $1::uuid),
+taken AS (SELECT 1 FROM customers WHERE $3::text IS NOT NULL AND email = $3::text AND id <> $1::uuid),
+upd AS (
+  UPDATE customers c
+  SET name = coalesce($2::text, c.name), email = coalesce($3::text, c.email),
+      updated_at = timestamptz 'epoch' + $4::int8 * interval '1 microsecond'
+  WHERE c.id = $1::uuid AND NOT EXISTS (SELECT 1 FROM taken)
+    AND (c.name <> coalesce($2::text, c.name) OR c.email <> coalesce($3::text, c.email))
+  RETURNING 1)
+SELECT EXISTS (SELECT 1 FROM cur), EXISTS (SELECT 1 FROM taken), EXISTS (SELECT 1 FROM upd))sql"};
+
+// Favorites and refresh tokens go with it (ON DELETE CASCADE).
+constexpr pg_statement delete_customer{"delete_customer",
+                                       "DELETE FROM customers WHERE id = $1::uuid"};
+
+constexpr pg_statement check_token{"check_token", R"sql(
+SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid),
+       EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2))sql"};
+
+constexpr pg_statement revoke_token{"revoke_token", R"sql(
+INSERT INTO revoked_tokens (jti, expires_at)
+VALUES ($1, timestamptz 'epoch' + $2::int8 * interval '1 microsecond')
+ON CONFLICT DO NOTHING)sql"};
+
+// Revocations matter only until the token would have expired anyway.
+constexpr pg_statement prune_revoked_tokens{"prune_revoked_tokens", R"sql(
+DELETE FROM revoked_tokens
+WHERE expires_at < timestamptz 'epoch' + $1::int8 * interval '1 microsecond')sql"};
+
+constexpr pg_statement insert_refresh_token{"insert_refresh_token", R"sql(
+INSERT INTO refresh_tokens (token_hash, family_id, customer_id, created_at, expires_at)
+VALUES ($1, $2, $3::uuid,
+        timestamptz 'epoch' + $4::int8 * interval '1 microsecond',
+        timestamptz 'epoch' + $5::int8 * interval '1 microsecond'))sql"};
+
+// Locks the old token's row (FOR UPDATE), so of two concurrent rotations the second waits and
+// then sees the first one's used_at; rotates only an active token of a family with no revoked
+// token (closing the window where a reuse revokes the family while a rotation commits), the
+// new row inheriting family and owner. Returns the old row's owner, family, used, revoked,
+// and whether it was rotated now; no row when the token is unknown.
+constexpr pg_statement rotate_refresh_token{"rotate_refresh_token", R"sql(
+WITH old AS MATERIALIZED (
+  SELECT t.token_hash, t.family_id, t.customer_id, t.used_at, t.expires_at,
+         t.revoked_at IS NOT NULL OR EXISTS (
+           SELECT 1 FROM refresh_tokens f
+           WHERE f.family_id = t.family_id AND f.revoked_at IS NOT NULL) AS revoked
+  FROM refresh_tokens t WHERE t.token_hash = $1 FOR UPDATE OF t),
+rotated AS (
+  UPDATE refresh_tokens r SET used_at = timestamptz 'epoch' + $2::int8 * interval '1 microsecond'
+  FROM old
+  WHERE r.token_hash = old.token_hash AND old.used_at IS NULL AND NOT old.revoked
+    AND old.expires_at > timestamptz 'epoch' + $2::int8 * interval '1 microsecond'
+  RETURNING r.family_id, r.customer_id),
+inserted AS (
+  INSERT INTO refresh_tokens (token_hash, family_id, customer_id, created_at, expires_at)
+  SELECT $3, family_id, customer_id,
+         timestamptz 'epoch' + $4::int8 * interval '1 microsecond',
+         timestamptz 'epoch' + $5::int8 * interval '1 microsecond'
+  FROM rotated
+  RETURNING 1)
+SELECT old.customer_id::text, old.family_id, old.used_at IS NOT NULL, old.revoked,
+       EXISTS (SELECT 1 FROM inserted)
+FROM old)sql"};
+
+constexpr pg_statement revoke_refresh_family{"revoke_refresh_family", R"sql(
+UPDATE refresh_tokens SET revoked_at = timestamptz 'epoch' + $2::int8 * interval '1 microsecond'
+WHERE family_id = $1 AND revoked_at IS NULL)sql"};
+
+constexpr pg_statement get_cached_product{"get_cached_product", R"sql(
+SELECT id, title, image_url, round(price * 100)::int8, round(review_rate * 100)::int8,
+       review_count, (extract(epoch FROM fetched_at) * 1000000)::int8
+FROM products_cache WHERE id = $1::int8)sql"};
+
+// All rows in one statement from a JSON array; sorted by id so concurrent batches lock rows in
+// the same order.
+constexpr pg_statement upsert_products{"upsert_products", R"sql(
+INSERT INTO products_cache (id, title, image_url, price, review_rate, review_count, fetched_at)
+SELECT p.id, left(p.title, 255), p.image_url, p.price_cents / 100.0, p.rate_cents / 100.0,
+       p.review_count, timestamptz 'epoch' + p.fetched_at * interval '1 microsecond'
+FROM json_to_recordset($1::json) AS p(id int8, title text, image_url text, price_cents int8,
+                                      rate_cents int8, review_count int8, fetched_at int8)
+ORDER BY p.id
+ON CONFLICT (id) DO UPDATE SET
+  title = excluded.title, image_url = excluded.image_url, price = excluded.price,
+  review_rate = excluded.review_rate, review_count = excluded.review_count,
+  fetched_at = excluded.fetched_at)sql"};
+
+constexpr pg_statement insert_favorite{"insert_favorite", R"sql(
+INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
+SELECT $1::uuid, $2::int8, timestamptz 'epoch' + $3::int8 * interval '1 microsecond'
+WHERE EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid)
+ON CONFLICT DO NOTHING)sql"};
+
+constexpr pg_statement delete_favorite{"delete_favorite", R"sql(
+DELETE FROM customer_favorite_products WHERE customer_id = $1::uuid AND product_id = $2::int8)sql"};
+
+// Columns 0..8 as read by read_favorite().
+constexpr pg_statement get_favorite{"get_favorite", R"sql(
+SELECT f.product_id, (extract(epoch FROM f.favorited_at) * 1000000)::int8,
+       c.id IS NOT NULL, c.title, c.image_url, round(c.price * 100)::int8,
+       round(c.review_rate * 100)::int8, c.review_count,
+       (extract(epoch FROM c.fetched_at) * 1000000)::int8
+FROM customer_favorite_products f LEFT JOIN products_cache c ON c.id = f.product_id
+WHERE f.customer_id = $1::uuid AND f.product_id = $2::int8)sql"};
+
+// Same shape as list_customers: column 0 is the total, then get_favorite's columns.
+constexpr pg_statement list_favorites{"list_favorites", R"sql(
+WITH f AS NOT MATERIALIZED (
+  SELECT product_id, favorited_at FROM customer_favorite_products WHERE customer_id = $1::uuid)
+SELECT (SELECT count(*) FROM f), p.product_id,
+       (extract(epoch FROM p.favorited_at) * 1000000)::int8,
+       c.id IS NOT NULL, c.title, c.image_url, round(c.price * 100)::int8,
+       round(c.review_rate * 100)::int8, c.review_count,
+       (extract(epoch FROM c.fetched_at) * 1000000)::int8
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (SELECT * FROM f ORDER BY favorited_at DESC, product_id DESC
+                   LIMIT $2::int8 OFFSET $3::int8) AS p ON true
+LEFT JOIN products_cache c ON c.id = p.product_id
+ORDER BY p.favorited_at DESC, p.product_id DESC)sql"};
+
+}  // namespace sql
+
+std::string num(std::int64_t v) { return std::to_string(v); }
+
+pg_param opt_num(const std::optional<std::int64_t>& v) {
+  return v ? pg_param(num(*v)) : std::nullopt;
+}
+
+// Columns c..c+5 of a customer row.
+core::customer read_customer(const pg_result& r, int row, int c) {
+  return {r.text(row, c), r.text(row, c + 1), r.text(row, c + 2), r.text(row, c + 3),
+          r.int64(row, c + 4), r.int64(row, c + 5)};
+}
+
+// Columns c..c+8 of a favorite row (see sql::get_favorite).
+core::favorite read_favorite(const pg_result& r, int row, int c) {
+  core::favorite f{r.int64(row, c), r.int64(row, c + 1), std::nullopt};
+  if (r.boolean(row, c + 2)) {
+    f.cached = core::product{f.product_id,           r.text(row, c + 3),
+                             r.text(row, c + 4),     r.int64(row, c + 5),
+                             r.opt_int64(row, c + 6), r.opt_int64(row, c + 7),
+                             r.int64(row, c + 8)};
+  }
+  return f;
+}
+
+}  // namespace
+
+pg_store::pg_store(net::any_io_executor ex, std::string conninfo, int pool_size, pg_limits limits)
+    : pool_(std::move(ex), std::move(conninfo), pool_size, limits) {}
+
+store::pool_usage pg_store::usage() const {
+  const pg_pool::stats s = pool_.snapshot();
+  return {s.open - s.idle, s.waiting};
+}
+
+template <class... A>
+net::awaitable<pg_result> pg_store::run(const pg_statement& st, A... params) {
+  // Parameters travel as a pack, not a braced list: GCC 12 rejects an initializer_list
+  // inside a co_await expression.
+  std::vector<pg_param> ps;
+  ps.reserve(sizeof...(A));
+  (ps.emplace_back(std::move(params)), ...);
+  auto c = co_await pool_.acquire();
+  co_return co_await c->query(st, std::move(ps), pool_.limits().query_timeout);
+}
+
+net::awaitable<void> pg_store::migrate() {
+  auto c = co_await pool_.acquire();
+  co_await run_pg_migrations(*c, pool_.limits().migrate_timeout);
+}
+
+net::awaitable<bool> pg_store::ping() {
+  try {
+    co_await run(sql::ping);
+    co_return true;
+  } catch (const std::exception&) {
+    co_return false;
+  }
+}
+
+net::awaitable<bool> pg_store::insert_customer(const core::customer& c) {
+  const pg_result r = co_await run(sql::insert_customer, c.id, c.name, c.email, c.password_hash,
+                                   num(c.created_at), num(c.updated_at));
+  co_return r.affected() == 1;
+}
+
+net::awaitable<std::optional<core::customer>> pg_store::find_customer(std::string id) {
+  // Validated here so a malformed id is "absent", not an SQL cast error.
+  if (!util::is_uuid(id)) co_return std::nullopt;
+  const pg_result r = co_await run(sql::find_customer, std::move(id));
+  if (r.rows() == 0) co_return std::nullopt;
+  co_return read_customer(r, 0, 0);
+}
+
+net::awaitable<std::optional<core::customer>> pg_store::find_customer_by_email(std::string email) {
+  const pg_result r = co_await run(sql::find_customer_by_email, std::move(email));
+  if (r.rows() == 0) co_return std::nullopt;
+  co_return read_customer(r, 0, 0);
+}
+
+net::awaitable<core::page<core::customer>> pg_store::list_customers(core::customer_filter f,
+                                                                    core::page_req p) {
+  const pg_result r = co_await run(sql::list_customers, std::move(f.name), std::move(f.email),
+                                   opt_num(f.created_from), opt_num(f.created_to),
+                                   num(p.per_page), num(p.offset()));
+  core::page<core::customer> out;
+  out.total = r.rows() > 0 ? r.int64(0, 0) : 0;
+  for (int i = 0; i < r.rows(); ++i) {
+    if (!r.is_null(i, 1)) out.items.push_back(read_customer(r, i, 1));  // null: empty page
+  }
+  co_return out;
+}
+
+net::awaitable<update_result> pg_store::update_customer(std::string id, customer_patch patch,
+                                                        micros now) {
+  if (!util::is_uuid(id)) co_return update_result::not_found;
+  try {
+    const pg_result r = co_await run(sql::update_customer, std::move(id), std::move(patch.name),
+                                     std::move(patch.email), num(now));
+    if (!r.boolean(0, 0)) co_return update_result::not_found;
+    if (r.boolean(0, 1)) co_return update_result::email_taken;
+    co_return r.boolean(0, 2) ? update_result::updated : update_result::unchanged;
+  } catch (const pg_error& e) {
+    // The one caught constraint error: the statement already refuses an email it can see
+    // taken, but one committed by a racing sign-up or update only shows up here, as the
+    // UNIQUE constraint deciding. An UPDATE cannot do ON CONFLICT.
+    if (e.sqlstate == "23505") co_return update_result::email_taken;
+    throw;
+  }
+}
+
+net::awaitable<bool> pg_store::delete_customer(std::string id) {
+  if (!util::is_uuid(id)) co_return false;
+  const pg_result r = co_await run(sql::delete_customer, std::move(id));
+  co_return r.affected() > 0;
+}
+
+net::awaitable<auth_state> pg_store::check_token(std::string customer_id, std::string jti) {
+  if (!util::is_uuid(customer_id)) co_return auth_state::no_customer;
+  const pg_result r = co_await run(sql::check_token, std::move(customer_id), std::move(jti));
+  if (!r.boolean(0, 0)) co_return auth_state::no_customer;
+  co_return r.boolean(0, 1) ? auth_state::revoked : auth_state::ok;
+}
+
+net::awaitable<void> pg_store::revoke_token(std::string jti, micros expires_at) {
+  co_await run(sql::revoke_token, std::move(jti), num(expires_at));
+  if (revocations_.fetch_add(1, std::memory_order_relaxed) % 64 == 63) {
+    co_await run(sql::prune_revoked_tokens, num(util::now_micros()));
+  }
+}
+
+net::awaitable<void> pg_store::insert_refresh_token(const core::refresh_token& t) {
+  co_await run(sql::insert_refresh_token, t.token_hash, t.family_id, t.customer_id,
+               num(t.created_at), num(t.expires_at));
+}
+
+net::awaitable<rotate_result> pg_store::rotate_refresh_token(std::string old_hash,
+                                                             core::refresh_token& next,
+                                                             micros now) {
+  const pg_result r =
+      co_await run(sql::rotate_refresh_token, std::move(old_hash), num(now), next.token_hash,
+                   num(next.created_at), num(next.expires_at));
+  if (r.rows() == 0) co_return rotate_result::invalid;
+  if (r.boolean(0, 4)) {
+    next.customer_id = r.text(0, 0);
+    next.family_id = r.text(0, 1);
+    co_return rotate_result::rotated;
+  }
+  if (r.boolean(0, 3)) co_return rotate_result::invalid;  // its sign-in already ended
+  if (r.boolean(0, 2)) {
+    // A separate statement on purpose: its fresh snapshot also sees a token that a racing
+    // rotation of the same old token committed while we waited for the row lock.
+    co_await run(sql::revoke_refresh_family, r.text(0, 1), num(now));
+    co_return rotate_result::reused;
+  }
+  co_return rotate_result::invalid;  // expired
+}
+
+net::awaitable<void> pg_store::revoke_refresh_family(std::string family_id, micros now) {
+  co_await run(sql::revoke_refresh_family, std::move(family_id), num(now));
+}
+
+net::awaitable<std::optional<core::product>> pg_store::get_cached_product(std::int64_t id) {
+  const pg_result r = co_await run(sql::get_cached_product, num(id));
+  if (r.rows() == 0) co_return std::nullopt;
+  co_return core::product{r.int64(0, 0),     r.text(0, 1),      r.text(0, 2), r.int64(0, 3),
+                          r.opt_int64(0, 4), r.opt_int64(0, 5), r.int64(0, 6)};
+}
+
+net::awaitable<void> pg_store::upsert_products(std::vector<core::product> products) {
+  // One row per id (the last wins): ON CONFLICT DO UPDATE cannot touch a row twice.
+  std::map<std::int64_t, const core::product*> by_id;
+  for (const auto& p : products) by_id[p.id] = &p;
+  if (by_id.empty()) co_return;
+  boost::json::array rows;
+  rows.reserve(by_id.size());
+  for (const auto& [id, p] : by_id) {
+    boost::json::object o;
+    o["id"] = id;
+    o["title"] = p->title;
+    o["image_url"] = p->image_url;
+    o["price_cents"] = p->price_cents;
+    o["rate_cents"] = p->review_rate_cents ? boost::json::value(*p->review_rate_cents) : nullptr;
+    o["review_count"] = p->review_count ? boost::json::value(*p->review_count) : nullptr;
+    o["fetched_at"] = p->fetched_at;
+    rows.push_back(std::move(o));
+  }
+  co_await run(sql::upsert_products, boost::json::serialize(rows));
+}
+
+net::awaitable<bool> pg_store::insert_favorite(std::string customer_id, std::int64_t product_id,
+                                               micros now) {
+  if (!util::is_uuid(customer_id)) co_return false;
+  const pg_result r =
+      co_await run(sql::insert_favorite, std::move(customer_id), num(product_id), num(now));
+  co_return r.affected() == 1;
+}
+
+net::awaitable<bool> pg_store::delete_favorite(std::string customer_id, std::int64_t product_id) {
+  if (!util::is_uuid(customer_id)) co_return false;
+  const pg_result r =
+      co_await run(sql::delete_favorite, std::move(customer_id), num(product_id));
+  co_return r.affected() > 0;
+}
+
+net::awaitable<core::page<core::favorite>> pg_store::list_favorites(std::string customer_id,
+                                                                    core::page_req p) {
+  core::page<core::favorite> out;
+  if (!util::is_uuid(customer_id)) co_return out;
+  const pg_result r = co_await run(sql::list_favorites, std::move(customer_id), num(p.per_page),
+                                   num(p.offset()));
+  out.total = r.rows() > 0 ? r.int64(0, 0) : 0;
+  for (int i = 0; i < r.rows(); ++i) {
+    if (!r.is_null(i, 1)) out.items.push_back(read_favorite(r, i, 1));  // null: empty page
+  }
+  co_return out;
+}
+
+net::awaitable<std::optional<core::favorite>> pg_store::get_favorite(std::string customer_id,
+                                                                     std::int64_t product_id) {
+  if (!util::is_uuid(customer_id)) co_return std::nullopt;
+  const pg_result r =
+      co_await run(sql::get_favorite, std::move(customer_id), num(product_id));
+  if (r.rows() == 0) co_return std::nullopt;
+  co_return read_favorite(r, 0, 0);
+}
+
+std::unique_ptr<store> make_pg_store(net::any_io_executor ex, std::string conninfo, int pool_size) {
+  return std::make_unique<pg_store>(std::move(ex), std::move(conninfo), pool_size);
+}
+
+}  // namespace fav::store

@@ -1,0 +1,69 @@
+// The PostgreSQL backend of the store: named, lazily prepared statements over a bounded pool of
+// asynchronous libpq connections; no thread ever blocks on a query.
+#pragma once
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <memory>
+#include <string>
+
+#include "store/pg_pool.hpp"
+#include "store/store.hpp"
+
+namespace fav::store {
+
+class pg_store final : public store {
+ public:
+  // `conninfo` is a libpq URI or key=value string; connections open on first use, so
+  // construction never fails for an unreachable server. Destroy before the io_context.
+  pg_store(net::any_io_executor ex, std::string conninfo, int pool_size, pg_limits limits = {});
+
+  net::awaitable<void> migrate() override;
+  net::awaitable<bool> ping() override;
+  std::string backend() const override { return "postgresql"; }
+  pool_usage usage() const override;
+
+  net::awaitable<bool> insert_customer(const core::customer& c) override;
+  net::awaitable<std::optional<core::customer>> find_customer(std::string id) override;
+  net::awaitable<std::optional<core::customer>> find_customer_by_email(std::string email) override;
+  net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f,
+                                                            core::page_req p) override;
+  net::awaitable<update_result> update_customer(std::string id, customer_patch patch,
+                                                micros now) override;
+  net::awaitable<bool> delete_customer(std::string id) override;
+
+  net::awaitable<auth_state> check_token(std::string customer_id, std::string jti) override;
+  net::awaitable<void> revoke_token(std::string jti, micros expires_at) override;
+
+  net::awaitable<void> insert_refresh_token(const core::refresh_token& t) override;
+  // Precedence: unknown or revoked → invalid; used → reused; expired → invalid.
+  net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash,
+                                                     core::refresh_token& next,
+                                                     micros now) override;
+  net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override;
+
+  net::awaitable<std::optional<core::product>> get_cached_product(std::int64_t id) override;
+  // Titles longer than the column (255 characters) are truncated rather than rejected.
+  net::awaitable<void> upsert_products(std::vector<core::product> products) override;
+
+  // Also false when the customer does not exist (deleted meanwhile).
+  net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id,
+                                       micros now) override;
+  net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) override;
+  net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id,
+                                                            core::page_req p) override;
+  net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id,
+                                                             std::int64_t product_id) override;
+
+ private:
+  // Runs one statement on a pooled connection; each parameter converts to pg_param.
+  template <class... A>
+  net::awaitable<pg_result> run(const pg_statement& st, A... params);
+
+  pg_pool pool_;
+  std::atomic<std::uint64_t> revocations_{0};
+};
+
+// The factory main uses for DATABASE_URL=postgresql://...
+std::unique_ptr<store> make_pg_store(net::any_io_executor ex, std::string conninfo, int pool_size);
+
+}  // namespace fav::store

@@ -1,0 +1,546 @@
+// See sqlite_store.hpp. SQL lives in named constants; each constant's address keys the
+// per-connection prepared-statement cache.
+#include "store/sqlite_store.hpp"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "util/time.hpp"
+#include "util/worker_pool.hpp"
+
+namespace fav::store {
+namespace {
+
+using core::micros;
+
+// ---- migrations: numbered, append-only, never dropping data ----
+struct migration {
+  int version;
+  const char* sql;
+};
+constexpr migration migrations[] = {
+    {1, R"sql(
+CREATE TABLE IF NOT EXISTS customers (
+  id UUID PRIMARY KEY, name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL UNIQUE,
+  password_hash VARCHAR(255) NOT NULL, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS products_cache (
+  id BIGINT PRIMARY KEY, title VARCHAR(255) NOT NULL, image_url TEXT NOT NULL, price DECIMAL(10,2) NOT NULL,
+  review_rate DECIMAL(10,2), review_count INT, fetched_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS customer_favorite_products (
+  customer_id UUID NOT NULL REFERENCES customers(id) ON DELETE CASCADE, product_id BIGINT NOT NULL,
+  favorited_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (customer_id, product_id));
+)sql"},
+    {2, R"sql(
+CREATE TABLE IF NOT EXISTS revoked_tokens (jti TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+  token_hash TEXT PRIMARY KEY, family_id TEXT NOT NULL,
+  customer_id UUID NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+  created_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL, used_at TIMESTAMPTZ, revoked_at TIMESTAMPTZ);
+CREATE INDEX IF NOT EXISTS ix_refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX IF NOT EXISTS ix_favorites_customer_recent
+  ON customer_favorite_products (customer_id, favorited_at DESC, product_id DESC);
+CREATE INDEX IF NOT EXISTS ix_customers_created ON customers (created_at, id);
+)sql"},
+};
+
+// ---- statements ----
+constexpr const char* sql_ping = "SELECT 1";
+constexpr const char* sql_insert_customer =
+    "INSERT INTO customers (id, name, email, password_hash, created_at, updated_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT DO NOTHING";
+constexpr const char* sql_customer_by_id =
+    "SELECT id, name, email, password_hash, created_at, updated_at FROM customers WHERE id = ?1";
+constexpr const char* sql_customer_by_email =
+    "SELECT id, name, email, password_hash, created_at, updated_at FROM customers WHERE email = ?1";
+// instr() rather than LIKE so '%' and '_' in a filter are literal.
+#define FAV_CUSTOMER_FILTER                                                                     \
+  " WHERE (?1 IS NULL OR instr(lower(name), ?1) > 0) AND (?2 IS NULL OR instr(lower(email), ?2) > 0)" \
+  " AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR created_at <= ?4)"
+constexpr const char* sql_list_customers =
+    "SELECT id, name, email, password_hash, created_at, updated_at FROM customers" FAV_CUSTOMER_FILTER
+    " ORDER BY created_at, id LIMIT ?5 OFFSET ?6";
+constexpr const char* sql_count_customers = "SELECT count(*) FROM customers" FAV_CUSTOMER_FILTER;
+#undef FAV_CUSTOMER_FILTER
+// OR IGNORE: a unique-email conflict skips the row, so "taken" is a row count, not an error.
+constexpr const char* sql_update_customer =
+    "UPDATE OR IGNORE customers SET name = ?2, email = ?3, updated_at = ?4 WHERE id = ?1";
+constexpr const char* sql_delete_customer = "DELETE FROM customers WHERE id = ?1";
+constexpr const char* sql_check_token =
+    "SELECT EXISTS (SELECT 1 FROM customers WHERE id = ?1), "
+    "EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?2)";
+constexpr const char* sql_revoke_token =
+    "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+constexpr const char* sql_prune_revoked = "DELETE FROM revoked_tokens WHERE expires_at < ?1";
+constexpr const char* sql_insert_refresh =
+    "INSERT INTO refresh_tokens (token_hash, family_id, customer_id, created_at, expires_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+constexpr const char* sql_refresh_by_hash =
+    "SELECT family_id, customer_id, expires_at, used_at IS NOT NULL, revoked_at IS NOT NULL "
+    "FROM refresh_tokens WHERE token_hash = ?1";
+constexpr const char* sql_mark_refresh_used =
+    "UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL";
+constexpr const char* sql_revoke_family =
+    "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL";
+constexpr const char* sql_get_product =
+    "SELECT id, title, image_url, CAST(round(price * 100) AS INTEGER), "
+    "CAST(round(review_rate * 100) AS INTEGER), review_count, fetched_at FROM products_cache WHERE id = ?1";
+constexpr const char* sql_upsert_product =
+    "INSERT INTO products_cache (id, title, image_url, price, review_rate, review_count, fetched_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE SET title = excluded.title, "
+    "image_url = excluded.image_url, price = excluded.price, review_rate = excluded.review_rate, "
+    "review_count = excluded.review_count, fetched_at = excluded.fetched_at";
+constexpr const char* sql_insert_favorite =
+    "INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at) "
+    "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+constexpr const char* sql_delete_favorite =
+    "DELETE FROM customer_favorite_products WHERE customer_id = ?1 AND product_id = ?2";
+#define FAV_FAVORITE_COLUMNS                                                                \
+  "SELECT f.product_id, f.favorited_at, p.id, p.title, p.image_url, "                       \
+  "CAST(round(p.price * 100) AS INTEGER), CAST(round(p.review_rate * 100) AS INTEGER), "    \
+  "p.review_count, p.fetched_at FROM customer_favorite_products f "                         \
+  "LEFT JOIN products_cache p ON p.id = f.product_id "
+constexpr const char* sql_list_favorites = FAV_FAVORITE_COLUMNS
+    "WHERE f.customer_id = ?1 ORDER BY f.favorited_at DESC, f.product_id DESC LIMIT ?2 OFFSET ?3";
+constexpr const char* sql_get_favorite = FAV_FAVORITE_COLUMNS "WHERE f.customer_id = ?1 AND f.product_id = ?2";
+#undef FAV_FAVORITE_COLUMNS
+constexpr const char* sql_count_favorites =
+    "SELECT count(*) FROM customer_favorite_products WHERE customer_id = ?1";
+
+// ---- a connection and its statement cache (used by one worker thread only) ----
+class connection {
+ public:
+  explicit connection(const std::string& path) {
+    int rc = sqlite3_open_v2(path.c_str(), &db_,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw unavailable("sqlite open failed: " + msg);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;");
+  }
+  ~connection() {
+    for (auto& [k, s] : stmts_) sqlite3_finalize(s);
+    sqlite3_close(db_);
+  }
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      fail(msg);
+    }
+  }
+
+  [[noreturn]] void fail(const std::string& msg) {
+    int code = sqlite3_errcode(db_) & 0xff;
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED || code == SQLITE_IOERR || code == SQLITE_FULL ||
+        code == SQLITE_CANTOPEN || code == SQLITE_READONLY || code == SQLITE_CORRUPT)
+      throw unavailable("sqlite: " + msg);
+    throw std::runtime_error("sqlite: " + msg);
+  }
+
+  sqlite3_stmt* prepare(const char* sql) {
+    auto it = stmts_.find(sql);
+    if (it != stmts_.end()) return it->second;
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK)
+      fail(sqlite3_errmsg(db_));
+    stmts_.emplace(sql, s);
+    return s;
+  }
+  int changes() const { return sqlite3_changes(db_); }
+  sqlite3* raw() { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::map<const char*, sqlite3_stmt*> stmts_;
+};
+
+// One execution of a cached statement: bind, step, read; resets on destruction.
+class query {
+ public:
+  query(connection& c, const char* sql) : c_(c), s_(c.prepare(sql)) {}
+  ~query() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  query& bind(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  query& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  query& bind_real(int i, double v) {
+    sqlite3_bind_double(s_, i, v);
+    return *this;
+  }
+  query& bind_null(int i) {
+    sqlite3_bind_null(s_, i);
+    return *this;
+  }
+  query& bind_time(int i, micros t) { return bind(i, util::format_db_time(t)); }
+  template <class T>
+  query& bind_opt(int i, const std::optional<T>& v) {
+    return v ? bind(i, *v) : bind_null(i);
+  }
+  // Next row: true when one is available.
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    c_.fail(sqlite3_errmsg(c_.raw()));
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  bool is_null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+  std::int64_t i64(int col) const { return sqlite3_column_int64(s_, col); }
+  std::string text(int col) const {
+    auto p = sqlite3_column_text(s_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s_, col)) : std::string{};
+  }
+  micros time(int col) const { return util::parse_rfc3339(text(col)).value_or(0); }
+
+ private:
+  connection& c_;
+  sqlite3_stmt* s_;
+};
+
+// BEGIN IMMEDIATE takes the write lock up front so read-then-write never deadlocks.
+class transaction {
+ public:
+  explicit transaction(connection& c) : c_(c) { c_.exec("BEGIN IMMEDIATE"); }
+  ~transaction() {
+    if (!done_) sqlite3_exec(c_.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  void commit() {
+    c_.exec("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  connection& c_;
+  bool done_ = false;
+};
+
+core::customer read_customer(query& q) {
+  return core::customer{q.text(0), q.text(1), q.text(2), q.text(3), q.time(4), q.time(5)};
+}
+
+core::favorite read_favorite(query& q) {
+  core::favorite f;
+  f.product_id = q.i64(0);
+  f.favorited_at = q.time(1);
+  if (!q.is_null(2)) {
+    core::product p;
+    p.id = q.i64(2);
+    p.title = q.text(3);
+    p.image_url = q.text(4);
+    p.price_cents = q.i64(5);
+    if (!q.is_null(6)) p.review_rate_cents = q.i64(6);
+    if (!q.is_null(7)) p.review_count = q.i64(7);
+    p.fetched_at = q.time(8);
+    f.cached = std::move(p);
+  }
+  return f;
+}
+
+void bind_filter(query& q, const core::customer_filter& f) {
+  q.bind_opt(1, f.name).bind_opt(2, f.email);
+  if (f.created_from) q.bind_time(3, *f.created_from); else q.bind_null(3);
+  if (f.created_to) q.bind_time(4, *f.created_to); else q.bind_null(4);
+}
+
+class sqlite_store final : public store {
+ public:
+  sqlite_store(std::string path, int threads)
+      : path_(std::move(path)), pool_(threads, 100000), conns_(static_cast<std::size_t>(threads)) {
+    // Open once here so a bad path fails the start, not the first request.
+    connection probe(path_);
+    probe.exec("SELECT 1");
+  }
+  ~sqlite_store() override { pool_.stop(); }
+
+  std::string backend() const override { return "sqlite"; }
+
+  net::awaitable<void> migrate() override {
+    co_await run<int>([](connection& c) {
+      c.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)");
+      transaction tx(c);
+      std::int64_t current = 0;
+      {
+        query q(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+        if (q.step()) current = q.i64(0);
+      }
+      for (auto& m : migrations) {
+        if (m.version <= current) continue;
+        c.exec(m.sql);
+        query(c, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)")
+            .bind(1, std::int64_t{m.version})
+            .bind_time(2, util::now_micros())
+            .run();
+      }
+      tx.commit();
+      return 0;
+    });
+  }
+
+  net::awaitable<bool> ping() override {
+    co_return co_await run<bool>([](connection& c) {
+      query q(c, sql_ping);
+      return q.step();
+    });
+  }
+
+  net::awaitable<bool> insert_customer(const core::customer& cu) override {
+    co_return co_await run<bool>([&cu](connection& c) {
+      query(c, sql_insert_customer)
+          .bind(1, cu.id).bind(2, cu.name).bind(3, cu.email).bind(4, cu.password_hash)
+          .bind_time(5, cu.created_at)
+          .run();
+      return c.changes() == 1;
+    });
+  }
+
+  net::awaitable<std::optional<core::customer>> find_customer(std::string id) override {
+    co_return co_await run<std::optional<core::customer>>([&id](connection& c) {
+      query q(c, sql_customer_by_id);
+      q.bind(1, id);
+      return q.step() ? std::optional(read_customer(q)) : std::nullopt;
+    });
+  }
+
+  net::awaitable<std::optional<core::customer>> find_customer_by_email(std::string email) override {
+    co_return co_await run<std::optional<core::customer>>([&email](connection& c) {
+      query q(c, sql_customer_by_email);
+      q.bind(1, email);
+      return q.step() ? std::optional(read_customer(q)) : std::nullopt;
+    });
+  }
+
+  net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f, core::page_req p) override {
+    co_return co_await run<core::page<core::customer>>([&](connection& c) {
+      core::page<core::customer> out;
+      {
+        query q(c, sql_list_customers);
+        bind_filter(q, f);
+        q.bind(5, p.per_page).bind(6, p.offset());
+        while (q.step()) out.items.push_back(read_customer(q));
+      }
+      query q(c, sql_count_customers);
+      bind_filter(q, f);
+      if (q.step()) out.total = q.i64(0);
+      return out;
+    });
+  }
+
+  net::awaitable<update_result> update_customer(std::string id, customer_patch patch, micros now) override {
+    co_return co_await run<update_result>([&](connection& c) {
+      transaction tx(c);
+      std::optional<core::customer> cur;
+      {
+        query q(c, sql_customer_by_id);
+        q.bind(1, id);
+        if (q.step()) cur = read_customer(q);
+      }
+      if (!cur) return update_result::not_found;
+      std::string name = patch.name.value_or(cur->name);
+      std::string email = patch.email.value_or(cur->email);
+      if (name == cur->name && email == cur->email) return update_result::unchanged;
+      query(c, sql_update_customer).bind(1, id).bind(2, name).bind(3, email).bind_time(4, now).run();
+      if (c.changes() == 0) return update_result::email_taken;
+      tx.commit();
+      return update_result::updated;
+    });
+  }
+
+  net::awaitable<bool> delete_customer(std::string id) override {
+    co_return co_await run<bool>([&id](connection& c) {
+      query(c, sql_delete_customer).bind(1, id).run();
+      return c.changes() == 1;
+    });
+  }
+
+  net::awaitable<auth_state> check_token(std::string customer_id, std::string jti) override {
+    co_return co_await run<auth_state>([&](connection& c) {
+      query q(c, sql_check_token);
+      q.bind(1, customer_id).bind(2, jti);
+      if (!q.step() || q.i64(0) == 0) return auth_state::no_customer;
+      return q.i64(1) ? auth_state::revoked : auth_state::ok;
+    });
+  }
+
+  net::awaitable<void> revoke_token(std::string jti, micros expires_at) override {
+    co_await run<int>([&](connection& c) {
+      query(c, sql_revoke_token).bind(1, jti).bind_time(2, expires_at).run();
+      // Revocations are only needed until the token would expire anyway.
+      if (++revocations_ % 64 == 0) query(c, sql_prune_revoked).bind_time(1, util::now_micros()).run();
+      return 0;
+    });
+  }
+
+  net::awaitable<void> insert_refresh_token(const core::refresh_token& t) override {
+    co_await run<int>([&t](connection& c) {
+      query(c, sql_insert_refresh)
+          .bind(1, t.token_hash).bind(2, t.family_id).bind(3, t.customer_id)
+          .bind_time(4, t.created_at).bind_time(5, t.expires_at)
+          .run();
+      return 0;
+    });
+  }
+
+  net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
+                                                     micros now) override {
+    co_return co_await run<rotate_result>([&](connection& c) {
+      transaction tx(c);
+      std::string family, customer;
+      micros expires = 0;
+      bool used = false, revoked = false;
+      {
+        query q(c, sql_refresh_by_hash);
+        q.bind(1, old_hash);
+        if (!q.step()) return rotate_result::invalid;
+        family = q.text(0);
+        customer = q.text(1);
+        expires = q.time(2);
+        used = q.i64(3) != 0;
+        revoked = q.i64(4) != 0;
+      }
+      if (revoked) return rotate_result::invalid;
+      if (used) {
+        // Reuse of a rotated token: someone holds a stolen copy; end the whole sign-in.
+        query(c, sql_revoke_family).bind(1, family).bind_time(2, now).run();
+        tx.commit();
+        return rotate_result::reused;
+      }
+      if (expires <= now) return rotate_result::invalid;
+      query(c, sql_mark_refresh_used).bind(1, old_hash).bind_time(2, now).run();
+      if (c.changes() != 1) return rotate_result::invalid;
+      query(c, sql_insert_refresh)
+          .bind(1, next.token_hash).bind(2, family).bind(3, customer)
+          .bind_time(4, next.created_at).bind_time(5, next.expires_at)
+          .run();
+      tx.commit();
+      next.family_id = family;
+      next.customer_id = customer;
+      return rotate_result::rotated;
+    });
+  }
+
+  net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override {
+    co_await run<int>([&](connection& c) {
+      query(c, sql_revoke_family).bind(1, family_id).bind_time(2, now).run();
+      return 0;
+    });
+  }
+
+  net::awaitable<std::optional<core::product>> get_cached_product(std::int64_t id) override {
+    co_return co_await run<std::optional<core::product>>([id](connection& c) -> std::optional<core::product> {
+      query q(c, sql_get_product);
+      q.bind(1, id);
+      if (!q.step()) return std::nullopt;
+      core::product p;
+      p.id = q.i64(0);
+      p.title = q.text(1);
+      p.image_url = q.text(2);
+      p.price_cents = q.i64(3);
+      if (!q.is_null(4)) p.review_rate_cents = q.i64(4);
+      if (!q.is_null(5)) p.review_count = q.i64(5);
+      p.fetched_at = q.time(6);
+      return p;
+    });
+  }
+
+  net::awaitable<void> upsert_products(std::vector<core::product> products) override {
+    co_await run<int>([&](connection& c) {
+      transaction tx(c);
+      for (auto& p : products) {
+        query q(c, sql_upsert_product);
+        q.bind(1, p.id).bind(2, p.title).bind(3, p.image_url).bind_real(4, static_cast<double>(p.price_cents) / 100.0);
+        if (p.review_rate_cents) q.bind_real(5, static_cast<double>(*p.review_rate_cents) / 100.0); else q.bind_null(5);
+        q.bind_opt(6, p.review_count).bind_time(7, p.fetched_at);
+        q.run();
+      }
+      tx.commit();
+      return 0;
+    });
+  }
+
+  net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id, micros now) override {
+    co_return co_await run<bool>([&](connection& c) {
+      query(c, sql_insert_favorite).bind(1, customer_id).bind(2, product_id).bind_time(3, now).run();
+      return c.changes() == 1;
+    });
+  }
+
+  net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) override {
+    co_return co_await run<bool>([&](connection& c) {
+      query(c, sql_delete_favorite).bind(1, customer_id).bind(2, product_id).run();
+      return c.changes() == 1;
+    });
+  }
+
+  net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id, core::page_req p) override {
+    co_return co_await run<core::page<core::favorite>>([&](connection& c) {
+      core::page<core::favorite> out;
+      {
+        query q(c, sql_list_favorites);
+        q.bind(1, customer_id).bind(2, p.per_page).bind(3, p.offset());
+        while (q.step()) out.items.push_back(read_favorite(q));
+      }
+      query q(c, sql_count_favorites);
+      q.bind(1, customer_id);
+      if (q.step()) out.total = q.i64(0);
+      return out;
+    });
+  }
+
+  net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id, std::int64_t product_id) override {
+    co_return co_await run<std::optional<core::favorite>>([&](connection& c) {
+      query q(c, sql_get_favorite);
+      q.bind(1, customer_id).bind(2, product_id);
+      return q.step() ? std::optional(read_favorite(q)) : std::nullopt;
+    });
+  }
+
+ private:
+  // Runs `f` with the calling worker's own connection (opened on first use).
+  template <class R, class F>
+  net::awaitable<R> run(F f) {
+    auto r = co_await util::offload<R>(pool_, [this, &f]() -> R {
+      auto& slot = conns_[static_cast<std::size_t>(util::worker_pool::current_index())];
+      if (!slot) slot = std::make_unique<connection>(path_);
+      return f(*slot);
+    });
+    if (!r) throw unavailable("sqlite queue full");
+    co_return std::move(*r);
+  }
+
+  std::string path_;
+  util::worker_pool pool_;
+  std::vector<std::unique_ptr<connection>> conns_;  // one per worker; touched only by it
+  std::atomic<std::uint64_t> revocations_{0};
+};
+
+}  // namespace
+
+std::unique_ptr<store> make_sqlite_store(net::any_io_executor, std::string path, int threads) {
+  std::filesystem::path p(path);
+  std::error_code ec;
+  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
+  if (ec) throw unavailable("cannot create folder " + p.parent_path().string() + ": " + ec.message());
+  return std::make_unique<sqlite_store>(std::move(path), threads);
+}
+
+}  // namespace fav::store

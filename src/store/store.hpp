@@ -1,0 +1,94 @@
+// The one store interface; SQLite and PostgreSQL implement it and one test suite runs on both.
+// Every call is awaited and never blocks an I/O thread. Infrastructure failures throw
+// store::unavailable (answered 503 database_unavailable); expected outcomes are return values.
+#pragma once
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/types.hpp"
+
+namespace fav::store {
+
+namespace net = boost::asio;
+using core::micros;
+
+// The database cannot be reached or failed for reasons outside the request.
+struct unavailable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class update_result { updated, unchanged, not_found, email_taken };
+enum class auth_state { ok, revoked, no_customer };
+enum class rotate_result { rotated, reused, invalid };
+
+struct customer_patch {
+  std::optional<std::string> name;
+  std::optional<std::string> email;
+};
+
+class store {
+ public:
+  virtual ~store() = default;
+
+  // Applies pending numbered migrations (idempotent; safe when several instances start).
+  virtual net::awaitable<void> migrate() = 0;
+  // True when the database answers a trivial query.
+  virtual net::awaitable<bool> ping() = 0;
+  // Short name for logs and /health/ready: "sqlite" or "postgresql".
+  virtual std::string backend() const = 0;
+  // Connections in use and requests waiting for one, for /metrics.
+  struct pool_usage {
+    int in_use = 0;
+    int waiting = 0;
+  };
+  virtual pool_usage usage() const { return {}; }
+
+  // Inserts a new customer; false when the email is taken (decided by the UNIQUE index).
+  virtual net::awaitable<bool> insert_customer(const core::customer& c) = 0;
+  virtual net::awaitable<std::optional<core::customer>> find_customer(std::string id) = 0;
+  virtual net::awaitable<std::optional<core::customer>> find_customer_by_email(std::string email) = 0;
+  // Ordered by created_at, id.
+  virtual net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f,
+                                                                    core::page_req p) = 0;
+  // Sets the given fields; updated_at moves only when a value changes.
+  virtual net::awaitable<update_result> update_customer(std::string id, customer_patch patch,
+                                                        micros now) = 0;
+  // Deletes the customer, its favorites and refresh tokens; false when absent.
+  virtual net::awaitable<bool> delete_customer(std::string id) = 0;
+
+  // One round trip for the per-request token check: does the customer exist, is `jti` revoked.
+  virtual net::awaitable<auth_state> check_token(std::string customer_id, std::string jti) = 0;
+  // Records `jti` as revoked until `expires_at` (idempotent).
+  virtual net::awaitable<void> revoke_token(std::string jti, micros expires_at) = 0;
+
+  virtual net::awaitable<void> insert_refresh_token(const core::refresh_token& t) = 0;
+  // Atomically: an active `old_hash` is marked used and `next` stored in the same family
+  // (rotated; `next.family_id` and `next.customer_id` are then filled from the old row); a used
+  // one revokes its whole family (reused); unknown, expired or revoked → invalid.
+  virtual net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash,
+                                                             core::refresh_token& next,
+                                                             micros now) = 0;
+  // Revokes every refresh token of a sign-in (sign-out).
+  virtual net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) = 0;
+
+  virtual net::awaitable<std::optional<core::product>> get_cached_product(std::int64_t id) = 0;
+  // Inserts or replaces cache rows (fetched_at taken from each product).
+  virtual net::awaitable<void> upsert_products(std::vector<core::product> products) = 0;
+
+  // Adds a favorite; false when it already exists (ON CONFLICT DO NOTHING).
+  virtual net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id,
+                                               micros now) = 0;
+  // False when it was not a favorite.
+  virtual net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) = 0;
+  // Newest first: favorited_at DESC, product_id DESC; items joined with products_cache.
+  virtual net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id,
+                                                                    core::page_req p) = 0;
+  virtual net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id,
+                                                                     std::int64_t product_id) = 0;
+};
+
+}  // namespace fav::store

@@ -1,0 +1,230 @@
+// Parses contract §6 configuration; every error names its variable in one line.
+#include "util/config.hpp"
+
+#include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+extern char** environ;
+
+namespace fav::util {
+namespace {
+
+using env_map = std::map<std::string, std::string>;
+
+std::string trim(std::string s) {
+  auto issp = [](unsigned char c) { return std::isspace(c) != 0; };
+  while (!s.empty() && issp(s.back())) s.pop_back();
+  std::size_t i = 0;
+  while (i < s.size() && issp(s[i])) ++i;
+  return s.substr(i);
+}
+
+const std::string* get(const env_map& env, const std::string& name) {
+  auto it = env.find(name);
+  if (it == env.end() || trim(it->second).empty()) return nullptr;
+  return &it->second;
+}
+
+[[noreturn]] void bad(const std::string& name, const std::string& value, const std::string& want) {
+  throw config_error("invalid configuration: " + name + "='" + value + "' (" + want + ")");
+}
+
+double number(const env_map& env, const std::string& name, double def, double min, double max) {
+  auto v = get(env, name);
+  if (!v) return def;
+  std::string s = trim(*v);
+  double out = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (ec != std::errc{} || p != s.data() + s.size() || !std::isfinite(out) || out < min || out > max)
+    bad(name, *v, "expected a number from " + std::to_string(min) + " to " + std::to_string(max));
+  return out;
+}
+
+std::int64_t integer(const env_map& env, const std::string& name, std::int64_t def, std::int64_t min,
+                     std::int64_t max) {
+  auto v = get(env, name);
+  if (!v) return def;
+  std::string s = trim(*v);
+  std::int64_t out = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (ec != std::errc{} || p != s.data() + s.size() || out < min || out > max)
+    bad(name, *v, "expected an integer from " + std::to_string(min) + " to " + std::to_string(max));
+  return out;
+}
+
+bool boolean(const env_map& env, const std::string& name, bool def) {
+  auto v = get(env, name);
+  if (!v) return def;
+  std::string s = trim(*v);
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (s == "1" || s == "true" || s == "yes" || s == "on") return true;
+  if (s == "0" || s == "false" || s == "no" || s == "off") return false;
+  bad(name, *v, "expected true or false");
+}
+
+std::string text(const env_map& env, const std::string& name, std::string def) {
+  auto v = get(env, name);
+  return v ? trim(*v) : def;
+}
+
+// libpq URI from the reference's DATABASE_* variables, components percent-encoded.
+std::string pg_uri_from_parts(const env_map& env) {
+  auto enc = [](const std::string& s) {
+    std::string out;
+    for (unsigned char c : s) {
+      if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+        out += static_cast<char>(c);
+      } else {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, "%%%02X", c);
+        out += buf;
+      }
+    }
+    return out;
+  };
+  std::string host = text(env, "DATABASE_HOST", "localhost");
+  auto port = integer(env, "DATABASE_PORT", 5432, 1, 65535);
+  std::string user = text(env, "DATABASE_USER", "postgres");
+  std::string pass = text(env, "DATABASE_PASSWORD", "");
+  std::string name = text(env, "DATABASE_NAME", "favorites");
+  std::string uri = "postgresql://" + enc(user);
+  if (!pass.empty()) uri += ":" + enc(pass);
+  uri += "@" + host + ":" + std::to_string(port) + "/" + enc(name);
+  return uri;
+}
+
+constexpr const char* dev_api_key = "dev-api-key";
+constexpr const char* dev_jwt_secret = "dev-jwt-secret-change-me";
+
+}  // namespace
+
+config load_config(const env_map& env) {
+  config c;
+  c.env = text(env, "ENV", "dev");
+  if (c.env != "dev" && c.env != "prod") bad("ENV", c.env, "expected dev or prod");
+  c.api_port = static_cast<int>(integer(env, "API_PORT", 8080, 0, 65535));
+  c.host = text(env, "API_HOST", "0.0.0.0");
+  c.per_page_limit = integer(env, "PAGINATION_PER_PAGE_LIMIT", 200, 1, 100000);
+
+  c.catalog_base_url = text(env, "PRODUCT_CATALOG_API_BASE_URL", c.catalog_base_url);
+  {
+    auto u = boost::urls::parse_uri(c.catalog_base_url);
+    if (!u || (u->scheme() != "http" && u->scheme() != "https") || u->host().empty())
+      bad("PRODUCT_CATALOG_API_BASE_URL", c.catalog_base_url, "expected an http:// or https:// URL");
+  }
+  c.catalog_timeout_s = number(env, "PRODUCT_CATALOG_API_TIMEOUT_LIMIT", 5.0, 0.001, 3600);
+  c.catalog_max_retries = static_cast<int>(integer(env, "PRODUCT_CATALOG_API_MAX_RETRIES", 3, 0, 20));
+  c.catalog_max_concurrency =
+      static_cast<int>(integer(env, "PRODUCT_CATALOG_API_MAX_CONCURRENCY", 10, 1, 10000));
+  c.cache_soft_ttl_s = 60 * number(env, "PRODUCT_CACHE_SOFT_TTL_MINUTES", 5, 0, 1e7);
+  c.cache_hard_ttl_s = 60 * number(env, "PRODUCT_CACHE_HARD_TTL_MINUTES", 30, 0, 1e7);
+  if (c.cache_hard_ttl_s < c.cache_soft_ttl_s)
+    bad("PRODUCT_CACHE_HARD_TTL_MINUTES", text(env, "PRODUCT_CACHE_HARD_TTL_MINUTES", "30"),
+        "must not be below PRODUCT_CACHE_SOFT_TTL_MINUTES");
+  c.catalog_backoff_base_s = number(env, "PRODUCT_CATALOG_BACKOFF_BASE_SECONDS", 1.0, 0, 600);
+  c.catalog_backoff_cap_s = number(env, "PRODUCT_CATALOG_BACKOFF_CAP_SECONDS", 4.0, 0, 3600);
+  bool warm = boolean(env, "PRODUCT_CATALOG_WARMUP", true);
+  c.catalog_warm_interval_s =
+      warm ? 60 * number(env, "PRODUCT_CATALOG_WARM_INTERVAL_MINUTES", 10, 0, 1e7) : -1;
+
+  c.api_key = text(env, "API_KEY", dev_api_key);
+  c.jwt_secret = text(env, "JWT_SECRET_KEY", dev_jwt_secret);
+  c.jwt_expire_days = number(env, "JWT_EXPIRE_DAYS", 2, 1e-6, 3650);
+  c.refresh_expire_days = number(env, "REFRESH_TOKEN_EXPIRE_DAYS", 30, 1e-6, 3650);
+  c.db_pool_size = static_cast<int>(integer(env, "DATABASE_POOL_SIZE", 5, 1, 1000));
+
+  if (auto url = get(env, "DATABASE_URL")) {
+    c.database_url = trim(*url);
+    if (c.database_url.rfind("postgresql://", 0) == 0 || c.database_url.rfind("postgres://", 0) == 0)
+      c.database_is_postgres = true;
+    else if (c.database_url.rfind("sqlite:", 0) != 0 || c.database_url.size() == 7)
+      bad("DATABASE_URL", c.database_url, "expected sqlite:<path> or postgresql://...");
+  } else {
+    std::string dialect = text(env, "DATABASE_DIALECT", "sqlite");
+    if (dialect == "postgresql" || dialect == "postgres") {
+      c.database_url = pg_uri_from_parts(env);
+      c.database_is_postgres = true;
+    } else if (dialect == "sqlite") {
+      c.database_url = "sqlite:./data/favorites.db";
+    } else {
+      bad("DATABASE_DIALECT", dialect, "expected sqlite or postgresql");
+    }
+  }
+  if (c.database_is_postgres && c.env == "prod" && c.database_url.find("sslmode=") == std::string::npos)
+    c.database_url += (c.database_url.find('?') == std::string::npos ? "?" : "&") + std::string("sslmode=require");
+
+  c.log_level = text(env, "LOG_LEVEL", "info");
+  for (auto& ch : c.log_level) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (c.log_level == "warn") c.log_level = "warning";
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
+      c.log_level != "error" && c.log_level != "critical")
+    bad("LOG_LEVEL", c.log_level, "expected debug, info, warning, error or critical");
+
+  if (auto origins = get(env, "CORS_ALLOW_ORIGINS")) {
+    c.cors_origins.clear();
+    std::string s = *origins;
+    std::size_t start = 0;
+    while (start <= s.size()) {
+      auto comma = s.find(',', start);
+      auto part = trim(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+      if (!part.empty()) c.cors_origins.push_back(part);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  c.api_threads = static_cast<int>(integer(env, "API_THREADS", cores, 1, 256));
+  c.hash_workers = static_cast<int>(integer(env, "PASSWORD_HASH_WORKERS", cores, 1, 256));
+  c.hash_queue_limit = static_cast<int>(integer(env, "PASSWORD_HASH_QUEUE_LIMIT", 64, 0, 100000));
+  c.body_limit = integer(env, "API_BODY_LIMIT_BYTES", 64 * 1024, 1024, 64 * 1024 * 1024);
+  c.request_timeout_s = number(env, "API_REQUEST_TIMEOUT_SECONDS", 30, 0.1, 3600);
+  c.idle_timeout_s = number(env, "API_IDLE_TIMEOUT_SECONDS", 60, 0.1, 3600);
+  c.drain_timeout_s = number(env, "API_DRAIN_TIMEOUT_SECONDS", 10, 0, 3600);
+  c.auth_cache_ttl_s = number(env, "AUTH_CACHE_TTL_SECONDS", 2, 0, 3600);
+
+  if (c.env == "prod") {
+    auto weak = [](const std::string& v, const char* def) { return v == def || v.size() < 32; };
+    if (weak(c.api_key, dev_api_key))
+      bad("API_KEY", "<hidden>", "ENV=prod needs a non-default value of at least 32 bytes");
+    if (weak(c.jwt_secret, dev_jwt_secret))
+      bad("JWT_SECRET_KEY", "<hidden>", "ENV=prod needs a non-default value of at least 32 bytes");
+  }
+  return c;
+}
+
+env_map read_environment(const std::string& dotenv_path) {
+  env_map env;
+  // .env first: KEY=VALUE lines, `#` comments, optional `export`, optional quotes.
+  std::ifstream in(dotenv_path);
+  std::string line;
+  while (in && std::getline(in, line)) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind("export ", 0) == 0) line = trim(line.substr(7));
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = trim(line.substr(0, eq));
+    std::string value = trim(line.substr(eq + 1));
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())
+      value = value.substr(1, value.size() - 2);
+    else if (auto hash = value.find(" #"); hash != std::string::npos)
+      value = trim(value.substr(0, hash));
+    env[key] = value;
+  }
+  // The real environment wins.
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+}  // namespace fav::util

@@ -1,0 +1,62 @@
+// Configuration from the environment and an optional .env file (contract §6).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fav::util {
+
+// A bad value; what() is one line naming the variable.
+struct config_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct config {
+  // Reference names and defaults.
+  std::string env = "dev";  // dev | prod
+  int api_port = 8080;
+  std::int64_t per_page_limit = 200;
+  std::string catalog_base_url = "https://fakestoreapi.com";
+  double catalog_timeout_s = 5.0;
+  int catalog_max_retries = 3;
+  int catalog_max_concurrency = 10;
+  double cache_soft_ttl_s = 5 * 60;
+  double cache_hard_ttl_s = 30 * 60;
+  std::string api_key;
+  std::string jwt_secret;
+  double jwt_expire_days = 2;
+  int db_pool_size = 5;
+  // The store: "sqlite:<path>" or a postgresql:// URI (built from DATABASE_* when given so).
+  std::string database_url;
+  bool database_is_postgres = false;
+
+  // Ours.
+  std::string host = "0.0.0.0";  // API_HOST
+  std::string log_level = "info";
+  std::vector<std::string> cors_origins{"*"};
+  int api_threads = 0;  // 0 → number of cores
+  std::int64_t body_limit = 64 * 1024;
+  double request_timeout_s = 30;  // reading one request's header and body
+  double idle_timeout_s = 60;     // keep-alive connection with no request
+  double drain_timeout_s = 10;
+  int hash_workers = 0;           // 0 → number of cores
+  int hash_queue_limit = 64;
+  double refresh_expire_days = 30;
+  double catalog_warm_interval_s = 10 * 60;  // 0 disables the periodic warm-up
+  double catalog_backoff_base_s = 1.0;       // 1 s, 2 s, 4 s cap (contract §4)
+  double catalog_backoff_cap_s = 4.0;
+  double auth_cache_ttl_s = 2.0;  // in-process token-check cache (bounds staleness across instances)
+
+  std::int64_t jwt_expire_seconds() const { return static_cast<std::int64_t>(jwt_expire_days * 86400 + 0.5); }
+};
+
+// Builds the configuration from `env` (the process environment merged over .env).
+// Throws config_error naming the first bad variable.
+config load_config(const std::map<std::string, std::string>& env);
+
+// The process environment merged over the `.env` file in `dir` (real environment wins).
+std::map<std::string, std::string> read_environment(const std::string& dotenv_path = ".env");
+
+}  // namespace fav::util

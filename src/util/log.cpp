@@ -1,0 +1,74 @@
+// JSON-lines logger over spdlog's async stdout sink; see log.hpp.
+#include "util/log.hpp"
+
+#include <spdlog/async.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdio>
+
+#include "core/json_text.hpp"
+#include "util/time.hpp"
+
+namespace fav::util {
+namespace {
+
+std::atomic<int> min_level{static_cast<int>(log_level::info)};
+std::shared_ptr<spdlog::logger> logger;
+
+constexpr std::string_view names[] = {"debug", "info", "warning", "error", "critical"};
+
+}  // namespace
+
+void log_init(const std::string& level) {
+  for (int i = 0; i < 5; ++i)
+    if (names[i] == level) min_level = i;
+  if (logger) return;
+  // A bounded queue that drops the oldest line rather than blocking a request.
+  spdlog::init_thread_pool(16384, 1);
+  logger = spdlog::create_async_nb<spdlog::sinks::stdout_sink_mt>("fav");
+  logger->set_pattern("%v");
+  logger->set_level(spdlog::level::trace);
+  logger->flush_on(spdlog::level::trace);
+}
+
+bool log_enabled(log_level l) { return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed); }
+
+void log(log_level l, std::string_view message, std::initializer_list<log_field> fields) {
+  if (!log_enabled(l)) return;
+  std::string line;
+  line.reserve(256);
+  core::json_object o(line);
+  o.key("time").str(format_rfc3339(now_micros()));
+  o.key("level").str(names[static_cast<int>(l)]);
+  o.key("message").str(message);
+  for (auto& f : fields) {
+    o.key(f.key);
+    if (f.is_num) {
+      o.num(f.num);
+    } else if (f.is_dbl) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.6f", f.dbl);
+      o.raw(buf);
+    } else {
+      o.str(f.str);
+    }
+  }
+  o.close();
+  if (logger) {
+    logger->info(line);
+  } else {
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+}
+
+void log_shutdown() {
+  if (logger) logger->flush();
+  spdlog::shutdown();
+  logger.reset();
+}
+
+}  // namespace fav::util

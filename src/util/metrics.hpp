@@ -1,0 +1,47 @@
+// Process-wide counters for GET /metrics (Prometheus text). Hot-path updates are relaxed atomics;
+// the per-route table takes a mutex only to find its row.
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace fav::util {
+
+using counter = std::atomic<std::uint64_t>;
+
+inline void bump(counter& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+
+struct metrics {
+  // Catalog calls by outcome (one per HTTP attempt: ok, not_found, retry, failure).
+  counter catalog_ok{0}, catalog_not_found{0}, catalog_retry{0}, catalog_failure{0};
+  // Product-cache lookups by freshness, single-flight joins and background refreshes.
+  counter cache_fresh{0}, cache_stale{0}, cache_expired{0}, cache_miss{0};
+  counter singleflight_joins{0}, background_refreshes{0};
+
+  // Latency histogram buckets (seconds); the last bucket is +Inf.
+  static constexpr std::array<double, 12> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                 0.05,   0.1,   0.25,   0.5,   1.0,   2.5};
+  struct route_stats {
+    std::map<int, counter> by_status;  // guarded by mu_ for insertion
+    std::array<counter, bounds.size() + 1> buckets{};
+    counter count{0};
+    std::atomic<std::uint64_t> sum_us{0};
+  };
+
+  // Records one finished request under its route template (e.g. "/customers/{id}").
+  void observe_request(std::string_view route, std::string_view method, int status, double seconds);
+
+  // Prometheus exposition of everything above plus the gauges given by the caller.
+  std::string render(const std::map<std::string, double>& gauges) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<route_stats>, std::less<>> routes_;
+};
+
+}  // namespace fav::util

@@ -1,0 +1,66 @@
+// UUIDs, tokens and digests over libsodium's randombytes and crypto_hash_sha256.
+#include "util/random.hpp"
+
+#include <sodium.h>
+
+#include <array>
+#include <stdexcept>
+
+#include "util/base64url.hpp"
+
+namespace fav::util {
+
+void init_sodium() {
+  // A magic static makes the first call race-free and later calls a plain load.
+  static const int rc = sodium_init();
+  if (rc < 0) throw std::runtime_error("libsodium initialisation failed");
+}
+
+std::string uuid_v4() {
+  init_sodium();
+  std::array<unsigned char, 16> b{};
+  randombytes_buf(b.data(), b.size());
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  constexpr std::string_view digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += digits[b[i] >> 4];
+    out += digits[b[i] & 0x0f];
+  }
+  return out;
+}
+
+bool is_uuid(std::string_view text) {
+  if (text.size() != 36) return false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string random_token(std::size_t bytes) {
+  init_sodium();
+  std::string raw(bytes, '\0');
+  randombytes_buf(raw.data(), raw.size());
+  std::string token = base64url_encode(raw);
+  sodium_memzero(raw.data(), raw.size());  // the raw bytes are the secret; don't leave a copy
+  return token;
+}
+
+std::string sha256_hex(std::string_view data) {
+  init_sodium();
+  std::array<unsigned char, crypto_hash_sha256_BYTES> digest{};
+  crypto_hash_sha256(digest.data(), reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size());
+  return hex_encode(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
+}
+
+}  // namespace fav::util

@@ -1,0 +1,25 @@
+// Identifiers and secrets from the OS CSPRNG (libsodium), and SHA-256 digests.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace fav::util {
+
+// Initialises libsodium once (thread-safe, idempotent); throws std::runtime_error if it cannot.
+// Every function below calls it itself; main calls it early only to fail fast.
+void init_sodium();
+
+// A fresh random UUID version 4, lowercase canonical form (36 characters).
+std::string uuid_v4();
+
+// True when text is 8-4-4-4-12 hex digits (either case), whatever the version nibble.
+bool is_uuid(std::string_view text);
+
+// base64url (unpadded) of `bytes` random bytes: opaque tokens such as refresh tokens.
+std::string random_token(std::size_t bytes = 32);
+
+// Lowercase hex SHA-256 of data (64 characters): how opaque tokens are stored.
+std::string sha256_hex(std::string_view data);
+
+}  // namespace fav::util

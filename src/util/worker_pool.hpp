@@ -1,0 +1,81 @@
+// Threads for blocking work (argon2, SQLite) kept off the I/O threads, with a bounded queue.
+// `offload` awaits a job: the coroutine resumes on its own executor when the job is done.
+#pragma once
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fav::util {
+
+namespace net = boost::asio;
+
+class worker_pool {
+ public:
+  // `on_start(i)` runs first on worker i (e.g. to open its connection).
+  worker_pool(int workers, int queue_limit, std::function<void(int)> on_start = {});
+  ~worker_pool();
+  worker_pool(const worker_pool&) = delete;
+  worker_pool& operator=(const worker_pool&) = delete;
+
+  // Queues `job`; false when more than `queue_limit` jobs already wait, or when stopping.
+  bool submit(std::function<void()> job);
+  // Finishes queued jobs and joins the threads (idempotent).
+  void stop();
+
+  int queued() const { return queued_.load(); }
+  int running() const { return running_.load(); }
+  int size() const { return static_cast<int>(threads_.size()); }
+  // Index of the calling worker thread, or -1 off the pool.
+  static int current_index();
+
+ private:
+  void work(int index, const std::function<void(int)>& on_start);
+
+  int queue_limit_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::atomic<int> queued_{0};
+  std::atomic<int> running_{0};
+  std::vector<std::thread> threads_;
+};
+
+// Runs `f` on `pool`; nullopt when the pool refused it (queue full). Exceptions propagate.
+template <class R, class F>
+net::awaitable<std::optional<R>> offload(worker_pool& pool, F f) {
+  return net::async_initiate<decltype(net::use_awaitable), void(std::exception_ptr, std::optional<R>)>(
+      [&pool](auto handler, F fn) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        auto finish = [h](std::exception_ptr ep, std::optional<R> r) {
+          auto ex = net::get_associated_executor(*h);
+          net::dispatch(ex, [h, ep, r = std::move(r)]() mutable { std::move(*h)(ep, std::move(r)); });
+        };
+        auto job = [finish, fn = std::make_shared<F>(std::move(fn))]() mutable {
+          std::optional<R> r;
+          try {
+            r.emplace((*fn)());
+          } catch (...) {
+            finish(std::current_exception(), std::nullopt);
+            return;
+          }
+          finish(nullptr, std::move(r));
+        };
+        if (!pool.submit(std::move(job))) finish(nullptr, std::nullopt);
+      },
+      net::use_awaitable, std::move(f));
+}
+
+}  // namespace fav::util

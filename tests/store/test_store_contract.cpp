@@ -1,0 +1,838 @@
+// The store contract: one suite run on every backend, each test on an empty database (a fresh
+// SQLite file; a fresh PostgreSQL schema when FAV_TEST_PG_URL is set, else PostgreSQL is skipped).
+// Start a server with: export FAV_TEST_PG_URL=$(scripts/pg-test-cluster.sh start /tmp/favpg)
+// Set FAV_TEST_PG_CLUSTER_DIR=/tmp/favpg too to run the stop/restart fault test.
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "store/pg_store.hpp"
+#include "store/sqlite_store.hpp"
+#include "util/random.hpp"
+
+namespace {
+
+namespace net = boost::asio;
+namespace store = fav::store;
+namespace core = fav::core;
+using namespace std::chrono_literals;
+using store::auth_state;
+using store::rotate_result;
+using store::update_result;
+
+constexpr core::micros t0 = 1'700'000'000'123'457;  // odd microseconds: precision is checked
+constexpr core::micros second = 1'000'000;
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// ---- blocking libpq for test setup only ----
+
+void ignore_notice(void*, const char*) {}
+
+// Runs `sql` (several statements allowed) and returns the first column of the last result.
+std::vector<std::string> pg_exec(const std::string& conninfo, const std::string& sql) {
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(c);
+    PQfinish(c);
+    throw std::runtime_error("test setup: " + msg);
+  }
+  PQsetNoticeProcessor(c, &ignore_notice, nullptr);
+  PGresult* r = PQexec(c, sql.c_str());
+  const ExecStatusType st = PQresultStatus(r);
+  std::vector<std::string> out;
+  const bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+  std::string err = ok ? "" : PQresultErrorMessage(r);
+  if (err.empty()) {
+    for (int i = 0; i < PQntuples(r); ++i) out.emplace_back(PQgetvalue(r, i, 0));
+  }
+  PQclear(r);
+  PQfinish(c);
+  if (!err.empty()) throw std::runtime_error("test setup: " + err);
+  return out;
+}
+
+// The same server and database, with unqualified names resolved in `schema` only.
+std::string with_search_path(const std::string& url, const std::string& schema) {
+  if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+    return url + (url.find('?') == std::string::npos ? "?" : "&") +
+           "options=-csearch_path%3D" + schema;
+  }
+  return url + " options='-csearch_path=" + schema + "'";
+}
+
+std::string fresh_schema_name() {
+  std::string id = fav::util::uuid_v4();
+  id.erase(std::remove(id.begin(), id.end(), '-'), id.end());
+  return "fav_t_" + id;
+}
+
+core::customer make_customer(std::string name, std::string email, core::micros created) {
+  return {fav::util::uuid_v4(), std::move(name), std::move(email),
+          "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g", created, created};
+}
+
+core::product make_product(std::int64_t id, std::int64_t price_cents,
+                           std::optional<std::int64_t> rate, std::optional<std::int64_t> count,
+                           core::micros fetched) {
+  return {id, "Product " + std::to_string(id), "https://img.example/" + std::to_string(id) + ".png",
+          price_cents, rate, count, fetched};
+}
+
+// Filters and patches by position (-Wextra flags designated initializers that skip members).
+core::customer_filter filter(std::optional<std::string> name, std::optional<std::string> email = {},
+                             std::optional<core::micros> from = {},
+                             std::optional<core::micros> to = {}) {
+  core::customer_filter f;
+  f.name = std::move(name);
+  f.email = std::move(email);
+  f.created_from = from;
+  f.created_to = to;
+  return f;
+}
+
+store::customer_patch patch(std::optional<std::string> name,
+                            std::optional<std::string> email = {}) {
+  store::customer_patch p;
+  p.name = std::move(name);
+  p.email = std::move(email);
+  return p;
+}
+
+core::refresh_token make_refresh(std::string hash, std::string family, std::string customer,
+                                 core::micros created, core::micros expires) {
+  return {std::move(hash), std::move(family), std::move(customer), created, expires};
+}
+
+// ---- fixture ----
+
+// Owns an io_context, a fresh database for one backend, and the store over it.
+class backend_fixture : public ::testing::Test {
+ protected:
+  // False (and the test skipped) when the backend is not configured.
+  bool open(const std::string& backend, bool migrate = true) {
+    backend_ = backend;
+    if (backend == "postgresql") {
+      url_ = env("FAV_TEST_PG_URL");
+      if (url_.empty()) return false;
+      schema_ = fresh_schema_name();
+      pg_exec(url_, "CREATE SCHEMA " + schema_);
+      conninfo_ = with_search_path(url_, schema_);
+    } else {
+      path_ = (std::filesystem::temp_directory_path() /
+               ("fav_store_test_" + fav::util::uuid_v4() + ".db")).string();
+    }
+    st_ = make_store();
+    if (migrate) run(st_->migrate());
+    return true;
+  }
+
+  std::unique_ptr<store::store> make_store(int pool = 3) {
+    if (backend_ == "postgresql") return store::make_pg_store(ioc_.get_executor(), conninfo_, pool);
+    return store::make_sqlite_store(ioc_.get_executor(), path_, 2);
+  }
+
+  void TearDown() override {
+    st_.reset();  // before the io_context and before the schema goes
+    if (!schema_.empty()) pg_exec(url_, "DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
+    if (!path_.empty()) {
+      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+        std::error_code ec;
+        std::filesystem::remove(path_ + suffix, ec);
+      }
+    }
+  }
+
+  // Runs one coroutine to completion on this thread.
+  template <class T>
+  T run(net::awaitable<T> a) {
+    auto f = net::co_spawn(ioc_, std::move(a), net::use_future);
+    ioc_.restart();
+    ioc_.run();
+    return f.get();
+  }
+
+  // Runs coroutines concurrently on two threads; results in the given order.
+  template <class T>
+  std::vector<T> run_all(std::vector<net::awaitable<T>> as) {
+    std::vector<std::future<T>> fs;
+    for (auto& a : as) fs.push_back(net::co_spawn(ioc_, std::move(a), net::use_future));
+    ioc_.restart();
+    std::thread other([this] { ioc_.run(); });
+    ioc_.run();
+    other.join();
+    std::vector<T> out;
+    for (auto& f : fs) out.push_back(f.get());
+    return out;
+  }
+
+  core::customer add_customer(std::string name, std::string email, core::micros created) {
+    core::customer c = make_customer(std::move(name), std::move(email), created);
+    EXPECT_TRUE(run(st_->insert_customer(c)));
+    return c;
+  }
+
+  net::io_context ioc_;  // declared first: destroyed last
+  std::string backend_, url_, schema_, conninfo_, path_;
+  std::unique_ptr<store::store> st_;
+};
+
+class store_contract : public backend_fixture, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    if (!open(GetParam())) {
+      GTEST_SKIP() << "FAV_TEST_PG_URL is not set: the PostgreSQL backend is skipped "
+                      "(export FAV_TEST_PG_URL=$(scripts/pg-test-cluster.sh start /tmp/favpg))";
+    }
+  }
+};
+
+// ---- customers ----
+
+TEST_P(store_contract, reports_its_backend_and_answers_ping) {
+  EXPECT_EQ(st_->backend(), GetParam());
+  EXPECT_TRUE(run(st_->ping()));
+}
+
+TEST_P(store_contract, insert_find_and_duplicate_email) {
+  const core::customer c = add_customer("Alice", "alice@example.com", t0);
+  auto got = run(st_->find_customer(c.id));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->id, c.id);
+  EXPECT_EQ(got->name, "Alice");
+  EXPECT_EQ(got->email, "alice@example.com");
+  EXPECT_EQ(got->password_hash, c.password_hash);
+  EXPECT_EQ(got->created_at, t0);
+  EXPECT_EQ(got->updated_at, t0);
+
+  auto by_email = run(st_->find_customer_by_email("alice@example.com"));
+  ASSERT_TRUE(by_email);
+  EXPECT_EQ(by_email->id, c.id);
+  EXPECT_FALSE(run(st_->find_customer_by_email("nobody@example.com")));
+
+  // Same email, another id: refused as a value, not an error.
+  EXPECT_FALSE(run(st_->insert_customer(make_customer("Other", "alice@example.com", t0))));
+  EXPECT_FALSE(run(st_->find_customer(fav::util::uuid_v4())));
+  EXPECT_FALSE(run(st_->find_customer("not-a-uuid")));
+}
+
+TEST_P(store_contract, concurrent_sign_ups_with_one_email_have_one_winner) {
+  std::vector<net::awaitable<bool>> inserts;
+  std::vector<core::customer> cs;
+  for (int i = 0; i < 10; ++i) cs.push_back(make_customer("Racer", "race@example.com", t0 + i));
+  for (const auto& c : cs) inserts.push_back(st_->insert_customer(c));
+  const auto results = run_all(std::move(inserts));
+  EXPECT_EQ(std::count(results.begin(), results.end(), true), 1);
+}
+
+TEST_P(store_contract, list_customers_orders_by_created_at_then_id_and_pages) {
+  // Two share a created_at: the id breaks the tie.
+  std::vector<core::customer> cs = {
+      add_customer("C", "c@example.com", t0 + 3 * second),
+      add_customer("A", "a@example.com", t0 + 1 * second),
+      add_customer("B1", "b1@example.com", t0 + 2 * second),
+      add_customer("B2", "b2@example.com", t0 + 2 * second),
+      add_customer("D", "d@example.com", t0 + 4 * second),
+  };
+  std::vector<core::customer> expected = cs;
+  std::sort(expected.begin(), expected.end(), [](const auto& x, const auto& y) {
+    return std::tie(x.created_at, x.id) < std::tie(y.created_at, y.id);
+  });
+  std::vector<std::string> seen;
+  for (std::int64_t page = 1; page <= 3; ++page) {
+    auto p = run(st_->list_customers({}, {page, 2}));
+    EXPECT_EQ(p.total, 5);
+    EXPECT_EQ(p.items.size(), page < 3 ? 2u : 1u);
+    for (const auto& c : p.items) seen.push_back(c.id);
+  }
+  ASSERT_EQ(seen.size(), 5u);
+  for (std::size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], expected[i].id) << i;
+
+  auto first = run(st_->list_customers({}, {1, 20}));
+  ASSERT_EQ(first.items.size(), 5u);
+  EXPECT_EQ(first.items[0].name, "A");
+  EXPECT_EQ(first.items[0].created_at, t0 + second);
+
+  // A page past the end is empty but still reports the total.
+  auto beyond = run(st_->list_customers({}, {9, 2}));
+  EXPECT_TRUE(beyond.items.empty());
+  EXPECT_EQ(beyond.total, 5);
+}
+
+TEST_P(store_contract, list_customers_on_an_empty_table) {
+  auto p = run(st_->list_customers({}, {1, 20}));
+  EXPECT_TRUE(p.items.empty());
+  EXPECT_EQ(p.total, 0);
+}
+
+TEST_P(store_contract, list_customers_filters) {
+  add_customer("Alice Smith", "alice@corp.example", t0 + 1 * second);
+  add_customer("Bob Alison", "bob@home.example", t0 + 2 * second);
+  add_customer("100% Cotton", "cotton@corp.example", t0 + 3 * second);
+  add_customer("100 Cotton", "under_score@corp.example", t0 + 4 * second);
+  add_customer("Carol", "carol@home.example", t0 + 5 * second);
+
+  auto names = [&](core::customer_filter f) {
+    auto p = run(st_->list_customers(std::move(f), {1, 50}));
+    std::vector<std::string> out;
+    for (const auto& c : p.items) out.push_back(c.name);
+    EXPECT_EQ(p.total, static_cast<std::int64_t>(out.size()));
+    return out;
+  };
+  using v = std::vector<std::string>;
+  // Case-insensitive substring (filters arrive lower-cased).
+  EXPECT_EQ(names(filter("ali")), (v{"Alice Smith", "Bob Alison"}));
+  EXPECT_EQ(names(filter({}, "corp")), (v{"Alice Smith", "100% Cotton", "100 Cotton"}));
+  EXPECT_EQ(names(filter("ali", "home")), (v{"Bob Alison"}));
+  // '%' and '_' are literal characters, not wildcards.
+  EXPECT_EQ(names(filter("100%")), (v{"100% Cotton"}));
+  EXPECT_EQ(names(filter("%")), (v{"100% Cotton"}));
+  EXPECT_EQ(names(filter({}, "_")), (v{"100 Cotton"}));
+  EXPECT_EQ(names(filter("zzz")), v{});
+  // Both bounds inclusive.
+  EXPECT_EQ(names(filter({}, {}, t0 + 2 * second, t0 + 4 * second)),
+            (v{"Bob Alison", "100% Cotton", "100 Cotton"}));
+  EXPECT_EQ(names(filter({}, {}, t0 + 5 * second)), (v{"Carol"}));
+  EXPECT_EQ(names(filter({}, {}, {}, t0 + 1 * second)), (v{"Alice Smith"}));
+  EXPECT_EQ(names(filter({}, {}, t0 + 5 * second + 1)), v{});
+
+  // Filtered paging: the total counts the filter, not the table.
+  auto p = run(st_->list_customers(filter({}, "corp"), {2, 2}));
+  EXPECT_EQ(p.total, 3);
+  ASSERT_EQ(p.items.size(), 1u);
+  EXPECT_EQ(p.items[0].name, "100 Cotton");
+}
+
+TEST_P(store_contract, update_customer_results_and_updated_at) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const core::customer b = add_customer("Bob", "bob@example.com", t0);
+
+  EXPECT_EQ(run(st_->update_customer(fav::util::uuid_v4(), patch("X"), t0 + 1)),
+            update_result::not_found);
+  EXPECT_EQ(run(st_->update_customer("nope", patch("X"), t0 + 1)), update_result::not_found);
+
+  // Same values, or nothing at all: unchanged, and updated_at stays.
+  EXPECT_EQ(run(st_->update_customer(a.id, patch("Alice", "alice@example.com"),
+                                     t0 + 10 * second)),
+            update_result::unchanged);
+  EXPECT_EQ(run(st_->update_customer(a.id, {}, t0 + 10 * second)), update_result::unchanged);
+  EXPECT_EQ(run(st_->find_customer(a.id))->updated_at, t0);
+
+  EXPECT_EQ(run(st_->update_customer(a.id, patch("Alicia"), t0 + 20 * second)),
+            update_result::updated);
+  auto got = run(st_->find_customer(a.id));
+  EXPECT_EQ(got->name, "Alicia");
+  EXPECT_EQ(got->email, "alice@example.com");
+  EXPECT_EQ(got->created_at, t0);
+  EXPECT_EQ(got->updated_at, t0 + 20 * second);
+
+  // Another customer's email: refused, and nothing else in the patch is applied.
+  EXPECT_EQ(run(st_->update_customer(a.id, patch("Zed", "bob@example.com"),
+                                     t0 + 30 * second)),
+            update_result::email_taken);
+  got = run(st_->find_customer(a.id));
+  EXPECT_EQ(got->name, "Alicia");
+  EXPECT_EQ(got->email, "alice@example.com");
+  EXPECT_EQ(got->updated_at, t0 + 20 * second);
+
+  EXPECT_EQ(run(st_->update_customer(a.id, patch({}, "alicia@example.com"), t0 + 40 * second)),
+            update_result::updated);
+  EXPECT_EQ(run(st_->find_customer_by_email("alicia@example.com"))->id, a.id);
+  EXPECT_FALSE(run(st_->find_customer_by_email("alice@example.com")));
+  // The freed email is available to others.
+  EXPECT_EQ(run(st_->update_customer(b.id, patch({}, "alice@example.com"), t0 + 50 * second)),
+            update_result::updated);
+}
+
+TEST_P(store_contract, concurrent_updates_to_one_email_have_one_winner) {
+  std::vector<core::customer> cs;
+  for (int i = 0; i < 6; ++i) {
+    cs.push_back(add_customer("U", "u" + std::to_string(i) + "@example.com", t0));
+  }
+  std::vector<net::awaitable<update_result>> updates;
+  for (const auto& c : cs) {
+    updates.push_back(st_->update_customer(c.id, patch({}, "wanted@example.com"), t0 + second));
+  }
+  const auto results = run_all(std::move(updates));
+  EXPECT_EQ(std::count(results.begin(), results.end(), update_result::updated), 1);
+  EXPECT_EQ(std::count(results.begin(), results.end(), update_result::email_taken), 5);
+}
+
+TEST_P(store_contract, delete_customer_cascades) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const core::customer b = add_customer("Bob", "bob@example.com", t0);
+  EXPECT_TRUE(run(st_->insert_favorite(a.id, 1, t0)));
+  EXPECT_TRUE(run(st_->insert_favorite(a.id, 2, t0)));
+  EXPECT_TRUE(run(st_->insert_favorite(b.id, 1, t0)));
+  run(st_->insert_refresh_token(make_refresh("hash-a", "fam-a", a.id, t0, t0 + 3600 * second)));
+
+  EXPECT_TRUE(run(st_->delete_customer(a.id)));
+  EXPECT_FALSE(run(st_->find_customer(a.id)));
+  EXPECT_FALSE(run(st_->delete_customer(a.id)));
+  EXPECT_FALSE(run(st_->delete_customer("not-a-uuid")));
+  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 20})).total, 0);
+  EXPECT_FALSE(run(st_->get_favorite(a.id, 1)));
+  auto next = make_refresh("hash-a2", "", "", t0 + second, t0 + 7200 * second);
+  EXPECT_EQ(run(st_->rotate_refresh_token("hash-a", next, t0 + second)), rotate_result::invalid);
+  // Others keep theirs.
+  EXPECT_EQ(run(st_->list_favorites(b.id, {1, 20})).total, 1);
+}
+
+// ---- access-token checks ----
+
+TEST_P(store_contract, check_token_states) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-1")), auth_state::ok);
+  run(st_->revoke_token("jti-1", t0 + 3600 * second));
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-1")), auth_state::revoked);
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-2")), auth_state::ok);
+  EXPECT_EQ(run(st_->check_token(fav::util::uuid_v4(), "jti-2")), auth_state::no_customer);
+  EXPECT_EQ(run(st_->check_token("not-a-uuid", "jti-2")), auth_state::no_customer);
+  EXPECT_TRUE(run(st_->delete_customer(a.id)));
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-2")), auth_state::no_customer);
+}
+
+TEST_P(store_contract, revoke_token_is_idempotent) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  run(st_->revoke_token("jti-1", t0 + 3600 * second));
+  EXPECT_NO_THROW(run(st_->revoke_token("jti-1", t0 + 3600 * second)));
+  EXPECT_NO_THROW(run(st_->revoke_token("jti-1", t0 + 7200 * second)));
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-1")), auth_state::revoked);
+}
+
+// ---- refresh tokens ----
+
+TEST_P(store_contract, refresh_rotation_rotates_detects_reuse_and_rejects) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const core::micros ttl = 3600 * second;
+  run(st_->insert_refresh_token(make_refresh("h1", "fam-1", a.id, t0, t0 + ttl)));
+  run(st_->insert_refresh_token(make_refresh("other", "fam-2", a.id, t0, t0 + ttl)));
+
+  auto n2 = make_refresh("h2", "", "", t0 + 1 * second, t0 + 1 * second + ttl);
+  EXPECT_EQ(run(st_->rotate_refresh_token("h1", n2, t0 + 1 * second)), rotate_result::rotated);
+  EXPECT_EQ(n2.customer_id, a.id);
+  EXPECT_EQ(n2.family_id, "fam-1");
+  auto n3 = make_refresh("h3", "", "", t0 + 2 * second, t0 + 2 * second + ttl);
+  EXPECT_EQ(run(st_->rotate_refresh_token("h2", n3, t0 + 2 * second)), rotate_result::rotated);
+  EXPECT_EQ(n3.family_id, "fam-1");
+
+  // h1 was already used: the whole family ends, including the newest token.
+  auto again = make_refresh("h1-replay", "", "", t0 + 3 * second, t0 + 3 * second + ttl);
+  EXPECT_EQ(run(st_->rotate_refresh_token("h1", again, t0 + 3 * second)), rotate_result::reused);
+  auto n4 = make_refresh("h4", "", "", t0 + 4 * second, t0 + 4 * second + ttl);
+  EXPECT_EQ(run(st_->rotate_refresh_token("h3", n4, t0 + 4 * second)), rotate_result::invalid);
+  EXPECT_EQ(run(st_->rotate_refresh_token("h1-replay", n4, t0 + 4 * second)),
+            rotate_result::invalid);
+
+  // Another sign-in's family is untouched.
+  auto o2 = make_refresh("other-2", "", "", t0 + 5 * second, t0 + 5 * second + ttl);
+  EXPECT_EQ(run(st_->rotate_refresh_token("other", o2, t0 + 5 * second)), rotate_result::rotated);
+
+  auto unknown = make_refresh("u2", "", "", t0, t0 + ttl);
+  EXPECT_EQ(run(st_->rotate_refresh_token("no-such-hash", unknown, t0 + 6 * second)),
+            rotate_result::invalid);
+}
+
+TEST_P(store_contract, refresh_rotation_rejects_expired_and_signed_out) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  run(st_->insert_refresh_token(make_refresh("exp", "fam-e", a.id, t0, t0 + 10 * second)));
+  auto n = make_refresh("exp-2", "", "", t0 + 10 * second, t0 + 100 * second);
+  // expires_at is exclusive: at the instant it is already expired.
+  EXPECT_EQ(run(st_->rotate_refresh_token("exp", n, t0 + 10 * second)), rotate_result::invalid);
+
+  run(st_->insert_refresh_token(make_refresh("so", "fam-s", a.id, t0, t0 + 100 * second)));
+  run(st_->revoke_refresh_family("fam-s", t0 + second));
+  auto n2 = make_refresh("so-2", "", "", t0 + 2 * second, t0 + 100 * second);
+  EXPECT_EQ(run(st_->rotate_refresh_token("so", n2, t0 + 2 * second)), rotate_result::invalid);
+  // Revoking twice is harmless.
+  EXPECT_NO_THROW(run(st_->revoke_refresh_family("fam-s", t0 + 3 * second)));
+}
+
+TEST_P(store_contract, concurrent_rotations_of_one_token_rotate_once) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const core::micros ttl = 3600 * second;
+  for (int round = 0; round < 10; ++round) {
+    const std::string old = "r" + std::to_string(round);
+    const std::string fam = "fam-r" + std::to_string(round);
+    run(st_->insert_refresh_token(make_refresh(old, fam, a.id, t0, t0 + ttl)));
+    auto x = make_refresh(old + "-x", "", "", t0 + second, t0 + ttl);
+    auto y = make_refresh(old + "-y", "", "", t0 + second, t0 + ttl);
+    std::vector<net::awaitable<rotate_result>> both;
+    both.push_back(st_->rotate_refresh_token(old, x, t0 + second));
+    both.push_back(st_->rotate_refresh_token(old, y, t0 + second));
+    const auto r = run_all(std::move(both));
+    ASSERT_EQ(std::count(r.begin(), r.end(), rotate_result::rotated), 1) << "round " << round;
+    // The loser presented a used token: reuse, which ends the family, winner's token included.
+    ASSERT_EQ(std::count(r.begin(), r.end(), rotate_result::reused), 1) << "round " << round;
+    const std::string winner = r[0] == rotate_result::rotated ? x.token_hash : y.token_hash;
+    auto z = make_refresh(old + "-z", "", "", t0 + 2 * second, t0 + ttl);
+    EXPECT_EQ(run(st_->rotate_refresh_token(winner, z, t0 + 2 * second)), rotate_result::invalid)
+        << "round " << round;
+  }
+}
+
+// ---- product cache ----
+
+TEST_P(store_contract, product_cache_upsert_and_get) {
+  EXPECT_FALSE(run(st_->get_cached_product(1)));
+  run(st_->upsert_products({make_product(1, 10995, 390, 120, t0),
+                            make_product(2, 1, std::nullopt, std::nullopt, t0 + 1),
+                            make_product(3, 99999999, 0, 0, t0 + 2)}));
+  auto p1 = run(st_->get_cached_product(1));
+  ASSERT_TRUE(p1);
+  EXPECT_EQ(p1->id, 1);
+  EXPECT_EQ(p1->title, "Product 1");
+  EXPECT_EQ(p1->image_url, "https://img.example/1.png");
+  EXPECT_EQ(p1->price_cents, 10995);
+  EXPECT_EQ(p1->review_rate_cents, 390);
+  EXPECT_EQ(p1->review_count, 120);
+  EXPECT_EQ(p1->fetched_at, t0);
+  auto p2 = run(st_->get_cached_product(2));
+  ASSERT_TRUE(p2);
+  EXPECT_EQ(p2->price_cents, 1);
+  EXPECT_FALSE(p2->review_rate_cents);
+  EXPECT_FALSE(p2->review_count);
+  EXPECT_EQ(p2->fetched_at, t0 + 1);
+  auto p3 = run(st_->get_cached_product(3));
+  ASSERT_TRUE(p3);
+  EXPECT_EQ(p3->price_cents, 99999999);
+  EXPECT_EQ(p3->review_rate_cents, 0);
+  EXPECT_EQ(p3->review_count, 0);
+
+  // Replaced in place, including a review that went away; quotes and unicode survive.
+  core::product changed = make_product(1, 2050, std::nullopt, std::nullopt, t0 + 60 * second);
+  changed.title = "Mochila \"Fjällräven\" – 15\" \\ laptops";
+  run(st_->upsert_products({changed}));
+  p1 = run(st_->get_cached_product(1));
+  ASSERT_TRUE(p1);
+  EXPECT_EQ(p1->title, changed.title);
+  EXPECT_EQ(p1->price_cents, 2050);
+  EXPECT_FALSE(p1->review_rate_cents);
+  EXPECT_FALSE(p1->review_count);
+  EXPECT_EQ(p1->fetched_at, t0 + 60 * second);
+
+  EXPECT_NO_THROW(run(st_->upsert_products({})));
+}
+
+// ---- favorites ----
+
+TEST_P(store_contract, favorites_insert_list_get_delete) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const core::customer b = add_customer("Bob", "bob@example.com", t0);
+  run(st_->upsert_products({make_product(10, 1999, 450, 7, t0)}));
+
+  EXPECT_TRUE(run(st_->insert_favorite(a.id, 10, t0 + 1 * second)));
+  EXPECT_FALSE(run(st_->insert_favorite(a.id, 10, t0 + 9 * second)));  // duplicate
+  EXPECT_TRUE(run(st_->insert_favorite(a.id, 20, t0 + 2 * second)));
+  // Same instant: product_id DESC breaks the tie.
+  EXPECT_TRUE(run(st_->insert_favorite(a.id, 30, t0 + 3 * second)));
+  EXPECT_TRUE(run(st_->insert_favorite(a.id, 31, t0 + 3 * second)));
+  EXPECT_TRUE(run(st_->insert_favorite(b.id, 10, t0)));
+
+  auto page = run(st_->list_favorites(a.id, {1, 20}));
+  EXPECT_EQ(page.total, 4);
+  std::vector<std::int64_t> ids;
+  for (const auto& f : page.items) ids.push_back(f.product_id);
+  EXPECT_EQ(ids, (std::vector<std::int64_t>{31, 30, 20, 10}));
+  ASSERT_EQ(page.items.size(), 4u);
+  EXPECT_EQ(page.items[0].favorited_at, t0 + 3 * second);
+  EXPECT_FALSE(page.items[0].cached);  // never cached: still listed
+  ASSERT_TRUE(page.items[3].cached);
+  EXPECT_EQ(page.items[3].favorited_at, t0 + 1 * second);  // the duplicate did not touch it
+  EXPECT_EQ(page.items[3].cached->price_cents, 1999);
+  EXPECT_EQ(page.items[3].cached->review_rate_cents, 450);
+  EXPECT_EQ(page.items[3].cached->review_count, 7);
+  EXPECT_EQ(page.items[3].cached->title, "Product 10");
+
+  auto p2 = run(st_->list_favorites(a.id, {2, 3}));
+  EXPECT_EQ(p2.total, 4);
+  ASSERT_EQ(p2.items.size(), 1u);
+  EXPECT_EQ(p2.items[0].product_id, 10);
+  auto beyond = run(st_->list_favorites(a.id, {5, 3}));
+  EXPECT_TRUE(beyond.items.empty());
+  EXPECT_EQ(beyond.total, 4);
+  EXPECT_EQ(run(st_->list_favorites(fav::util::uuid_v4(), {1, 20})).total, 0);
+
+  auto one = run(st_->get_favorite(a.id, 10));
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->product_id, 10);
+  EXPECT_EQ(one->favorited_at, t0 + 1 * second);
+  ASSERT_TRUE(one->cached);
+  EXPECT_EQ(one->cached->fetched_at, t0);
+  auto uncached = run(st_->get_favorite(a.id, 20));
+  ASSERT_TRUE(uncached);
+  EXPECT_FALSE(uncached->cached);
+  EXPECT_FALSE(run(st_->get_favorite(a.id, 99)));
+
+  EXPECT_TRUE(run(st_->delete_favorite(a.id, 10)));
+  EXPECT_FALSE(run(st_->delete_favorite(a.id, 10)));
+  EXPECT_FALSE(run(st_->get_favorite(a.id, 10)));
+  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 20})).total, 3);
+  EXPECT_TRUE(run(st_->get_favorite(b.id, 10)));  // another customer's copy stays
+}
+
+TEST_P(store_contract, concurrent_identical_favorites_have_one_winner) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  std::vector<net::awaitable<bool>> inserts;
+  for (int i = 0; i < 20; ++i) inserts.push_back(st_->insert_favorite(a.id, 42, t0 + i));
+  const auto results = run_all(std::move(inserts));
+  EXPECT_EQ(std::count(results.begin(), results.end(), true), 1);
+  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 20})).total, 1);
+}
+
+// ---- migrations ----
+
+TEST_P(store_contract, migrate_again_is_a_no_op) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  EXPECT_TRUE(run(st_->insert_favorite(a.id, 1, t0)));
+  run(st_->migrate());
+  run(st_->migrate());
+  EXPECT_TRUE(run(st_->find_customer(a.id)));
+  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 20})).total, 1);
+  // A second instance over the same database sees the same data.
+  auto again = make_store();
+  run(again->migrate());
+  EXPECT_TRUE(run(again->find_customer(a.id)));
+  again.reset();
+}
+
+INSTANTIATE_TEST_SUITE_P(backends, store_contract, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+
+// ---- PostgreSQL only: adoption, concurrency of migrations, failure bounds ----
+
+class pg_backend : public backend_fixture {
+ protected:
+  void SetUp() override {
+    if (!open("postgresql", false)) {
+      GTEST_SKIP() << "FAV_TEST_PG_URL is not set: PostgreSQL-only tests are skipped";
+    }
+  }
+  std::vector<std::string> versions() {
+    return pg_exec(conninfo_, "SELECT version::text FROM schema_migrations ORDER BY version");
+  }
+};
+
+TEST_F(pg_backend, adopts_a_database_created_by_the_reference_service) {
+  // The reference's DDL and a row of each, with no schema_migrations table.
+  pg_exec(conninfo_, R"sql(
+CREATE TABLE customers (id UUID PRIMARY KEY, name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL UNIQUE, password_hash VARCHAR(255) NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE TABLE products_cache (id BIGINT PRIMARY KEY, title VARCHAR(255) NOT NULL, image_url TEXT NOT NULL, price DECIMAL(10,2) NOT NULL, review_rate DECIMAL(10,2), review_count INT, fetched_at TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE TABLE customer_favorite_products (customer_id UUID NOT NULL REFERENCES customers(id) ON DELETE CASCADE, product_id BIGINT NOT NULL, favorited_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (customer_id, product_id));
+INSERT INTO customers (id, name, email, password_hash, created_at, updated_at)
+  VALUES ('6f1c3c2e-0d7a-4d47-9a43-1f0b1c2d3e4f', 'Ref', 'ref@example.com', 'hash',
+          '2024-01-02 03:04:05.678901+00', '2024-01-02 03:04:05.678901+00');
+INSERT INTO products_cache (id, title, image_url, price, review_rate, review_count, fetched_at)
+  VALUES (7, 'Seven', 'https://img.example/7.png', 12.34, 4.5, 99, '2024-01-02 03:04:05+00');
+INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
+  VALUES ('6f1c3c2e-0d7a-4d47-9a43-1f0b1c2d3e4f', 7, '2024-01-02 03:04:06+00');
+)sql");
+  run(st_->migrate());
+  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2"}));
+  auto c = run(st_->find_customer("6f1c3c2e-0d7a-4d47-9a43-1f0b1c2d3e4f"));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->name, "Ref");
+  EXPECT_EQ(c->created_at, 1'704'164'645'678'901);  // 2024-01-02T03:04:05.678901Z
+  auto favs = run(st_->list_favorites(c->id, {1, 20}));
+  ASSERT_EQ(favs.items.size(), 1u);
+  ASSERT_TRUE(favs.items[0].cached);
+  EXPECT_EQ(favs.items[0].cached->price_cents, 1234);
+  EXPECT_EQ(favs.items[0].cached->review_rate_cents, 450);
+  // Our tables arrived alongside.
+  EXPECT_EQ(run(st_->check_token(c->id, "j")), auth_state::ok);
+}
+
+TEST_F(pg_backend, instances_migrating_together_both_succeed) {
+  auto other = make_store();
+  std::vector<net::awaitable<void>> both;
+  both.push_back(st_->migrate());
+  both.push_back(other->migrate());
+  std::vector<std::future<void>> fs;
+  for (auto& m : both) fs.push_back(net::co_spawn(ioc_, std::move(m), net::use_future));
+  ioc_.restart();
+  std::thread t([this] { ioc_.run(); });
+  ioc_.run();
+  t.join();
+  for (auto& f : fs) EXPECT_NO_THROW(f.get());
+  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2"}));
+  other.reset();
+}
+
+TEST_F(pg_backend, a_server_that_never_answers_fails_within_the_connect_timeout) {
+  // A listener that never accepts: the TCP handshake completes, the PostgreSQL one never does.
+  net::ip::tcp::acceptor silent(ioc_, {net::ip::make_address("127.0.0.1"), 0});
+  const auto port = silent.local_endpoint().port();
+  store::pg_limits limits;
+  limits.connect_timeout = 500ms;
+  store::pg_store s(ioc_.get_executor(),
+                    "postgresql://u:p@127.0.0.1:" + std::to_string(port) + "/db?sslmode=disable",
+                    2, limits);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(run(s.find_customer(fav::util::uuid_v4())), store::unavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_FALSE(run(s.ping()));
+}
+
+TEST_F(pg_backend, a_closed_port_fails_fast) {
+  std::uint16_t port = 0;
+  {
+    net::ip::tcp::acceptor a(ioc_, {net::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }
+  store::pg_store s(ioc_.get_executor(),
+                    "postgresql://u:p@127.0.0.1:" + std::to_string(port) + "/db", 2);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(run(s.insert_favorite(fav::util::uuid_v4(), 1, t0)), store::unavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+}
+
+TEST_F(pg_backend, host_names_are_resolved_and_unknown_ones_fail) {
+  const auto at = conninfo_.find("@127.0.0.1:");
+  if (at == std::string::npos) GTEST_SKIP() << "FAV_TEST_PG_URL does not name 127.0.0.1";
+  std::string by_name = conninfo_;
+  by_name.replace(at, 10, "@localhost");
+  store::pg_store s(ioc_.get_executor(), by_name, 1);
+  EXPECT_TRUE(run(s.ping()));
+  std::string unknown = conninfo_;
+  unknown.replace(at, 10, "@no-such-host.invalid");
+  store::pg_store u(ioc_.get_executor(), unknown, 1);
+  EXPECT_THROW(run(u.find_customer_by_email("x@example.com")), store::unavailable);
+  store::pg_store garbage(ioc_.get_executor(), "postgresql://u@h:notaport/db?bogus=1", 1);
+  EXPECT_THROW(run(garbage.find_customer_by_email("x@example.com")), store::unavailable);
+}
+
+TEST_F(pg_backend, a_slow_query_fails_at_its_timeout_and_the_connection_is_dropped) {
+  auto c = run(store::pg_conn::connect(ioc_.get_executor(), conninfo_, 3s));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(run(c->script("SELECT pg_sleep(5)", 300ms)), store::unavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_FALSE(c->reusable());
+}
+
+TEST_F(pg_backend, a_statement_error_is_a_pg_error_and_the_connection_stays_usable) {
+  auto c = run(store::pg_conn::connect(ioc_.get_executor(), conninfo_, 3s));
+  const store::pg_statement bad{"bad", "SELECT 1 / $1::int"};
+  try {
+    run(c->query(bad, {"0"}, 3s));
+    ADD_FAILURE() << "division by zero did not throw";
+  } catch (const store::pg_error& e) {
+    EXPECT_EQ(e.sqlstate, "22012");
+  }
+  EXPECT_TRUE(c->reusable());
+  EXPECT_EQ(run(c->query(bad, {"1"}, 3s)).int64(0, 0), 1);  // prepared once, reused
+}
+
+TEST_F(pg_backend, the_pool_bounds_its_queue_and_the_wait) {
+  store::pg_limits limits;
+  limits.acquire_timeout = 300ms;
+  limits.max_waiters = 1;
+  store::pg_pool pool(ioc_.get_executor(), conninfo_, 1, limits);
+  using outcome = std::string;
+  // Holds the only connection for 800 ms.
+  auto holder = [](store::pg_pool* p) -> net::awaitable<outcome> {
+    auto l = co_await p->acquire();
+    net::steady_timer t(co_await net::this_coro::executor, 800ms);
+    co_await t.async_wait(net::use_awaitable);
+    co_return "held";
+  };
+  auto taker = [](store::pg_pool* p, std::chrono::milliseconds delay) -> net::awaitable<outcome> {
+    net::steady_timer t(co_await net::this_coro::executor, delay);
+    co_await t.async_wait(net::use_awaitable);
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      auto l = co_await p->acquire();
+      co_return "got";
+    } catch (const store::unavailable&) {
+      const auto waited = std::chrono::steady_clock::now() - start;
+      co_return waited < 100ms ? "refused" : "timed out";
+    }
+  };
+  std::vector<net::awaitable<outcome>> all;
+  all.push_back(holder(&pool));
+  all.push_back(taker(&pool, 100ms));   // queues, gives up at 400 ms
+  all.push_back(taker(&pool, 200ms));   // the queue (1) is full: refused at once
+  all.push_back(taker(&pool, 1000ms));  // after the holder: gets the connection
+  const auto r = run_all(std::move(all));
+  EXPECT_EQ(r, (std::vector<outcome>{"held", "timed out", "refused", "got"}));
+  const auto s = pool.snapshot();
+  EXPECT_EQ(s.open, 1);
+  EXPECT_EQ(s.idle, 1);
+  EXPECT_EQ(s.waiting, 0);
+}
+
+TEST_F(pg_backend, many_callers_share_a_small_pool) {
+  run(st_->migrate());
+  auto small = std::make_unique<store::pg_store>(ioc_.get_executor(), conninfo_, 2);
+  const core::customer a = make_customer("Alice", "alice@example.com", t0);
+  ASSERT_TRUE(run(small->insert_customer(a)));
+  std::vector<net::awaitable<bool>> inserts;
+  for (int i = 0; i < 200; ++i) inserts.push_back(small->insert_favorite(a.id, i + 1, t0 + i));
+  const auto results = run_all(std::move(inserts));
+  EXPECT_EQ(std::count(results.begin(), results.end(), true), 200);
+  EXPECT_EQ(small->usage().in_use, 0);
+  EXPECT_EQ(run(small->list_favorites(a.id, {1, 1})).total, 200);
+  small.reset();
+}
+
+TEST_F(pg_backend, recovers_when_the_server_comes_back) {
+  const std::string dir = env("FAV_TEST_PG_CLUSTER_DIR");
+  if (dir.empty()) {
+    GTEST_SKIP() << "FAV_TEST_PG_CLUSTER_DIR is not set (the cluster made by "
+                    "scripts/pg-test-cluster.sh start DIR): stop/restart test skipped";
+  }
+  std::string script = env("FAV_TEST_PG_SCRIPT");
+#ifdef FAV_SOURCE_DIR
+  if (script.empty()) script = std::string(FAV_SOURCE_DIR) + "/scripts/pg-test-cluster.sh";
+#endif
+  if (script.empty()) script = "scripts/pg-test-cluster.sh";
+  run(st_->migrate());
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  ASSERT_EQ(std::system((script + " pause " + dir).c_str()), 0);
+  struct resume_at_exit {
+    std::string cmd;
+    ~resume_at_exit() { (void)std::system(cmd.c_str()); }
+  } resume{script + " resume " + dir};
+
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(run(st_->find_customer(a.id)), store::unavailable);
+  EXPECT_FALSE(run(st_->ping()));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+
+  ASSERT_EQ(std::system((script + " resume " + dir).c_str()), 0);
+  // The first call after the restart succeeds: dead pooled connections are replaced.
+  auto got = run(st_->find_customer(a.id));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->email, "alice@example.com");
+
+  // Now with every pooled connection open and idle across a quick restart (no call while the
+  // server is down): each is found dead when taken, and no caller sees an error.
+  auto burst = [&] {
+    std::vector<net::awaitable<bool>> calls;
+    for (int i = 0; i < 12; ++i) calls.push_back(st_->insert_favorite(a.id, 100 + i, t0));
+    return run_all(std::move(calls));
+  };
+  (void)burst();
+  ASSERT_EQ(std::system((script + " pause " + dir + " immediate").c_str()), 0);
+  ASSERT_EQ(std::system((script + " resume " + dir).c_str()), 0);
+  std::vector<net::awaitable<bool>> after;
+  for (int i = 0; i < 12; ++i) after.push_back(st_->delete_favorite(a.id, 100 + i));
+  const auto deleted = run_all(std::move(after));
+  EXPECT_EQ(std::count(deleted.begin(), deleted.end(), true), 12);
+}
+
+}  // namespace
