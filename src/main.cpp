@@ -121,13 +121,12 @@ int serve(const util::config& cfg) {
   auth::jwt_codec jwt(cfg.jwt_secret);
   auth::hash_pool hashes(cfg.hash_workers, cfg.hash_queue_limit);
   auth::token_cache tokens(*db, cfg.auth_cache_ttl_s);
-  catalog::client catalog_client(ioc.get_executor(),
-                                 catalog::client_options{cfg.catalog_base_url, cfg.catalog_timeout_s,
-                                                         cfg.catalog_max_retries, cfg.catalog_max_concurrency,
-                                                         cfg.catalog_backoff_base_s, cfg.catalog_backoff_cap_s},
-                                 metrics);
+  auto warn = [](std::string_view m) { util::log(util::log_level::warning, m); };
+  auto catalog_opts = catalog::options_from(cfg);
+  catalog_opts.log_warning = warn;
+  catalog::client catalog_client(ioc.get_executor(), catalog_opts, metrics);
   catalog::product_cache products(*db, catalog_client, cfg, metrics, background, ioc.get_executor(),
-                                  [] { return util::now_micros(); });
+                                  [] { return util::now_micros(); }, warn);
   app a{cfg, *db, jwt, hashes, tokens, catalog_client, products, metrics, background};
 
   dispatcher dispatch(a);

@@ -11,6 +11,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -183,7 +185,16 @@ net::awaitable<void> server::session(tcp::socket sock) {
     parser.body_limit(static_cast<std::uint64_t>(opts_.body_limit));
     parser.header_limit(opts_.header_limit);
     stream.expires_after(seconds(opts_.request_timeout_s));
-    co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    if (!ec && !parser.is_done()) {
+      // curl and others wait for "100 Continue" before sending a body.
+      auto expect = parser.get().find(bhttp::field::expect);
+      if (expect != parser.get().end() && beast::iequals(expect->value(), "100-continue")) {
+        bhttp::response<bhttp::empty_body> cont{status::continue_, 11};
+        co_await bhttp::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
+      }
+      if (!ec) co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    }
 
     auto started = std::chrono::steady_clock::now();
     request req;

@@ -146,6 +146,16 @@ void pg_conn::fail(const char* what) {
   throw unavailable(std::string("postgresql: ") + what + ": " + trimmed(PQerrorMessage(conn_)));
 }
 
+void pg_conn::timed_out() {
+  // The connection is mid-protocol; it is dropped rather than reused.
+  broken_ = true;
+  const ConnStatusType st = PQstatus(conn_);
+  if (st == CONNECTION_OK || st == CONNECTION_BAD) throw unavailable("postgresql: query timed out");
+  // Which step of the connection sequence stalled (libpq's ConnStatusType).
+  throw unavailable("postgresql: connect timed out (step " + std::to_string(static_cast<int>(st)) +
+                    ")");
+}
+
 void pg_conn::bind_socket() {
   // While connecting libpq may close its socket and open another (next address, SSL or GSS
   // fallback), possibly with the same number, so the watch is renewed every time.
@@ -193,19 +203,12 @@ net::awaitable<bool> pg_conn::wait(io what, pg_clock::time_point deadline) {
   if (what == io::either) {
     auto r = co_await (sock_.async_wait(sd::wait_read, tok) ||
                        sock_.async_wait(sd::wait_write, tok) || timer.async_wait(tok));
-    if (r.index() == 2) {
-      broken_ = true;
-      throw unavailable("postgresql: timed out");
-    }
+    if (r.index() == 2) timed_out();
     co_return r.index() == 0;
   }
   auto r = co_await (sock_.async_wait(what == io::read ? sd::wait_read : sd::wait_write, tok) ||
                      timer.async_wait(tok));
-  if (r.index() == 1) {
-    // The connection is mid-protocol; it is dropped rather than reused.
-    broken_ = true;
-    throw unavailable("postgresql: timed out");
-  }
+  if (r.index() == 1) timed_out();
   co_return what == io::read;
 }
 

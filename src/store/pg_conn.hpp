@@ -89,6 +89,7 @@ class pg_conn {
   // Flushes the sent command and collects its results (PQgetResult until null).
   net::awaitable<pg_result> finish(pg_clock::time_point deadline);
   [[noreturn]] void fail(const char* what);
+  [[noreturn]] void timed_out();
 
   PGconn* conn_ = nullptr;
   net::posix::stream_descriptor sock_;

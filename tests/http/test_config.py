@@ -29,7 +29,8 @@ class ConfigTest(unittest.TestCase):
         return self.server(env, dotenv, **kw).start()
 
     def stop_ok(self, s: Server):
-        self.assertEqual(s.stop(), 0)
+        rc = s.stop()
+        self.assertEqual(rc, 0, "exit code on SIGTERM; stderr tail: %r" % s.err.lines[-10:])
 
     def refused(self, env=None, dotenv=None):
         """Starts with a bad configuration; returns the output lines after a non-zero exit."""

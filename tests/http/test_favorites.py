@@ -572,7 +572,8 @@ class DurabilityTest(unittest.TestCase):
 
     def tearDown(self):
         try:
-            self.assertEqual(self.server.stop(signal.SIGTERM), 0)
+            rc = self.server.stop(signal.SIGTERM)
+            self.assertEqual(rc, 0, "exit code on SIGTERM; stderr tail: %r" % self.server.err.lines[-10:])
         finally:
             self.server.kill9()
             self.stub.stop()

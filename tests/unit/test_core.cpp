@@ -109,7 +109,7 @@ TEST(Router, EveryRouteIsUniqueAndParsable) {
 
 TEST(JsonText, EscapesAndStaysValidJson) {
   std::string out;
-  core::append_json_string(out, std::string("a\"b\\c\n\x01 \xff é", 14));
+  core::append_json_string(out, std::string_view("a\"b\\c\n\x01 \xff é"));
   auto v = boost::json::parse(out);
   EXPECT_EQ(v.as_string(), "a\"b\\c\n\x01 \xEF\xBF\xBD é");
 }

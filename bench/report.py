@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""Turns bench/out (written by bench/run.sh) into bench/RESULTS.md and the gnuplot PNG.
+
+  report.py report OUT RESULTS.md PLOT.png
+  report.py miss-ppm OUT SCENARIO    token-cache misses per request on PostgreSQL, in ppm
+
+Throughput is successful responses per second (wrk counts answers >= 400 as errors; they are
+not throughput). Every target is a ratio of two figures from the same run.
+"""
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+
+SCENARIOS = [
+    ("favorites", "(a) GET /customers/{id}/favorites"),
+    ("customer", "(b) GET /customers/{id}"),
+    ("add_remove", "(c) POST + DELETE favorite (pipelined pair)"),
+    ("sign_in", "(d) POST /auth/sign-in"),
+    ("health", "(e) GET /health"),
+]
+PGBENCH_OF = {"favorites": "a_favorites", "customer": "b_customer", "add_remove": "c_add_remove"}
+# HTTP requests per pgbench transaction of each script.
+REQUESTS_PER_TX = {"a_favorites": 1, "b_customer": 1, "c_add_remove": 2}
+PICK = "SELECT id::text AS cid FROM customers WHERE email ="
+MIB = 1024
+
+
+def load(out):
+    recs = []
+    with open(os.path.join(out, "results.jsonl")) as f:
+        for line in f:
+            if line.strip():
+                recs.append(json.loads(line))
+    env = {}
+    with open(os.path.join(out, "machine.env")) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("=")
+            env[k] = v
+    return recs, env
+
+
+def main_conns(env):
+    return int(env.get("CONNECTIONS", 64))
+
+
+# ---- wrk ----
+def wrk_rec(recs, target, scenario, conns):
+    for r in recs:
+        if r["kind"] == "wrk" and r["target"] == target and r["scenario"] == scenario and r["connections"] == conns:
+            return r
+    return None
+
+
+def ok_rps(r):
+    if not r or not r.get("wrk"):
+        return None
+    w = r["wrk"]
+    return (w["requests"] - w["status_errors"]) / (w["duration_us"] / 1e6)
+
+
+def errors(r):
+    w = r["wrk"]
+    return w["status_errors"] + w["connect_errors"] + w["read_errors"] + w["write_errors"] + w["timeouts"]
+
+
+# ---- pgbench ----
+def pgbench_parse(path):
+    text = open(path).read() if os.path.exists(path) else ""
+    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", text)
+    tx = re.search(r"number of transactions actually processed: (\d+)", text)
+    failed = re.search(r"number of failed transactions: (\d+)", text)
+    lat = re.search(r"latency average = ([\d.]+) ms", text)
+    return {
+        "tps": float(m.group(1)) if m else None,
+        "transactions": int(tx.group(1)) if tx else None,
+        "failed": int(failed.group(1)) if failed else 0,
+        "latency_ms": float(lat.group(1)) if lat else None,
+    }
+
+
+def pgbench_recs(recs, script):
+    out = []
+    for r in recs:
+        if r["kind"] == "pgbench" and r["script"] == script:
+            out.append(dict(r, **pgbench_parse(r["raw"])))
+    return sorted(out, key=lambda r: r["connections"])
+
+
+def pgbench_ceiling(recs, script):
+    """Best requests-equivalent per second over the client counts tried (what the DB can do)."""
+    best = None
+    for r in pgbench_recs(recs, script):
+        if r["tps"] is not None:
+            v = r["tps"] * REQUESTS_PER_TX[script]
+            if best is None or v > best[0]:
+                best = (v, r)
+    return best
+
+
+# ---- pg_stat_statements: which statement ran how often ----
+def norm(sql):
+    sql = re.sub(r"\$\d+", "$?", sql)
+    return re.sub(r"\s+", " ", sql).strip().rstrip(";").strip()
+
+
+def statement_names(out):
+    path = os.path.join(out, "statements.json")
+    if not os.path.exists(path):
+        return {}
+    return {norm(v): k for k, v in json.load(open(path)).items()}
+
+
+def sql_mix(out, csv_path):
+    """{statement name: calls} from a pg_stat_statements dump."""
+    names = statement_names(out)
+    mix = {}
+    if not csv_path or not os.path.exists(csv_path):
+        return mix
+    with open(csv_path, newline="") as f:
+        for calls, query in csv.reader(f):
+            n = norm(query)
+            if n.startswith(norm(PICK)):
+                name = "(pgbench: pick a customer)"
+            else:
+                name = names.get(n, "other: " + n[:60])
+            mix[name] = mix.get(name, 0) + int(calls)
+    return mix
+
+
+def miss_ppm(out, scenario):
+    recs, env = load(out)
+    r = wrk_rec(recs, "postgresql", scenario, main_conns(env))
+    if not r or not r.get("wrk") or not r.get("pgss"):
+        return 0
+    calls = sql_mix(out, r["pgss"]).get("check_token", 0)
+    return min(1_000_000, round(1e6 * calls / max(1, r["wrk"]["requests"])))
+
+
+# ---- formatting ----
+def f0(v):
+    return "n/a" if v is None else f"{v:,.0f}"
+
+
+def ms(us):
+    return "n/a" if us is None else f"{us / 1000:.2f}"
+
+
+def ratio_row(name, num, den, target, op=">="):
+    if num is None or den is None or den == 0:
+        return f"| {name} | n/a | {op} {target} | n/a |"
+    v = num / den
+    ok = v >= target if op == ">=" else v <= target
+    return f"| {name} | **{v:.2f}** ({f0(num)} / {f0(den)}) | {op} {target} | {'PASS' if ok else 'FAIL'} |"
+
+
+def limit_row(name, value, unit, target):
+    if value is None:
+        return f"| {name} | n/a | <= {target} {unit} | n/a |"
+    return f"| {name} | **{value:.2f} {unit}** | <= {target} {unit} | {'PASS' if value <= target else 'FAIL'} |"
+
+
+def plot(out, recs, env, png):
+    sweep = [int(c) for c in env.get("SWEEP", "").split()]
+    data = os.path.join(out, "sweep.dat")
+    series = [t for t in ("sqlite", "postgresql", "nginx") if any(wrk_rec(recs, t, "favorites", c) for c in sweep)]
+    with open(data, "w") as f:
+        for t in series:
+            f.write(f"# {t}\n")
+            for c in sweep:
+                r = wrk_rec(recs, t, "favorites", c)
+                if r and r.get("wrk"):
+                    f.write(f"{c} {ok_rps(r):.1f} {r['wrk']['p99_us'] / 1000:.3f}\n")
+            f.write("\n\n")
+    titles = {"sqlite": "service, SQLite", "postgresql": "service, PostgreSQL", "nginx": "nginx static (ceiling)"}
+    styles = {"sqlite": "lc rgb '#1f77b4' pt 7", "postgresql": "lc rgb '#2ca02c' pt 5", "nginx": "lc rgb '#d62728' pt 9 dt 2"}
+
+    def plots(col):
+        return ", ".join(f"'{data}' index {i} using 1:{col} with linespoints lw 2 {styles[t]} title '{titles[t]}'"
+                         for i, t in enumerate(series))
+
+    gp = f"""set terminal pngcairo size 1400,560 font 'DejaVu Sans,11'
+set output '{png}'
+set multiplot layout 1,2 title "(a) GET /customers/{{id}}/favorites vs connections ({env.get('nproc')} cores, wrk -t{env.get('WRK_THREADS')}, {env.get('date')})"
+set logscale x 2
+set xtics ({', '.join(str(c) for c in sweep)})
+set xlabel 'connections'
+set grid
+set key top left
+set ylabel 'requests/s'
+set yrange [0:*]
+plot {plots(2)}
+set ylabel 'p99 latency (ms)'
+set logscale y 10
+set yrange [*:*]
+plot {plots(3)}
+unset multiplot
+"""
+    gp_path = os.path.join(out, "plot.gp")
+    with open(gp_path, "w") as f:
+        f.write(gp)
+    subprocess.run(["gnuplot", gp_path], check=True, timeout=60)
+
+
+def report(out, md_path, png):
+    recs, env = load(out)
+    conns = main_conns(env)
+    backends = [b for b in env.get("BACKENDS", "").split() if any(r.get("target") == b for r in recs)]
+    hash_rec = next((r["result"] for r in recs if r["kind"] == "hash"), None)
+    hps = hash_rec["hashes_per_second"] if hash_rec else None
+    nginx = next((r for r in recs if r["kind"] == "nginx"), None)
+    rss = {(r["target"], r["phase"]): r["vmhwm_kib"] for r in recs if r["kind"] == "rss"}
+    seeds = {r["target"]: r["result"] for r in recs if r["kind"] == "seed"}
+
+    L = []
+    w = L.append
+    w("# Favorites API — benchmark results")
+    w("")
+    w(f"Generated by `bench/run.sh` on {env.get('date')} (commit `{env.get('commit')}`). "
+      "Every target is a ratio of two figures measured in this same run; absolute numbers drift "
+      "from machine to machine and run to run. See `bench/README.md` for what each figure means.")
+    w("")
+    w("## Machine and parameters")
+    w("")
+    w(f"- CPU: {env.get('cpu')}, `nproc` = {env.get('nproc')}, memory {int(env.get('mem_total_kib', 0)) // MIB:,} MiB; "
+      f"{env.get('os')}, kernel {env.get('kernel')}")
+    w(f"- wrk {env.get('wrk')}, nginx {env.get('nginx')}, pgbench {env.get('pgbench')}")
+    w(f"- {env.get('CUSTOMERS')} customers × {env.get('FAVORITES')} favorites, one token each; "
+      f"measured runs of {env.get('DURATION')} s after a {env.get('WARMUP')} s warm-up; main runs at {conns} connections")
+    w(f"- Cores are shared, not pinned: the load generator gets {env.get('WRK_THREADS')} thread "
+      f"(`wrk -t{env.get('WRK_THREADS')}`, `pgbench -j{env.get('WRK_THREADS')}`); the service runs "
+      f"`API_THREADS={env.get('API_THREADS')}` and nginx `worker_processes {env.get('API_THREADS')}`; "
+      "PostgreSQL, the service and the load generator all run on the same cores, for the service and for its ceilings alike.")
+    w(f"- Service: `LOG_LEVEL={env.get('LOG_LEVEL')}`, `DATABASE_POOL_SIZE={env.get('POOL')}` (default), other settings default.")
+    w("")
+
+    # ---- targets ----
+    w(f"## Targets ({conns} connections)")
+    w("")
+    w("| ratio | measured | target | |")
+    w("|---|---|---|---|")
+    pg = "postgresql"
+    for scen, label, target in (("favorites", "(a)", 0.6), ("customer", "(b)", 0.6), ("add_remove", "(c)", 0.5)):
+        ceil = pgbench_ceiling(recs, PGBENCH_OF[scen])
+        w(ratio_row(f"{label} on PostgreSQL ÷ pgbench of its SQL", ok_rps(wrk_rec(recs, pg, scen, conns)),
+                    ceil[0] if ceil else None, target))
+    w(ratio_row("(a) on SQLite ÷ nginx static ceiling", ok_rps(wrk_rec(recs, "sqlite", "favorites", conns)),
+                ok_rps(wrk_rec(recs, "nginx", "favorites", conns)), 0.4))
+    for b in backends:
+        w(ratio_row(f"(d) on {b} ÷ argon2id hashes/s (all cores)", ok_rps(wrk_rec(recs, b, "sign_in", conns)), hps, 0.9))
+    for b in backends:
+        for scen, label in (("favorites", "(a)"), ("customer", "(b)")):
+            r = wrk_rec(recs, b, scen, conns)
+            w(limit_row(f"p99 of {label} on {b}", r["wrk"]["p99_us"] / 1000 if r and r.get("wrk") else None, "ms", 10))
+    for b in backends:
+        v = rss.get((b, "abc"))
+        w(limit_row(f"peak RSS during (a)/(b)/(c) on {b} (VmHWM)", v / MIB if v else None, "MiB", 64))
+    w("")
+
+    # ---- per backend ----
+    for b in backends:
+        w(f"## Service on {b}")
+        w("")
+        if b in seeds:
+            s = seeds[b]
+            w(f"Seeded in {s['total_s']:.1f} s ({s['customers']} customers, {s['favorites']} favorites each, "
+              f"{s['products']} products cached warm). VmHWM after (a)/(b)/(c) and the sweep: "
+              f"{rss.get((b, 'abc'), 0) / MIB:.1f} MiB; after sign-in too: {rss.get((b, 'all'), 0) / MIB:.1f} MiB.")
+            w("")
+        w("| scenario | conns | req/s (2xx/3xx) | errors | p50 ms | p99 ms | p99.9 ms | max ms | peak RSS MiB (sampled) |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for scen, label in SCENARIOS:
+            r = wrk_rec(recs, b, scen, conns)
+            if not r or not r.get("wrk"):
+                continue
+            x = r["wrk"]
+            w(f"| {label} | {conns} | {f0(ok_rps(r))} | {errors(r)} | {ms(x['p50_us'])} | {ms(x['p99_us'])} | "
+              f"{ms(x['p999_us'])} | {ms(x['max_us'])} | {r['rss_peak_kib'] / MIB:.1f} |")
+        w("")
+        w("(c) counts each request of the pair; its latencies are the pair's (wrk times a pipelined batch). "
+          "(d) is bounded by argon2id: each sign-in waits in the hash queue, so its latency is mostly queueing.")
+        w("")
+        if b == pg:
+            w("SQL the service sent per HTTP request (pg_stat_statements calls ÷ requests, measured run):")
+            w("")
+            w("| scenario | statements per request |")
+            w("|---|---|")
+            for scen, label in SCENARIOS[:3]:
+                r = wrk_rec(recs, pg, scen, conns)
+                if not r or not r.get("wrk"):
+                    continue
+                mix = sql_mix(out, r.get("pgss"))
+                n = max(1, r["wrk"]["requests"])
+                w(f"| {label} | " + ", ".join(f"`{k}` {v / n:.3f}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1])) + " |")
+            w("")
+
+    # ---- ceilings ----
+    w("## Ceilings (same run)")
+    w("")
+    if hash_rec:
+        w(f"- **argon2id** (`bench-seed --hash-bench`, `fav::auth::verify_password` = one hash with the service's "
+          f"parameters `{hash_rec.get('phc_prefix')}`, {hash_rec['threads']} threads): "
+          f"**{hash_rec['hashes_per_second']:.2f} hashes/s** ({hash_rec['hashes']} in {hash_rec['seconds']:.1f} s).")
+    if nginx:
+        w(f"- **nginx** static: (a)'s response body from the {nginx['body_from']} service "
+          f"({nginx['body_bytes']} bytes) for the same requests (same Lua script, tokens and paths), "
+          f"`worker_processes {env.get('API_THREADS')}`, `access_log off`, `keepalive_requests 1000000`.")
+    w("")
+    w("| nginx conns | req/s | p50 ms | p99 ms | p99.9 ms |")
+    w("|---|---|---|---|---|")
+    for c in [int(x) for x in env.get("SWEEP", "").split()]:
+        r = wrk_rec(recs, "nginx", "favorites", c)
+        if r and r.get("wrk"):
+            x = r["wrk"]
+            w(f"| {c} | {f0(ok_rps(r))} | {ms(x['p50_us'])} | {ms(x['p99_us'])} | {ms(x['p999_us'])} |")
+    w("")
+    if any(r["kind"] == "pgbench" for r in recs):
+        w("**pgbench** `-M prepared` running the service's own statements (copied at run time from "
+          "`src/store/pg_store.cpp` by `bench/pgbench_sql.py` from the templates in `bench/sql/`), with the "
+          "token check in the proportion the service itself ran it (token-cache misses measured above). "
+          "The ceiling is the best of the client counts tried; (c) counts two requests per transaction.")
+        w("")
+        w("| script | clients | tps | requests-equivalent/s | failed | token-check ppm | statements per transaction |")
+        w("|---|---|---|---|---|---|---|")
+        for script in ("a_favorites", "b_customer", "c_add_remove"):
+            for r in pgbench_recs(recs, script):
+                mix = sql_mix(out, r.get("pgss"))
+                n = max(1, r["transactions"] or 0)
+                mix_s = ", ".join(f"`{k}` {v / n:.3f}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))
+                tps = r["tps"]
+                w(f"| {script} | {r['connections']} | {f0(tps)} | "
+                  f"{f0(tps * REQUESTS_PER_TX[script]) if tps else 'n/a'} | {r['failed']} | {r['miss_ppm']} | {mix_s} |")
+        w("")
+
+    # ---- sweep ----
+    sweep = [int(x) for x in env.get("SWEEP", "").split()]
+    w("## (a) against connections")
+    w("")
+    w(f"![req/s and p99 of (a) against connections, with the nginx ceiling]({os.path.basename(png)})")
+    w("")
+    targets = [t for t in backends + ["nginx"] if any(wrk_rec(recs, t, "favorites", c) for c in sweep)]
+    w("| conns | " + " | ".join(f"{t} req/s | {t} p99 ms" for t in targets) + " |")
+    w("|---|" + "---|---|" * len(targets))
+    for c in sweep:
+        cells = []
+        for t in targets:
+            r = wrk_rec(recs, t, "favorites", c)
+            cells += [f0(ok_rps(r)), ms(r["wrk"]["p99_us"])] if r and r.get("wrk") else ["n/a", "n/a"]
+        w(f"| {c} | " + " | ".join(cells) + " |")
+    w("")
+
+    # ---- commands ----
+    w("## Commands (as run)")
+    w("")
+    w("```")
+    with open(os.path.join(out, "commands.log")) as f:
+        seen = set()
+        for line in f:
+            if line not in seen:
+                seen.add(line)
+                w(line.rstrip("\n").replace(os.getcwd() + "/", ""))
+    w("```")
+    w("")
+    w("Raw outputs (wrk, pgbench, pg_stat_statements, logs) are in `bench/out/` (not committed).")
+
+    if os.path.dirname(png):
+        os.makedirs(os.path.dirname(png), exist_ok=True)
+    plot(out, recs, env, png)
+    with open(md_path, "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+def main():
+    if len(sys.argv) >= 4 and sys.argv[1] == "miss-ppm":
+        print(miss_ppm(sys.argv[2], sys.argv[3]))
+    elif len(sys.argv) == 5 and sys.argv[1] == "report":
+        report(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
