@@ -102,7 +102,14 @@ def pgbench_ceiling(recs, script):
 
 # ---- pg_stat_statements: which statement ran how often ----
 def norm(sql):
-    sql = re.sub(r"\$\d+", "$?", sql)
+    """Comparable text: pg_stat_statements may store a statement with its constants replaced
+    by $n (when it first sees it at parse time), so parameters, quoted and numeric literals
+    all become "?"."""
+    sql = re.sub(r"'[^']*'", "?", sql)
+    sql = re.sub(r"extract\(\s*\w+\s+FROM", "extract(? FROM", sql, flags=re.I)
+    sql = re.sub(r"\$\d+", "?", sql)
+    sql = re.sub(r"\b\d+(\.\d+)?\b", "?", sql)
+    sql = re.sub(r"\b(true|false|null)\b", "?", sql, flags=re.I)
     return re.sub(r"\s+", " ", sql).strip().rstrip(";").strip()
 
 
@@ -137,6 +144,20 @@ def miss_ppm(out, scenario):
         return 0
     calls = sql_mix(out, r["pgss"]).get("check_token", 0)
     return min(1_000_000, round(1e6 * calls / max(1, r["wrk"]["requests"])))
+
+
+def error_statuses(out, backend):
+    """[((method, route, status), count)] for statuses >= 400 in the service's /metrics dump."""
+    path = os.path.join(out, "raw", f"metrics-{backend}.txt")
+    if not os.path.exists(path):
+        return None
+    pat = re.compile(r'^fav_http_requests_total\{method="([^"]*)",route="([^"]*)",status="(\d+)"\} (\d+)')
+    found = []
+    for line in open(path):
+        m = pat.match(line)
+        if m and int(m.group(3)) >= 400:
+            found.append(((m.group(1), m.group(2), m.group(3)), int(m.group(4))))
+    return found
 
 
 # ---- formatting ----
@@ -181,10 +202,11 @@ def plot(out, recs, env, png):
         return ", ".join(f"'{data}' index {i} using 1:{col} with linespoints lw 2 {styles[t]} title '{titles[t]}'"
                          for i, t in enumerate(series))
 
-    gp = f"""set terminal pngcairo size 1400,560 font 'DejaVu Sans,11'
+    gp = f"""set terminal pngcairo size 1400,560 font 'DejaVu Sans,11' noenhanced
 set output '{png}'
 set multiplot layout 1,2 title "(a) GET /customers/{{id}}/favorites vs connections ({env.get('nproc')} cores, wrk -t{env.get('WRK_THREADS')}, {env.get('date')})"
 set logscale x 2
+set xrange [0.8:320]
 set xtics ({', '.join(str(c) for c in sweep)})
 set xlabel 'connections'
 set grid
@@ -282,6 +304,11 @@ def report(out, md_path, png):
         w("(c) counts each request of the pair; its latencies are the pair's (wrk times a pipelined batch). "
           "(d) is bounded by argon2id: each sign-in waits in the hash queue, so its latency is mostly queueing.")
         w("")
+        errs = error_statuses(out, b)
+        if errs is not None:
+            w("Answers >= 400 over the whole run, warm-ups included (the service's `/metrics`): "
+              + (", ".join(f"`{m} {r}` {st}: {n}" for (m, r, st), n in errs) if errs else "none") + ".")
+            w("")
         if b == pg:
             w("SQL the service sent per HTTP request (pg_stat_statements calls ÷ requests, measured run):")
             w("")

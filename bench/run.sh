@@ -25,7 +25,8 @@ ROOT=$PWD
 : "${SKIP_DEPS:=0}" "${SKIP_BUILD:=0}"
 : "${BUILD_DIR:=build}"
 : "${FAV_BIN:=$BUILD_DIR/favorites-api}" "${STUB_BIN:=$BUILD_DIR/catalog-stub}" "${SEED_BIN:=$BUILD_DIR/bench-seed}"
-POOL=${DATABASE_POOL_SIZE:-5}  # the service's pool (its default); pgbench also runs with it
+POOL=${DATABASE_POOL_SIZE:-5}  # the service's pool (its default)
+: "${PGBENCH_CLIENTS:=$POOL 16 $CONNECTIONS}"  # pgbench client counts; the ceiling is the best
 PRODUCTS_FILE=data/fakestore-products.json
 PASSWORD=bench-password-1
 
@@ -52,11 +53,31 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT TERM
+forget_pid() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
 stop_pid() {  # stops one registered process (TERM, then KILL after 15 s)
   local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
+  if kill -TERM "$pid" 2>/dev/null; then
+    for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  forget_pid "$pid"
+}
+# bounded SECONDS CMD...: CMD with a time limit, registered so that an interrupt stops it too
+# (timeout puts it in its own process group, out of reach of the terminal's Ctrl-C).
+bounded() {
+  local limit=$1 pid rc=0
+  shift
+  timeout -k 5 "$limit" "$@" &
+  pid=$!
+  PIDS+=("$pid")
+  wait "$pid" || rc=$?
+  forget_pid "$pid"
+  return "$rc"
 }
 
 free_port() {
@@ -105,20 +126,19 @@ record() { printf '%s\n' "$1" >>"$OUT/results.jsonl"; }
   echo "nginx=$(nginx -v 2>&1 | sed 's#.*/##')"
   echo "pgbench=$(pgbench --version | awk '{print $3}')"
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  for v in DURATION WARMUP CUSTOMERS FAVORITES CONNECTIONS SWEEP WRK_THREADS API_THREADS BACKENDS HASH_SECONDS LOG_LEVEL POOL; do
+  for v in DURATION WARMUP CUSTOMERS FAVORITES CONNECTIONS SWEEP WRK_THREADS API_THREADS BACKENDS HASH_SECONDS LOG_LEVEL POOL PGBENCH_CLIENTS; do
     echo "$v=${!v}"
   done
 } >"$OUT/machine.env"
 
 # ---- measuring helpers ----
 SVC_PID=
-rss_sampler() {  # PID OUTFILE: highest VmRSS (KiB) seen, every 0.1 s, without forking
-  local pid=$1 out=$2 max=0 k v rest
+rss_sampler() {  # PID OUTFILE: appends VmRSS (KiB) every 0.1 s, without forking but sleep
+  local pid=$1 out=$2 k v rest
   while kill -0 "$pid" 2>/dev/null; do
     while read -r k v rest; do
-      if [ "$k" = VmRSS: ]; then [ "$v" -gt "$max" ] && max=$v; break; fi
+      if [ "$k" = VmRSS: ]; then echo "$v" >>"$out"; break; fi
     done <"/proc/$pid/status" 2>/dev/null || true
-    echo "$max" >"$out"
     sleep 0.1
   done
 }
@@ -149,7 +169,7 @@ pgss_dump() {  # the service's statements and their calls since the last reset, 
 SEEDED_AT=0
 DB_URL=
 reset_favorites() {
-  timeout -k 5 120 "$SEED_BIN" --database-url "$DB_URL" --reset-since "$SEEDED_AT" >/dev/null
+  bounded 120 "$SEED_BIN" --database-url "$DB_URL" --reset-since "$SEEDED_AT" >/dev/null
 }
 
 # run_wrk TARGET SCENARIO CONNECTIONS URL: warm-up, then the measured run; one record.
@@ -160,7 +180,14 @@ run_wrk() {
   local args=(-t"$threads" -c"$conns" --timeout 30s -s "bench/lua/$scenario.lua")
   [ "$scenario" = add_remove ] && reset_favorites
   if [ "$WARMUP" != 0 ]; then
-    timeout -k 5 $((WARMUP + 60)) wrk "${args[@]}" -d"${WARMUP}s" "$url" >"$RAW/$tag.warmup.txt" 2>&1 ||
+    local warm=("${args[@]}")
+    # Sign-ins wrk abandons at the end of the warm-up still cost a hash each (~0.2-0.5 s per
+    # core): warm that path with as many connections as cores, not a queue of $conns.
+    if [ "$scenario" = sign_in ]; then
+      local wc=$(( conns < $(nproc) ? conns : $(nproc) ))
+      warm=(-t1 -c"$wc" --timeout 30s -s "bench/lua/$scenario.lua")
+    fi
+    bounded $((WARMUP + 60)) wrk "${warm[@]}" -d"${WARMUP}s" "$url" >"$RAW/$tag.warmup.txt" 2>&1 ||
       say "warning: warm-up $tag failed"
   fi
   if [ -n "$pid" ]; then wait_idle "$pid"; fi
@@ -174,11 +201,11 @@ run_wrk() {
   fi
   log_cmd "BENCH_TOKENS=$TOKENS wrk ${args[*]} --latency -d${DURATION}s $url"
   say "wrk $tag"
-  timeout -k 5 $((DURATION + 60)) wrk "${args[@]}" --latency -d"${DURATION}s" "$url" >"$RAW/$tag.txt" 2>&1 ||
+  bounded $((DURATION + 60)) wrk "${args[@]}" --latency -d"${DURATION}s" "$url" >"$RAW/$tag.txt" 2>&1 ||
     say "warning: wrk $tag exited with $?"
   [ -n "$sampler" ] && stop_pid "$sampler"
   local rss=0
-  [ -n "$pid" ] && rss=$(cat "$RAW/$tag.rss" 2>/dev/null || echo 0)
+  [ -n "$pid" ] && rss=$(sort -n "$RAW/$tag.rss" 2>/dev/null | tail -n 1)
   local res
   res=$(sed -n 's/^BENCH_RESULT //p' "$RAW/$tag.txt" | tail -n 1)
   [ -n "$res" ] || { say "warning: no result in $RAW/$tag.txt"; res=null; }
@@ -193,8 +220,8 @@ run_wrk() {
 # ---- 2. the password-hash ceiling: argon2id with the service's parameters on every core ----
 say "hash micro-benchmark (${HASH_SECONDS}s, $(nproc) threads)"
 log_cmd "$SEED_BIN --hash-bench $HASH_SECONDS --threads $(nproc)"
-hash=$(timeout -k 5 $((HASH_SECONDS + 60)) "$SEED_BIN" --hash-bench "$HASH_SECONDS" --threads "$(nproc)")
-record "{\"kind\":\"hash\",\"result\":$hash}"
+bounded $((HASH_SECONDS + 60)) "$SEED_BIN" --hash-bench "$HASH_SECONDS" --threads "$(nproc)" >"$RAW/hash-bench.json"
+record "{\"kind\":\"hash\",\"result\":$(cat "$RAW/hash-bench.json")}"
 
 # ---- 3. the catalog stub (products are cached warm; it only answers stale refreshes) ----
 "$STUB_BIN" --host 127.0.0.1 --port 0 --products "$PRODUCTS_FILE" >"$RAW/catalog-stub.log" 2>&1 &
@@ -228,15 +255,20 @@ start_service() {  # NAME DATABASE_URL
 check_scenarios() {
   local id token free email code
   read -r id token free email <"$TOKENS"
-  code=$(curl -sS -o "$FAV_BODY.$1" -w '%{http_code}' -H "Authorization: Bearer $token" "$SVC_URL/customers/$id/favorites")
+  code=$(curl -sS --max-time 60 -o "$FAV_BODY.$1" -w '%{http_code}' -H "Authorization: Bearer $token" "$SVC_URL/customers/$id/favorites")
   [ "$code" = 200 ] || die "(a) answered $code: $(cat "$FAV_BODY.$1")"
-  code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$SVC_URL/customers/$id")
+  code=$(curl -sS --max-time 60 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$SVC_URL/customers/$id")
   [ "$code" = 200 ] || die "(b) answered $code"
-  code=$(curl -sS -o "$RAW/check-c.txt" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" "$SVC_URL/customers/$id/favorites/$free")
+  code=$(curl -sS --max-time 60 -o "$RAW/check-c.txt" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" "$SVC_URL/customers/$id/favorites/$free")
   [ "$code" = 201 ] || die "(c) POST answered $code: $(cat "$RAW/check-c.txt")"
-  code=$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer $token" "$SVC_URL/customers/$id/favorites/$free")
+  code=$(curl -sS --max-time 60 -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer $token" "$SVC_URL/customers/$id/favorites/$free")
   [ "$code" = 204 ] || die "(c) DELETE answered $code"
-  code=$(curl -sS -o "$RAW/check-d.txt" -w '%{http_code}' -H 'Content-Type: application/json' \
+}
+# Apart: one argon2id hash takes 64 MiB, which would count in the peak RSS of (a)/(b)/(c).
+check_sign_in() {
+  local id token free email code
+  read -r id token free email <"$TOKENS"
+  code=$(curl -sS --max-time 60 -o "$RAW/check-d.txt" -w '%{http_code}' -H 'Content-Type: application/json' \
     -d "{\"email\":\"$email\",\"password\":\"$PASSWORD\"}" "$SVC_URL/auth/sign-in")
   [ "$code" = 200 ] || die "(d) answered $code: $(cat "$RAW/check-d.txt")"
 }
@@ -262,8 +294,9 @@ bench_backend() {  # sqlite | postgresql
   say "seeding $backend: $CUSTOMERS customers x $FAVORITES favorites"
   log_cmd "$SEED_BIN --database-url $DB_URL --customers $CUSTOMERS --favorites $FAVORITES --secret <secret> --tokens-out $TOKENS --products $PRODUCTS_FILE"
   local seed
-  seed=$(timeout -k 5 600 "$SEED_BIN" --database-url "$DB_URL" --customers "$CUSTOMERS" --favorites "$FAVORITES" \
-    --secret "$SECRET" --tokens-out "$TOKENS" --products "$PRODUCTS_FILE")
+  bounded 600 "$SEED_BIN" --database-url "$DB_URL" --customers "$CUSTOMERS" --favorites "$FAVORITES" \
+    --secret "$SECRET" --tokens-out "$TOKENS" --products "$PRODUCTS_FILE" >"$RAW/seed-$backend.json"
+  seed=$(cat "$RAW/seed-$backend.json")
   record "{\"kind\":\"seed\",\"target\":\"$backend\",\"result\":$seed}"
   SEEDED_AT=$(printf '%s' "$seed" | sed -E 's/.*"seeded_at_us":([0-9]+).*/\1/')
 
@@ -282,8 +315,11 @@ bench_backend() {  # sqlite | postgresql
   # VmHWM is the process's lifetime peak: read before sign-in, whose argon2 hashes take 64 MiB
   # each, it is the peak over (a), (b), (c) (plus /health) — none of them frees memory early.
   record "{\"kind\":\"rss\",\"target\":\"$backend\",\"phase\":\"abc\",\"vmhwm_kib\":$(status_kib "$SVC_PID" VmHWM)}"
+  check_sign_in
   run_wrk "$backend" sign_in "$CONNECTIONS" "$SVC_URL"
   record "{\"kind\":\"rss\",\"target\":\"$backend\",\"phase\":\"all\",\"vmhwm_kib\":$(status_kib "$SVC_PID" VmHWM)}"
+  # The service's own counters (statuses by route, cache hits, pool use) for the whole run.
+  curl -sS --max-time 10 "$SVC_URL/metrics" >"$RAW/metrics-$backend.txt" || true
   stop_pid "$SVC_PID"
   SVC_PID=
 
@@ -310,19 +346,25 @@ run_pgbench() {
     local vars=(-D repick=100 -D n=-1 -D cid=none -D free=1 -D customers="$CUSTOMERS" -D favorites="$FAVORITES"
       -D products="$products" -D per_page=20 -D offset=0 -D now="$SEEDED_AT"
       -D jti="$(python3 -c 'import uuid; print(uuid.uuid4())')" -D miss_ppm="$miss")
-    for c in $(printf '%s\n' "$CONNECTIONS" "$POOL" | sort -nu); do
+    for c in $(printf '%s\n' $PGBENCH_CLIENTS | sort -nu); do
       local tag="postgresql-pgbench-$script-c$c"
       local args=(-n -M prepared -j "$WRK_THREADS" -c "$c" -f "$RUN/sql/$script.sql" "${vars[@]}")
       [ "$script" = c_add_remove ] && reset_favorites
       if [ "$WARMUP" != 0 ]; then
-        timeout -k 5 $((WARMUP + 60)) pgbench "${args[@]}" -T "$WARMUP" "$PG_URL" >"$RAW/$tag.warmup.txt" 2>&1 ||
+        bounded $((WARMUP + c / 20 + 60)) pgbench "${args[@]}" -T "$((WARMUP + c / 20 + 1))" "$PG_URL" \
+          >"$RAW/$tag.warmup.txt" 2>&1 ||
           say "warning: pgbench warm-up $tag failed"
       fi
+      # -T counts from before the clients connect (64 SCRAM logins take seconds here): extend it
+      # by the warm-up's connection time so the measured window stays about DURATION.
+      local connect_ms extra
+      connect_ms=$(sed -n 's/^initial connection time = \([0-9]*\).*/\1/p' "$RAW/$tag.warmup.txt" 2>/dev/null | head -n1)
+      extra=$(( ${connect_ms:-$((c * 50))} / 1000 + 1 ))
       [ "$script" = c_add_remove ] && reset_favorites
       pgss_reset
-      log_cmd "pgbench ${args[*]} -T $DURATION $PG_URL"
+      log_cmd "pgbench ${args[*]} -T $((DURATION + extra)) $PG_URL"
       say "pgbench $tag"
-      timeout -k 5 $((DURATION + 60)) pgbench "${args[@]}" -T "$DURATION" "$PG_URL" >"$RAW/$tag.txt" 2>&1 ||
+      bounded $((DURATION + extra + 60)) pgbench "${args[@]}" -T "$((DURATION + extra))" "$PG_URL" >"$RAW/$tag.txt" 2>&1 ||
         say "warning: pgbench $tag exited with $?"
       psql_super -c "COPY (SELECT calls, query FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
                            WHERE r.rolname = 'fav_test' ORDER BY calls DESC) TO STDOUT WITH (FORMAT csv)" \

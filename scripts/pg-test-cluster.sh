@@ -101,7 +101,7 @@ EOF
     password="$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     as_owner "$pg_bin/psql" -q -X -h "$dir" -p "$port" -U postgres -d postgres \
       -v ON_ERROR_STOP=1 \
-      -c "CREATE ROLE $db_user LOGIN PASSWORD '$password'" \
+      -c "CREATE ROLE $db_user LOGIN CREATEDB PASSWORD '$password'" \
       -c "CREATE DATABASE $db_name OWNER $db_user" >/dev/null
     url="postgresql://$db_user:$password@127.0.0.1:$port/$db_name"
     echo "$url" | as_owner tee "$dir/url" >/dev/null

@@ -13,11 +13,15 @@ cmake --build build -j"$jobs"
 # Formatting is part of the build's hygiene: any drift from .clang-format fails the run.
 clang-format --dry-run -Werror $(git ls-files 'src/*.cpp' 'src/*.hpp' 'tools/*.cpp' 'tests/*.cpp')
 
+# Two throwaway clusters on loopback: one shared by the suites, one that the fault tests stop
+# and start again without disturbing the others.
 pg_dir="$(mktemp -d /tmp/fav-pg.XXXXXX)"
-chmod 755 "$pg_dir"
-trap 'scripts/pg-test-cluster.sh stop "$pg_dir" >/dev/null 2>&1 || true' EXIT
+fault_dir="$(mktemp -d /tmp/fav-pgfault.XXXXXX)"
+chmod 755 "$pg_dir" "$fault_dir"
+trap 'for d in "$pg_dir" "$fault_dir"; do scripts/pg-test-cluster.sh stop "$d" >/dev/null 2>&1 || true; done' EXIT
 FAV_TEST_PG_URL="$(scripts/pg-test-cluster.sh start "$pg_dir")"
-export FAV_TEST_PG_URL FAV_TEST_PG_DIR="$pg_dir"
+FAV_TEST_PG_FAULT_URL="$(scripts/pg-test-cluster.sh start "$fault_dir")"
+export FAV_TEST_PG_URL FAV_TEST_PG_FAULT_URL FAV_TEST_PG_FAULT_DIR="$fault_dir"
 
 cd build
 ctest --output-on-failure --timeout 900 -j"$jobs" "$@"

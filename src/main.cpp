@@ -7,6 +7,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
@@ -74,25 +76,40 @@ int migrate_only(const util::config& cfg) {
   return rc;
 }
 
-// GET /health/ready on a running instance: exit 0 when it answers 200 (container probes).
-int healthcheck(const std::string& host, int port) {
-  try {
-    net::io_context ioc;
-    net::ip::tcp::resolver resolver(ioc);
-    net::ip::tcp::socket sock(ioc);
-    net::connect(sock, resolver.resolve(host, std::to_string(port)));
-    std::string req = "GET /health/ready HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
-    net::write(sock, net::buffer(req));
-    std::string resp;
-    boost::system::error_code ec;
-    net::read(sock, net::dynamic_buffer(resp), ec);
-    bool ok = resp.rfind("HTTP/1.1 200", 0) == 0;
-    std::cout << (ok ? "healthy" : "unhealthy") << std::endl;
-    return ok ? 0 : 1;
-  } catch (const std::exception& e) {
-    std::cout << "unhealthy: " << e.what() << std::endl;
-    return 1;
-  }
+// GET /health/ready on a running instance: exit 0 when it answers 200 within `timeout` (container
+// probes); 1 otherwise — refused, an error status, or no complete answer in time.
+int healthcheck(const std::string& host, int port,
+                std::chrono::steady_clock::duration timeout = std::chrono::seconds(5)) {
+  net::io_context ioc;
+  std::string resp, error = "no answer within the timeout";
+  bool done = false;
+  net::co_spawn(
+      ioc,
+      [&]() -> net::awaitable<void> {
+        net::ip::tcp::resolver resolver(ioc);
+        net::ip::tcp::socket sock(ioc);
+        auto endpoints = co_await resolver.async_resolve(host, std::to_string(port), net::use_awaitable);
+        co_await net::async_connect(sock, endpoints, net::use_awaitable);
+        std::string req = "GET /health/ready HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
+        co_await net::async_write(sock, net::buffer(req), net::use_awaitable);
+        boost::system::error_code ec;  // EOF ends the answer (Connection: close)
+        co_await net::async_read(sock, net::dynamic_buffer(resp, 64 * 1024), net::redirect_error(net::use_awaitable, ec));
+        done = true;
+      },
+      [&](std::exception_ptr ep) {
+        if (!ep) return;
+        try {
+          std::rethrow_exception(ep);
+        } catch (const boost::system::system_error& e) {
+          error = e.code().message();
+        } catch (const std::exception& e) {
+          error = e.what();
+        }
+      });
+  ioc.run_for(timeout);  // returns at the deadline even if the instance never answers
+  bool ok = done && resp.rfind("HTTP/1.1 200", 0) == 0;
+  std::cout << (ok ? "healthy" : "unhealthy: " + (done ? resp.substr(0, resp.find('\r')) : error)) << std::endl;
+  return ok ? 0 : 1;
 }
 
 int serve(const util::config& cfg) {
@@ -151,6 +168,7 @@ int serve(const util::config& cfg) {
   util::log(util::log_level::info, "listening",
             {{"port", static_cast<int>(port)}, {"host", cfg.host}, {"backend", db->backend()},
              {"threads", cfg.api_threads}, {"version", FAV_VERSION}});
+  util::log_flush();
 
   // SIGTERM/SIGINT: stop accepting, let in-flight requests and background work finish (bounded).
   std::promise<void> stopped;

@@ -16,12 +16,16 @@ function M.customers()
 end
 
 -- Pre-builds one request string per customer with build(c) and installs request(), which
--- walks them in rotation: the Lua work per request is a table lookup.
+-- walks them in rotation: the Lua work per request is a table lookup. Built in init(): only
+-- then has wrk set the Host header that wrk.format() adds.
 function M.rotate(build)
   local reqs = {}
-  for i, c in ipairs(M.customers()) do reqs[i] = build(c) end
-  math.randomseed(os.time())
-  local i = math.random(#reqs)
+  local i = 0
+  init = function(args)
+    for n, c in ipairs(M.customers()) do reqs[n] = build(c) end
+    math.randomseed(os.time())
+    i = math.random(#reqs)
+  end
   request = function()
     i = i % #reqs + 1
     return reqs[i]

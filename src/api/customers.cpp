@@ -1,5 +1,6 @@
 // Handlers for /customers (contract §3 "Customers"): the private list and one's own account.
 #include <boost/json/object.hpp>
+#include <cctype>
 
 #include "api/errors.hpp"
 #include "api/handlers.hpp"
@@ -14,6 +15,25 @@ namespace fav::api {
 using core::errc;
 
 namespace {
+// RFC 3339 needs an offset: a naive time in a filter would be a guess.
+bool has_offset(std::string_view s) {
+  if (s.empty()) return false;
+  if (s.back() == 'Z' || s.back() == 'z') return true;
+  return s.size() > 6 && (s[s.size() - 6] == '+' || s[s.size() - 6] == '-') && s[s.size() - 3] == ':';
+}
+
+// Microseconds hidden below the precision written: created_to is inclusive at that precision, so
+// a created_at copied from a response (milliseconds) includes its own row.
+core::micros below_precision(std::string_view s) {
+  auto dot = s.find('.');
+  if (dot == std::string_view::npos) return 999'999;
+  std::size_t digits = 0;
+  while (dot + 1 + digits < s.size() && std::isdigit(static_cast<unsigned char>(s[dot + 1 + digits]))) ++digits;
+  core::micros span = 1;
+  for (std::size_t d = digits; d < 6; ++d) span *= 10;
+  return span - 1;
+}
+
 // name/email substrings (lower-cased) and created_from/created_to (RFC 3339); nullopt → invalid_filter.
 std::optional<core::customer_filter> parse_filter(const http::request& req) {
   core::customer_filter f;
@@ -26,8 +46,9 @@ std::optional<core::customer_filter> parse_filter(const http::request& req) {
   for (auto key : {"created_from", "created_to"}) {
     if (auto v = req.query_value(key)) {
       auto t = util::parse_rfc3339(*v);
-      if (!t) return std::nullopt;
-      (std::string_view(key) == "created_from" ? f.created_from : f.created_to) = *t;
+      if (!t || !has_offset(*v)) return std::nullopt;
+      if (std::string_view(key) == "created_from") f.created_from = *t;
+      else f.created_to = *t + below_precision(*v);
     }
   }
   return f;

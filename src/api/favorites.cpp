@@ -5,6 +5,7 @@
 #include "api/render.hpp"
 #include "app.hpp"
 #include "core/validate.hpp"
+#include "util/log.hpp"
 #include "util/time.hpp"
 
 namespace fav::api {
@@ -15,13 +16,20 @@ namespace {
 std::string item_path(const std::string& customer_id, std::int64_t product_id) {
   return "/customers/" + customer_id + "/favorites/" + std::to_string(product_id);
 }
+
+// Catalog trouble met while serving this request, logged with its correlation id.
+void log_catalog_notes(const http::request& req, const std::vector<std::string>& notes) {
+  for (auto& n : notes) util::log(util::log_level::warning, n, {{"correlation_id", req.correlation_id}});
+}
 }  // namespace
 
 net::awaitable<http::response> list_favorites(http::request& req, app& a) {
   auto page = core::parse_page(req.query_value("page"), req.query_value("per_page"), a.cfg.per_page_limit);
   if (!page) co_return fail(errc::invalid_pagination);
   auto favs = co_await a.db.list_favorites(req.auth->customer_id, *page);
-  auto products = co_await a.products.resolve(favs.items);
+  std::vector<std::string> notes;
+  auto products = co_await a.products.resolve(favs.items, &notes);
+  log_catalog_notes(req, notes);
   std::string items;
   items.reserve(favs.items.size() * 220);
   for (std::size_t i = 0; i < favs.items.size(); ++i) {
@@ -39,6 +47,7 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
   if (co_await a.db.get_favorite(customer_id, *product_id)) co_return fail(errc::product_already_in_favorites);
 
   auto found = co_await a.products.get_for_favorite(*product_id);
+  if (!found.note.empty()) log_catalog_notes(req, {found.note});
   if (found.status == catalog::lookup_status::not_found) co_return fail(errc::product_not_found);
   if (found.status == catalog::lookup_status::unavailable)
     co_return fail(errc::catalog_unavailable, std::nullopt, {}, static_cast<int>(found.retry_after_s + 0.999));
@@ -59,7 +68,9 @@ net::awaitable<http::response> get_favorite(http::request& req, app& a) {
   auto fav = co_await a.db.get_favorite(req.auth->customer_id, *product_id);
   if (!fav) co_return fail(errc::product_not_in_favorites);
   std::vector<core::favorite> one{std::move(*fav)};
-  auto products = co_await a.products.resolve(one);
+  std::vector<std::string> notes;
+  auto products = co_await a.products.resolve(one, &notes);
+  log_catalog_notes(req, notes);
   fav = std::move(one[0]);
   std::string body;
   render_favorite(body, fav->product_id, fav->favorited_at, products[0]);

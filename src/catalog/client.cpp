@@ -279,8 +279,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
     try {
       r = co_await fetch_product_now(id);
     } catch (const std::exception& e) {
-      warn("catalog: fetching product " + std::to_string(id) + " failed: " + e.what());
       r = unavailable(std::nullopt);
+      r.note = "catalog: fetching product " + std::to_string(id) + " failed: " + e.what();
     }
     fin.finish(r);
     co_return r;
@@ -311,8 +311,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
           return step::done;
         }
         if (p.kind == parse_kind::not_product)
-          warn("catalog: GET " + target + " answered a body that is not a product (" + p.detail +
-               "); treated as no such product");
+          r.note = "catalog: GET " + target + " answered a body that is not a product (" + p.detail +
+                   "); treated as no such product";
         r.status = fetch_status::not_found;
         bump(metrics_.catalog_not_found);
         return step::done;
@@ -320,8 +320,13 @@ struct client::impl : std::enable_shared_from_this<impl> {
       if (o.status == 429 || o.status >= 500) return step::retry;
       return step::fail;
     };
-    const auto hint = co_await run_attempts(target, product_body_limit, judge);
-    if (hint) co_return unavailable(*hint);
+    std::string failure;
+    const auto hint = co_await run_attempts(target, product_body_limit, judge, failure);
+    if (hint) {
+      auto u = unavailable(*hint);
+      u.note = std::move(failure);
+      co_return u;
+    }
     co_return r;
   }
 
@@ -346,7 +351,11 @@ struct client::impl : std::enable_shared_from_this<impl> {
       return step::fail;
     };
     try {
-      if (co_await run_attempts(target, catalog_body_limit, judge)) co_return std::nullopt;
+      std::string failure;
+      if (co_await run_attempts(target, catalog_body_limit, judge, failure)) {
+        warn(failure);  // warm-up runs outside any request: log here
+        co_return std::nullopt;
+      }
     } catch (const std::exception& e) {
       warn(std::string("catalog: fetching the whole catalog failed: ") + e.what());
       co_return std::nullopt;
@@ -360,7 +369,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
   // max(it, our backoff). A longer one ends the retries at once — holding a user request that
   // long is worse than answering 503 with the catalog's own Retry-After.
   template <class Judge>
-  net::awaitable<std::optional<double>> run_attempts(const std::string& target, std::size_t limit, const Judge& judge) {
+  net::awaitable<std::optional<double>> run_attempts(const std::string& target, std::size_t limit, const Judge& judge,
+                                                     std::string& failure) {
     std::optional<double> server_hint;
     std::string last_error = "client shut down";
     const int max_retries = std::max(0, opts_.max_retries);
@@ -402,7 +412,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
       co_await timer.async_wait(net::redirect_error(net::use_awaitable, ignored));
     }
     bump(metrics_.catalog_failure);
-    warn("catalog: GET " + target + " failed after " + std::to_string(attempt + 1) + " attempt(s): " + last_error);
+    failure = "catalog: GET " + target + " failed after " + std::to_string(attempt + 1) + " attempt(s): " + last_error;
     co_return server_hint.value_or(opts_.backoff_cap_s);
   }
 

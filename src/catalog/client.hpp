@@ -28,6 +28,9 @@ struct fetch_result {
   // When unavailable: whole seconds ≥ 1 to suggest in a Retry-After header (the catalog's own
   // Retry-After when it sent one, else the backoff cap).
   double retry_after_s = 0;
+  // What went wrong (a failed call, a body that is not a product), for the caller to log with
+  // its request's correlation id; empty when there is nothing to say.
+  std::string note;
 };
 
 struct client_options {

@@ -58,7 +58,7 @@ net::awaitable<lookup_result> product_cache::get_for_favorite(std::int64_t id) {
   std::optional<freshness> state;
   if (cached) {
     state = classify_and_count(*cached, clock_());
-    if (*state == freshness::fresh) co_return lookup_result{lookup_status::found, cached, 0};
+    if (*state == freshness::fresh) co_return lookup_result{lookup_status::found, cached, 0, {}};
   } else {
     bump(metrics_.cache_miss);
   }
@@ -70,19 +70,20 @@ net::awaitable<lookup_result> product_cache::get_for_favorite(std::int64_t id) {
       p.fetched_at = clock_();
       // (no braced list inside co_await: g++ 12 rejects it, "array used as initializer")
       co_await save(std::vector<core::product>(1, p));
-      co_return lookup_result{lookup_status::found, std::move(p), 0};
+      co_return lookup_result{lookup_status::found, std::move(p), 0, {}};
     }
     case fetch_status::not_found:
       // A product the catalog dropped recently can still be favorited until its row expires.
-      if (cached && *state == freshness::stale) co_return lookup_result{lookup_status::found, cached, 0};
-      co_return lookup_result{lookup_status::not_found, std::nullopt, 0};
+      if (cached && *state == freshness::stale) co_return lookup_result{lookup_status::found, cached, 0, r.note};
+      co_return lookup_result{lookup_status::not_found, std::nullopt, 0, r.note};
     case fetch_status::unavailable: break;
   }
-  if (cached) co_return lookup_result{lookup_status::found, cached, 0};  // stale-if-error
-  co_return lookup_result{lookup_status::unavailable, std::nullopt, r.retry_after_s};
+  if (cached) co_return lookup_result{lookup_status::found, cached, 0, r.note};  // stale-if-error
+  co_return lookup_result{lookup_status::unavailable, std::nullopt, r.retry_after_s, r.note};
 }
 
-net::awaitable<std::vector<std::optional<core::product>>> product_cache::resolve(std::vector<core::favorite> favs) {
+net::awaitable<std::vector<std::optional<core::product>>> product_cache::resolve(std::vector<core::favorite> favs,
+                                                                                 std::vector<std::string>* notes) {
   std::vector<std::optional<core::product>> out(favs.size());
   std::vector<std::size_t> to_fetch;  // indexes into favs
   const core::micros now = clock_();
@@ -113,6 +114,7 @@ net::awaitable<std::vector<std::optional<core::product>>> product_cache::resolve
   const core::micros fetched_at = clock_();
   for (std::size_t j = 0; j < to_fetch.size(); ++j) {
     const auto i = to_fetch[j];
+    if (notes && !fetched[j].note.empty()) notes->push_back(std::move(fetched[j].note));
     if (fetched[j].status == fetch_status::found) {
       fetched[j].product->fetched_at = fetched_at;
       out[i] = fetched[j].product;
@@ -187,6 +189,7 @@ net::awaitable<void> product_cache::background_refresh(std::int64_t id, [[maybe_
       rows.push_back(std::move(*r.product));
       co_await save(std::move(rows));
     }
+    if (!r.note.empty()) warn("product cache: background refresh: " + r.note);  // no request to tell
   } catch (const std::exception& e) {
     warn("product cache: background refresh of " + std::to_string(id) + " failed: " + e.what());
   }

@@ -29,6 +29,7 @@ struct lookup_result {
   lookup_status status = lookup_status::unavailable;
   std::optional<core::product> product;  // set when found
   double retry_after_s = 0;              // when unavailable: whole seconds ≥ 1 for Retry-After
+  std::string note;                      // what the catalog did wrong, for the request's log line
 };
 
 class product_cache {
@@ -50,7 +51,9 @@ class product_cache {
   // each entry, in order. fresh → as is; stale → as is plus one background refresh per product;
   // expired/absent → fetched first (concurrently, bounded by the client's cap); on failure the
   // cached copy of any age, or nullopt meaning "unavailable". Never throws because of the catalog.
-  net::awaitable<std::vector<std::optional<core::product>>> resolve(std::vector<core::favorite> favs);
+  // `notes` (optional) receives what went wrong with the catalog, for the request's log.
+  net::awaitable<std::vector<std::optional<core::product>>> resolve(std::vector<core::favorite> favs,
+                                                                    std::vector<std::string>* notes = nullptr);
 
   // One GET /products, upserting every product it lists (cached or not) with fetched_at = now.
   // False when the catalog or the database failed; the per-id path keeps working either way.

@@ -126,7 +126,8 @@ void server::begin_shutdown() {
     if (auto c = w.lock()) {
       // Runs on the connection's strand, so it never races the session's own socket use.
       net::dispatch(c->stream.get_executor(), [c] {
-        if (c->idle) c->stream.socket().cancel();
+        boost::system::error_code ignored;  // the socket may already be closed
+        if (c->idle) c->stream.socket().cancel(ignored);
       });
     }
   }

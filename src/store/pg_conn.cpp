@@ -150,7 +150,9 @@ void pg_conn::timed_out() {
   // The connection is mid-protocol; it is dropped rather than reused.
   broken_ = true;
   const ConnStatusType st = PQstatus(conn_);
-  if (st == CONNECTION_OK || st == CONNECTION_BAD) throw unavailable("postgresql: query timed out");
+  if (st == CONNECTION_OK || st == CONNECTION_BAD) {
+    throw unavailable("postgresql: query timed out");
+  }
   // Which step of the connection sequence stalled (libpq's ConnStatusType).
   throw unavailable("postgresql: connect timed out (step " + std::to_string(static_cast<int>(st)) +
                     ")");
@@ -187,6 +189,7 @@ net::awaitable<std::unique_ptr<pg_conn>> pg_conn::connect(net::any_io_executor e
   while (st != PGRES_POLLING_OK) {
     if (st == PGRES_POLLING_FAILED) c->fail("connect");
     c->bind_socket();
+    if (!c->sock_.is_open()) c->fail("connect");
     co_await c->wait(st == PGRES_POLLING_READING ? io::read : io::write, deadline);
     st = PQconnectPoll(c->conn_);
   }

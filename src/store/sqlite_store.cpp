@@ -273,6 +273,7 @@ class sqlite_store final : public store {
   ~sqlite_store() override { pool_.stop(); }
 
   std::string backend() const override { return "sqlite"; }
+  pool_usage usage() const override { return {pool_.running(), pool_.queued()}; }
 
   net::awaitable<void> migrate() override {
     co_await run<int>([](connection& c) {

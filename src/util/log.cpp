@@ -30,7 +30,10 @@ void log_init(const std::string& level) {
   logger = spdlog::create_async_nb<spdlog::sinks::stdout_sink_mt>("fav");
   logger->set_pattern("%v");
   logger->set_level(spdlog::level::trace);
-  logger->flush_on(spdlog::level::trace);
+  // Lines reach stdout in batches (one write per buffer, at least every second, not one per
+  // request); warnings and worse, and log_flush(), go out at once.
+  logger->flush_on(spdlog::level::warn);
+  spdlog::flush_every(std::chrono::seconds(1));
 }
 
 bool log_enabled(log_level l) { return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed); }
@@ -57,12 +60,17 @@ void log(log_level l, std::string_view message, std::initializer_list<log_field>
   }
   o.close();
   if (logger) {
-    logger->info(line);
+    if (l >= log_level::warning) logger->warn(line);
+    else logger->info(line);
   } else {
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
   }
+}
+
+void log_flush() {
+  if (logger) logger->flush();
 }
 
 void log_shutdown() {

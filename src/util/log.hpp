@@ -29,7 +29,9 @@ struct log_field {
 void log_init(const std::string& level);
 bool log_enabled(log_level l);
 void log(log_level l, std::string_view message, std::initializer_list<log_field> fields = {});
-// Flushes pending lines (shutdown, and before exiting on a fatal error).
+// Pushes buffered lines out now (e.g. after "listening", which tests and scripts wait for).
+void log_flush();
+// Flushes pending lines and stops the logger (shutdown, and before exiting on a fatal error).
 void log_shutdown();
 
 }  // namespace fav::util

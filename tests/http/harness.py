@@ -218,6 +218,15 @@ class Client:
         raise AssertionError("unreachable")
 
 
+def request_once(port: int, method: str, path: str, body=None, **kw) -> Response:
+    """One request on a fresh connection of its own, closed afterwards."""
+    c = Client(port)
+    try:
+        return c.req(method, path, body=body, **kw)
+    finally:
+        c.close()
+
+
 def parse_raw_response(data: bytes) -> Optional[Response]:
     """Parses the first HTTP/1.1 response in `data` (Content-Length or read-to-close)."""
     head, sep, rest = data.partition(b"\r\n\r\n")
@@ -359,6 +368,8 @@ class Stub:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._out.join()
+        self.proc.stdout.close()
 
     def _admin(self, method, path, body=None):
         with self._lock:
@@ -533,9 +544,15 @@ class Server:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+        self._reap()
+        return rc
+
+    def _reap(self):
         self.out.join()
         self.err.join()
-        return rc
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
 
     def stop(self, sig=signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int:
         """Signals the process and waits for it; returns its exit code (kills it after timeout
@@ -556,8 +573,8 @@ class Server:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-            self.out.join()
-            self.err.join()
+        if self.proc is not None:
+            self._reap()
 
     def restart(self):
         """SIGKILL-safe restart on the same working directory and database."""
@@ -584,6 +601,11 @@ class Server:
 
     def all_output(self) -> str:
         return "\n".join(self.log_lines() + (self.err.lines if self.err else []))
+
+    def output_tail(self, n: int = 15) -> str:
+        """The last stdout lines that are not access-log lines, then the stderr tail."""
+        lines = [l for l in self.log_lines() if '"status"' not in l][-n:]
+        return "\n".join(lines + ["-- stderr:"] + (self.err.lines[-n:] if self.err else []))
 
     def log_objects(self) -> list:
         return [o for o in (_json_obj(l) for l in self.log_lines()) if o is not None]
@@ -663,6 +685,20 @@ class Server:
         else:
             raise RuntimeError("no database to query")
         return [line.split("|") for line in out.splitlines() if line != ""]
+
+
+def start_stub(extra_args=()) -> Stub:
+    """A running catalog stub on a kernel-chosen port."""
+    return Stub.start(extra_args)
+
+
+def start_server(stub: Optional[Stub], env_overrides: Optional[dict] = None, db: str = "default",
+                 dotenv: Optional[str] = None) -> Server:
+    """A running server. `db`: "default" (a fresh database), None (no DATABASE_URL), a
+    DATABASE_URL, or a SQLite file path (shared by servers started with it)."""
+    if db not in ("default", None) and not db.startswith(("sqlite:", "postgresql:", "postgres:")):
+        db = "sqlite:" + os.path.abspath(db)
+    return Server(stub, env=env_overrides, dotenv=dotenv, database=db).start()
 
 
 def _json_obj(line):
@@ -749,7 +785,7 @@ class ServerTestCase(unittest.TestCase):
             rc = cls.server.stop()
             if rc != 0:
                 raise AssertionError(f"server exited with {rc} on SIGTERM; last output:\n" +
-                                     "\n".join(cls.server.log_lines()[-20:] + cls.server.err.lines[-20:]))
+                                     cls.server.output_tail())
         finally:
             if cls.stub:
                 cls.stub.stop()

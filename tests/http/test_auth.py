@@ -10,8 +10,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (JWT_SECRET, UUID4_RE, Client, ServerTestCase, b64url, jwt_part,  # noqa: E402
-                     mint_jwt, unique_email)
+from harness import (JWT_SECRET, UUID4_RE, ServerTestCase, b64url, jwt_part, mint_jwt,  # noqa: E402
+                     request_once, unique_email)
 
 PASSWORD = "correct-horse-battery"
 
@@ -144,7 +144,7 @@ class AuthTest(ServerTestCase):
         port = self.server.port
 
         def one(i):
-            return Client(port).req("POST", "/auth/sign-up", {"name": f"Racer {i}", "email": email,
+            return request_once(port, "POST", "/auth/sign-up", {"name": f"Racer {i}", "email": email,
                                                              "password": PASSWORD})
         with ThreadPoolExecutor(10) as ex:
             results = list(ex.map(one, range(10)))
@@ -506,7 +506,7 @@ class PasswordHashBoundTest(ServerTestCase):
         port = self.server.port
 
         def one(_):
-            return Client(port).req("POST", "/auth/sign-in", {"email": c.email, "password": c.password})
+            return request_once(port, "POST", "/auth/sign-in", {"email": c.email, "password": c.password})
         with ThreadPoolExecutor(8) as ex:
             results = list(ex.map(one, range(8)))
         statuses = [r.status for r in results]

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API_KEY, TIMESTAMP_RE, UUID_RE, Client, Server, ServerTestCase, Stub,  # noqa: E402
-                     mint_jwt, raw_request, send_large_body, unique_email)
+                     mint_jwt, raw_request, request_once, send_large_body, unique_email)
 
 
 def parse_list(value: str) -> set:
@@ -28,7 +28,8 @@ def parse_time(s: str) -> datetime.datetime:
 
 
 class ConventionsTest(ServerTestCase):
-    server_env = {"PRODUCT_CATALOG_WARMUP": "false"}
+    server_env = {"PRODUCT_CATALOG_WARMUP": "false", "PRODUCT_CATALOG_BACKOFF_BASE_SECONDS": "0.05",
+                  "PRODUCT_CATALOG_BACKOFF_CAP_SECONDS": "0.2"}
 
     @classmethod
     def prepare(cls):
@@ -155,6 +156,26 @@ class ConventionsTest(ServerTestCase):
                 self.assertGreaterEqual(durations[0], 0)
                 parse_time(line["time"])  # RFC 3339
 
+    def test_catalog_failure_logs_are_json_on_stdout(self):
+        """Logs: one JSON object per line on stdout. The same id appears in every log line of
+        that request. (A failing catalog call is where a service is most tempted to log.)"""
+        c = self.server.new_customer()
+        self.stub.faults(fail_count=100, only_ids=[17])  # product 17: used by no other test here
+        try:
+            stderr_before = len(self.server.err.lines)
+            cid = "catalog-fail-" + uuid.uuid4().hex[:8]
+            r = self.req("POST", f"/customers/{c.id}/favorites/17", token=c.token,
+                         headers={"x-correlation-id": cid})
+            self.assertError(r, 503, "catalog_unavailable")
+            self.assertIsNotNone(self.server.wait_log(lambda o: o.get("correlation_id") == cid and "status" in o))
+            time.sleep(0.2)  # let any late line of this request arrive
+            self.assertEqual(self.server.err.lines[stderr_before:], [], "log lines outside stdout JSON")
+            for line in self.server.log_lines():
+                if "/products/17" in line:
+                    self.assertEqual(json.loads(line).get("correlation_id"), cid, line)
+        finally:
+            self.stub.reset()
+
     def test_every_stdout_line_is_a_json_object(self):
         self.req("GET", "/health")
         lines = self.server.log_lines()
@@ -244,7 +265,7 @@ class ConventionsTest(ServerTestCase):
         r = send_large_body(self.server.port, head, body)
         self.assertIsNotNone(r, "no HTTP response to a 1 MB body")
         self.assertError(r, 413, "payload_too_large")
-        self.assertEqual(Client(self.server.port).req("GET", "/health").status, 200)
+        self.assertEqual(request_once(self.server.port, "GET", "/health").status, 200)
 
     def test_chunked_body_over_limit(self):
         chunk = b"x" * 8192
@@ -292,7 +313,7 @@ class ConventionsTest(ServerTestCase):
         many = {f"X-H{i}": "b" * 100 for i in range(400)}
         r = self.req("GET", "/health", headers=many)
         self.assertError(r, 431, "headers_too_large")
-        self.assertEqual(Client(self.server.port).req("GET", "/health").status, 200)
+        self.assertEqual(request_once(self.server.port, "GET", "/health").status, 200)
 
     # -- invalid bodies -----------------------------------------------------------------------
 
@@ -499,12 +520,14 @@ class ConventionsTest(ServerTestCase):
                 r = client.req(method, path, headers=headers, raw_body=raw)
             except Exception as e:  # noqa: BLE001 - a dropped connection is a finding too
                 failures.append((i, method, path, repr(e)))
+                client.close()
                 client = Client(self.server.port, timeout=15)
                 continue
             if r.status >= 500:
                 failures.append((i, method, path, r.status, r.body[:200]))
             elif r.status >= 400 and method != "HEAD" and not isinstance(r.detail, str):
                 failures.append((i, method, path, r.status, "error body without detail", r.body[:200]))
+        client.close()
         self.assertEqual(failures, [])
         self.assertEqual(self.req("GET", "/health").status, 200)
         self.assertEqual(self.req("GET", f"/customers/{bob.id}", token=bob.token).status, 200)
@@ -561,7 +584,7 @@ class GracefulShutdownTest(unittest.TestCase):
                 self.stub.faults(latency_ms=1000)
                 port = self.server.port
                 with ThreadPoolExecutor(1) as ex:
-                    fut = ex.submit(lambda: Client(port).req("POST", f"/customers/{c.id}/favorites/{pid}",
+                    fut = ex.submit(lambda: request_once(port, "POST", f"/customers/{c.id}/favorites/{pid}",
                                                              token=c.token))
                     # The add is now waiting on the (slow) catalog.
                     self.assertEqual(self.stub.wait_product_calls(pid, 1, 5), 1)
@@ -580,12 +603,14 @@ class GracefulShutdownTest(unittest.TestCase):
                 self.assertEqual(self.server.stop(sig), 0)
 
     def test_idle_server_exits_promptly(self):
-        Client(self.server.port).req("GET", "/health")  # leave a keep-alive connection open
         idle = Client(self.server.port)
-        idle.req("GET", "/health")
-        t0 = time.monotonic()
-        self.assertEqual(self.server.stop(signal.SIGTERM), 0)
-        self.assertLess(time.monotonic() - t0, 5, "an idle keep-alive connection delayed shutdown")
+        idle.req("GET", "/health")  # leaves a keep-alive connection open
+        try:
+            t0 = time.monotonic()
+            self.assertEqual(self.server.stop(signal.SIGTERM), 0)
+            self.assertLess(time.monotonic() - t0, 5, "an idle keep-alive connection delayed shutdown")
+        finally:
+            idle.close()
 
 
 if __name__ == "__main__":

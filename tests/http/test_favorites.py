@@ -3,7 +3,6 @@ the fault-injecting catalog stub. Catalog calls are counted by the stub per prod
 
 import itertools
 import os
-import re
 import signal
 import sys
 import time
@@ -11,8 +10,8 @@ import unittest
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (TIMESTAMP_RE, Client, Server, ServerTestCase, Stub,  # noqa: E402
-                     load_stub_products)
+from harness import (TIMESTAMP_RE, Server, ServerTestCase, Stub, load_stub_products,  # noqa: E402
+                     request_once)
 
 TIMEOUT_S, RETRIES, BACKOFF_CAP_S = 0.5, 2, 0.2
 FAST_CATALOG = {
@@ -124,7 +123,7 @@ class FavoritesTest(FavoritesBase):
         self.stub.faults(latency_ms=200)
         port = self.server.port
         with ThreadPoolExecutor(20) as ex:
-            results = list(ex.map(lambda _: Client(port).req("POST", f"/customers/{c.id}/favorites/{pid}",
+            results = list(ex.map(lambda _: request_once(port, "POST", f"/customers/{c.id}/favorites/{pid}",
                                                               token=c.token), range(20)))
         self.assertEqual(sorted(r.status for r in results), [201] + [409] * 19, [r.body for r in results])
         self.assertEqual({r.detail for r in results if r.status == 409}, {"product_already_in_favorites"})
@@ -385,7 +384,7 @@ class FavoritesTest(FavoritesBase):
         self.stub.faults(latency_ms=300)
         port = self.server.port
         with ThreadPoolExecutor(20) as ex:
-            results = list(ex.map(lambda c: Client(port).req("POST", f"/customers/{c.id}/favorites/{pid}",
+            results = list(ex.map(lambda c: request_once(port, "POST", f"/customers/{c.id}/favorites/{pid}",
                                                               token=c.token), fans))
         self.assertEqual([r.status for r in results], [201] * 20, [r.body for r in results])
         self.assertEqual(self.stub.product_calls(pid), 1)
@@ -427,7 +426,7 @@ class FavoritesCacheTtlTest(FavoritesBase):
         port, a = self.server.port, self.a
         t1 = time.monotonic()
         with ThreadPoolExecutor(20) as ex:
-            results = list(ex.map(lambda _: Client(port).req("GET", f"/customers/{a.id}/favorites", token=a.token),
+            results = list(ex.map(lambda _: request_once(port, "GET", f"/customers/{a.id}/favorites", token=a.token),
                                   range(20)))
         self.assertLess(time.monotonic() - t1, 0.9, "stale listings waited for the refresh")
         for r in results:
@@ -513,7 +512,7 @@ class CatalogConcurrencyTest(FavoritesBase):
         port = self.server.port
         t0 = time.monotonic()
         with ThreadPoolExecutor(3) as ex:
-            results = list(ex.map(lambda p: Client(port).req("POST", f"/customers/{c.id}/favorites/{p}",
+            results = list(ex.map(lambda p: request_once(port, "POST", f"/customers/{c.id}/favorites/{p}",
                                                               token=c.token), pids))
         self.assertEqual([r.status for r in results], [201] * 3, results)
         self.assertGreaterEqual(time.monotonic() - t0, 0.85, "three 300 ms calls overlapped")
@@ -573,7 +572,7 @@ class DurabilityTest(unittest.TestCase):
     def tearDown(self):
         try:
             rc = self.server.stop(signal.SIGTERM)
-            self.assertEqual(rc, 0, "exit code on SIGTERM; stderr tail: %r" % self.server.err.lines[-10:])
+            self.assertEqual(rc, 0, "exit code on SIGTERM; output:\n" + self.server.output_tail())
         finally:
             self.server.kill9()
             self.stub.stop()

@@ -62,10 +62,15 @@ TEST(password, libsodium_alone_verifies_p4_strings) {
   EXPECT_EQ(crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()), 0);
 }
 
-TEST(password, new_hash_has_agreed_parameters_and_verifies) {
+// Contract §3: "argon2id PHC string (`$argon2id$v=19$m=65536,t=3,p=4$...`, the reference's parameters)".
+TEST(password, new_hash_has_the_reference_parameters_and_verifies) {
   const std::string hash = hash_password("correct horse battery staple");
   EXPECT_EQ(hash.substr(0, our_prefix.size()), our_prefix) << hash;
-  EXPECT_NE(hash.find(",p=1$"), std::string::npos) << hash;
+  EXPECT_NE(hash.find(",p=4$"), std::string::npos) << hash;
+  // 16-byte salt and 32-byte hash in unpadded standard base64, like argon2-cffi.
+  auto salt_at = hash.find("$", 30) + 1, hash_at = hash.rfind('$') + 1;
+  EXPECT_EQ(hash_at - salt_at - 1, 22u) << hash;
+  EXPECT_EQ(hash.size() - hash_at, 43u) << hash;
   EXPECT_TRUE(verify_password(hash, "correct horse battery staple"));
   EXPECT_FALSE(verify_password(hash, "correct horse battery stapler"));
   EXPECT_NE(hash_password("correct horse battery staple"), hash);  // fresh salt each time
