@@ -8,9 +8,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
@@ -93,7 +93,8 @@ int healthcheck(const std::string& host, int port,
         std::string req = "GET /health/ready HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
         co_await net::async_write(sock, net::buffer(req), net::use_awaitable);
         boost::system::error_code ec;  // EOF ends the answer (Connection: close)
-        co_await net::async_read(sock, net::dynamic_buffer(resp, 64 * 1024), net::redirect_error(net::use_awaitable, ec));
+        co_await net::async_read(sock, net::dynamic_buffer(resp, 64 * 1024),
+                                 net::redirect_error(net::use_awaitable, ec));
         done = true;
       },
       [&](std::exception_ptr ep) {
@@ -142,8 +143,8 @@ int serve(const util::config& cfg) {
   auto catalog_opts = catalog::options_from(cfg);
   catalog_opts.log_warning = warn;
   catalog::client catalog_client(ioc.get_executor(), catalog_opts, metrics);
-  catalog::product_cache products(*db, catalog_client, cfg, metrics, background, ioc.get_executor(),
-                                  [] { return util::now_micros(); }, warn);
+  catalog::product_cache products(
+      *db, catalog_client, cfg, metrics, background, ioc.get_executor(), [] { return util::now_micros(); }, warn);
   app a{cfg, *db, jwt, hashes, tokens, catalog_client, products, metrics, background};
 
   dispatcher dispatch(a);
@@ -166,8 +167,11 @@ int serve(const util::config& cfg) {
   srv.start();
   if (cfg.catalog_warm_interval_s >= 0) products.start_warmup();
   util::log(util::log_level::info, "listening",
-            {{"port", static_cast<int>(port)}, {"host", cfg.host}, {"backend", db->backend()},
-             {"threads", cfg.api_threads}, {"version", FAV_VERSION}});
+            {{"port", static_cast<int>(port)},
+             {"host", cfg.host},
+             {"backend", db->backend()},
+             {"threads", cfg.api_threads},
+             {"version", FAV_VERSION}});
   util::log_flush();
 
   // SIGTERM/SIGINT: stop accepting, let in-flight requests and background work finish (bounded).
@@ -181,11 +185,12 @@ int serve(const util::config& cfg) {
     net::co_spawn(
         ioc,
         [&]() -> net::awaitable<void> {
-          auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                              std::chrono::duration<double>(cfg.drain_timeout_s));
+          auto deadline =
+              std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                     std::chrono::duration<double>(cfg.drain_timeout_s));
           net::steady_timer t(co_await net::this_coro::executor);
-          while ((srv.active_requests() > 0 || background.active() > 0) && std::chrono::steady_clock::now() < deadline) {
+          while ((srv.active_requests() > 0 || background.active() > 0) &&
+                 std::chrono::steady_clock::now() < deadline) {
             t.expires_after(std::chrono::milliseconds(20));
             co_await t.async_wait(net::use_awaitable);
           }
@@ -213,8 +218,10 @@ int main(int argc, char** argv) {
   cli.require_subcommand(0, 1);
   auto* serve_cmd = cli.add_subcommand("serve", "Run the HTTP service (the default).");
   auto* migrate_cmd = cli.add_subcommand("migrate", "Apply database migrations and exit.");
-  auto* check_cmd = cli.add_subcommand("check-config", "Validate the configuration and exit (non-zero with the reason).");
-  auto* health_cmd = cli.add_subcommand("healthcheck", "Exit 0 when a running instance answers GET /health/ready with 200.");
+  auto* check_cmd =
+      cli.add_subcommand("check-config", "Validate the configuration and exit (non-zero with the reason).");
+  auto* health_cmd =
+      cli.add_subcommand("healthcheck", "Exit 0 when a running instance answers GET /health/ready with 200.");
   std::string hc_host = "127.0.0.1";
   int hc_port = 0;
   health_cmd->add_option("--host", hc_host, "Host of the running instance.");
@@ -226,8 +233,8 @@ int main(int argc, char** argv) {
   auth::init_crypto();
   int rc = 0;
   if (*check_cmd) {
-    std::cout << "configuration ok (env=" << cfg.env << ", backend=" << (cfg.database_is_postgres ? "postgresql" : "sqlite")
-              << ")" << std::endl;
+    std::cout << "configuration ok (env=" << cfg.env
+              << ", backend=" << (cfg.database_is_postgres ? "postgresql" : "sqlite") << ")" << std::endl;
   } else if (*migrate_cmd) {
     rc = migrate_only(cfg);
   } else if (*health_cmd) {

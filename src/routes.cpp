@@ -33,7 +33,9 @@ const route_def routes[] = {
 };
 }  // namespace
 
-std::span<const route_def> route_table() { return routes; }
+std::span<const route_def> route_table() {
+  return routes;
+}
 
 std::vector<route_info> route_list() {
   std::vector<route_info> out;

@@ -52,9 +52,9 @@ struct options {
   long customers = 10000;
   long favorites = 10;
   double expire_days = 2;
-  double hash_bench_s = 0;  // > 0: hash micro-benchmark mode
+  double hash_bench_s = 0;     // > 0: hash micro-benchmark mode
   long long reset_since = -1;  // >= 0: reset mode (favorites newer than this, in micros)
-  int threads = 0;          // hash bench threads; 0 = all cores
+  int threads = 0;             // hash bench threads; 0 = all cores
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -76,18 +76,30 @@ options parse_args(int argc, char** argv) {
   }
   try {
     for (auto& [k, v] : kv) {
-      if (k == "--database-url") o.database_url = v;
-      else if (k == "--products") o.products = v;
-      else if (k == "--secret") o.secret = v;
-      else if (k == "--tokens-out") o.tokens_out = v;
-      else if (k == "--password") o.password = v;
-      else if (k == "--customers") o.customers = std::stol(v);
-      else if (k == "--favorites") o.favorites = std::stol(v);
-      else if (k == "--expire-days") o.expire_days = std::stod(v);
-      else if (k == "--hash-bench") o.hash_bench_s = std::stod(v);
-      else if (k == "--threads") o.threads = std::stoi(v);
-      else if (k == "--reset-since") o.reset_since = std::stoll(v);
-      else usage("unknown option " + k);
+      if (k == "--database-url")
+        o.database_url = v;
+      else if (k == "--products")
+        o.products = v;
+      else if (k == "--secret")
+        o.secret = v;
+      else if (k == "--tokens-out")
+        o.tokens_out = v;
+      else if (k == "--password")
+        o.password = v;
+      else if (k == "--customers")
+        o.customers = std::stol(v);
+      else if (k == "--favorites")
+        o.favorites = std::stol(v);
+      else if (k == "--expire-days")
+        o.expire_days = std::stod(v);
+      else if (k == "--hash-bench")
+        o.hash_bench_s = std::stod(v);
+      else if (k == "--threads")
+        o.threads = std::stoi(v);
+      else if (k == "--reset-since")
+        o.reset_since = std::stoll(v);
+      else
+        usage("unknown option " + k);
     }
   } catch (const std::logic_error&) {
     usage("bad number");
@@ -142,8 +154,7 @@ int hash_bench(const options& o) {
     return 1;
   }
   std::printf("{\"threads\":%d,\"hashes\":%ld,\"seconds\":%.3f,\"hashes_per_second\":%.3f,\"phc_prefix\":\"%s\"}\n",
-              threads, done.load(), elapsed, static_cast<double>(done.load()) / elapsed,
-              params_of(phc).c_str());
+              threads, done.load(), elapsed, static_cast<double>(done.load()) / elapsed, params_of(phc).c_str());
   return 0;
 }
 
@@ -175,8 +186,7 @@ std::vector<seed_row> make_rows(const options& o, std::int64_t products, core::m
 constexpr const char* sql_delete_old = "DELETE FROM customers WHERE email LIKE 'bench-%@bench.example'";
 
 // SQLite: the store's column formats (ids as text, times as format_db_time text).
-void bulk_sqlite(const std::string& path, const std::vector<seed_row>& rows, const std::string& phc,
-                 core::micros now) {
+void bulk_sqlite(const std::string& path, const std::vector<seed_row>& rows, const std::string& phc, core::micros now) {
   sqlite3* db = nullptr;
   auto check = [&](int rc, const char* what) {
     if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -293,8 +303,8 @@ int reset_favorites(const options& o) {
     sqlite3_busy_timeout(db, 5000);
     sqlite3_stmt* st = nullptr;
     // Times are fixed-width RFC 3339 text in the SQLite store: text order is time order.
-    if (sqlite3_prepare_v2(db, "DELETE FROM customer_favorite_products WHERE favorited_at > ?1", -1, &st,
-                           nullptr) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "DELETE FROM customer_favorite_products WHERE favorited_at > ?1", -1, &st, nullptr) !=
+        SQLITE_OK)
       throw std::runtime_error(std::string("sqlite reset: ") + sqlite3_errmsg(db));
     const std::string since = util::format_db_time(o.reset_since);
     sqlite3_bind_text(st, 1, since.c_str(), -1, SQLITE_TRANSIENT);
@@ -361,8 +371,10 @@ int seed(const options& o) {
   const std::string phc = auth::hash_password(o.password);
   auto rows = make_rows(o, product_count, now);
   const auto t1 = std::chrono::steady_clock::now();
-  if (pg) bulk_pg(o.database_url, rows, phc, now);
-  else bulk_sqlite(sqlite_path, rows, phc, now);
+  if (pg)
+    bulk_pg(o.database_url, rows, phc, now);
+  else
+    bulk_sqlite(sqlite_path, rows, phc, now);
   const double t_bulk = seconds_since(t1);
 
   // Tokens in the service's format: sub, exp, iat, jti (a fresh uuid each).
@@ -380,10 +392,11 @@ int seed(const options& o) {
   out.close();
   if (!out) throw std::runtime_error("cannot write " + o.tokens_out);
 
-  std::printf("{\"backend\":\"%s\",\"customers\":%ld,\"favorites\":%ld,\"products\":%lld,"
-              "\"seeded_at_us\":%lld,\"schema_s\":%.3f,\"bulk_s\":%.3f,\"tokens_s\":%.3f,\"total_s\":%.3f}\n",
-              pg ? "postgresql" : "sqlite", o.customers, o.favorites, static_cast<long long>(product_count),
-              static_cast<long long>(now), t_schema, t_bulk, seconds_since(t2), seconds_since(t0));
+  std::printf(
+      "{\"backend\":\"%s\",\"customers\":%ld,\"favorites\":%ld,\"products\":%lld,"
+      "\"seeded_at_us\":%lld,\"schema_s\":%.3f,\"bulk_s\":%.3f,\"tokens_s\":%.3f,\"total_s\":%.3f}\n",
+      pg ? "postgresql" : "sqlite", o.customers, o.favorites, static_cast<long long>(product_count),
+      static_cast<long long>(now), t_schema, t_bulk, seconds_since(t2), seconds_since(t0));
   return 0;
 }
 

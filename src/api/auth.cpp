@@ -130,8 +130,8 @@ net::awaitable<http::response> sign_out(http::request& req, app& a) {
     }
   }
   auto res = http::no_content();
-  res.header("Set-Cookie", std::string("access_token=") + cookie_attrs +
-                               "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+  res.header("Set-Cookie",
+             std::string("access_token=") + cookie_attrs + "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
   res.header("Cache-Control", "no-store");
   co_return res;
 }

@@ -47,8 +47,10 @@ std::optional<core::customer_filter> parse_filter(const http::request& req) {
     if (auto v = req.query_value(key)) {
       auto t = util::parse_rfc3339(*v);
       if (!t || !has_offset(*v)) return std::nullopt;
-      if (std::string_view(key) == "created_from") f.created_from = *t;
-      else f.created_to = *t + below_precision(*v);
+      if (std::string_view(key) == "created_from")
+        f.created_from = *t;
+      else
+        f.created_to = *t + below_precision(*v);
     }
   }
   return f;

@@ -53,8 +53,7 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
     co_return fail(errc::catalog_unavailable, std::nullopt, {}, static_cast<int>(found.retry_after_s + 0.999));
 
   auto now = util::now_micros();
-  if (!co_await a.db.insert_favorite(customer_id, *product_id, now))
-    co_return fail(errc::product_already_in_favorites);
+  if (!co_await a.db.insert_favorite(customer_id, *product_id, now)) co_return fail(errc::product_already_in_favorites);
   std::string body;
   render_favorite(body, *product_id, now, found.product);
   auto res = http::json(http::status::created, std::move(body));

@@ -25,12 +25,11 @@ net::awaitable<http::response> health_ready(http::request&, app& a) {
 
 net::awaitable<http::response> metrics(http::request&, app& a) {
   auto pool = a.db.usage();
-  auto res = http::json(http::status::ok,
-                        a.metrics.render({{"fav_db_pool_in_use", pool.in_use},
-                                          {"fav_db_pool_waiting", pool.waiting},
-                                          {"fav_password_hash_queue_depth", a.hashes.queued()},
-                                          {"fav_password_hash_running", a.hashes.running()},
-                                          {"fav_background_tasks", a.background.active()}}));
+  auto res = http::json(http::status::ok, a.metrics.render({{"fav_db_pool_in_use", pool.in_use},
+                                                            {"fav_db_pool_waiting", pool.waiting},
+                                                            {"fav_password_hash_queue_depth", a.hashes.queued()},
+                                                            {"fav_password_hash_running", a.hashes.running()},
+                                                            {"fav_background_tasks", a.background.active()}}));
   res.content_type = "text/plain; version=0.0.4; charset=utf-8";
   res.header("Cache-Control", "no-store");
   co_return res;

@@ -29,9 +29,15 @@ void render_favorite(std::string& out, std::int64_t product_id, core::micros fav
     if (p->review_rate_cents || p->review_count) {
       core::json_object r(out);
       r.key("rate");
-      if (p->review_rate_cents) core::append_cents(out, *p->review_rate_cents); else r.null();
+      if (p->review_rate_cents)
+        core::append_cents(out, *p->review_rate_cents);
+      else
+        r.null();
       r.key("count");
-      if (p->review_count) r.num(*p->review_count); else r.null();
+      if (p->review_count)
+        r.num(*p->review_count);
+      else
+        r.null();
       r.close();
     } else {
       o.null();

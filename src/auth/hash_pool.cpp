@@ -10,9 +10,8 @@ net::awaitable<std::optional<std::string>> hash_pool::hash(std::string password)
 }
 
 net::awaitable<std::optional<bool>> hash_pool::verify(std::string phc, std::string password) {
-  return util::offload<bool>(pool_, [phc = std::move(phc), pw = std::move(password)] {
-    return verify_password(phc, pw);
-  });
+  return util::offload<bool>(pool_,
+                             [phc = std::move(phc), pw = std::move(password)] { return verify_password(phc, pw); });
 }
 
 }  // namespace fav::auth

@@ -112,7 +112,9 @@ mac_bytes compute_mac(std::uint64_t codec_id, evp_mac_ctx_st* keyed, std::string
 
 }  // namespace
 
-void jwt_codec::ctx_deleter::operator()(evp_mac_ctx_st* ctx) const noexcept { EVP_MAC_CTX_free(ctx); }
+void jwt_codec::ctx_deleter::operator()(evp_mac_ctx_st* ctx) const noexcept {
+  EVP_MAC_CTX_free(ctx);
+}
 
 jwt_codec::jwt_codec(std::string secret) : id_(next_codec_id.fetch_add(1)) {
   // OpenSSL 3.0 refuses an empty HMAC key, and an empty secret is a configuration bug anyway.

@@ -52,7 +52,7 @@ class jwt_codec {
   struct ctx_deleter {
     void operator()(evp_mac_ctx_st* ctx) const noexcept;
   };
-  std::uint64_t id_;                                     // names the key for per-thread copies
+  std::uint64_t id_;                                    // names the key for per-thread copies
   std::unique_ptr<evp_mac_ctx_st, ctx_deleter> keyed_;  // keyed template, copied per thread
 };
 

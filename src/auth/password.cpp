@@ -18,7 +18,9 @@ constexpr std::string_view argon2id_prefix = "$argon2id$";
 
 }  // namespace
 
-void init_crypto() { util::init_sodium(); }
+void init_crypto() {
+  util::init_sodium();
+}
 
 std::string hash_password(std::string_view password) {
   init_crypto();

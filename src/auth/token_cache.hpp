@@ -2,8 +2,8 @@
 // memory of "ok" answers. Sign-out and delete on this instance forget at once; other instances
 // sharing the database see a revocation within AUTH_CACHE_TTL_SECONDS (0 disables the cache).
 #pragma once
-#include <boost/asio/awaitable.hpp>
 #include <array>
+#include <boost/asio/awaitable.hpp>
 #include <mutex>
 #include <string>
 #include <unordered_map>

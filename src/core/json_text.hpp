@@ -13,7 +13,9 @@ void append_json_string(std::string& out, std::string_view s);
 // Appends a hundredths value as a JSON number: 10995 → 109.95, 2230 → 22.3, 500 → 5.
 void append_cents(std::string& out, std::int64_t cents);
 
-inline void append_int(std::string& out, std::int64_t v) { out += std::to_string(v); }
+inline void append_int(std::string& out, std::int64_t v) {
+  out += std::to_string(v);
+}
 
 // Small object builder: json_object o(out); o.key("a").str("x"); ... o.close();
 class json_object {
@@ -26,11 +28,26 @@ class json_object {
     out_ += ':';
     return *this;
   }
-  json_object& str(std::string_view v) { append_json_string(out_, v); return *this; }
-  json_object& num(std::int64_t v) { append_int(out_, v); return *this; }
-  json_object& raw(std::string_view v) { out_ += v; return *this; }
-  json_object& null() { out_ += "null"; return *this; }
-  json_object& boolean(bool b) { out_ += b ? "true" : "false"; return *this; }
+  json_object& str(std::string_view v) {
+    append_json_string(out_, v);
+    return *this;
+  }
+  json_object& num(std::int64_t v) {
+    append_int(out_, v);
+    return *this;
+  }
+  json_object& raw(std::string_view v) {
+    out_ += v;
+    return *this;
+  }
+  json_object& null() {
+    out_ += "null";
+    return *this;
+  }
+  json_object& boolean(bool b) {
+    out_ += b ? "true" : "false";
+    return *this;
+  }
   void close() { out_ += '}'; }
 
  private:

@@ -1,7 +1,7 @@
 // Plain records shared by the store, the catalog and the handlers; no I/O here.
 #pragma once
-#include <cstdint>
 #include <climits>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,7 +13,7 @@ using micros = std::int64_t;  // microseconds since the Unix epoch, UTC
 struct customer {
   std::string id;  // UUIDv4, lower case
   std::string name;
-  std::string email;  // trimmed, lower case
+  std::string email;          // trimmed, lower case
   std::string password_hash;  // argon2id PHC string
   micros created_at = 0;
   micros updated_at = 0;
@@ -42,9 +42,7 @@ struct page_req {
   std::int64_t page = 1;
   std::int64_t per_page = 20;
   // Saturates instead of overflowing: a page far past the end is simply empty.
-  std::int64_t offset() const {
-    return page - 1 > INT64_MAX / per_page ? INT64_MAX : (page - 1) * per_page;
-  }
+  std::int64_t offset() const { return page - 1 > INT64_MAX / per_page ? INT64_MAX : (page - 1) * per_page; }
 };
 
 template <class T>
@@ -55,8 +53,8 @@ struct page {
 
 // GET /customers filters, already parsed and lower-cased.
 struct customer_filter {
-  std::optional<std::string> name;   // case-insensitive substring
-  std::optional<std::string> email;  // case-insensitive substring
+  std::optional<std::string> name;     // case-insensitive substring
+  std::optional<std::string> email;    // case-insensitive substring
   std::optional<micros> created_from;  // inclusive
   std::optional<micros> created_to;    // inclusive
 };

@@ -17,8 +17,7 @@ bool accepts_gzip(std::string_view ae) {
     while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.remove_prefix(1);
     while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.remove_suffix(1);
     bool gz = token.size() == 4;
-    for (std::size_t i = 0; gz && i < 4; ++i)
-      gz = std::tolower(static_cast<unsigned char>(token[i])) == "gzip"[i];
+    for (std::size_t i = 0; gz && i < 4; ++i) gz = std::tolower(static_cast<unsigned char>(token[i])) == "gzip"[i];
     if (!gz && token != "*") continue;
     if (semi == std::string_view::npos) return true;
     auto params = item.substr(semi + 1);

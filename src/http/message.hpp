@@ -2,8 +2,8 @@
 // except the parsed header block, so handlers stay plain functions.
 #pragma once
 #include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <optional>
 #include <string>
@@ -19,19 +19,19 @@ using status = bhttp::status;
 
 // Who the auth policy found behind the request.
 struct principal {
-  std::string customer_id;  // token `sub`
-  std::string jti;          // revocation key (jti, or the signature for reference tokens)
+  std::string customer_id;         // token `sub`
+  std::string jti;                 // revocation key (jti, or the signature for reference tokens)
   std::optional<std::string> sid;  // refresh-token family of the sign-in
-  std::int64_t exp = 0;     // token expiry, seconds
+  std::int64_t exp = 0;            // token expiry, seconds
 };
 
 struct request {
   const bhttp::request<bhttp::string_body>* raw = nullptr;  // method, headers, body
   std::string_view path;                                    // decoded-free path, no query
   std::vector<std::pair<std::string, std::string>> query;   // percent-decoded, in order
-  std::vector<std::string_view> params;  // path parameters, in pattern order
+  std::vector<std::string_view> params;                     // path parameters, in pattern order
   std::string correlation_id;
-  std::string_view route;  // the matched route template, for logs and metrics
+  std::string_view route;         // the matched route template, for logs and metrics
   std::optional<principal> auth;  // set by customer policies
 
   std::string_view body() const { return raw->body(); }
@@ -53,7 +53,7 @@ struct response {
   std::string body;  // already serialized
   std::string content_type = "application/json; charset=utf-8";
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers (Location, ...)
-  bool compressible = true;  // false for pre-compressed or binary assets
+  bool compressible = true;                                  // false for pre-compressed or binary assets
 
   response& header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

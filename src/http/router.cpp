@@ -16,7 +16,9 @@ void split(std::string_view path, Out&& emit) {
     path.remove_prefix(slash + 1);
   }
 }
-bool is_param(std::string_view s) { return s.size() >= 2 && s.front() == '{' && s.back() == '}'; }
+bool is_param(std::string_view s) {
+  return s.size() >= 2 && s.front() == '{' && s.back() == '}';
+}
 }  // namespace
 
 path_pattern::path_pattern(std::string_view pattern) : text_(pattern) {
@@ -35,8 +37,10 @@ bool path_pattern::match(std::string_view path, std::vector<std::string_view>& p
     }
     const auto& want = segments_[i++];
     if (is_param(want)) {
-      if (seg.empty()) ok = false;
-      else params.push_back(seg);
+      if (seg.empty())
+        ok = false;
+      else
+        params.push_back(seg);
     } else if (want != seg) {
       ok = false;
     }

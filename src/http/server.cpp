@@ -10,8 +10,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -53,8 +53,7 @@ std::string correlation_id(const bhttp::request<bhttp::string_body>& r) {
     if (it == r.end()) continue;
     auto v = it->value();
     bool ok = !v.empty() && v.size() <= 64;
-    for (char c : v)
-      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+    for (char c : v) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
     if (ok) return std::string(v);
   }
   return util::uuid_v4();
@@ -90,7 +89,9 @@ unsigned short server::listen() {
   return acceptor_.local_endpoint().port();
 }
 
-void server::start() { net::co_spawn(acceptor_.get_executor(), accept_loop(), net::detached); }
+void server::start() {
+  net::co_spawn(acceptor_.get_executor(), accept_loop(), net::detached);
+}
 
 net::awaitable<void> server::accept_loop() {
   for (;;) {

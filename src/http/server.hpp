@@ -2,10 +2,10 @@
 // keep-alive), and the middleware every response passes through (correlation id, CORS, gzip,
 // access log). It knows nothing about favorites: routing happens in the dispatcher it is given.
 #pragma once
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>

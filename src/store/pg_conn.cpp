@@ -2,12 +2,12 @@
 // us), libpq does the I/O; every wait races a deadline, so a dead server cannot hang a caller.
 #include "store/pg_conn.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <algorithm>
 #include <charconv>
 
 namespace fav::store {
@@ -66,8 +66,8 @@ conn_params parse_conninfo(const std::string& conninfo) {
 // IP literals, socket directories and multi-host lists are left to libpq.
 net::awaitable<void> resolve_host(net::any_io_executor ex, conn_params& p) {
   std::string* host = p.find("host");
-  if (!host || p.find("hostaddr") || host->empty() || host->front() == '/' ||
-      host->front() == '@' || host->find(',') != std::string::npos) {
+  if (!host || p.find("hostaddr") || host->empty() || host->front() == '/' || host->front() == '@' ||
+      host->find(',') != std::string::npos) {
     co_return;
   }
   boost::system::error_code ec;
@@ -75,8 +75,7 @@ net::awaitable<void> resolve_host(net::any_io_executor ex, conn_params& p) {
   if (!ec) co_return;  // already numeric
   const std::string name = *host;
   net::ip::tcp::resolver resolver(ex);
-  auto [rec, results] =
-      co_await resolver.async_resolve(name, "5432", net::as_tuple(net::use_awaitable));
+  auto [rec, results] = co_await resolver.async_resolve(name, "5432", net::as_tuple(net::use_awaitable));
   if (rec || results.empty()) {
     throw unavailable("postgresql: cannot resolve host " + name + ": " + rec.message());
   }
@@ -112,8 +111,7 @@ std::int64_t pg_result::affected() const {
 }
 
 std::string pg_result::text(int r, int c) const {
-  return std::string(PQgetvalue(r_.get(), r, c),
-                     static_cast<std::size_t>(PQgetlength(r_.get(), r, c)));
+  return std::string(PQgetvalue(r_.get(), r, c), static_cast<std::size_t>(PQgetlength(r_.get(), r, c)));
 }
 
 std::int64_t pg_result::int64(int r, int c) const {
@@ -131,7 +129,9 @@ std::optional<std::int64_t> pg_result::opt_int64(int r, int c) const {
   return int64(r, c);
 }
 
-bool pg_result::boolean(int r, int c) const { return PQgetvalue(r_.get(), r, c)[0] == 't'; }
+bool pg_result::boolean(int r, int c) const {
+  return PQgetvalue(r_.get(), r, c)[0] == 't';
+}
 
 pg_conn::pg_conn(net::any_io_executor ex) : sock_(std::move(ex)) {}
 
@@ -154,8 +154,7 @@ void pg_conn::timed_out() {
     throw unavailable("postgresql: query timed out");
   }
   // Which step of the connection sequence stalled (libpq's ConnStatusType).
-  throw unavailable("postgresql: connect timed out (step " + std::to_string(static_cast<int>(st)) +
-                    ")");
+  throw unavailable("postgresql: connect timed out (step " + std::to_string(static_cast<int>(st)) + ")");
 }
 
 void pg_conn::bind_socket() {
@@ -166,9 +165,8 @@ void pg_conn::bind_socket() {
   if (fd >= 0) sock_.assign(fd);
 }
 
-net::awaitable<std::unique_ptr<pg_conn>> pg_conn::connect(net::any_io_executor ex,
-                                                         const std::string& conninfo,
-                                                         pg_clock::duration timeout) {
+net::awaitable<std::unique_ptr<pg_conn>> pg_conn::connect(net::any_io_executor ex, const std::string& conninfo,
+                                                          pg_clock::duration timeout) {
   const auto deadline = pg_clock::now() + timeout;
   conn_params params = parse_conninfo(conninfo);
   co_await resolve_host(ex, params);
@@ -204,13 +202,12 @@ net::awaitable<bool> pg_conn::wait(io what, pg_clock::time_point deadline) {
   constexpr auto tok = net::as_tuple(net::use_awaitable);
   net::steady_timer timer(sock_.get_executor(), deadline);
   if (what == io::either) {
-    auto r = co_await (sock_.async_wait(sd::wait_read, tok) ||
-                       sock_.async_wait(sd::wait_write, tok) || timer.async_wait(tok));
+    auto r = co_await (sock_.async_wait(sd::wait_read, tok) || sock_.async_wait(sd::wait_write, tok) ||
+                       timer.async_wait(tok));
     if (r.index() == 2) timed_out();
     co_return r.index() == 0;
   }
-  auto r = co_await (sock_.async_wait(what == io::read ? sd::wait_read : sd::wait_write, tok) ||
-                     timer.async_wait(tok));
+  auto r = co_await (sock_.async_wait(what == io::read ? sd::wait_read : sd::wait_write, tok) || timer.async_wait(tok));
   if (r.index() == 1) timed_out();
   co_return what == io::read;
 }
@@ -263,8 +260,7 @@ net::awaitable<pg_result> pg_conn::query(const pg_statement& st, std::vector<pg_
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  if (!PQsendQueryPrepared(conn_, st.name, static_cast<int>(values.size()), values.data(),
-                           nullptr, nullptr, 0)) {
+  if (!PQsendQueryPrepared(conn_, st.name, static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0)) {
     fail("send");
   }
   co_return co_await finish(deadline);
@@ -286,8 +282,7 @@ bool pg_conn::alive() {
 }
 
 bool pg_conn::reusable() const {
-  return !broken_ && PQstatus(conn_) == CONNECTION_OK &&
-         PQtransactionStatus(conn_) == PQTRANS_IDLE;
+  return !broken_ && PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
 }
 
 }  // namespace fav::store

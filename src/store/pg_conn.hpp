@@ -58,8 +58,7 @@ class pg_conn {
  public:
   // Opens a connection (PQconnectStartParams/PQconnectPoll; a DNS host name is resolved
   // asynchronously first); throws unavailable when it fails or takes longer than `timeout`.
-  static net::awaitable<std::unique_ptr<pg_conn>> connect(net::any_io_executor ex,
-                                                          const std::string& conninfo,
+  static net::awaitable<std::unique_ptr<pg_conn>> connect(net::any_io_executor ex, const std::string& conninfo,
                                                           pg_clock::duration timeout);
   ~pg_conn();
   pg_conn(const pg_conn&) = delete;
@@ -67,8 +66,7 @@ class pg_conn {
 
   // Runs `st` with text parameters, preparing it first if this connection has not yet.
   // Throws unavailable (connection lost, timeout, server shutting down) or pg_error.
-  net::awaitable<pg_result> query(const pg_statement& st, std::vector<pg_param> params,
-                                  pg_clock::duration timeout);
+  net::awaitable<pg_result> query(const pg_statement& st, std::vector<pg_param> params, pg_clock::duration timeout);
   // Runs parameterless SQL text, several statements allowed (migrations, BEGIN, COMMIT);
   // returns the last result. Throws like query().
   net::awaitable<pg_result> script(const char* sql, pg_clock::duration timeout);

@@ -48,11 +48,10 @@ constexpr const char* create_schema_migrations =
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY, "
     "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())";
 
-constexpr pg_statement applied_migrations{"applied_migrations",
-                                          "SELECT version FROM schema_migrations"};
+constexpr pg_statement applied_migrations{"applied_migrations", "SELECT version FROM schema_migrations"};
 
-constexpr pg_statement record_migration{
-    "record_migration", "INSERT INTO schema_migrations (version) VALUES ($1::int4)"};
+constexpr pg_statement record_migration{"record_migration",
+                                        "INSERT INTO schema_migrations (version) VALUES ($1::int4)"};
 
 }  // namespace
 

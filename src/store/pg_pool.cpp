@@ -12,8 +12,7 @@
 namespace fav::store {
 
 pg_pool::pg_pool(net::any_io_executor ex, std::string conninfo, int size, pg_limits limits)
-    : ex_(std::move(ex)), conninfo_(std::move(conninfo)), size_(std::max(size, 1)),
-      limits_(limits) {
+    : ex_(std::move(ex)), conninfo_(std::move(conninfo)), size_(std::max(size, 1)), limits_(limits) {
   idle_.reserve(static_cast<std::size_t>(size_));  // so release() never allocates
 }
 
@@ -61,8 +60,7 @@ net::awaitable<pg_pool::lease> pg_pool::acquire() {
   }
 }
 
-net::awaitable<std::unique_ptr<pg_conn>> pg_pool::wait_turn(std::shared_ptr<waiter> w,
-                                                            pg_clock::time_point deadline) {
+net::awaitable<std::unique_ptr<pg_conn>> pg_pool::wait_turn(std::shared_ptr<waiter> w, pg_clock::time_point deadline) {
   using namespace net::experimental::awaitable_operators;
   constexpr auto tok = net::as_tuple(net::use_awaitable);
   net::steady_timer timer(ex_, deadline);

@@ -20,7 +20,7 @@ namespace fav::store {
 struct pg_limits {
   pg_clock::duration connect_timeout = std::chrono::milliseconds(2500);
   pg_clock::duration query_timeout = std::chrono::seconds(10);
-  pg_clock::duration acquire_timeout = std::chrono::seconds(5);  // waiting for a free connection
+  pg_clock::duration acquire_timeout = std::chrono::seconds(5);    // waiting for a free connection
   pg_clock::duration migrate_timeout = std::chrono::seconds(120);  // lock wait + DDL
   std::size_t max_waiters = 1000;
 };
@@ -75,8 +75,7 @@ class pg_pool {
   // Returns a connection (or, with null / not reusable, its slot) to the next waiter or the
   // idle list. Never throws.
   void release(std::unique_ptr<pg_conn> c) noexcept;
-  net::awaitable<std::unique_ptr<pg_conn>> wait_turn(std::shared_ptr<waiter> w,
-                                                     pg_clock::time_point deadline);
+  net::awaitable<std::unique_ptr<pg_conn>> wait_turn(std::shared_ptr<waiter> w, pg_clock::time_point deadline);
 
   net::any_io_executor ex_;
   std::string conninfo_;

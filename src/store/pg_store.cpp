@@ -70,8 +70,7 @@ upd AS (
 SELECT EXISTS (SELECT 1 FROM cur), EXISTS (SELECT 1 FROM taken), EXISTS (SELECT 1 FROM upd))sql"};
 
 // Favorites and refresh tokens go with it (ON DELETE CASCADE).
-constexpr pg_statement delete_customer{"delete_customer",
-                                       "DELETE FROM customers WHERE id = $1::uuid"};
+constexpr pg_statement delete_customer{"delete_customer", "DELETE FROM customers WHERE id = $1::uuid"};
 
 constexpr pg_statement check_token{"check_token", R"sql(
 SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid),
@@ -180,7 +179,9 @@ ORDER BY p.favorited_at DESC, p.product_id DESC)sql"};
 
 }  // namespace sql
 
-std::string num(std::int64_t v) { return std::to_string(v); }
+std::string num(std::int64_t v) {
+  return std::to_string(v);
+}
 
 pg_param opt_num(const std::optional<std::int64_t>& v) {
   return v ? pg_param(num(*v)) : std::nullopt;
@@ -188,17 +189,16 @@ pg_param opt_num(const std::optional<std::int64_t>& v) {
 
 // Columns c..c+5 of a customer row.
 core::customer read_customer(const pg_result& r, int row, int c) {
-  return {r.text(row, c), r.text(row, c + 1), r.text(row, c + 2), r.text(row, c + 3),
-          r.int64(row, c + 4), r.int64(row, c + 5)};
+  return {r.text(row, c),     r.text(row, c + 1),  r.text(row, c + 2),
+          r.text(row, c + 3), r.int64(row, c + 4), r.int64(row, c + 5)};
 }
 
 // Columns c..c+8 of a favorite row (see sql::get_favorite).
 core::favorite read_favorite(const pg_result& r, int row, int c) {
   core::favorite f{r.int64(row, c), r.int64(row, c + 1), std::nullopt};
   if (r.boolean(row, c + 2)) {
-    f.cached = core::product{f.product_id,           r.text(row, c + 3),
-                             r.text(row, c + 4),     r.int64(row, c + 5),
-                             r.opt_int64(row, c + 6), r.opt_int64(row, c + 7),
+    f.cached = core::product{f.product_id,        r.text(row, c + 3),      r.text(row, c + 4),
+                             r.int64(row, c + 5), r.opt_int64(row, c + 6), r.opt_int64(row, c + 7),
                              r.int64(row, c + 8)};
   }
   return f;
@@ -240,8 +240,8 @@ net::awaitable<bool> pg_store::ping() {
 }
 
 net::awaitable<bool> pg_store::insert_customer(const core::customer& c) {
-  const pg_result r = co_await run(sql::insert_customer, c.id, c.name, c.email, c.password_hash,
-                                   num(c.created_at), num(c.updated_at));
+  const pg_result r =
+      co_await run(sql::insert_customer, c.id, c.name, c.email, c.password_hash, num(c.created_at), num(c.updated_at));
   co_return r.affected() == 1;
 }
 
@@ -259,11 +259,9 @@ net::awaitable<std::optional<core::customer>> pg_store::find_customer_by_email(s
   co_return read_customer(r, 0, 0);
 }
 
-net::awaitable<core::page<core::customer>> pg_store::list_customers(core::customer_filter f,
-                                                                    core::page_req p) {
-  const pg_result r = co_await run(sql::list_customers, std::move(f.name), std::move(f.email),
-                                   opt_num(f.created_from), opt_num(f.created_to),
-                                   num(p.per_page), num(p.offset()));
+net::awaitable<core::page<core::customer>> pg_store::list_customers(core::customer_filter f, core::page_req p) {
+  const pg_result r = co_await run(sql::list_customers, std::move(f.name), std::move(f.email), opt_num(f.created_from),
+                                   opt_num(f.created_to), num(p.per_page), num(p.offset()));
   core::page<core::customer> out;
   out.total = r.rows() > 0 ? r.int64(0, 0) : 0;
   for (int i = 0; i < r.rows(); ++i) {
@@ -272,12 +270,11 @@ net::awaitable<core::page<core::customer>> pg_store::list_customers(core::custom
   co_return out;
 }
 
-net::awaitable<update_result> pg_store::update_customer(std::string id, customer_patch patch,
-                                                        micros now) {
+net::awaitable<update_result> pg_store::update_customer(std::string id, customer_patch patch, micros now) {
   if (!util::is_uuid(id)) co_return update_result::not_found;
   try {
-    const pg_result r = co_await run(sql::update_customer, std::move(id), std::move(patch.name),
-                                     std::move(patch.email), num(now));
+    const pg_result r =
+        co_await run(sql::update_customer, std::move(id), std::move(patch.name), std::move(patch.email), num(now));
     if (!r.boolean(0, 0)) co_return update_result::not_found;
     if (r.boolean(0, 1)) co_return update_result::email_taken;
     co_return r.boolean(0, 2) ? update_result::updated : update_result::unchanged;
@@ -311,16 +308,14 @@ net::awaitable<void> pg_store::revoke_token(std::string jti, micros expires_at) 
 }
 
 net::awaitable<void> pg_store::insert_refresh_token(const core::refresh_token& t) {
-  co_await run(sql::insert_refresh_token, t.token_hash, t.family_id, t.customer_id,
-               num(t.created_at), num(t.expires_at));
+  co_await run(sql::insert_refresh_token, t.token_hash, t.family_id, t.customer_id, num(t.created_at),
+               num(t.expires_at));
 }
 
-net::awaitable<rotate_result> pg_store::rotate_refresh_token(std::string old_hash,
-                                                             core::refresh_token& next,
+net::awaitable<rotate_result> pg_store::rotate_refresh_token(std::string old_hash, core::refresh_token& next,
                                                              micros now) {
-  const pg_result r =
-      co_await run(sql::rotate_refresh_token, std::move(old_hash), num(now), next.token_hash,
-                   num(next.created_at), num(next.expires_at));
+  const pg_result r = co_await run(sql::rotate_refresh_token, std::move(old_hash), num(now), next.token_hash,
+                                   num(next.created_at), num(next.expires_at));
   if (r.rows() == 0) co_return rotate_result::invalid;
   if (r.boolean(0, 4)) {
     next.customer_id = r.text(0, 0);
@@ -369,27 +364,22 @@ net::awaitable<void> pg_store::upsert_products(std::vector<core::product> produc
   co_await run(sql::upsert_products, boost::json::serialize(rows));
 }
 
-net::awaitable<bool> pg_store::insert_favorite(std::string customer_id, std::int64_t product_id,
-                                               micros now) {
+net::awaitable<bool> pg_store::insert_favorite(std::string customer_id, std::int64_t product_id, micros now) {
   if (!util::is_uuid(customer_id)) co_return false;
-  const pg_result r =
-      co_await run(sql::insert_favorite, std::move(customer_id), num(product_id), num(now));
+  const pg_result r = co_await run(sql::insert_favorite, std::move(customer_id), num(product_id), num(now));
   co_return r.affected() == 1;
 }
 
 net::awaitable<bool> pg_store::delete_favorite(std::string customer_id, std::int64_t product_id) {
   if (!util::is_uuid(customer_id)) co_return false;
-  const pg_result r =
-      co_await run(sql::delete_favorite, std::move(customer_id), num(product_id));
+  const pg_result r = co_await run(sql::delete_favorite, std::move(customer_id), num(product_id));
   co_return r.affected() > 0;
 }
 
-net::awaitable<core::page<core::favorite>> pg_store::list_favorites(std::string customer_id,
-                                                                    core::page_req p) {
+net::awaitable<core::page<core::favorite>> pg_store::list_favorites(std::string customer_id, core::page_req p) {
   core::page<core::favorite> out;
   if (!util::is_uuid(customer_id)) co_return out;
-  const pg_result r = co_await run(sql::list_favorites, std::move(customer_id), num(p.per_page),
-                                   num(p.offset()));
+  const pg_result r = co_await run(sql::list_favorites, std::move(customer_id), num(p.per_page), num(p.offset()));
   out.total = r.rows() > 0 ? r.int64(0, 0) : 0;
   for (int i = 0; i < r.rows(); ++i) {
     if (!r.is_null(i, 1)) out.items.push_back(read_favorite(r, i, 1));  // null: empty page
@@ -397,11 +387,9 @@ net::awaitable<core::page<core::favorite>> pg_store::list_favorites(std::string 
   co_return out;
 }
 
-net::awaitable<std::optional<core::favorite>> pg_store::get_favorite(std::string customer_id,
-                                                                     std::int64_t product_id) {
+net::awaitable<std::optional<core::favorite>> pg_store::get_favorite(std::string customer_id, std::int64_t product_id) {
   if (!util::is_uuid(customer_id)) co_return std::nullopt;
-  const pg_result r =
-      co_await run(sql::get_favorite, std::move(customer_id), num(product_id));
+  const pg_result r = co_await run(sql::get_favorite, std::move(customer_id), num(product_id));
   if (r.rows() == 0) co_return std::nullopt;
   co_return read_favorite(r, 0, 0);
 }

@@ -25,10 +25,8 @@ class pg_store final : public store {
   net::awaitable<bool> insert_customer(const core::customer& c) override;
   net::awaitable<std::optional<core::customer>> find_customer(std::string id) override;
   net::awaitable<std::optional<core::customer>> find_customer_by_email(std::string email) override;
-  net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f,
-                                                            core::page_req p) override;
-  net::awaitable<update_result> update_customer(std::string id, customer_patch patch,
-                                                micros now) override;
+  net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f, core::page_req p) override;
+  net::awaitable<update_result> update_customer(std::string id, customer_patch patch, micros now) override;
   net::awaitable<bool> delete_customer(std::string id) override;
 
   net::awaitable<auth_state> check_token(std::string customer_id, std::string jti) override;
@@ -36,8 +34,7 @@ class pg_store final : public store {
 
   net::awaitable<void> insert_refresh_token(const core::refresh_token& t) override;
   // Precedence: unknown or revoked → invalid; used → reused; expired → invalid.
-  net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash,
-                                                     core::refresh_token& next,
+  net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
                                                      micros now) override;
   net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override;
 
@@ -46,13 +43,10 @@ class pg_store final : public store {
   net::awaitable<void> upsert_products(std::vector<core::product> products) override;
 
   // Also false when the customer does not exist (deleted meanwhile).
-  net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id,
-                                       micros now) override;
+  net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id, micros now) override;
   net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) override;
-  net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id,
-                                                            core::page_req p) override;
-  net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id,
-                                                             std::int64_t product_id) override;
+  net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id, core::page_req p) override;
+  net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id, std::int64_t product_id) override;
 
  private:
   // Runs one statement on a pooled connection; each parameter converts to pg_param.

@@ -56,7 +56,7 @@ constexpr const char* sql_customer_by_id =
 constexpr const char* sql_customer_by_email =
     "SELECT id, name, email, password_hash, created_at, updated_at FROM customers WHERE email = ?1";
 // instr() rather than LIKE so '%' and '_' in a filter are literal.
-#define FAV_CUSTOMER_FILTER                                                                     \
+#define FAV_CUSTOMER_FILTER                                                                           \
   " WHERE (?1 IS NULL OR instr(lower(name), ?1) > 0) AND (?2 IS NULL OR instr(lower(email), ?2) > 0)" \
   " AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR created_at <= ?4)"
 constexpr const char* sql_list_customers =
@@ -97,24 +97,23 @@ constexpr const char* sql_insert_favorite =
     "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
 constexpr const char* sql_delete_favorite =
     "DELETE FROM customer_favorite_products WHERE customer_id = ?1 AND product_id = ?2";
-#define FAV_FAVORITE_COLUMNS                                                                \
-  "SELECT f.product_id, f.favorited_at, p.id, p.title, p.image_url, "                       \
-  "CAST(round(p.price * 100) AS INTEGER), CAST(round(p.review_rate * 100) AS INTEGER), "    \
-  "p.review_count, p.fetched_at FROM customer_favorite_products f "                         \
+#define FAV_FAVORITE_COLUMNS                                                             \
+  "SELECT f.product_id, f.favorited_at, p.id, p.title, p.image_url, "                    \
+  "CAST(round(p.price * 100) AS INTEGER), CAST(round(p.review_rate * 100) AS INTEGER), " \
+  "p.review_count, p.fetched_at FROM customer_favorite_products f "                      \
   "LEFT JOIN products_cache p ON p.id = f.product_id "
-constexpr const char* sql_list_favorites = FAV_FAVORITE_COLUMNS
-    "WHERE f.customer_id = ?1 ORDER BY f.favorited_at DESC, f.product_id DESC LIMIT ?2 OFFSET ?3";
+constexpr const char* sql_list_favorites =
+    FAV_FAVORITE_COLUMNS "WHERE f.customer_id = ?1 ORDER BY f.favorited_at DESC, f.product_id DESC LIMIT ?2 OFFSET ?3";
 constexpr const char* sql_get_favorite = FAV_FAVORITE_COLUMNS "WHERE f.customer_id = ?1 AND f.product_id = ?2";
 #undef FAV_FAVORITE_COLUMNS
-constexpr const char* sql_count_favorites =
-    "SELECT count(*) FROM customer_favorite_products WHERE customer_id = ?1";
+constexpr const char* sql_count_favorites = "SELECT count(*) FROM customer_favorite_products WHERE customer_id = ?1";
 
 // ---- a connection and its statement cache (used by one worker thread only) ----
 class connection {
  public:
   explicit connection(const std::string& path) {
-    int rc = sqlite3_open_v2(path.c_str(), &db_,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    int rc =
+        sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
       std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
@@ -258,8 +257,14 @@ core::favorite read_favorite(query& q) {
 
 void bind_filter(query& q, const core::customer_filter& f) {
   q.bind_opt(1, f.name).bind_opt(2, f.email);
-  if (f.created_from) q.bind_time(3, *f.created_from); else q.bind_null(3);
-  if (f.created_to) q.bind_time(4, *f.created_to); else q.bind_null(4);
+  if (f.created_from)
+    q.bind_time(3, *f.created_from);
+  else
+    q.bind_null(3);
+  if (f.created_to)
+    q.bind_time(4, *f.created_to);
+  else
+    q.bind_null(4);
 }
 
 class sqlite_store final : public store {
@@ -277,7 +282,9 @@ class sqlite_store final : public store {
 
   net::awaitable<void> migrate() override {
     co_await run<int>([](connection& c) {
-      c.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)");
+      c.exec(
+          "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT "
+          "NULL)");
       transaction tx(c);
       std::int64_t current = 0;
       {
@@ -307,7 +314,10 @@ class sqlite_store final : public store {
   net::awaitable<bool> insert_customer(const core::customer& cu) override {
     co_return co_await run<bool>([&cu](connection& c) {
       query(c, sql_insert_customer)
-          .bind(1, cu.id).bind(2, cu.name).bind(3, cu.email).bind(4, cu.password_hash)
+          .bind(1, cu.id)
+          .bind(2, cu.name)
+          .bind(3, cu.email)
+          .bind(4, cu.password_hash)
           .bind_time(5, cu.created_at)
           .run();
       return c.changes() == 1;
@@ -394,8 +404,11 @@ class sqlite_store final : public store {
   net::awaitable<void> insert_refresh_token(const core::refresh_token& t) override {
     co_await run<int>([&t](connection& c) {
       query(c, sql_insert_refresh)
-          .bind(1, t.token_hash).bind(2, t.family_id).bind(3, t.customer_id)
-          .bind_time(4, t.created_at).bind_time(5, t.expires_at)
+          .bind(1, t.token_hash)
+          .bind(2, t.family_id)
+          .bind(3, t.customer_id)
+          .bind_time(4, t.created_at)
+          .bind_time(5, t.expires_at)
           .run();
       return 0;
     });
@@ -429,8 +442,11 @@ class sqlite_store final : public store {
       query(c, sql_mark_refresh_used).bind(1, old_hash).bind_time(2, now).run();
       if (c.changes() != 1) return rotate_result::invalid;
       query(c, sql_insert_refresh)
-          .bind(1, next.token_hash).bind(2, family).bind(3, customer)
-          .bind_time(4, next.created_at).bind_time(5, next.expires_at)
+          .bind(1, next.token_hash)
+          .bind(2, family)
+          .bind(3, customer)
+          .bind_time(4, next.created_at)
+          .bind_time(5, next.expires_at)
           .run();
       tx.commit();
       next.family_id = family;
@@ -469,7 +485,10 @@ class sqlite_store final : public store {
       for (auto& p : products) {
         query q(c, sql_upsert_product);
         q.bind(1, p.id).bind(2, p.title).bind(3, p.image_url).bind_real(4, static_cast<double>(p.price_cents) / 100.0);
-        if (p.review_rate_cents) q.bind_real(5, static_cast<double>(*p.review_rate_cents) / 100.0); else q.bind_null(5);
+        if (p.review_rate_cents)
+          q.bind_real(5, static_cast<double>(*p.review_rate_cents) / 100.0);
+        else
+          q.bind_null(5);
         q.bind_opt(6, p.review_count).bind_time(7, p.fetched_at);
         q.run();
       }
@@ -507,7 +526,8 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id, std::int64_t product_id) override {
+  net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id,
+                                                             std::int64_t product_id) override {
     co_return co_await run<std::optional<core::favorite>>([&](connection& c) {
       query q(c, sql_get_favorite);
       q.bind(1, customer_id).bind(2, product_id);

@@ -52,11 +52,9 @@ class store {
   virtual net::awaitable<std::optional<core::customer>> find_customer(std::string id) = 0;
   virtual net::awaitable<std::optional<core::customer>> find_customer_by_email(std::string email) = 0;
   // Ordered by created_at, id.
-  virtual net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f,
-                                                                    core::page_req p) = 0;
+  virtual net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f, core::page_req p) = 0;
   // Sets the given fields; updated_at moves only when a value changes.
-  virtual net::awaitable<update_result> update_customer(std::string id, customer_patch patch,
-                                                        micros now) = 0;
+  virtual net::awaitable<update_result> update_customer(std::string id, customer_patch patch, micros now) = 0;
   // Deletes the customer, its favorites and refresh tokens; false when absent.
   virtual net::awaitable<bool> delete_customer(std::string id) = 0;
 
@@ -69,8 +67,7 @@ class store {
   // Atomically: an active `old_hash` is marked used and `next` stored in the same family
   // (rotated; `next.family_id` and `next.customer_id` are then filled from the old row); a used
   // one revokes its whole family (reused); unknown, expired or revoked → invalid.
-  virtual net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash,
-                                                             core::refresh_token& next,
+  virtual net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
                                                              micros now) = 0;
   // Revokes every refresh token of a sign-in (sign-out).
   virtual net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) = 0;
@@ -80,13 +77,11 @@ class store {
   virtual net::awaitable<void> upsert_products(std::vector<core::product> products) = 0;
 
   // Adds a favorite; false when it already exists (ON CONFLICT DO NOTHING).
-  virtual net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id,
-                                               micros now) = 0;
+  virtual net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id, micros now) = 0;
   // False when it was not a favorite.
   virtual net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) = 0;
   // Newest first: favorited_at DESC, product_id DESC; items joined with products_cache.
-  virtual net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id,
-                                                                    core::page_req p) = 0;
+  virtual net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id, core::page_req p) = 0;
   virtual net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id,
                                                                      std::int64_t product_id) = 0;
 };

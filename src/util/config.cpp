@@ -121,8 +121,7 @@ config load_config(const env_map& env) {
   }
   c.catalog_timeout_s = number(env, "PRODUCT_CATALOG_API_TIMEOUT_LIMIT", 5.0, 0.001, 3600);
   c.catalog_max_retries = static_cast<int>(integer(env, "PRODUCT_CATALOG_API_MAX_RETRIES", 3, 0, 20));
-  c.catalog_max_concurrency =
-      static_cast<int>(integer(env, "PRODUCT_CATALOG_API_MAX_CONCURRENCY", 10, 1, 10000));
+  c.catalog_max_concurrency = static_cast<int>(integer(env, "PRODUCT_CATALOG_API_MAX_CONCURRENCY", 10, 1, 10000));
   c.cache_soft_ttl_s = 60 * number(env, "PRODUCT_CACHE_SOFT_TTL_MINUTES", 5, 0, 1e7);
   c.cache_hard_ttl_s = 60 * number(env, "PRODUCT_CACHE_HARD_TTL_MINUTES", 30, 0, 1e7);
   if (c.cache_hard_ttl_s < c.cache_soft_ttl_s)
@@ -131,8 +130,7 @@ config load_config(const env_map& env) {
   c.catalog_backoff_base_s = number(env, "PRODUCT_CATALOG_BACKOFF_BASE_SECONDS", 1.0, 0, 600);
   c.catalog_backoff_cap_s = number(env, "PRODUCT_CATALOG_BACKOFF_CAP_SECONDS", 4.0, 0, 3600);
   bool warm = boolean(env, "PRODUCT_CATALOG_WARMUP", true);
-  c.catalog_warm_interval_s =
-      warm ? 60 * number(env, "PRODUCT_CATALOG_WARM_INTERVAL_MINUTES", 10, 0, 1e7) : -1;
+  c.catalog_warm_interval_s = warm ? 60 * number(env, "PRODUCT_CATALOG_WARM_INTERVAL_MINUTES", 10, 0, 1e7) : -1;
 
   c.api_key = text(env, "API_KEY", dev_api_key);
   c.jwt_secret = text(env, "JWT_SECRET_KEY", dev_jwt_secret);
@@ -163,8 +161,8 @@ config load_config(const env_map& env) {
   c.log_level = text(env, "LOG_LEVEL", "info");
   for (auto& ch : c.log_level) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (c.log_level == "warn") c.log_level = "warning";
-  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
-      c.log_level != "error" && c.log_level != "critical")
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" && c.log_level != "error" &&
+      c.log_level != "critical")
     bad("LOG_LEVEL", c.log_level, "expected debug, info, warning, error or critical");
 
   if (auto origins = get(env, "CORS_ALLOW_ORIGINS")) {

@@ -41,7 +41,7 @@ struct config {
   double request_timeout_s = 30;  // reading one request's header and body
   double idle_timeout_s = 60;     // keep-alive connection with no request
   double drain_timeout_s = 10;
-  int hash_workers = 0;           // 0 → number of cores
+  int hash_workers = 0;  // 0 → number of cores
   int hash_queue_limit = 64;
   double refresh_expire_days = 30;
   double catalog_warm_interval_s = 10 * 60;  // 0 disables the periodic warm-up

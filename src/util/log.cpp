@@ -36,7 +36,9 @@ void log_init(const std::string& level) {
   spdlog::flush_every(std::chrono::seconds(1));
 }
 
-bool log_enabled(log_level l) { return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed); }
+bool log_enabled(log_level l) {
+  return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed);
+}
 
 void log(log_level l, std::string_view message, std::initializer_list<log_field> fields) {
   if (!log_enabled(l)) return;
@@ -60,8 +62,10 @@ void log(log_level l, std::string_view message, std::initializer_list<log_field>
   }
   o.close();
   if (logger) {
-    if (l >= log_level::warning) logger->warn(line);
-    else logger->info(line);
+    if (l >= log_level::warning)
+      logger->warn(line);
+    else
+      logger->info(line);
   } else {
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fputc('\n', stdout);

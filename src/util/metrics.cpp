@@ -48,7 +48,8 @@ std::string metrics::render(const std::map<std::string, double>& gauges) const {
   for (auto& [key, rs] : routes_) {
     auto sp = key.find(' ');
     std::string labels = "method=\"" + key.substr(0, sp) + "\",route=\"" + key.substr(sp + 1) + "\"";
-    for (auto& [st, c] : rs->by_status) line("fav_http_requests_total", labels + ",status=\"" + std::to_string(st) + "\"", static_cast<double>(c.load()));
+    for (auto& [st, c] : rs->by_status)
+      line("fav_http_requests_total", labels + ",status=\"" + std::to_string(st) + "\"", static_cast<double>(c.load()));
   }
   help("fav_http_request_duration_seconds", "histogram", "Request latency by method and route template.");
   for (auto& [key, rs] : routes_) {

@@ -14,7 +14,9 @@ namespace fav::util {
 
 using counter = std::atomic<std::uint64_t>;
 
-inline void bump(counter& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+inline void bump(counter& c, std::uint64_t n = 1) {
+  c.fetch_add(n, std::memory_order_relaxed);
+}
 
 struct metrics {
   // Catalog calls by outcome (one per HTTP attempt: ok, not_found, retry, failure).
@@ -25,7 +27,7 @@ struct metrics {
 
   // Latency histogram buckets (seconds); the last bucket is +Inf.
   static constexpr std::array<double, 12> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                 0.05,   0.1,   0.25,   0.5,   1.0,   2.5};
+                                                 0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
   struct route_stats {
     std::map<int, counter> by_status;  // guarded by mu_ for insertion
     std::array<counter, bounds.size() + 1> buckets{};

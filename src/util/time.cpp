@@ -28,7 +28,9 @@ civil civil_from_days(std::int64_t z) {
   return {static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0), m, d};
 }
 
-bool is_leap(std::int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+bool is_leap(std::int64_t y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 unsigned days_in_month(std::int64_t y, unsigned m) {
   constexpr unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -113,23 +115,23 @@ std::string format_rfc3339(micros t) {
   return format(t, 3);
 }
 
-std::string format_db_time(micros t) { return format(t, 6); }
+std::string format_db_time(micros t) {
+  return format(t, 6);
+}
 
 std::optional<micros> parse_rfc3339(std::string_view text) {
   reader r{text};
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (!r.digits(4, year) || !r.literal('-') || !r.digits(2, month) || !r.literal('-') ||
-      !r.digits(2, day)) {
+  if (!r.digits(4, year) || !r.literal('-') || !r.digits(2, month) || !r.literal('-') || !r.digits(2, day)) {
     return std::nullopt;
   }
   if (!(r.literal('T') || r.literal('t') || r.literal(' '))) return std::nullopt;
-  if (!r.digits(2, hour) || !r.literal(':') || !r.digits(2, minute) || !r.literal(':') ||
-      !r.digits(2, second)) {
+  if (!r.digits(2, hour) || !r.literal(':') || !r.digits(2, minute) || !r.literal(':') || !r.digits(2, second)) {
     return std::nullopt;
   }
   if (month < 1 || month > 12 || day < 1 ||
-      static_cast<unsigned>(day) > days_in_month(year, static_cast<unsigned>(month)) ||
-      hour > 23 || minute > 59 || second > 59) {
+      static_cast<unsigned>(day) > days_in_month(year, static_cast<unsigned>(month)) || hour > 23 || minute > 59 ||
+      second > 59) {
     return std::nullopt;
   }
 
@@ -163,8 +165,7 @@ std::optional<micros> parse_rfc3339(std::string_view text) {
     if (!r.done()) return std::nullopt;
   }
 
-  const std::int64_t days =
-      days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  const std::int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   const std::int64_t seconds = days * 86'400 + hour * 3600 + minute * 60 + second - offset_seconds;
   return seconds * micros_per_second + frac;
 }

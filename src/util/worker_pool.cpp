@@ -7,14 +7,17 @@ namespace {
 thread_local int this_worker = -1;
 }
 
-int worker_pool::current_index() { return this_worker; }
+int worker_pool::current_index() {
+  return this_worker;
+}
 
-worker_pool::worker_pool(int workers, int queue_limit, std::function<void(int)> on_start)
-    : queue_limit_(queue_limit) {
+worker_pool::worker_pool(int workers, int queue_limit, std::function<void(int)> on_start) : queue_limit_(queue_limit) {
   for (int i = 0; i < workers; ++i) threads_.emplace_back([this, i, on_start] { work(i, on_start); });
 }
 
-worker_pool::~worker_pool() { stop(); }
+worker_pool::~worker_pool() {
+  stop();
+}
 
 void worker_pool::stop() {
   {

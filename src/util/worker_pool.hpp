@@ -1,11 +1,11 @@
 // Threads for blocking work (argon2, SQLite) kept off the I/O threads, with a bounded queue.
 // `offload` awaits a job: the coroutine resumes on its own executor when the job is done.
 #pragma once
+#include <atomic>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -61,7 +61,7 @@ net::awaitable<std::optional<R>> offload(worker_pool& pool, F f) {
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
         auto finish = [h](std::exception_ptr ep, std::optional<R> r) {
           auto ex = net::get_associated_executor(*h);
-          net::dispatch(ex, [h, ep, r = std::move(r)]() mutable { std::move(*h)(ep, std::move(r)); });
+          net::dispatch(ex, [h, ep, r = std::move(r)]() mutable { std::move (*h)(ep, std::move(r)); });
         };
         auto job = [finish, fn = std::make_shared<F>(std::move(fn))]() mutable {
           std::optional<R> r;

@@ -70,8 +70,7 @@ std::vector<std::string> pg_exec(const std::string& conninfo, const std::string&
 // The same server and database, with unqualified names resolved in `schema` only.
 std::string with_search_path(const std::string& url, const std::string& schema) {
   if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
-    return url + (url.find('?') == std::string::npos ? "?" : "&") +
-           "options=-csearch_path%3D" + schema;
+    return url + (url.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema;
   }
   return url + " options='-csearch_path=" + schema + "'";
 }
@@ -83,21 +82,28 @@ std::string fresh_schema_name() {
 }
 
 core::customer make_customer(std::string name, std::string email, core::micros created) {
-  return {fav::util::uuid_v4(), std::move(name), std::move(email),
-          "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g", created, created};
+  return {fav::util::uuid_v4(),
+          std::move(name),
+          std::move(email),
+          "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g",
+          created,
+          created};
 }
 
-core::product make_product(std::int64_t id, std::int64_t price_cents,
-                           std::optional<std::int64_t> rate, std::optional<std::int64_t> count,
-                           core::micros fetched) {
-  return {id, "Product " + std::to_string(id), "https://img.example/" + std::to_string(id) + ".png",
-          price_cents, rate, count, fetched};
+core::product make_product(std::int64_t id, std::int64_t price_cents, std::optional<std::int64_t> rate,
+                           std::optional<std::int64_t> count, core::micros fetched) {
+  return {id,
+          "Product " + std::to_string(id),
+          "https://img.example/" + std::to_string(id) + ".png",
+          price_cents,
+          rate,
+          count,
+          fetched};
 }
 
 // Filters and patches by position (-Wextra flags designated initializers that skip members).
 core::customer_filter filter(std::optional<std::string> name, std::optional<std::string> email = {},
-                             std::optional<core::micros> from = {},
-                             std::optional<core::micros> to = {}) {
+                             std::optional<core::micros> from = {}, std::optional<core::micros> to = {}) {
   core::customer_filter f;
   f.name = std::move(name);
   f.email = std::move(email);
@@ -106,16 +112,15 @@ core::customer_filter filter(std::optional<std::string> name, std::optional<std:
   return f;
 }
 
-store::customer_patch patch(std::optional<std::string> name,
-                            std::optional<std::string> email = {}) {
+store::customer_patch patch(std::optional<std::string> name, std::optional<std::string> email = {}) {
   store::customer_patch p;
   p.name = std::move(name);
   p.email = std::move(email);
   return p;
 }
 
-core::refresh_token make_refresh(std::string hash, std::string family, std::string customer,
-                                 core::micros created, core::micros expires) {
+core::refresh_token make_refresh(std::string hash, std::string family, std::string customer, core::micros created,
+                                 core::micros expires) {
   return {std::move(hash), std::move(family), std::move(customer), created, expires};
 }
 
@@ -134,8 +139,7 @@ class backend_fixture : public ::testing::Test {
       pg_exec(url_, "CREATE SCHEMA " + schema_);
       conninfo_ = with_search_path(url_, schema_);
     } else {
-      path_ = (std::filesystem::temp_directory_path() /
-               ("fav_store_test_" + fav::util::uuid_v4() + ".db")).string();
+      path_ = (std::filesystem::temp_directory_path() / ("fav_store_test_" + fav::util::uuid_v4() + ".db")).string();
     }
     st_ = make_store();
     if (migrate) run(st_->migrate());
@@ -243,16 +247,13 @@ TEST_P(store_contract, concurrent_sign_ups_with_one_email_have_one_winner) {
 TEST_P(store_contract, list_customers_orders_by_created_at_then_id_and_pages) {
   // Two share a created_at: the id breaks the tie.
   std::vector<core::customer> cs = {
-      add_customer("C", "c@example.com", t0 + 3 * second),
-      add_customer("A", "a@example.com", t0 + 1 * second),
-      add_customer("B1", "b1@example.com", t0 + 2 * second),
-      add_customer("B2", "b2@example.com", t0 + 2 * second),
+      add_customer("C", "c@example.com", t0 + 3 * second),   add_customer("A", "a@example.com", t0 + 1 * second),
+      add_customer("B1", "b1@example.com", t0 + 2 * second), add_customer("B2", "b2@example.com", t0 + 2 * second),
       add_customer("D", "d@example.com", t0 + 4 * second),
   };
   std::vector<core::customer> expected = cs;
-  std::sort(expected.begin(), expected.end(), [](const auto& x, const auto& y) {
-    return std::tie(x.created_at, x.id) < std::tie(y.created_at, y.id);
-  });
+  std::sort(expected.begin(), expected.end(),
+            [](const auto& x, const auto& y) { return std::tie(x.created_at, x.id) < std::tie(y.created_at, y.id); });
   std::vector<std::string> seen;
   for (std::int64_t page = 1; page <= 3; ++page) {
     auto p = run(st_->list_customers({}, {page, 2}));
@@ -305,8 +306,7 @@ TEST_P(store_contract, list_customers_filters) {
   EXPECT_EQ(names(filter({}, "_")), (v{"100 Cotton"}));
   EXPECT_EQ(names(filter("zzz")), v{});
   // Both bounds inclusive.
-  EXPECT_EQ(names(filter({}, {}, t0 + 2 * second, t0 + 4 * second)),
-            (v{"Bob Alison", "100% Cotton", "100 Cotton"}));
+  EXPECT_EQ(names(filter({}, {}, t0 + 2 * second, t0 + 4 * second)), (v{"Bob Alison", "100% Cotton", "100 Cotton"}));
   EXPECT_EQ(names(filter({}, {}, t0 + 5 * second)), (v{"Carol"}));
   EXPECT_EQ(names(filter({}, {}, {}, t0 + 1 * second)), (v{"Alice Smith"}));
   EXPECT_EQ(names(filter({}, {}, t0 + 5 * second + 1)), v{});
@@ -322,19 +322,16 @@ TEST_P(store_contract, update_customer_results_and_updated_at) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   const core::customer b = add_customer("Bob", "bob@example.com", t0);
 
-  EXPECT_EQ(run(st_->update_customer(fav::util::uuid_v4(), patch("X"), t0 + 1)),
-            update_result::not_found);
+  EXPECT_EQ(run(st_->update_customer(fav::util::uuid_v4(), patch("X"), t0 + 1)), update_result::not_found);
   EXPECT_EQ(run(st_->update_customer("nope", patch("X"), t0 + 1)), update_result::not_found);
 
   // Same values, or nothing at all: unchanged, and updated_at stays.
-  EXPECT_EQ(run(st_->update_customer(a.id, patch("Alice", "alice@example.com"),
-                                     t0 + 10 * second)),
+  EXPECT_EQ(run(st_->update_customer(a.id, patch("Alice", "alice@example.com"), t0 + 10 * second)),
             update_result::unchanged);
   EXPECT_EQ(run(st_->update_customer(a.id, {}, t0 + 10 * second)), update_result::unchanged);
   EXPECT_EQ(run(st_->find_customer(a.id))->updated_at, t0);
 
-  EXPECT_EQ(run(st_->update_customer(a.id, patch("Alicia"), t0 + 20 * second)),
-            update_result::updated);
+  EXPECT_EQ(run(st_->update_customer(a.id, patch("Alicia"), t0 + 20 * second)), update_result::updated);
   auto got = run(st_->find_customer(a.id));
   EXPECT_EQ(got->name, "Alicia");
   EXPECT_EQ(got->email, "alice@example.com");
@@ -342,21 +339,18 @@ TEST_P(store_contract, update_customer_results_and_updated_at) {
   EXPECT_EQ(got->updated_at, t0 + 20 * second);
 
   // Another customer's email: refused, and nothing else in the patch is applied.
-  EXPECT_EQ(run(st_->update_customer(a.id, patch("Zed", "bob@example.com"),
-                                     t0 + 30 * second)),
+  EXPECT_EQ(run(st_->update_customer(a.id, patch("Zed", "bob@example.com"), t0 + 30 * second)),
             update_result::email_taken);
   got = run(st_->find_customer(a.id));
   EXPECT_EQ(got->name, "Alicia");
   EXPECT_EQ(got->email, "alice@example.com");
   EXPECT_EQ(got->updated_at, t0 + 20 * second);
 
-  EXPECT_EQ(run(st_->update_customer(a.id, patch({}, "alicia@example.com"), t0 + 40 * second)),
-            update_result::updated);
+  EXPECT_EQ(run(st_->update_customer(a.id, patch({}, "alicia@example.com"), t0 + 40 * second)), update_result::updated);
   EXPECT_EQ(run(st_->find_customer_by_email("alicia@example.com"))->id, a.id);
   EXPECT_FALSE(run(st_->find_customer_by_email("alice@example.com")));
   // The freed email is available to others.
-  EXPECT_EQ(run(st_->update_customer(b.id, patch({}, "alice@example.com"), t0 + 50 * second)),
-            update_result::updated);
+  EXPECT_EQ(run(st_->update_customer(b.id, patch({}, "alice@example.com"), t0 + 50 * second)), update_result::updated);
 }
 
 TEST_P(store_contract, concurrent_updates_to_one_email_have_one_winner) {
@@ -436,16 +430,14 @@ TEST_P(store_contract, refresh_rotation_rotates_detects_reuse_and_rejects) {
   EXPECT_EQ(run(st_->rotate_refresh_token("h1", again, t0 + 3 * second)), rotate_result::reused);
   auto n4 = make_refresh("h4", "", "", t0 + 4 * second, t0 + 4 * second + ttl);
   EXPECT_EQ(run(st_->rotate_refresh_token("h3", n4, t0 + 4 * second)), rotate_result::invalid);
-  EXPECT_EQ(run(st_->rotate_refresh_token("h1-replay", n4, t0 + 4 * second)),
-            rotate_result::invalid);
+  EXPECT_EQ(run(st_->rotate_refresh_token("h1-replay", n4, t0 + 4 * second)), rotate_result::invalid);
 
   // Another sign-in's family is untouched.
   auto o2 = make_refresh("other-2", "", "", t0 + 5 * second, t0 + 5 * second + ttl);
   EXPECT_EQ(run(st_->rotate_refresh_token("other", o2, t0 + 5 * second)), rotate_result::rotated);
 
   auto unknown = make_refresh("u2", "", "", t0, t0 + ttl);
-  EXPECT_EQ(run(st_->rotate_refresh_token("no-such-hash", unknown, t0 + 6 * second)),
-            rotate_result::invalid);
+  EXPECT_EQ(run(st_->rotate_refresh_token("no-such-hash", unknown, t0 + 6 * second)), rotate_result::invalid);
 }
 
 TEST_P(store_contract, refresh_rotation_rejects_expired_and_signed_out) {
@@ -481,8 +473,7 @@ TEST_P(store_contract, concurrent_rotations_of_one_token_rotate_once) {
     ASSERT_EQ(std::count(r.begin(), r.end(), rotate_result::reused), 1) << "round " << round;
     const std::string winner = r[0] == rotate_result::rotated ? x.token_hash : y.token_hash;
     auto z = make_refresh(old + "-z", "", "", t0 + 2 * second, t0 + ttl);
-    EXPECT_EQ(run(st_->rotate_refresh_token(winner, z, t0 + 2 * second)), rotate_result::invalid)
-        << "round " << round;
+    EXPECT_EQ(run(st_->rotate_refresh_token(winner, z, t0 + 2 * second)), rotate_result::invalid) << "round " << round;
   }
 }
 
@@ -679,8 +670,7 @@ TEST_F(pg_backend, a_server_that_never_answers_fails_within_the_connect_timeout)
   const auto port = silent.local_endpoint().port();
   store::pg_limits limits;
   limits.connect_timeout = 500ms;
-  store::pg_store s(ioc_.get_executor(),
-                    "postgresql://u:p@127.0.0.1:" + std::to_string(port) + "/db?sslmode=disable",
+  store::pg_store s(ioc_.get_executor(), "postgresql://u:p@127.0.0.1:" + std::to_string(port) + "/db?sslmode=disable",
                     2, limits);
   const auto start = std::chrono::steady_clock::now();
   EXPECT_THROW(run(s.find_customer(fav::util::uuid_v4())), store::unavailable);
@@ -694,8 +684,7 @@ TEST_F(pg_backend, a_closed_port_fails_fast) {
     net::ip::tcp::acceptor a(ioc_, {net::ip::make_address("127.0.0.1"), 0});
     port = a.local_endpoint().port();
   }
-  store::pg_store s(ioc_.get_executor(),
-                    "postgresql://u:p@127.0.0.1:" + std::to_string(port) + "/db", 2);
+  store::pg_store s(ioc_.get_executor(), "postgresql://u:p@127.0.0.1:" + std::to_string(port) + "/db", 2);
   const auto start = std::chrono::steady_clock::now();
   EXPECT_THROW(run(s.insert_favorite(fav::util::uuid_v4(), 1, t0)), store::unavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);

@@ -26,8 +26,10 @@ TEST(Config, ReferenceDefaults) {
 }
 
 TEST(Config, DecimalTimes) {
-  auto c = load_config(env{{"PRODUCT_CACHE_SOFT_TTL_MINUTES", "0.05"}, {"PRODUCT_CACHE_HARD_TTL_MINUTES", "0.5"},
-                           {"PRODUCT_CATALOG_API_TIMEOUT_LIMIT", "0.25"}, {"JWT_EXPIRE_DAYS", "0.5"}});
+  auto c = load_config(env{{"PRODUCT_CACHE_SOFT_TTL_MINUTES", "0.05"},
+                           {"PRODUCT_CACHE_HARD_TTL_MINUTES", "0.5"},
+                           {"PRODUCT_CATALOG_API_TIMEOUT_LIMIT", "0.25"},
+                           {"JWT_EXPIRE_DAYS", "0.5"}});
   EXPECT_NEAR(c.cache_soft_ttl_s, 3.0, 1e-9);
   EXPECT_NEAR(c.cache_hard_ttl_s, 30.0, 1e-9);
   EXPECT_DOUBLE_EQ(c.catalog_timeout_s, 0.25);
@@ -36,11 +38,18 @@ TEST(Config, DecimalTimes) {
 
 // "A bad value stops the start with one clear line naming the variable."
 TEST(Config, BadValueNamesTheVariable) {
-  for (auto [name, value] : std::vector<std::pair<std::string, std::string>>{
-           {"API_PORT", "abc"}, {"API_PORT", "70000"}, {"PAGINATION_PER_PAGE_LIMIT", "0"},
-           {"PRODUCT_CACHE_SOFT_TTL_MINUTES", "x"}, {"PRODUCT_CATALOG_API_TIMEOUT_LIMIT", "-1"},
-           {"PRODUCT_CATALOG_API_MAX_RETRIES", "1.5"}, {"ENV", "staging"}, {"LOG_LEVEL", "loud"},
-           {"DATABASE_URL", "mysql://x"}, {"PRODUCT_CATALOG_API_BASE_URL", "ftp://x"}, {"JWT_EXPIRE_DAYS", "nan"}}) {
+  for (auto [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"API_PORT", "abc"},
+                                                        {"API_PORT", "70000"},
+                                                        {"PAGINATION_PER_PAGE_LIMIT", "0"},
+                                                        {"PRODUCT_CACHE_SOFT_TTL_MINUTES", "x"},
+                                                        {"PRODUCT_CATALOG_API_TIMEOUT_LIMIT", "-1"},
+                                                        {"PRODUCT_CATALOG_API_MAX_RETRIES", "1.5"},
+                                                        {"ENV", "staging"},
+                                                        {"LOG_LEVEL", "loud"},
+                                                        {"DATABASE_URL", "mysql://x"},
+                                                        {"PRODUCT_CATALOG_API_BASE_URL", "ftp://x"},
+                                                        {"JWT_EXPIRE_DAYS", "nan"}}) {
     try {
       load_config(env{{name, value}});
       ADD_FAILURE() << name << "=" << value << " was accepted";
@@ -76,17 +85,24 @@ TEST(Config, ProdNeedsStrongSecrets) {
 }
 
 TEST(Config, PostgresFromReferenceVariables) {
-  auto c = load_config(env{{"DATABASE_DIALECT", "postgresql"}, {"DATABASE_HOST", "db"}, {"DATABASE_PORT", "5433"},
-                           {"DATABASE_USER", "app"}, {"DATABASE_PASSWORD", "p@ss word"}, {"DATABASE_NAME", "fav"}});
+  auto c = load_config(env{{"DATABASE_DIALECT", "postgresql"},
+                           {"DATABASE_HOST", "db"},
+                           {"DATABASE_PORT", "5433"},
+                           {"DATABASE_USER", "app"},
+                           {"DATABASE_PASSWORD", "p@ss word"},
+                           {"DATABASE_NAME", "fav"}});
   EXPECT_TRUE(c.database_is_postgres);
   EXPECT_EQ(c.database_url, "postgresql://app:p%40ss%20word@db:5433/fav");
-  auto prod = load_config(env{{"ENV", "prod"}, {"API_KEY", std::string(32, 'k')}, {"JWT_SECRET_KEY", std::string(32, 'j')},
+  auto prod = load_config(env{{"ENV", "prod"},
+                              {"API_KEY", std::string(32, 'k')},
+                              {"JWT_SECRET_KEY", std::string(32, 'j')},
                               {"DATABASE_URL", "postgresql://u:p@h:5432/d"}});
   EXPECT_EQ(prod.database_url, "postgresql://u:p@h:5432/d?sslmode=require");
 }
 
 TEST(Config, SqliteUrlAndCors) {
-  auto c = load_config(env{{"DATABASE_URL", "sqlite:/tmp/x.db"}, {"CORS_ALLOW_ORIGINS", "https://a.example, https://b.example"}});
+  auto c = load_config(
+      env{{"DATABASE_URL", "sqlite:/tmp/x.db"}, {"CORS_ALLOW_ORIGINS", "https://a.example, https://b.example"}});
   EXPECT_EQ(c.database_url, "sqlite:/tmp/x.db");
   ASSERT_EQ(c.cors_origins.size(), 2u);
   EXPECT_EQ(c.cors_origins[1], "https://b.example");

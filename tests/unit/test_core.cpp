@@ -47,9 +47,9 @@ TEST(Validate, PasswordCountsCodePoints) {
   EXPECT_TRUE(core::valid_password("12345678"));
   EXPECT_TRUE(core::valid_password(std::string(128, 'p')));
   EXPECT_FALSE(core::valid_password(std::string(129, 'p')));
-  EXPECT_TRUE(core::valid_password("ééééééé\xc3\xa9"));          // 8 code points, 16 bytes
+  EXPECT_TRUE(core::valid_password("ééééééé\xc3\xa9"));                                    // 8 code points, 16 bytes
   EXPECT_FALSE(core::valid_password("\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xf0\x9f\x98\x80"));  // 3 emoji, 12 bytes
-  EXPECT_FALSE(core::valid_password("12345678\xc0\xaf"));       // invalid UTF-8
+  EXPECT_FALSE(core::valid_password("12345678\xc0\xaf"));                                  // invalid UTF-8
 }
 
 // Contract §1: "A malformed product id ... (not a positive integer ≤ 2^63−1): 422".

@@ -34,7 +34,9 @@ const json::object& jwt_vectors() {
   return doc.at("jwt_hs256_seed_format").as_object();
 }
 
-std::string vec(const char* key) { return std::string(jwt_vectors().at(key).as_string()); }
+std::string vec(const char* key) {
+  return std::string(jwt_vectors().at(key).as_string());
+}
 
 constexpr std::int64_t now_2026 = 1795953600;  // 2026-11-29T12:00:00Z
 constexpr std::int64_t exp_2100 = 4102444800;
@@ -58,9 +60,7 @@ class jwt_test : public ::testing::Test {
   jwt_codec codec{secret};
 
   token_status status_of(std::string_view token) const { return codec.verify(token, now_2026).status; }
-  token_status status_of_payload(std::string_view payload) const {
-    return status_of(sign_raw(secret, hs256, payload));
-  }
+  token_status status_of_payload(std::string_view payload) const { return status_of(sign_raw(secret, hs256, payload)); }
 };
 
 }  // namespace
@@ -92,24 +92,22 @@ TEST_F(jwt_test, alg_none_is_rejected_before_signature) {
   const std::string none = vec("alg_none");
   EXPECT_EQ(status_of(none), token_status::bad_algorithm);
   // Even with a signature our key would accept over those bytes, alg:none stays refused.
-  const std::string forged = sign_raw(secret, R"({"alg":"none","typ":"JWT"})",
-                                      R"({"sub":"x","exp":4102444800})");
+  const std::string forged = sign_raw(secret, R"({"alg":"none","typ":"JWT"})", R"({"sub":"x","exp":4102444800})");
   EXPECT_EQ(status_of(forged), token_status::bad_algorithm);
 }
 
 TEST_F(jwt_test, other_algorithms_are_rejected) {
   const std::string_view payload = R"({"sub":"x","exp":4102444800})";
   for (const char* header : {R"({"alg":"HS512","typ":"JWT"})", R"({"alg":"RS256","typ":"JWT"})",
-                             R"({"alg":"hs256","typ":"JWT"})", R"({"alg":"HS256 "})",
-                             R"({"typ":"JWT"})", R"({"alg":null})", R"({"alg":256})",
-                             R"({"alg":["HS256"]})", R"({})"}) {
+                             R"({"alg":"hs256","typ":"JWT"})", R"({"alg":"HS256 "})", R"({"typ":"JWT"})",
+                             R"({"alg":null})", R"({"alg":256})", R"({"alg":["HS256"]})", R"({})"}) {
     EXPECT_EQ(status_of(sign_raw(secret, header, payload)), token_status::bad_algorithm) << header;
   }
 }
 
 TEST_F(jwt_test, any_hs256_header_spelling_is_accepted) {
-  const std::string token = sign_raw(secret, R"({ "typ": "JWT", "alg": "HS256", "kid": "1" })",
-                                     R"({"sub":"x","exp":4102444800})");
+  const std::string token =
+      sign_raw(secret, R"({ "typ": "JWT", "alg": "HS256", "kid": "1" })", R"({"sub":"x","exp":4102444800})");
   EXPECT_EQ(status_of(token), token_status::ok);
 }
 
@@ -125,25 +123,23 @@ TEST_F(jwt_test, tampering_is_bad_signature) {
   const auto dot2 = token.rfind('.');
   const std::string forged_payload =
       base64url_encode(R"({"sub":"00000000-0000-4000-8000-000000000000","exp":4102444800})");
-  EXPECT_EQ(status_of(token.substr(0, dot1 + 1) + forged_payload + token.substr(dot2)),
-            token_status::bad_signature);
+  EXPECT_EQ(status_of(token.substr(0, dot1 + 1) + forged_payload + token.substr(dot2)), token_status::bad_signature);
 
   std::string bad_sig = token;
   bad_sig[dot2 + 1] = bad_sig[dot2 + 1] == 'A' ? 'B' : 'A';
   EXPECT_EQ(status_of(bad_sig), token_status::bad_signature);
-  EXPECT_EQ(status_of(token.substr(0, dot2 + 1)), token_status::bad_signature);           // empty
+  EXPECT_EQ(status_of(token.substr(0, dot2 + 1)), token_status::bad_signature);          // empty
   EXPECT_EQ(status_of(token.substr(0, token.size() - 3)), token_status::bad_signature);  // short
 }
 
 TEST_F(jwt_test, garbage_is_malformed) {
   const std::string good = vec("valid_until_2100");
   const std::string header = good.substr(0, good.find('.'));
-  for (const std::string& bad : std::vector<std::string>{
-           "", ".", "..", "...", "a", "a.b", "a.b.c", "a.b.c.d", good + ".x", "!!!.###.$$$",
-           header + ".%%%.abc", header + "..", "." + good.substr(good.find('.') + 1),
-           good + "=", header + "=." + good.substr(good.find('.') + 1),
-           std::string("\0.\0.\0", 5), std::string(9000, 'a'),
-           header + "." + std::string(9000, 'A') + ".sig"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", ".", "..", "...", "a", "a.b", "a.b.c", "a.b.c.d", good + ".x", "!!!.###.$$$",
+                                header + ".%%%.abc", header + "..", "." + good.substr(good.find('.') + 1), good + "=",
+                                header + "=." + good.substr(good.find('.') + 1), std::string("\0.\0.\0", 5),
+                                std::string(9000, 'a'), header + "." + std::string(9000, 'A') + ".sig"}) {
     EXPECT_EQ(status_of(bad), token_status::malformed) << bad.substr(0, 60);
   }
   // A header that is not a JSON object cannot name an algorithm.
@@ -152,15 +148,28 @@ TEST_F(jwt_test, garbage_is_malformed) {
 }
 
 TEST_F(jwt_test, bad_claims_are_malformed_even_when_signed) {
-  for (const char* payload : {
-           "not json", "", R"(["x"])", R"("x")", "null", R"({"sub":"x","exp":4102444800)",
-           R"({"exp":4102444800})", R"({"sub":"","exp":4102444800})", R"({"sub":7,"exp":4102444800})",
-           R"({"sub":null,"exp":4102444800})", R"({"sub":"x"})", R"({"sub":"x","exp":"4102444800"})",
-           R"({"sub":"x","exp":null})", R"({"sub":"x","exp":4102444800.5})", R"({"sub":"x","exp":1e300})",
-           R"({"sub":"x","exp":18446744073709551615})", R"({"sub":"x","exp":true})",
-           R"({"sub":"x","exp":4102444800,"iat":"1"})", R"({"sub":"x","exp":4102444800,"iat":1.5})",
-           R"({"sub":"x","exp":4102444800,"jti":1})", R"({"sub":"x","exp":4102444800,"sid":null})",
-           R"({"sub":"x","exp":4102444800,"sid":{}})"}) {
+  for (const char* payload : {"not json",
+                              "",
+                              R"(["x"])",
+                              R"("x")",
+                              "null",
+                              R"({"sub":"x","exp":4102444800)",
+                              R"({"exp":4102444800})",
+                              R"({"sub":"","exp":4102444800})",
+                              R"({"sub":7,"exp":4102444800})",
+                              R"({"sub":null,"exp":4102444800})",
+                              R"({"sub":"x"})",
+                              R"({"sub":"x","exp":"4102444800"})",
+                              R"({"sub":"x","exp":null})",
+                              R"({"sub":"x","exp":4102444800.5})",
+                              R"({"sub":"x","exp":1e300})",
+                              R"({"sub":"x","exp":18446744073709551615})",
+                              R"({"sub":"x","exp":true})",
+                              R"({"sub":"x","exp":4102444800,"iat":"1"})",
+                              R"({"sub":"x","exp":4102444800,"iat":1.5})",
+                              R"({"sub":"x","exp":4102444800,"jti":1})",
+                              R"({"sub":"x","exp":4102444800,"sid":null})",
+                              R"({"sub":"x","exp":4102444800,"sid":{}})"}) {
     EXPECT_EQ(status_of_payload(payload), token_status::malformed) << payload;
   }
 }
@@ -173,8 +182,11 @@ TEST_F(jwt_test, integral_double_exp_is_accepted) {
 }
 
 TEST_F(jwt_test, roundtrip_with_optional_claims) {
-  const claims c{.sub = "78293de4-36e6-4507-9eda-b374974f0f08", .exp = exp_2100, .iat = now_2026,
-                 .jti = "jti-\"quoted\"-ünï", .sid = "session-1"};
+  const claims c{.sub = "78293de4-36e6-4507-9eda-b374974f0f08",
+                 .exp = exp_2100,
+                 .iat = now_2026,
+                 .jti = "jti-\"quoted\"-ünï",
+                 .sid = "session-1"};
   const std::string token = codec.sign(c);
   EXPECT_EQ(token.substr(0, token.find('.')), "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9");
   const auto r = codec.verify(token, now_2026);
@@ -185,11 +197,11 @@ TEST_F(jwt_test, roundtrip_with_optional_claims) {
   EXPECT_EQ(r.value.jti, c.jti);
   EXPECT_EQ(r.value.sid, c.sid);
 
-  const auto payload = fav::util::base64url_decode(token.substr(token.find('.') + 1, token.rfind('.') - token.find('.') - 1));
+  const auto payload =
+      fav::util::base64url_decode(token.substr(token.find('.') + 1, token.rfind('.') - token.find('.') - 1));
   ASSERT_TRUE(payload);
-  EXPECT_EQ(json::parse(*payload),
-            json::parse(R"({"sub":"78293de4-36e6-4507-9eda-b374974f0f08","exp":4102444800,)"
-                        R"("iat":1795953600,"jti":"jti-\"quoted\"-ünï","sid":"session-1"})"));
+  EXPECT_EQ(json::parse(*payload), json::parse(R"({"sub":"78293de4-36e6-4507-9eda-b374974f0f08","exp":4102444800,)"
+                                               R"("iat":1795953600,"jti":"jti-\"quoted\"-ünï","sid":"session-1"})"));
 }
 
 TEST_F(jwt_test, codec_is_movable) {
@@ -197,7 +209,9 @@ TEST_F(jwt_test, codec_is_movable) {
   EXPECT_EQ(moved.verify(vec("valid_until_2100"), now_2026).status, token_status::ok);
 }
 
-TEST(jwt, empty_secret_is_refused) { EXPECT_THROW(jwt_codec(""), std::invalid_argument); }
+TEST(jwt, empty_secret_is_refused) {
+  EXPECT_THROW(jwt_codec(""), std::invalid_argument);
+}
 
 TEST_F(jwt_test, concurrent_use_from_several_threads) {
   const std::string good = vec("valid_until_2100");

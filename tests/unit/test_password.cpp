@@ -89,17 +89,17 @@ TEST(password, malformed_or_foreign_strings_are_rejected) {
   std::string altered = hash;
   altered[altered.size() - 5] = altered[altered.size() - 5] == 'A' ? 'B' : 'A';
   std::string argon2i(crypto_pwhash_STRBYTES, '\0');
-  ASSERT_EQ(crypto_pwhash_str_alg(argon2i.data(), password.data(), password.size(), 3,
-                                  crypto_pwhash_MEMLIMIT_MIN * 8, crypto_pwhash_ALG_ARGON2I13),
+  ASSERT_EQ(crypto_pwhash_str_alg(argon2i.data(), password.data(), password.size(), 3, crypto_pwhash_MEMLIMIT_MIN * 8,
+                                  crypto_pwhash_ALG_ARGON2I13),
             0);
   argon2i.resize(argon2i.find('\0'));
   ASSERT_EQ(argon2i.substr(0, 9), "$argon2i$");
 
   for (const std::string& bad : std::vector<std::string>{
-           "", "garbage", "$argon2id$", altered, hash.substr(0, hash.size() - 10),
-           hash + std::string(200, 'A'), argon2i, hash.substr(0, 20) + std::string(1, '\0') + hash.substr(20),
-           "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
-           "$argon2id$v=19$m=65536,t=3,p=4$!!!!$!!!!", "$ARGON2ID$" + hash.substr(10)}) {
+           "", "garbage", "$argon2id$", altered, hash.substr(0, hash.size() - 10), hash + std::string(200, 'A'),
+           argon2i, hash.substr(0, 20) + std::string(1, '\0') + hash.substr(20),
+           "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW", "$argon2id$v=19$m=65536,t=3,p=4$!!!!$!!!!",
+           "$ARGON2ID$" + hash.substr(10)}) {
     EXPECT_FALSE(verify_password(bad, password)) << bad;
   }
 }
