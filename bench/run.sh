@@ -334,7 +334,7 @@ miss_ppm() {  # SCENARIO: token-cache misses per request measured on the service
 run_pgbench() {
   python3 bench/pgbench_sql.py src/store/pg_store.cpp bench/sql "$RUN/sql"
   cp "$RUN/sql/statements.json" "$OUT/statements.json"
-  local products first_free script scenario miss c
+  local products script scenario miss c
   products=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$PRODUCTS_FILE")
   for script in a_favorites b_customer c_add_remove; do
     case $script in
@@ -350,21 +350,23 @@ run_pgbench() {
       local tag="postgresql-pgbench-$script-c$c"
       local args=(-n -M prepared -j "$WRK_THREADS" -c "$c" -f "$RUN/sql/$script.sql" "${vars[@]}")
       [ "$script" = c_add_remove ] && reset_favorites
-      if [ "$WARMUP" != 0 ]; then
-        bounded $((WARMUP + c / 20 + 60)) pgbench "${args[@]}" -T "$((WARMUP + c / 20 + 1))" "$PG_URL" \
-          >"$RAW/$tag.warmup.txt" 2>&1 ||
-          say "warning: pgbench warm-up $tag failed"
+      # 64 SCRAM logins can take seconds on a busy machine and -T counts them, so the measured
+      # run uses -t: transactions per client sized from the warm-up's rate to last ~DURATION s
+      # (pgbench's tps excludes connection time). Without a warm-up rate: -T with a margin.
+      bounded $((WARMUP + c / 10 + 60)) pgbench "${args[@]}" -T "$((WARMUP + c / 10 + 1))" "$PG_URL" \
+        >"$RAW/$tag.warmup.txt" 2>&1 || say "warning: pgbench warm-up $tag failed"
+      local warm_tps length
+      warm_tps=$(sed -n 's/^tps = \([0-9]*\).*/\1/p' "$RAW/$tag.warmup.txt" | head -n1)
+      if [ "${warm_tps:-0}" -gt 0 ]; then
+        length=(-t "$(( warm_tps * DURATION / c > 0 ? warm_tps * DURATION / c : 1 ))")
+      else
+        length=(-T "$((DURATION + c / 4 + 2))")
       fi
-      # -T counts from before the clients connect (64 SCRAM logins take seconds here): extend it
-      # by the warm-up's connection time so the measured window stays about DURATION.
-      local connect_ms extra
-      connect_ms=$(sed -n 's/^initial connection time = \([0-9]*\).*/\1/p' "$RAW/$tag.warmup.txt" 2>/dev/null | head -n1)
-      extra=$(( ${connect_ms:-$((c * 50))} / 1000 + 1 ))
       [ "$script" = c_add_remove ] && reset_favorites
       pgss_reset
-      log_cmd "pgbench ${args[*]} -T $((DURATION + extra)) $PG_URL"
+      log_cmd "pgbench ${args[*]} ${length[*]} $PG_URL"
       say "pgbench $tag"
-      bounded $((DURATION + extra + 60)) pgbench "${args[@]}" -T "$((DURATION + extra))" "$PG_URL" >"$RAW/$tag.txt" 2>&1 ||
+      bounded $((4 * DURATION + c / 4 + 60)) pgbench "${args[@]}" "${length[@]}" "$PG_URL" >"$RAW/$tag.txt" 2>&1 ||
         say "warning: pgbench $tag exited with $?"
       psql_super -c "COPY (SELECT calls, query FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
                            WHERE r.rolname = 'fav_test' ORDER BY calls DESC) TO STDOUT WITH (FORMAT csv)" \

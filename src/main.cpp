@@ -166,13 +166,6 @@ int serve(const util::config& cfg) {
   }
   srv.start();
   if (cfg.catalog_warm_interval_s >= 0) products.start_warmup();
-  util::log(util::log_level::info, "listening",
-            {{"port", static_cast<int>(port)},
-             {"host", cfg.host},
-             {"backend", db->backend()},
-             {"threads", cfg.api_threads},
-             {"version", FAV_VERSION}});
-  util::log_flush();
 
   // SIGTERM/SIGINT: stop accepting, let in-flight requests and background work finish (bounded).
   std::promise<void> stopped;
@@ -201,6 +194,14 @@ int serve(const util::config& cfg) {
         },
         net::detached);
   });
+  // Announced only now: a SIGTERM sent as soon as "listening" appears finds its handler.
+  util::log_always(util::log_level::info, "listening",
+                   {{"port", static_cast<int>(port)},
+                    {"host", cfg.host},
+                    {"backend", db->backend()},
+                    {"threads", cfg.api_threads},
+                    {"version", FAV_VERSION}});
+  util::log_flush();
   stopped.get_future().wait();
   catalog_client.shutdown();
   stop_threads();

@@ -23,7 +23,8 @@ class hash_pool {
 
   int queued() const { return pool_.queued(); }
   int running() const { return pool_.running(); }
-  void stop() { pool_.stop(); }
+  // At exit: finishes running hashes, drops queued ones (the drain timeout has passed).
+  void stop() { pool_.stop(false); }
 
  private:
   util::worker_pool pool_;

@@ -56,7 +56,7 @@ std::string correlation_id(const bhttp::request<bhttp::string_body>& r) {
     for (char c : v) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
     if (ok) return std::string(v);
   }
-  return util::uuid_v4();
+  return util::request_uuid();
 }
 
 // Splits the target into path and percent-decoded query pairs; false when it is not origin-form.
@@ -216,7 +216,9 @@ net::awaitable<void> server::session(tcp::socket sock) {
       req.path = "";
     } else {
       req.raw = &parser.get();
-      if (!parse_target(req.raw->target(), req)) {
+      // RFC 9112 §3.2: an HTTP/1.1 request without Host is a bad request.
+      if ((req.raw->version() >= 11 && req.raw->find(bhttp::field::host) == req.raw->end()) ||
+          !parse_target(req.raw->target(), req)) {
         res = render_error_(core::errc::bad_request);
       } else {
         req.correlation_id = correlation_id(*req.raw);

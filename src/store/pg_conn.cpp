@@ -2,6 +2,8 @@
 // us), libpq does the I/O; every wait races a deadline, so a dead server cannot hang a caller.
 #include "store/pg_conn.hpp"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -274,6 +276,10 @@ net::awaitable<pg_result> pg_conn::script(const char* sql, pg_clock::duration ti
 
 bool pg_conn::alive() {
   if (broken_ || PQstatus(conn_) != CONNECTION_OK) return false;
+  // An idle connection has nothing to read unless the server closed it or sent a notice: one
+  // poll() tells, instead of two reads that usually answer EAGAIN.
+  pollfd pfd{PQsocket(conn_), POLLIN, 0};
+  if (::poll(&pfd, 1, 0) == 0) return reusable();
   // Twice: the first read may return the shutdown message, the second the end of stream.
   for (int i = 0; i < 2; ++i) {
     if (!PQconsumeInput(conn_)) return false;

@@ -41,7 +41,10 @@ bool log_enabled(log_level l) {
 }
 
 void log(log_level l, std::string_view message, std::initializer_list<log_field> fields) {
-  if (!log_enabled(l)) return;
+  if (log_enabled(l)) log_always(l, message, fields);
+}
+
+void log_always(log_level l, std::string_view message, std::initializer_list<log_field> fields) {
   std::string line;
   line.reserve(256);
   core::json_object o(line);

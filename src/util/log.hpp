@@ -29,6 +29,8 @@ struct log_field {
 void log_init(const std::string& level);
 bool log_enabled(log_level l);
 void log(log_level l, std::string_view message, std::initializer_list<log_field> fields = {});
+// Like log(), whatever LOG_LEVEL says: for the lines scripts wait for ("listening").
+void log_always(log_level l, std::string_view message, std::initializer_list<log_field> fields = {});
 // Pushes buffered lines out now (e.g. after "listening", which tests and scripts wait for).
 void log_flush();
 // Flushes pending lines and stops the logger (shutdown, and before exiting on a fatal error).

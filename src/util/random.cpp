@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include <array>
+#include <random>
 #include <stdexcept>
 
 #include "util/base64url.hpp"
@@ -16,10 +17,8 @@ void init_sodium() {
   if (rc < 0) throw std::runtime_error("libsodium initialisation failed");
 }
 
-std::string uuid_v4() {
-  init_sodium();
-  std::array<unsigned char, 16> b{};
-  randombytes_buf(b.data(), b.size());
+namespace {
+std::string format_uuid(std::array<unsigned char, 16> b) {
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
   constexpr std::string_view digits = "0123456789abcdef";
@@ -31,6 +30,30 @@ std::string uuid_v4() {
     out += digits[b[i] & 0x0f];
   }
   return out;
+}
+}  // namespace
+
+std::string uuid_v4() {
+  init_sodium();
+  std::array<unsigned char, 16> b{};
+  randombytes_buf(b.data(), b.size());
+  return format_uuid(b);
+}
+
+std::string request_uuid() {
+  // A per-thread generator seeded once from the OS: ids only need to be unique, not secret,
+  // and this saves a getrandom() call per request.
+  thread_local std::mt19937_64 gen = [] {
+    init_sodium();
+    std::seed_seq seq{randombytes_random(), randombytes_random(), randombytes_random(), randombytes_random()};
+    return std::mt19937_64(seq);
+  }();
+  std::array<unsigned char, 16> b{};
+  for (int half = 0; half < 2; ++half) {
+    std::uint64_t v = gen();
+    for (int i = 0; i < 8; ++i) b[static_cast<std::size_t>(half * 8 + i)] = static_cast<unsigned char>(v >> (8 * i));
+  }
+  return format_uuid(b);
 }
 
 bool is_uuid(std::string_view text) {

@@ -12,6 +12,8 @@ void init_sodium();
 
 // A fresh random UUID version 4, lowercase canonical form (36 characters).
 std::string uuid_v4();
+// A UUIDv4 for correlation ids: unique, not secret (a seeded per-thread PRNG, no syscall).
+std::string request_uuid();
 
 // True when text is 8-4-4-4-12 hex digits (either case), whatever the version nibble.
 bool is_uuid(std::string_view text);

@@ -19,10 +19,14 @@ worker_pool::~worker_pool() {
   stop();
 }
 
-void worker_pool::stop() {
+void worker_pool::stop(bool run_queued) {
   {
     std::lock_guard lk(mu_);
     stopping_ = true;
+    if (!run_queued) {
+      queued_ -= static_cast<int>(jobs_.size());
+      jobs_.clear();
+    }
   }
   cv_.notify_all();
   for (auto& t : threads_)

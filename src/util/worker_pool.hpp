@@ -31,8 +31,9 @@ class worker_pool {
 
   // Queues `job`; false when more than `queue_limit` jobs already wait, or when stopping.
   bool submit(std::function<void()> job);
-  // Finishes queued jobs and joins the threads (idempotent).
-  void stop();
+  // Joins the threads (idempotent); queued jobs run first unless `run_queued` is false (their
+  // awaiting coroutines are then never resumed: for process exit only).
+  void stop(bool run_queued = true);
 
   int queued() const { return queued_.load(); }
   int running() const { return running_.load(); }
