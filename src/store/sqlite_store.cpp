@@ -125,10 +125,10 @@ class connection {
       throw unavailable("sqlite open failed: " + msg);
     }
     sqlite3_busy_timeout(db_, 5000);
-    // mmap and a 16 MiB page cache spare a pread per page on hot reads.
-    exec(
-        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
-        "PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16384;");
+    // Default page cache (2 MiB a connection) and no mmap: both count in the service's RSS
+    // (measured: mmap + 16 MiB caches took it from ~30 to 172 MiB), and the OS page cache
+    // already keeps the file hot.
+    exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;");
   }
   ~connection() {
     for (auto& [k, s] : stmts_) sqlite3_finalize(s);
