@@ -245,21 +245,25 @@ core::customer read_customer(query& q) {
   return core::customer{q.text(0), q.text(1), q.text(2), q.text(3), q.time(4), q.time(5)};
 }
 
+// A products_cache row whose seven columns start at `at` (id, title, image_url, price, rate,
+// count, fetched_at).
+core::product read_product(query& q, int at) {
+  core::product p;
+  p.id = q.i64(at);
+  p.title = q.text(at + 1);
+  p.image_url = q.text(at + 2);
+  p.price_cents = q.i64(at + 3);
+  if (!q.is_null(at + 4)) p.review_rate_cents = q.i64(at + 4);
+  if (!q.is_null(at + 5)) p.review_count = q.i64(at + 5);
+  p.fetched_at = q.time(at + 6);
+  return p;
+}
+
 core::favorite read_favorite(query& q) {
   core::favorite f;
   f.product_id = q.i64(0);
   f.favorited_at = q.time(1);
-  if (!q.is_null(2)) {
-    core::product p;
-    p.id = q.i64(2);
-    p.title = q.text(3);
-    p.image_url = q.text(4);
-    p.price_cents = q.i64(5);
-    if (!q.is_null(6)) p.review_rate_cents = q.i64(6);
-    if (!q.is_null(7)) p.review_count = q.i64(7);
-    p.fetched_at = q.time(8);
-    f.cached = std::move(p);
-  }
+  if (!q.is_null(2)) f.cached = read_product(q, 2);
   return f;
 }
 
@@ -475,15 +479,7 @@ class sqlite_store final : public store {
       query q(c, sql_get_product);
       q.bind(1, id);
       if (!q.step()) return std::nullopt;
-      core::product p;
-      p.id = q.i64(0);
-      p.title = q.text(1);
-      p.image_url = q.text(2);
-      p.price_cents = q.i64(3);
-      if (!q.is_null(4)) p.review_rate_cents = q.i64(4);
-      if (!q.is_null(5)) p.review_count = q.i64(5);
-      p.fetched_at = q.time(6);
-      return p;
+      return read_product(q, 0);
     });
   }
 
