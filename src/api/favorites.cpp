@@ -66,13 +66,12 @@ net::awaitable<http::response> get_favorite(http::request& req, app& a) {
   if (!product_id) co_return fail(errc::invalid_product_id);
   auto fav = co_await a.db.get_favorite(req.auth->customer_id, *product_id);
   if (!fav) co_return fail(errc::product_not_in_favorites);
-  std::vector<core::favorite> one{std::move(*fav)};
+  const std::vector<core::favorite> one{std::move(*fav)};
   std::vector<std::string> notes;
   auto products = co_await a.products.resolve(one, &notes);
   log_catalog_notes(req, notes);
-  fav = std::move(one[0]);
   std::string body;
-  render_favorite(body, fav->product_id, fav->favorited_at, products[0]);
+  render_favorite(body, one[0].product_id, one[0].favorited_at, products[0]);
   co_return http::json(http::status::ok, std::move(body));
 }
 

@@ -82,8 +82,8 @@ net::awaitable<lookup_result> product_cache::get_for_favorite(std::int64_t id) {
   co_return lookup_result{lookup_status::unavailable, std::nullopt, r.retry_after_s, r.note};
 }
 
-net::awaitable<std::vector<std::optional<core::product>>> product_cache::resolve(std::vector<core::favorite> favs,
-                                                                                 std::vector<std::string>* notes) {
+net::awaitable<std::vector<std::optional<core::product>>> product_cache::resolve(
+    const std::vector<core::favorite>& favs, std::vector<std::string>* notes) {
   std::vector<std::optional<core::product>> out(favs.size());
   std::vector<std::size_t> to_fetch;  // indexes into favs
   const core::micros now = clock_();
@@ -121,7 +121,7 @@ net::awaitable<std::vector<std::optional<core::product>>> product_cache::resolve
       rows.push_back(std::move(*fetched[j].product));
     } else {
       // Gone or unreachable: the last cached data of any age, else "unavailable" (nullopt).
-      out[i] = std::move(favs[i].cached);
+      out[i] = favs[i].cached;
     }
   }
   if (!rows.empty()) co_await save(std::move(rows));

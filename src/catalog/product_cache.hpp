@@ -52,7 +52,8 @@ class product_cache {
   // expired/absent → fetched first (concurrently, bounded by the client's cap); on failure the
   // cached copy of any age, or nullopt meaning "unavailable". Never throws because of the catalog.
   // `notes` (optional) receives what went wrong with the catalog, for the request's log.
-  net::awaitable<std::vector<std::optional<core::product>>> resolve(std::vector<core::favorite> favs,
+  // `favs` is read across suspensions: the caller keeps it alive by awaiting the call.
+  net::awaitable<std::vector<std::optional<core::product>>> resolve(const std::vector<core::favorite>& favs,
                                                                     std::vector<std::string>* notes = nullptr);
 
   // One GET /products, upserting every product it lists (cached or not) with fetched_at = now.
