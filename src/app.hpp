@@ -8,6 +8,7 @@
 #include "auth/token_cache.hpp"
 #include "catalog/client.hpp"
 #include "catalog/product_cache.hpp"
+#include "store/change_feed.hpp"
 #include "store/store.hpp"
 #include "util/config.hpp"
 #include "util/metrics.hpp"
@@ -25,6 +26,7 @@ struct app {
   catalog::product_cache& products;
   util::metrics& metrics;
   util::task_tracker& background;  // detached work that shutdown drains
+  store::change_feed& feed;        // invalidations from every instance (contract §9)
 };
 
 }  // namespace fav

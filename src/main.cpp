@@ -23,6 +23,8 @@
 #include "auth/password.hpp"
 #include "http/server.hpp"
 #include "routes.hpp"
+#include "store/feed_store.hpp"
+#include "store/pg_listener.hpp"
 #include "store/pg_store.hpp"
 #include "store/sqlite_store.hpp"
 #include "util/log.hpp"
@@ -128,9 +130,12 @@ int serve(const util::config& cfg) {
     for (auto& t : threads) t.join();
   };
 
+  // The change feed (contract §9): live at once on SQLite (this process sees every write); on
+  // PostgreSQL once the listener's LISTEN is in place.
+  store::change_feed feed(!cfg.database_is_postgres);
   std::unique_ptr<store::store> db;
   try {
-    db = open_store(cfg, ioc.get_executor());
+    db = std::make_unique<store::feed_store>(open_store(cfg, ioc.get_executor()), feed);
     run_sync(ioc, db->migrate());
   } catch (const std::exception& e) {
     util::log(util::log_level::critical, "cannot open the database", {{"error", e.what()}});
@@ -142,14 +147,19 @@ int serve(const util::config& cfg) {
   util::task_tracker background;
   auth::jwt_codec jwt(cfg.jwt_secret);
   auth::hash_pool hashes(cfg.hash_workers, cfg.hash_queue_limit);
-  auth::token_cache tokens(*db, cfg.auth_cache_ttl_s);
+  auth::token_cache tokens(*db, feed, cfg.auth_cache_ttl_s);
+  std::optional<store::pg_listener> listener;
+  if (cfg.database_is_postgres) {
+    listener.emplace(ioc.get_executor(), cfg.database_url, feed);
+    listener->start();
+  }
   auto warn = [](std::string_view m) { util::log(util::log_level::warning, m); };
   auto catalog_opts = catalog::options_from(cfg);
   catalog_opts.log_warning = warn;
   catalog::client catalog_client(ioc.get_executor(), catalog_opts, metrics);
   catalog::product_cache products(
       *db, catalog_client, cfg, metrics, background, ioc.get_executor(), [] { return util::now_micros(); }, warn);
-  app a{cfg, *db, jwt, hashes, tokens, catalog_client, products, metrics, background};
+  app a{cfg, *db, jwt, hashes, tokens, catalog_client, products, metrics, background, feed};
 
   dispatcher dispatch(a);
   http::server srv(
@@ -179,6 +189,7 @@ int serve(const util::config& cfg) {
     util::log(util::log_level::info, "shutting down", {{"signal", sig}});
     srv.begin_shutdown();
     background.stop();
+    if (listener) listener->stop();
     net::co_spawn(
         ioc,
         [&]() -> net::awaitable<void> {
@@ -186,6 +197,16 @@ int serve(const util::config& cfg) {
               std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                      std::chrono::duration<double>(cfg.drain_timeout_s));
           net::steady_timer t(co_await net::this_coro::executor);
+          // A grace for kept-alive connections (a load balancer's pool): a request arriving
+          // on one is still served, with `Connection: close`, instead of meeting a closed
+          // socket that a balancer may not retry (contract §9, rolling restart). Then the
+          // idle ones are closed.
+          const auto grace = std::min(std::chrono::steady_clock::now() + std::chrono::seconds(1), deadline);
+          while (std::chrono::steady_clock::now() < grace && srv.open_connections() > 0) {
+            t.expires_after(std::chrono::milliseconds(20));
+            co_await t.async_wait(net::use_awaitable);
+          }
+          srv.close_idle();
           while ((srv.active_requests() > 0 || background.active() > 0) &&
                  std::chrono::steady_clock::now() < deadline) {
             t.expires_after(std::chrono::milliseconds(20));

@@ -1,41 +1,111 @@
 // See token_cache.hpp.
 #include "auth/token_cache.hpp"
 
+#include <algorithm>
+
 #include "util/time.hpp"
 
 namespace fav::auth {
 
+token_cache::token_cache(store::store& db, store::change_feed& feed, double ttl_s, std::size_t capacity)
+    : db_(db),
+      feed_(feed),
+      ttl_us_(static_cast<std::int64_t>(ttl_s * 1e6)),
+      per_shard_(std::max<std::size_t>(1, capacity / 16)) {
+  feed_.subscribe([this](const store::change& c) {
+    switch (c.what) {
+      case store::change::kind::customer: forget_customer(c.id); break;
+      case store::change::kind::signin: forget_token(c.id); break;
+      case store::change::kind::all: clear(); break;
+      case store::change::kind::favorites: break;
+    }
+  });
+}
+
+void token_cache::erase_locked(shard& s, std::unordered_map<std::string, entry>::iterator it) {
+  auto k = s.keys_of.find(it->second.customer_id);
+  if (k != s.keys_of.end()) {
+    std::erase(k->second, it->first);
+    if (k->second.empty()) s.keys_of.erase(k);
+  }
+  s.lru.erase(it->second.lru);
+  s.by_key.erase(it);
+}
+
 net::awaitable<store::auth_state> token_cache::check(const std::string& customer_id, const std::string& key) {
-  auto now = util::now_micros();
-  if (ttl_us_ > 0) {
-    auto& s = shard_for(key);
+  const bool enabled = ttl_us_ > 0;
+  auto& s = shard_for(customer_id);
+  std::uint64_t epoch = 0;
+  const bool trusted = enabled && feed_.live();
+  if (trusted) {
+    epoch = feed_.auth_epoch();
+    auto now = util::now_micros();
     std::lock_guard lk(s.mu);
     auto it = s.by_key.find(key);
-    if (it != s.by_key.end() && it->second.customer_id == customer_id && it->second.expires_us > now)
-      co_return store::auth_state::ok;
+    if (it != s.by_key.end() && it->second.customer_id == customer_id) {
+      if (it->second.expires_us > now) {
+        s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+        co_return store::auth_state::ok;
+      }
+      erase_locked(s, it);
+    }
   }
   auto state = co_await db_.check_token(customer_id, key);
-  if (state == store::auth_state::ok && ttl_us_ > 0) {
-    auto& s = shard_for(key);
+  // Kept only if no invalidation (or feed outage) happened while the database answered: an
+  // answer read before a revocation must not outlive the revocation's notification.
+  // The epoch is compared under the shard's lock: an invalidation bumps it before it takes the
+  // lock to forget, so either we see the bump or it sees our entry.
+  if (state == store::auth_state::ok && trusted) {
     std::lock_guard lk(s.mu);
-    // Bounded memory: a full shard starts over rather than growing without limit.
-    if (s.by_key.size() > 50000) s.by_key.clear();
-    s.by_key[key] = entry{customer_id, now + ttl_us_};
+    if (feed_.live() && feed_.auth_epoch() == epoch && !s.by_key.contains(key)) {
+      while (s.by_key.size() >= per_shard_) erase_locked(s, s.by_key.find(s.lru.back()));
+      s.lru.push_front(key);
+      s.by_key.emplace(key, entry{customer_id, util::now_micros() + ttl_us_, s.lru.begin()});
+      s.keys_of[customer_id].push_back(key);
+    }
   }
   co_return state;
 }
 
 void token_cache::forget_token(const std::string& key) {
-  auto& s = shard_for(key);
-  std::lock_guard lk(s.mu);
-  s.by_key.erase(key);
+  // Only the key is known (a revocation notice): look in every shard.
+  for (auto& s : shards_) {
+    std::lock_guard lk(s.mu);
+    if (auto it = s.by_key.find(key); it != s.by_key.end()) erase_locked(s, it);
+  }
 }
 
 void token_cache::forget_customer(const std::string& customer_id) {
+  auto& s = shard_for(customer_id);
+  std::lock_guard lk(s.mu);
+  auto k = s.keys_of.find(customer_id);
+  if (k == s.keys_of.end()) return;
+  const std::vector<std::string> keys = std::move(k->second);
+  s.keys_of.erase(k);
+  for (const auto& key : keys) {
+    if (auto it = s.by_key.find(key); it != s.by_key.end()) {
+      s.lru.erase(it->second.lru);
+      s.by_key.erase(it);
+    }
+  }
+}
+
+void token_cache::clear() {
   for (auto& s : shards_) {
     std::lock_guard lk(s.mu);
-    std::erase_if(s.by_key, [&](auto& kv) { return kv.second.customer_id == customer_id; });
+    s.by_key.clear();
+    s.keys_of.clear();
+    s.lru.clear();
   }
+}
+
+std::size_t token_cache::size() const {
+  std::size_t n = 0;
+  for (const auto& s : shards_) {
+    std::lock_guard lk(s.mu);
+    n += s.by_key.size();
+  }
+  return n;
 }
 
 }  // namespace fav::auth

@@ -1,13 +1,19 @@
-// The per-request token check (customer exists, token not revoked) with a short in-process
-// memory of "ok" answers. Sign-out and delete on this instance forget at once; other instances
-// sharing the database see a revocation within AUTH_CACHE_TTL_SECONDS (0 disables the cache).
+// The per-request token check (customer exists, token not revoked) with an in-process memory of
+// "ok" answers: a bounded LRU, each answer trusted for up to AUTH_CACHE_TTL_SECONDS (0 disables
+// the cache) and only while the change feed is live. The feed drops an answer as soon as any
+// instance revokes the token or deletes the customer (contract §9: within 1 s everywhere); while
+// the feed is down every request asks the database.
 #pragma once
 #include <array>
 #include <boost/asio/awaitable.hpp>
+#include <cstddef>
+#include <list>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
+#include "store/change_feed.hpp"
 #include "store/store.hpp"
 
 namespace fav::auth {
@@ -16,27 +22,39 @@ namespace net = boost::asio;
 
 class token_cache {
  public:
-  token_cache(store::store& db, double ttl_s) : db_(db), ttl_us_(static_cast<std::int64_t>(ttl_s * 1e6)) {}
+  // Subscribes to `feed` (both must outlive this cache's use). `capacity`: entries at most.
+  token_cache(store::store& db, store::change_feed& feed, double ttl_s, std::size_t capacity = 100000);
 
   // The state of (customer, revocation key): ok, revoked or no_customer.
   net::awaitable<store::auth_state> check(const std::string& customer_id, const std::string& key);
-  // Forget a revoked token / a deleted customer's tokens.
+  // Forget a revoked token / a deleted customer's tokens / everything.
   void forget_token(const std::string& key);
   void forget_customer(const std::string& customer_id);
+  void clear();
+  std::size_t size() const;
 
  private:
   struct entry {
     std::string customer_id;
     std::int64_t expires_us;
+    std::list<std::string>::iterator lru;  // position in the shard's recency list
   };
+  // Sharded by customer, so a customer's keys are all in one shard.
   struct shard {
-    std::mutex mu;
+    mutable std::mutex mu;
     std::unordered_map<std::string, entry> by_key;
+    std::unordered_map<std::string, std::vector<std::string>> keys_of;  // customer → keys
+    std::list<std::string> lru;                                         // keys, most recent first
   };
-  shard& shard_for(const std::string& key) { return shards_[std::hash<std::string>{}(key) % shards_.size()]; }
+  shard& shard_for(const std::string& customer_id) {
+    return shards_[std::hash<std::string>{}(customer_id) % shards_.size()];
+  }
+  static void erase_locked(shard& s, std::unordered_map<std::string, entry>::iterator it);
 
   store::store& db_;
+  store::change_feed& feed_;
   std::int64_t ttl_us_;
+  std::size_t per_shard_;
   std::array<shard, 16> shards_;
 };
 

@@ -122,6 +122,9 @@ void server::begin_shutdown() {
     boost::system::error_code ec;
     acceptor_.close(ec);
   });
+}
+
+void server::close_idle() {
   std::lock_guard lk(conns_mu_);
   for (auto& w : conns_) {
     if (auto c = w.lock()) {

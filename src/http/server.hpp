@@ -43,9 +43,12 @@ class server {
   unsigned short listen();
   // Starts accepting on the io_context.
   void start();
-  // Stops accepting, asks keep-alive connections to close after their current request, and
-  // closes idle ones. Safe from any thread.
+  // Stops accepting; every connection closes after its current or next request, which is
+  // answered with `Connection: close` (a load balancer learns it without a failed request).
+  // Idle kept-alive connections stay open until close_idle(). Safe from any thread.
   void begin_shutdown();
+  // Closes the connections that are idle between requests (after begin_shutdown's grace).
+  void close_idle();
   int active_requests() const { return active_requests_.load(); }
   int open_connections() const { return open_connections_.load(); }
 

@@ -6,9 +6,11 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -71,6 +73,11 @@ class pg_conn {
   // returns the last result. Throws like query().
   net::awaitable<pg_result> script(const char* sql, pg_clock::duration timeout);
 
+  // For a connection that ran LISTEN: the payloads of the notifications that arrived, waiting
+  // for the first one until `deadline` (then an empty list). Throws unavailable when the
+  // connection is lost.
+  net::awaitable<std::vector<std::string>> notifications(pg_clock::time_point deadline);
+
   // Checked when taken from the pool: still connected, nothing arrived while idle that says
   // otherwise (a server shutting down sends an error, then closes).
   bool alive();
@@ -84,6 +91,10 @@ class pg_conn {
   void bind_socket();
   // Waits until the socket is ready for `what`; true when readable. Throws on the deadline.
   net::awaitable<bool> wait(io what, pg_clock::time_point deadline);
+  // Like wait(), but nullopt at the deadline instead of throwing.
+  net::awaitable<std::optional<bool>> wait_until(io what, pg_clock::time_point deadline);
+  // One socket wait that the deadline timer can cancel (see deadline_watch).
+  net::awaitable<boost::system::error_code> socket_wait(net::posix::stream_descriptor::wait_type t);
   // Flushes the sent command and collects its results (PQgetResult until null).
   net::awaitable<pg_result> finish(pg_clock::time_point deadline);
   [[noreturn]] void fail(const char* what);
@@ -93,6 +104,20 @@ class pg_conn {
   net::posix::stream_descriptor sock_;
   std::unordered_set<std::string> prepared_;
   bool broken_ = false;
+
+  // One deadline timer per connection, armed once per deadline (not per wait): its handler
+  // cancels the socket wait in progress. The handler may run on another thread, or after this
+  // connection is gone, so what it touches lives in `watch_` under its mutex, and a socket wait
+  // is started under the same mutex: a deadline can neither be lost nor hit a later statement.
+  struct deadline_watch {
+    std::mutex mu;
+    net::posix::stream_descriptor* sock = nullptr;  // null once the connection is closing
+    std::uint64_t generation = 0;                   // which arming is current
+    bool fired = false;                             // the current deadline has passed
+  };
+  net::steady_timer timer_;
+  std::shared_ptr<deadline_watch> watch_ = std::make_shared<deadline_watch>();
+  pg_clock::time_point armed_{};  // the deadline timer_ is armed for
 };
 
 }  // namespace fav::store

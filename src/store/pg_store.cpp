@@ -66,11 +66,13 @@ upd AS (
       updated_at = timestamptz 'epoch' + $4::int8 * interval '1 microsecond'
   WHERE c.id = $1::uuid AND NOT EXISTS (SELECT 1 FROM taken)
     AND (c.name <> coalesce($2::text, c.name) OR c.email <> coalesce($3::text, c.email))
-  RETURNING 1)
+  RETURNING pg_notify('favorites_api_changes', 'c:' || c.id::text))
 SELECT EXISTS (SELECT 1 FROM cur), EXISTS (SELECT 1 FROM taken), EXISTS (SELECT 1 FROM upd))sql"};
 
 // Favorites and refresh tokens go with it (ON DELETE CASCADE).
-constexpr pg_statement delete_customer{"delete_customer", "DELETE FROM customers WHERE id = $1::uuid"};
+constexpr pg_statement delete_customer{"delete_customer", R"sql(
+DELETE FROM customers WHERE id = $1::uuid
+RETURNING pg_notify('favorites_api_changes', 'c:' || id::text))sql"};
 
 constexpr pg_statement check_token{"check_token", R"sql(
 SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid),
@@ -79,7 +81,8 @@ SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid),
 constexpr pg_statement revoke_token{"revoke_token", R"sql(
 INSERT INTO revoked_tokens (jti, expires_at)
 VALUES ($1, timestamptz 'epoch' + $2::int8 * interval '1 microsecond')
-ON CONFLICT DO NOTHING)sql"};
+ON CONFLICT DO NOTHING
+RETURNING pg_notify('favorites_api_changes', 's:' || jti))sql"};
 
 // Revocations matter only until the token would have expired anyway.
 constexpr pg_statement prune_revoked_tokens{"prune_revoked_tokens", R"sql(
@@ -123,7 +126,8 @@ FROM old)sql"};
 
 constexpr pg_statement revoke_refresh_family{"revoke_refresh_family", R"sql(
 UPDATE refresh_tokens SET revoked_at = timestamptz 'epoch' + $2::int8 * interval '1 microsecond'
-WHERE family_id = $1 AND revoked_at IS NULL)sql"};
+WHERE family_id = $1 AND revoked_at IS NULL
+RETURNING pg_notify('favorites_api_changes', 's:' || family_id))sql"};
 
 constexpr pg_statement get_cached_product{"get_cached_product", R"sql(
 SELECT id, title, image_url, round(price * 100)::int8, round(review_rate * 100)::int8,
@@ -148,10 +152,12 @@ constexpr pg_statement insert_favorite{"insert_favorite", R"sql(
 INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
 SELECT $1::uuid, $2::int8, timestamptz 'epoch' + $3::int8 * interval '1 microsecond'
 WHERE EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid)
-ON CONFLICT DO NOTHING)sql"};
+ON CONFLICT DO NOTHING
+RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))sql"};
 
 constexpr pg_statement delete_favorite{"delete_favorite", R"sql(
-DELETE FROM customer_favorite_products WHERE customer_id = $1::uuid AND product_id = $2::int8)sql"};
+DELETE FROM customer_favorite_products WHERE customer_id = $1::uuid AND product_id = $2::int8
+RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))sql"};
 
 // Columns 0..8 as read by read_favorite().
 constexpr pg_statement get_favorite{"get_favorite", R"sql(

@@ -185,7 +185,7 @@ config load_config(const env_map& env) {
   c.request_timeout_s = number(env, "API_REQUEST_TIMEOUT_SECONDS", 30, 0.1, 3600);
   c.idle_timeout_s = number(env, "API_IDLE_TIMEOUT_SECONDS", 60, 0.1, 3600);
   c.drain_timeout_s = number(env, "API_DRAIN_TIMEOUT_SECONDS", 10, 0, 3600);
-  c.auth_cache_ttl_s = number(env, "AUTH_CACHE_TTL_SECONDS", 2, 0, 3600);
+  c.auth_cache_ttl_s = number(env, "AUTH_CACHE_TTL_SECONDS", 300, 0, 3600);
 
   if (c.env == "prod") {
     auto weak = [](const std::string& v, const char* def) { return v == def || v.size() < 32; };

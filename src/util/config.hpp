@@ -47,7 +47,7 @@ struct config {
   double catalog_warm_interval_s = 10 * 60;  // 0 disables the periodic warm-up
   double catalog_backoff_base_s = 1.0;       // 1 s, 2 s, 4 s cap (contract §4)
   double catalog_backoff_cap_s = 4.0;
-  double auth_cache_ttl_s = 2.0;  // in-process token-check cache (bounds staleness across instances)
+  double auth_cache_ttl_s = 300;  // token-check cache lifetime; kept coherent by the change feed
 
   std::int64_t jwt_expire_seconds() const { return static_cast<std::int64_t>(jwt_expire_days * 86400 + 0.5); }
 };

@@ -697,6 +697,55 @@ class ContainerFiles(unittest.TestCase):
             proc.stdout.close()
         self.assertRegex(line, r"^catalog-stub listening on port \d+", line)
 
+    def test_compose_scaled_profile(self):
+        """Issue 11: a scaled profile — three API replicas of the same image behind nginx, the
+        nginx configuration in the repository (keep-alive upstreams, idempotent retries)."""
+        services = self.compose()["services"]
+        (app_name, app), (db_name, _), _ = self.roles()
+        replicas = [(n, s) for n, s in services.items()
+                    if "scaled" in (s.get("profiles") or []) and s.get("image") == app.get("image")]
+        self.assertEqual(len(replicas), 1, "one replicated API service in the scaled profile")
+        rep_name, rep = replicas[0]
+        self.assertEqual((rep.get("deploy") or {}).get("replicas"), 3)
+        self.assertEqual(mapping(rep.get("environment")), mapping(app.get("environment")),
+                         "replicas run with the single instance's environment")
+        self.assertIn(db_name, rep.get("depends_on") or {})
+        self.assertFalse(rep.get("ports"), "replicas are reached through the balancer only")
+        lbs = [(n, s) for n, s in services.items()
+               if "scaled" in (s.get("profiles") or []) and str(s.get("image", "")).startswith("nginx:")]
+        self.assertEqual(len(lbs), 1, "one nginx in the scaled profile")
+        lb_name, lb = lbs[0]
+        self.assertIn(rep_name, lb.get("depends_on") or {})
+        mounts = [v.split(":") for v in lb.get("volumes") or [] if isinstance(v, str)]
+        conf = [m for m in mounts if m[1] == "/etc/nginx/nginx.conf"]
+        self.assertEqual(len(conf), 1, mounts)
+        path = repo(conf[0][0])
+        self.assertTrue(os.path.isfile(path), path)
+        text = open(path, encoding="utf-8").read()
+        self.assertRegex(text, rf"server\s+{re.escape(rep_name)}:8080\b")
+        for needle in ("keepalive ", "proxy_http_version 1.1;", 'proxy_set_header Connection "";',
+                       "proxy_next_upstream error timeout;", "X-Forwarded-For"):
+            self.assertIn(needle, text)
+        directives = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+        self.assertNotIn("non_idempotent", directives, "POST/PATCH/DELETE must never be sent twice")
+        listen = re.search(r"listen\s+(\d+);", text)
+        self.assertIn(int(listen.group(1)), container_ports(lb.get("ports")))
+        # nginx itself accepts the file (the replica's name replaced by loopback).
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.path.exists(nginx):
+            self.skipTest("nginx not installed (scripts/install-deps.sh test installs nginx-light)")
+        work = tempfile.mkdtemp(prefix="nginx-check-", dir=scratch_dir())
+        try:
+            local = text.replace(f"{rep_name}:8080", "127.0.0.1:8080")
+            local = re.sub(r"listen\s+\d+;", "listen 127.0.0.1:18080;", local)
+            local = local.replace("events {", f"pid {work}/nginx.pid;\nerror_log {work}/error.log;\nevents {{", 1)
+            with open(os.path.join(work, "nginx.conf"), "w", encoding="utf-8") as f:
+                f.write(local)
+            r = sh([nginx, "-t", "-p", work, "-c", os.path.join(work, "nginx.conf")], timeout=30)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

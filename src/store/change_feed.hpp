@@ -1,0 +1,73 @@
+// The change feed (contract §9): "customer X changed", "sign-in S revoked", "favorites of X
+// changed", published by writes and delivered to every in-process cache that subscribed. On
+// PostgreSQL the writes send pg_notify in their own transaction and pg_listener delivers what
+// every instance committed; on SQLite (one process owns the file) delivery is in-process only.
+// While the feed is not live, caches must not answer from memory.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fav::store {
+
+struct change {
+  enum class kind : std::uint8_t {
+    customer,   // a customer was deleted or changed (email, name): id = customer id
+    signin,     // a token or a sign-in's refresh chain was revoked: id = its revocation key / family
+    favorites,  // a customer's favorites changed: id = customer id
+    all,        // anything may have changed (the feed was down): forget everything
+  };
+  kind what;
+  std::string id;
+
+  // Wire form of a notification payload: "c:<id>", "s:<id>", "f:<id>".
+  std::string encode() const;
+  static std::optional<change> decode(std::string_view payload);
+};
+
+class change_feed {
+ public:
+  using handler = std::function<void(const change&)>;
+
+  // `live`: whether changes committed elsewhere reach this feed right away (SQLite: true;
+  // PostgreSQL: false until the listening connection is up).
+  explicit change_feed(bool live) : live_(live) {}
+
+  // Subscribe before traffic starts; handlers run on any thread, must be quick and not throw.
+  void subscribe(handler h);
+  // Delivers to every subscriber, at once, on the calling thread.
+  void publish(const change& c);
+
+  // True while caches may answer from memory.
+  bool live() const { return live_.load(std::memory_order_acquire); }
+  // The listener lost its connection: caches stop answering from memory at once.
+  void set_down();
+  // The listener is back (LISTEN done): everything cached may be stale, so subscribers get
+  // kind::all first, then caches may answer from memory again.
+  void set_up();
+
+  // Bumped by every customer/signin/all change and by every state change: a cache entry read
+  // from the database is stored only if this did not move meanwhile (no stale re-insert after
+  // a concurrent invalidation).
+  std::uint64_t auth_epoch() const { return auth_epoch_.load(std::memory_order_acquire); }
+
+  // For /metrics.
+  std::uint64_t received() const { return received_.load(std::memory_order_relaxed); }
+  std::uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
+  void count_received() { received_.fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  std::mutex mu_;  // guards handlers_ (written only before traffic, read on every publish)
+  std::vector<handler> handlers_;
+  std::atomic<bool> live_;
+  std::atomic<std::uint64_t> auth_epoch_{0};
+  std::atomic<std::uint64_t> received_{0};
+  std::atomic<std::uint64_t> reconnects_{0};
+};
+
+}  // namespace fav::store

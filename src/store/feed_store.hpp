@@ -1,0 +1,69 @@
+// A store that tells this instance's change feed about every write it makes, after the write
+// succeeded: the instance's own caches forget at once (contract §9: "by reads on the same
+// instance at once"). Other instances learn through the database (pg_notify in the write's own
+// transaction, see pg_store), which on SQLite has no other instance to tell.
+#pragma once
+#include "store/change_feed.hpp"
+#include "store/store.hpp"
+
+namespace fav::store {
+
+class feed_store final : public store {
+ public:
+  feed_store(std::unique_ptr<store> inner, change_feed& feed) : inner_(std::move(inner)), feed_(feed) {}
+
+  net::awaitable<void> migrate() override { return inner_->migrate(); }
+  net::awaitable<bool> ping() override { return inner_->ping(); }
+  std::string backend() const override { return inner_->backend(); }
+  pool_usage usage() const override { return inner_->usage(); }
+
+  net::awaitable<bool> insert_customer(const core::customer& c) override { return inner_->insert_customer(c); }
+  net::awaitable<std::optional<core::customer>> find_customer(std::string id) override {
+    return inner_->find_customer(std::move(id));
+  }
+  net::awaitable<std::optional<core::customer>> find_customer_by_email(std::string email) override {
+    return inner_->find_customer_by_email(std::move(email));
+  }
+  net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f, core::page_req p) override {
+    return inner_->list_customers(std::move(f), p);
+  }
+  net::awaitable<update_result> update_customer(std::string id, customer_patch patch, micros now) override;
+  net::awaitable<bool> delete_customer(std::string id) override;
+
+  net::awaitable<auth_state> check_token(std::string customer_id, std::string jti) override {
+    return inner_->check_token(std::move(customer_id), std::move(jti));
+  }
+  net::awaitable<void> revoke_token(std::string jti, micros expires_at) override;
+
+  net::awaitable<void> insert_refresh_token(const core::refresh_token& t) override {
+    return inner_->insert_refresh_token(t);
+  }
+  net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
+                                                     micros now) override;
+  net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override;
+
+  net::awaitable<std::optional<core::product>> get_cached_product(std::int64_t id) override {
+    return inner_->get_cached_product(id);
+  }
+  net::awaitable<void> upsert_products(std::vector<core::product> products) override {
+    return inner_->upsert_products(std::move(products));
+  }
+
+  net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id, micros now) override;
+  net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) override;
+  net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id, core::page_req p) override {
+    return inner_->list_favorites(std::move(customer_id), p);
+  }
+  net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id,
+                                                             std::int64_t product_id) override {
+    return inner_->get_favorite(std::move(customer_id), product_id);
+  }
+
+  store& inner() { return *inner_; }
+
+ private:
+  std::unique_ptr<store> inner_;
+  change_feed& feed_;
+};
+
+}  // namespace fav::store

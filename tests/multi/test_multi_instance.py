@@ -1,0 +1,450 @@
+"""Several instances on one PostgreSQL behind a real load balancer (issue 11, CONTRACT §9).
+
+Starts PostgreSQL (the caller's FAV_TEST_PG_URL), three favorites-api instances on fixed
+loopback ports and nginx (Debian nginx-light) in front of them, then checks:
+
+- "Sign-outs, refresh-chain revocations, customer deletions and email changes made through one
+  instance take effect on every other within 1 second" — measured and printed per instance, also
+  right after an instance's listening connection was cut (it reconnects and flushes).
+- "killing one (`kill -9`) loses no acknowledged write" — mixed load through nginx while one
+  instance is killed; every acknowledged favorite write is in the database; failures printed.
+- "a rolling restart (SIGTERM to one at a time behind the balancer) fails no idempotent request"
+  — no GET fails; failed non-idempotent requests are printed (target 0).
+- "Instances may start together on an empty or old database (migrations under a lock)" — three
+  started at the same moment on an empty database and on one the reference's DDL created.
+
+Run it with scripts/multi-instance.sh, or through ctest (multi.postgresql.instances).
+"""
+import http.client
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "http"))
+from harness import (API_KEY, Server, _pg_url_with_db, _psql, free_port, start_stub,  # noqa: E402
+                     unique_email)
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+PROPAGATION_BOUND_S = 1.0
+PRODUCTS = list(range(1, 21))
+
+REFERENCE_DDL = """
+CREATE TABLE customers (id UUID PRIMARY KEY, name VARCHAR(255) NOT NULL,
+  email VARCHAR(255) NOT NULL UNIQUE, password_hash VARCHAR(255) NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE TABLE products_cache (id BIGINT PRIMARY KEY, title VARCHAR(255) NOT NULL, image_url TEXT NOT NULL,
+  price DECIMAL(10,2) NOT NULL, review_rate DECIMAL(10,2), review_count INT,
+  fetched_at TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE TABLE customer_favorite_products (
+  customer_id UUID NOT NULL REFERENCES customers(id) ON DELETE CASCADE, product_id BIGINT NOT NULL,
+  favorited_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  CONSTRAINT customer_favorite_products_pkey PRIMARY KEY (customer_id, product_id));
+"""
+
+
+def report(line: str):
+    print(f"[multi] {line}", flush=True)
+
+
+def fresh_database(ddl: str = "") -> str:
+    admin = os.environ["FAV_TEST_PG_URL"]
+    name = f"fav_multi_{uuid.uuid4().hex[:12]}"
+    _psql(admin, f'CREATE DATABASE "{name}"')
+    url = _pg_url_with_db(admin, name)
+    if ddl:
+        _psql(url, ddl)
+    return url
+
+
+def drop_database(url: str):
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    try:
+        _psql(os.environ["FAV_TEST_PG_URL"], f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except (RuntimeError, subprocess.TimeoutExpired):
+        pass
+
+
+def request(port, method, path, body=None, token=None, timeout=10.0):
+    """One request on a fresh connection: (status, json or None)."""
+    import json
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        conn.request(method, path, body=data, headers=headers)
+        r = conn.getresponse()
+        raw = r.read()
+        try:
+            return r.status, json.loads(raw) if raw else None
+        except ValueError:
+            return r.status, None
+    finally:
+        conn.close()
+
+
+def start_instances(url, stub, ports, extra_env=None):
+    """Launches one instance per port at the same moment, then waits for each to listen."""
+    servers = []
+    for p in ports:
+        env = {"API_PORT": str(p), "PRODUCT_CATALOG_WARMUP": "false", "LOG_LEVEL": "warning"}
+        env.update(extra_env or {})
+        servers.append(Server(stub, env=env, database=url))
+    for s in servers:
+        s.launch()
+    try:
+        for s, p in zip(servers, ports):
+            wait_ready(s, p)
+    except BaseException:
+        for s in servers:
+            s.kill9()
+            s.cleanup()
+        raise
+    return servers
+
+
+def wait_ready(server, port, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"instance on {port} exited with {server.proc.returncode}:\n" +
+                                 "\n".join(server.err.lines[-20:] + server.out.lines[-20:]))
+        try:
+            st, body = request(port, "GET", "/health/ready", timeout=2)
+            if st == 200 and body["checks"].get("change_feed") == "ok":
+                server.port = port
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"instance on {port} not ready within {timeout}s")
+
+
+class Nginx:
+    def __init__(self, ports):
+        self.prefix = tempfile.mkdtemp(prefix="fav-nginx-")
+        os.makedirs(os.path.join(self.prefix, "tmp"))
+        os.chmod(self.prefix, 0o755)
+        self.port = free_port()
+        with open(os.path.join(HERE, "nginx.conf.in"), encoding="utf-8") as f:
+            conf = f.read()
+        ups = "\n    ".join(f"server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in ports)
+        conf = conf.replace("@PREFIX@", self.prefix).replace("@PORT@", str(self.port)).replace("@UPSTREAMS@", ups)
+        self.conf = os.path.join(self.prefix, "nginx.conf")
+        with open(self.conf, "w", encoding="utf-8") as f:
+            f.write(conf)
+        self.proc = subprocess.Popen([NGINX, "-p", self.prefix, "-c", self.conf], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = request(self.port, "GET", "/health", timeout=2)
+                if last[0] == 200:
+                    return
+            except OSError as e:
+                last = e
+            time.sleep(0.05)
+        err = open(os.path.join(self.prefix, "error.log"), encoding="utf-8", errors="replace").read()[-2000:] \
+            if os.path.exists(os.path.join(self.prefix, "error.log")) else ""
+        rc = self.proc.poll()
+        stderr = self.proc.stderr.read().decode(errors="replace") if rc is not None else ""
+        self.stop()
+        raise AssertionError(f"nginx did not start (exit {rc}: {stderr}): last answer {last}; error.log: {err}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+class Load:
+    """Mixed load through nginx: each worker owns one customer and cycles through favorite,
+    unfavorite, list, patch and (now and then) sign-in, remembering what was acknowledged."""
+
+    def __init__(self, port, customers):
+        self.port = port
+        self.customers = customers  # (id, email, password, token)
+        self.stop_flag = threading.Event()
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.failed = {"GET": 0, "POST": 0, "DELETE": 0, "PATCH": 0}
+        self.failures = []
+        # customer id → product → True (acknowledged favorite) / False (acknowledged absent)
+        self.state = {c[0]: {} for c in customers}
+        self.threads = [threading.Thread(target=self._run, args=(c,), daemon=True) for c in customers]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(60)
+
+    def _one(self, conn, method, path, body, token):
+        import json
+        headers = {"Authorization": f"Bearer {token}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        elif method in ("POST", "PATCH"):
+            data = b""
+        conn.request(method, path, body=data, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        return r.status
+
+    def _run(self, customer):
+        cid, email, password, token = customer
+        rnd = random.Random(cid)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        mine = self.state[cid]
+        i = 0
+        while not self.stop_flag.is_set():
+            i += 1
+            op = i % 5
+            pid = rnd.choice(PRODUCTS)
+            if op == 0:
+                method, path, body = "POST", f"/customers/{cid}/favorites/{pid}", None
+            elif op == 1:
+                method, path, body = "DELETE", f"/customers/{cid}/favorites/{pid}", None
+            elif op in (2, 3):
+                method, path, body = "GET", f"/customers/{cid}/favorites", None
+            else:
+                method, path, body = "PATCH", f"/customers/{cid}", {"name": f"n{i}"}
+            if i % 200 == 0:
+                method, path, body = "POST", "/auth/sign-in", {"email": email, "password": password}
+            try:
+                st = self._one(conn, method, path, body, token)
+            except (OSError, http.client.HTTPException) as e:
+                st = None
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                err = type(e).__name__
+            expected = {"GET": (200,), "PATCH": (204,), "DELETE": (204, 422)}.get(method, (201, 409, 200))
+            with self.lock:
+                if st in expected:
+                    self.ok += 1
+                else:
+                    self.failed[method] += 1
+                    self.failures.append(f"{method} {path.split('/')[-1] if 'favorites/' in path else path[:20]}"
+                                         f" -> {st if st is not None else err}")
+            if "favorites/" in path:
+                if st in (201, 409) and method == "POST":
+                    mine[pid] = True
+                elif st in (204, 422) and method == "DELETE":
+                    mine[pid] = False
+                else:
+                    mine.pop(pid, None)  # outcome unknown: either is fine
+        conn.close()
+
+    def summary(self):
+        return f"ok={self.ok} failed={self.failed}"
+
+    def check_acknowledged(self, url):
+        """Every acknowledged write is in the database; returns the number checked."""
+        rows = _psql(url, "SELECT customer_id, product_id FROM customer_favorite_products")
+        present = {tuple(line.split("|")) for line in rows.splitlines() if line}
+        checked, wrong = 0, []
+        for cid, products in self.state.items():
+            for pid, fav in products.items():
+                checked += 1
+                if ((cid, str(pid)) in present) != fav:
+                    wrong.append((cid, pid, fav))
+        return checked, wrong
+
+
+@unittest.skipUnless(os.environ.get("FAV_TEST_PG_URL"), "needs FAV_TEST_PG_URL (scripts/multi-instance.sh)")
+class MultiInstanceTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.exists(NGINX):
+            if os.environ.get("CI"):
+                raise AssertionError("nginx not installed (scripts/install-deps.sh test installs nginx-light)")
+            raise unittest.SkipTest("nginx not installed")
+        cls.stub = start_stub()
+        cls.url = fresh_database()
+        cls.ports = [free_port() for _ in range(3)]
+        cls.servers, cls.nginx = [], None
+        try:
+            # Started at the same moment on an empty database: migrations run under the lock.
+            cls.servers = start_instances(cls.url, cls.stub, cls.ports)
+            cls.nginx = Nginx(cls.ports)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.nginx:
+            cls.nginx.stop()
+        for s in cls.servers:
+            if s.proc.poll() is None:
+                s.stop()
+            s.cleanup()
+        cls.stub.stop()
+        drop_database(cls.url)
+
+    def new_customer(self, port):
+        email, password = unique_email("multi"), f"pw-{uuid.uuid4().hex}"
+        st, body = request(port, "POST", "/auth/sign-up", {"name": "Multi", "email": email, "password": password})
+        self.assertEqual(st, 201, body)
+        cid = body["id"]
+        st, body = request(port, "POST", "/auth/sign-in", {"email": email, "password": password}, timeout=30)
+        self.assertEqual(st, 200, body)
+        return cid, email, password, body["access_token"]
+
+    def warm(self, cid, token, ports):
+        # Twice per instance: the second answer comes from the token cache.
+        for p in ports:
+            for _ in range(2):
+                st, body = request(p, "GET", f"/customers/{cid}", token=token)
+                self.assertEqual(st, 200, body)
+
+    def wait_until(self, port, cid, token, pred):
+        """Seconds until pred(status, body) holds on `port` (polled), or None after 5 s."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5:
+            st, body = request(port, "GET", f"/customers/{cid}", token=token)
+            if pred(st, body):
+                return time.monotonic() - t0
+            time.sleep(0.005)
+        return None
+
+    def check_propagation(self, what, action, pred):
+        a, others = self.ports[0], self.ports[1:]
+        cid, email, password, token = self.new_customer(a)
+        self.warm(cid, token, others)
+        action(a, cid, token)
+        for p in others:
+            delay = self.wait_until(p, cid, token, pred)
+            report(f"{what} through :{a} honoured by :{p} after "
+                   f"{'never (5 s)' if delay is None else f'{delay * 1000:.1f} ms'}")
+            self.assertIsNotNone(delay, f"{what} not honoured by :{p}")
+            self.assertLessEqual(delay, PROPAGATION_BOUND_S, f"{what} took {delay:.3f}s on :{p}")
+
+    def test_1_propagation(self):
+        """'Sign-outs ... customer deletions and email changes made through one instance take
+        effect on every other within 1 second'."""
+        invalid = lambda st, body: st == 401 and body["detail"] == "invalid_token"  # noqa: E731
+        self.check_propagation("sign-out", lambda p, cid, tok: request(p, "POST", "/auth/sign-out", token=tok),
+                               invalid)
+        self.check_propagation("deletion", lambda p, cid, tok: request(p, "DELETE", f"/customers/{cid}", token=tok),
+                               invalid)
+        new_email = unique_email("changed")
+        self.check_propagation(
+            "email change",
+            lambda p, cid, tok: self.assertEqual(
+                request(p, "PATCH", f"/customers/{cid}", {"email": new_email}, token=tok)[0], 204),
+            lambda st, body: st == 200 and body["email"] == new_email)
+
+    def test_2_feed_loss(self):
+        """'while an instance's listening connection is down it checks the database on every
+        request until it is back, so the bound still holds'."""
+        a, b = self.ports[0], self.ports[1]
+        cid, email, password, token = self.new_customer(a)
+        self.warm(cid, token, [b])
+        # Cut every listening connection; the sign-out commits while they are down.
+        cut = _psql(self.url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE application_name = 'favorites_api_feed' AND datname = current_database()")
+        self.assertEqual(cut.strip(), "3")
+        self.assertEqual(request(a, "POST", "/auth/sign-out", token=token)[0], 204)
+        delay = self.wait_until(b, cid, token, lambda st, body: st == 401)
+        report(f"sign-out while the feed was cut honoured by :{b} after "
+               f"{'never' if delay is None else f'{delay * 1000:.1f} ms'}")
+        self.assertIsNotNone(delay)
+        self.assertLessEqual(delay, PROPAGATION_BOUND_S)
+        # And the feed comes back by itself (reconnect with back-off).
+        for p in (a, b):
+            deadline = time.monotonic() + 10
+            while request(p, "GET", "/health/ready")[1]["checks"]["change_feed"] != "ok":
+                self.assertLess(time.monotonic(), deadline, f"feed of :{p} did not come back")
+                time.sleep(0.05)
+        st, body = request(b, "GET", "/metrics")
+        self.assertEqual(st, 200)
+
+    def customers_for_load(self, n=6):
+        return [self.new_customer(self.nginx.port) for _ in range(n)]
+
+    def test_3_kill9_under_load(self):
+        """'killing one (kill -9) loses no acknowledged write'."""
+        load = Load(self.nginx.port, self.customers_for_load()).start()
+        time.sleep(1.5)
+        victim = self.servers[1]
+        victim.kill9()
+        time.sleep(2.5)
+        load.stop()
+        report(f"kill -9 of :{self.ports[1]} under load: {load.summary()}; failures: {load.failures[:10]}")
+        checked, wrong = load.check_acknowledged(self.url)
+        report(f"acknowledged favorite states checked in the database: {checked}, wrong: {len(wrong)}")
+        self.assertEqual(wrong, [])
+        self.assertGreater(load.ok, 0)
+        self.assertEqual(load.failed["GET"], 0, load.failures)
+        victim.launch()
+        wait_ready(victim, self.ports[1])
+
+    def test_4_rolling_restart(self):
+        """'a rolling restart (SIGTERM to one at a time behind the balancer) fails no idempotent
+        request: a draining instance answers with Connection: close ... and finishes those in flight'."""
+        load = Load(self.nginx.port, self.customers_for_load()).start()
+        time.sleep(1)
+        for i, s in enumerate(self.servers):
+            rc = s.stop(signal.SIGTERM)
+            self.assertEqual(rc, 0)
+            s.launch()
+            wait_ready(s, self.ports[i])
+            time.sleep(0.5)
+        load.stop()
+        non_idempotent = load.failed["POST"] + load.failed["PATCH"] + load.failed["DELETE"]
+        report(f"rolling restart of 3 instances under load: {load.summary()}; "
+               f"failed non-idempotent requests: {non_idempotent}; failures: {load.failures[:10]}")
+        checked, wrong = load.check_acknowledged(self.url)
+        self.assertEqual(wrong, [])
+        self.assertEqual(load.failed["GET"], 0, load.failures)
+
+
+@unittest.skipUnless(os.environ.get("FAV_TEST_PG_URL"), "needs FAV_TEST_PG_URL (scripts/multi-instance.sh)")
+class StartTogetherTest(unittest.TestCase):
+    def test_reference_database(self):
+        """'Instances may start together on an empty or old database (migrations under a lock)'
+        — here one the reference's DDL created (the empty case is MultiInstanceTest's start)."""
+        url = fresh_database(REFERENCE_DDL)
+        ports = [free_port() for _ in range(3)]
+        servers = []
+        try:
+            servers = start_instances(url, None, ports)
+            for p in ports:
+                self.assertEqual(request(p, "GET", "/health/ready")[0], 200)
+            report("3 instances started together on a reference-created database: all ready")
+        finally:
+            for s in servers:
+                if s.proc.poll() is None:
+                    s.stop()
+                s.cleanup()
+            drop_database(url)
+
+
+if __name__ == "__main__":
+    unittest.main()
