@@ -360,6 +360,28 @@ class MultiInstanceTest(unittest.TestCase):
                 request(p, "PATCH", f"/customers/{cid}", {"email": new_email}, token=tok)[0], 204),
             lambda st, body: st == 200 and body["email"] == new_email)
 
+    def test_1b_refresh_chain_revocation(self):
+        """'refresh-chain revocations ... made through one instance take effect on every other
+        within 1 second': a reused refresh token revokes its family through instance A; the
+        family's newest refresh token is then refused by B and C."""
+        a, others = self.ports[0], self.ports[1:]
+        cid, email, password, _ = self.new_customer(a)
+        st, body = request(a, "POST", "/auth/sign-in", {"email": email, "password": password}, timeout=30)
+        self.assertEqual(st, 200, body)
+        first = body["refresh_token"]
+        st, body = request(a, "POST", "/auth/refresh", {"refresh_token": first})
+        self.assertEqual(st, 200, body)
+        newest = body["refresh_token"]
+        st, body = request(a, "POST", "/auth/refresh", {"refresh_token": first})  # reuse
+        self.assertEqual((st, body["detail"]), (401, "invalid_refresh_token"))
+        t0 = time.monotonic()
+        for p in others:
+            st, body = request(p, "POST", "/auth/refresh", {"refresh_token": newest})
+            delay = time.monotonic() - t0
+            report(f"refresh-chain revocation through :{a} honoured by :{p} after {delay * 1000:.1f} ms")
+            self.assertEqual((st, body["detail"]), (401, "invalid_refresh_token"))
+            self.assertLessEqual(delay, PROPAGATION_BOUND_S)
+
     def test_2_feed_loss(self):
         """'while an instance's listening connection is down it checks the database on every
         request until it is back, so the bound still holds'."""
