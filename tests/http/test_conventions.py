@@ -602,6 +602,25 @@ class GracefulShutdownTest(unittest.TestCase):
                 self.assertEqual(r.status, 200, r)
                 self.assertEqual(self.server.stop(sig), 0)
 
+    def test_draining_answers_kept_alive_connection_with_close(self):
+        """§9: "a draining instance answers with `Connection: close`, takes no new request on a
+        kept-alive connection, and finishes those in flight" — a request arriving on a kept-alive
+        connection just after SIGTERM is answered (not reset), with Connection: close."""
+        c = Client(self.server.port)
+        try:
+            self.assertEqual(c.req("GET", "/health").status, 200)  # the connection stays open
+            conn = c._conn
+            self.server.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.2)  # the listener is closed by now; this connection is not
+            conn.request("GET", "/health")
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            self.assertEqual((r.getheader("Connection") or "").lower(), "close")
+            self.assertEqual(self.server.wait_exit(10), 0)
+        finally:
+            c.close()
+
     def test_idle_server_exits_promptly(self):
         idle = Client(self.server.port)
         idle.req("GET", "/health")  # leaves a keep-alive connection open
