@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Command 2: install what is missing, build with warnings as errors, check formatting, start a
 # throwaway PostgreSQL on loopback, and run every test (units, the store suite and the HTTP
-# suites on SQLite and on PostgreSQL, the browser test). Ends with ctest's summary line.
+# suites on SQLite and on PostgreSQL, three instances behind nginx, the browser test). Ends with
+# ctest's summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
