@@ -120,8 +120,15 @@ EOF
     running || start_server
     ;;
   stop)
+    # A failed stop shows (non-zero, the folder kept for a look at its log).
     if [ -f "$data/PG_VERSION" ] && running; then
-      as_owner "$pg_bin/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null || true
+      if ! as_owner "$pg_bin/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null; then
+        as_owner "$pg_bin/pg_ctl" -D "$data" -m immediate -w -t 30 stop >/dev/null || true
+      fi
+      if running; then
+        echo "pg-test-cluster: the server in $dir is still running (see $dir/log)" >&2
+        exit 1
+      fi
     fi
     rm -rf "$dir"
     ;;

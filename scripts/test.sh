@@ -16,10 +16,32 @@ clang-format --dry-run -Werror $(git ls-files 'src/*.cpp' 'src/*.hpp' 'tools/*.c
 
 # Two throwaway clusters on loopback: one shared by the suites, one that the fault tests stop
 # and start again without disturbing the others.
+# A server left running by an earlier run (this script must never leave one) is reported.
+if pgrep -f -- '-D /tmp/fav-pg' >/dev/null; then
+  echo "test.sh: warning: PostgreSQL servers from another run are still up:" >&2
+  pgrep -af -- '-D /tmp/fav-pg' >&2 || true
+fi
 pg_dir="$(mktemp -d /tmp/fav-pg.XXXXXX)"
 fault_dir="$(mktemp -d /tmp/fav-pgfault.XXXXXX)"
 chmod 755 "$pg_dir" "$fault_dir"
-trap 'for d in "$pg_dir" "$fault_dir"; do scripts/pg-test-cluster.sh stop "$d" >/dev/null 2>&1 || true; done' EXIT
+# The trap runs wherever the script has cd'ed to: absolute paths only. A cluster that does not
+# stop, or a server still running on one of our folders afterwards, fails the run.
+root="$(pwd -P)"
+stop_clusters() {
+  local rc=$? d
+  for d in "$pg_dir" "$fault_dir"; do
+    if ! "$root/scripts/pg-test-cluster.sh" stop "$d"; then
+      echo "test.sh: could not stop the PostgreSQL cluster in $d" >&2
+      rc=1
+    fi
+    if pgrep -f -- "-D $d/data" >/dev/null || [ -e "$d" ]; then
+      echo "test.sh: a PostgreSQL server or folder is left behind in $d" >&2
+      rc=1
+    fi
+  done
+  exit "$rc"
+}
+trap stop_clusters EXIT
 FAV_TEST_PG_URL="$(scripts/pg-test-cluster.sh start "$pg_dir")"
 FAV_TEST_PG_FAULT_URL="$(scripts/pg-test-cluster.sh start "$fault_dir")"
 export FAV_TEST_PG_URL FAV_TEST_PG_FAULT_URL FAV_TEST_PG_FAULT_DIR="$fault_dir"

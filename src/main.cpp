@@ -39,13 +39,25 @@ using namespace fav;
 
 namespace {
 
+// An io_context whose suspended work (request coroutines that the drain did not wait for) can
+// be destroyed on demand, while everything those coroutines reference still exists. The plain
+// io_context only does it in its destructor, after the store, pools and catalog are gone.
+class service_context : public net::io_context {
+ public:
+  using net::io_context::io_context;
+  // Call with no thread running the context: destroys every pending handler and coroutine.
+  void destroy_pending_work() { shutdown(); }
+};
+
 std::unique_ptr<store::store> open_store(const util::config& cfg, net::any_io_executor ex) {
-  if (cfg.database_is_postgres) return store::make_pg_store(ex, cfg.database_url, cfg.db_pool_size);
+  const auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(cfg.db_statement_timeout_s));
+  if (cfg.database_is_postgres) return store::make_pg_store(ex, cfg.database_url, cfg.db_pool_size, timeout);
   std::string path = cfg.database_url.substr(std::string("sqlite:").size());
   // One SQLite worker per core at most: more threads only add context switches (measured on
   // 2 cores: 5 workers served GET favorites at 11k req/s, 2 workers at 15k).
   int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return store::make_sqlite_store(ex, path, std::clamp(cfg.db_pool_size, 1, cores));
+  return store::make_sqlite_store(ex, path, std::clamp(cfg.db_pool_size, 1, cores), timeout);
 }
 
 util::config load_or_exit() {
@@ -120,7 +132,7 @@ int healthcheck(const std::string& host, int port,
 }
 
 int serve(const util::config& cfg) {
-  net::io_context ioc(cfg.api_threads);
+  service_context ioc(cfg.api_threads);
   auto guard = net::make_work_guard(ioc);
   std::vector<std::thread> threads;
   for (int i = 0; i < cfg.api_threads; ++i) threads.emplace_back([&] { ioc.run(); });
@@ -230,8 +242,18 @@ int serve(const util::config& cfg) {
   stopped.get_future().wait();
   catalog_client.shutdown();
   stop_threads();
+  // Requests still in flight past the drain deadline: their worker-pool jobs finish (or are
+  // dropped) first, so every continuation sits in the stopped io_context; destroying those then
+  // runs their destructors (connection leases, guards) while the pools, store, catalog and
+  // metrics they point at still exist. A statement still running is cancelled in the database
+  // as its connection closes.
   hashes.stop();
+  db->close();
+  ioc.destroy_pending_work();
   db.reset();
+  // Statements cancelled just now: let the cancel requests reach the server before exiting.
+  if (!store::pg_wait_for_cancels(std::chrono::seconds(3)))
+    util::log(util::log_level::warning, "exiting before every statement cancel reached the database", {});
   util::log(util::log_level::info, "stopped", {});
   return 0;
 }

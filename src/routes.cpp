@@ -79,6 +79,10 @@ boost::asio::awaitable<http::response> dispatcher::operator()(http::request& req
   try {
     if (auto denied = co_await auth::authorize(found->policy, req, app_)) co_return api::fail(*denied);
     co_return co_await found->handle(req, app_);
+  } catch (const store::customer_gone&) {
+    // Deleted while this request ran: answered as that customer's token now is (contract §5).
+    if (req.auth) app_.tokens.forget_customer(req.auth->customer_id);
+    co_return api::fail(core::errc::invalid_token);
   } catch (const store::unavailable& e) {
     util::log(util::log_level::error, "database unavailable",
               {{"correlation_id", req.correlation_id}, {"error", e.what()}});

@@ -32,7 +32,7 @@ using net::use_awaitable;
 
 struct server::conn {
   beast::tcp_stream stream;
-  std::atomic<bool> idle{true};
+  std::atomic<bool> idle{true};  // no complete request yet: waiting for or reading one
   explicit conn(tcp::socket s) : stream(std::move(s)) {}
 };
 
@@ -179,13 +179,6 @@ net::awaitable<void> server::session(tcp::socket sock) {
       if (ec) break;  // closed, timed out, or cancelled by shutdown
       buffer.commit(n);
     }
-    c->idle = false;
-    ++active_requests_;
-    struct active_guard {
-      std::atomic<int>& n;
-      ~active_guard() { --n; }
-    } guard{active_requests_};
-
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(static_cast<std::uint64_t>(opts_.body_limit));
     parser.header_limit(opts_.header_limit);
@@ -200,6 +193,14 @@ net::awaitable<void> server::session(tcp::socket sock) {
       }
       if (!ec) co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
     }
+    // Only now is it a request being handled: until here a shutdown closes the connection at
+    // once (a client that sent one byte must not hold the drain), from here it is awaited.
+    c->idle = false;
+    ++active_requests_;
+    struct active_guard {
+      std::atomic<int>& n;
+      ~active_guard() { --n; }
+    } guard{active_requests_};
 
     auto started = std::chrono::steady_clock::now();
     request req;

@@ -45,7 +45,8 @@ class server {
   void start();
   // Stops accepting; every connection closes after its current or next request, which is
   // answered with `Connection: close` (a load balancer learns it without a failed request).
-  // Idle kept-alive connections stay open until close_idle(). Safe from any thread.
+  // Connections that have not delivered a complete request are closed at once, after the grace
+  // when idle between requests (close_idle()). Safe from any thread.
   void begin_shutdown();
   // Closes the connections that are idle between requests (after begin_shutdown's grace).
   void close_idle();

@@ -5,6 +5,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -12,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
+#include <thread>
 
 namespace fav::store {
 
@@ -141,6 +143,10 @@ pg_conn::pg_conn(net::any_io_executor ex) : sock_(ex), timer_(std::move(ex)) {
 }
 
 pg_conn::~pg_conn() {
+  // Closed with a statement still running (a request destroyed at shutdown, an abandoned
+  // wait): closing the socket alone would not stop it, so it is cancelled as well.
+  if (conn_ && !cancel_requested_ && PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_ACTIVE)
+    request_cancel();
   {
     // A deadline handler already queued must not touch the socket any more.
     std::lock_guard lk(watch_->mu);
@@ -179,9 +185,21 @@ void pg_conn::bind_socket() {
 }
 
 net::awaitable<std::unique_ptr<pg_conn>> pg_conn::connect(net::any_io_executor ex, const std::string& conninfo,
-                                                          pg_clock::duration timeout) {
+                                                          pg_clock::duration timeout,
+                                                          pg_clock::duration server_statement_timeout) {
   const auto deadline = pg_clock::now() + timeout;
   conn_params params = parse_conninfo(conninfo);
+  if (server_statement_timeout > pg_clock::duration::zero()) {
+    // Sent in the startup packet (no extra round trip); appended to any options already given.
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(server_statement_timeout).count();
+    const std::string opt = "-c statement_timeout=" + std::to_string(ms);
+    if (std::string* o = params.find("options")) {
+      *o += " " + opt;
+    } else {
+      params.keys.emplace_back("options");
+      params.values.push_back(opt);
+    }
+  }
   co_await resolve_host(ex, params);
   std::vector<const char*> keys, values;
   for (std::size_t i = 0; i < params.keys.size(); ++i) {
@@ -275,6 +293,58 @@ net::awaitable<std::optional<bool>> pg_conn::wait_until(io what, pg_clock::time_
   co_return readable;
 }
 
+net::awaitable<bool> pg_conn::wait_statement(io what, pg_clock::time_point& deadline) {
+  for (;;) {
+    if (auto ready = co_await wait_until(what, deadline)) co_return *ready;
+    // Past the deadline: the statement must not go on to commit after we answer. Ask the
+    // server to cancel it and wait a little for its answer (the error "canceling statement",
+    // or the result if it finished first). Without a cancel thread the server's own
+    // statement_timeout, just past this deadline, ends it within the same grace.
+    if (cancel_requested_) timed_out();
+    cancel_requested_ = true;
+    request_cancel();
+    deadline = pg_clock::now() + cancel_grace;
+  }
+}
+
+namespace {
+std::atomic<int> cancels_running{0};
+}  // namespace
+
+bool pg_wait_for_cancels(pg_clock::duration limit) {
+  const auto deadline = pg_clock::now() + limit;
+  while (cancels_running.load() > 0) {
+    if (pg_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+bool pg_conn::request_cancel() {
+  PGcancel* cancel = PQgetCancel(conn_);
+  if (!cancel) return false;
+  if (cancels_running.fetch_add(1) >= max_concurrent_cancels) {
+    cancels_running.fetch_sub(1);
+    PQfreeCancel(cancel);
+    return false;
+  }
+  try {
+    // PQcancel opens its own connection and blocks until the server has taken the request;
+    // the thread owns `cancel` only, so it may outlive this connection and even the pool.
+    std::thread([cancel] {
+      char err[256];
+      (void)PQcancel(cancel, err, sizeof err);
+      PQfreeCancel(cancel);
+      cancels_running.fetch_sub(1);
+    }).detach();
+  } catch (const std::system_error&) {
+    cancels_running.fetch_sub(1);
+    PQfreeCancel(cancel);
+    return false;
+  }
+  return true;
+}
+
 net::awaitable<pg_result> pg_conn::finish(pg_clock::time_point deadline) {
   // PQflush: 1 means "more to send": wait for either direction, since the server may be
   // waiting for us to read before it reads more.
@@ -282,13 +352,13 @@ net::awaitable<pg_result> pg_conn::finish(pg_clock::time_point deadline) {
     const int f = PQflush(conn_);
     if (f == 0) break;
     if (f < 0) fail("send");
-    if (co_await wait(io::either, deadline) && !PQconsumeInput(conn_)) fail("receive");
+    if (co_await wait_statement(io::either, deadline) && !PQconsumeInput(conn_)) fail("receive");
   }
   pg_result last;
   std::optional<pg_error> error;
   for (;;) {
     while (PQisBusy(conn_)) {
-      co_await wait(io::read, deadline);
+      co_await wait_statement(io::read, deadline);
       if (!PQconsumeInput(conn_)) fail("receive");
     }
     PGresult* r = PQgetResult(conn_);
@@ -302,6 +372,9 @@ net::awaitable<pg_result> pg_conn::finish(pg_clock::time_point deadline) {
       last = std::move(res);
     }
   }
+  // A cancel that arrives after its statement ended could hit the next one: such a
+  // connection is dropped, never reused.
+  if (cancel_requested_) broken_ = true;
   if (PQstatus(conn_) == CONNECTION_BAD) fail("connection lost");
   if (error) {
     if (is_outage(error->sqlstate)) {
@@ -319,6 +392,8 @@ net::awaitable<pg_result> pg_conn::query(const pg_statement& st, std::vector<pg_
     if (!PQsendPrepare(conn_, st.name, st.text, 0, nullptr)) fail("send");
     co_await finish(deadline);
     prepared_.insert(st.name);
+    // The prepare itself outlived the deadline: the statement is not sent at all.
+    if (cancel_requested_) throw unavailable("postgresql: query timed out");
   }
   std::vector<const char*> values;
   values.reserve(params.size());

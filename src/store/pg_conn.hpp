@@ -60,14 +60,21 @@ class pg_conn {
  public:
   // Opens a connection (PQconnectStartParams/PQconnectPoll; a DNS host name is resolved
   // asynchronously first); throws unavailable when it fails or takes longer than `timeout`.
+  // A positive `server_statement_timeout` becomes the session's `statement_timeout`, so the
+  // server stops a statement by itself even if a client-side cancel is lost.
   static net::awaitable<std::unique_ptr<pg_conn>> connect(net::any_io_executor ex, const std::string& conninfo,
-                                                          pg_clock::duration timeout);
+                                                          pg_clock::duration timeout,
+                                                          pg_clock::duration server_statement_timeout = {});
   ~pg_conn();
   pg_conn(const pg_conn&) = delete;
   pg_conn& operator=(const pg_conn&) = delete;
 
   // Runs `st` with text parameters, preparing it first if this connection has not yet.
   // Throws unavailable (connection lost, timeout, server shutting down) or pg_error.
+  // Past `timeout` the statement is cancelled in the database (PQcancel, off the I/O thread) and
+  // its outcome awaited for a short grace: a statement that answered "unavailable" was
+  // cancelled (or the connection died with it), never left running to commit later. A
+  // connection that needed a cancel is never reused.
   net::awaitable<pg_result> query(const pg_statement& st, std::vector<pg_param> params, pg_clock::duration timeout);
   // Runs parameterless SQL text, several statements allowed (migrations, BEGIN, COMMIT);
   // returns the last result. Throws like query().
@@ -95,6 +102,12 @@ class pg_conn {
   net::awaitable<std::optional<bool>> wait_until(io what, pg_clock::time_point deadline);
   // One socket wait that the deadline timer can cancel (see deadline_watch).
   net::awaitable<boost::system::error_code> socket_wait(net::posix::stream_descriptor::wait_type t);
+  // wait() for a running statement: at the deadline, requests a cancel and waits `cancel_grace`
+  // more for the server's answer; throws when that passes too.
+  net::awaitable<bool> wait_statement(io what, pg_clock::time_point& deadline);
+  // Sends a cancel request for the running statement from a short-lived thread (PQcancel
+  // blocks); false when none could be started (too many at once, or no cancel handle).
+  bool request_cancel();
   // Flushes the sent command and collects its results (PQgetResult until null).
   net::awaitable<pg_result> finish(pg_clock::time_point deadline);
   [[noreturn]] void fail(const char* what);
@@ -104,6 +117,7 @@ class pg_conn {
   net::posix::stream_descriptor sock_;
   std::unordered_set<std::string> prepared_;
   bool broken_ = false;
+  bool cancel_requested_ = false;  // for the statement being collected
 
   // One deadline timer per connection, armed once per deadline (not per wait): its handler
   // cancels the socket wait in progress. The handler may run on another thread, or after this
@@ -119,5 +133,17 @@ class pg_conn {
   std::shared_ptr<deadline_watch> watch_ = std::make_shared<deadline_watch>();
   pg_clock::time_point armed_{};  // the deadline timer_ is armed for
 };
+
+// How long a cancelled statement's answer is awaited before the connection is dropped.
+inline constexpr pg_clock::duration cancel_grace = std::chrono::seconds(2);
+// The server's own statement_timeout is the client deadline plus this.
+inline constexpr pg_clock::duration server_timeout_margin = std::chrono::milliseconds(500);
+// Cancel threads running at once (each is one blocking PQcancel); past it the server-side
+// statement_timeout alone stops the statement.
+inline constexpr int max_concurrent_cancels = 8;
+
+// Blocks (for the process's last steps only, never on an I/O thread) until every cancel request
+// sent so far has reached the server, or `limit` passes; false then.
+bool pg_wait_for_cancels(pg_clock::duration limit);
 
 }  // namespace fav::store

@@ -59,6 +59,9 @@ net::awaitable<void> run_pg_migrations(pg_conn& c, pg_clock::duration timeout) {
   // An exception leaves the transaction open; the pool then drops the connection, which
   // rolls it back, so a failed migration leaves nothing half-done.
   co_await c.script("BEGIN", timeout);
+  // DDL on a large adopted database may outlast the per-request statement_timeout.
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout + server_timeout_margin).count();
+  co_await c.script(("SET LOCAL statement_timeout = " + std::to_string(ms)).c_str(), timeout);
   // The lock comes first: concurrent CREATE TABLE IF NOT EXISTS can otherwise collide.
   co_await c.script(lock_migrations, timeout);
   co_await c.script(create_schema_migrations, timeout);

@@ -51,7 +51,8 @@ net::awaitable<pg_pool::lease> pg_pool::acquire() {
     }
     // We hold a free slot: connect, or give the slot back (to a waiter, if any) on failure.
     try {
-      conn = co_await pg_conn::connect(ex_, conninfo_, limits_.connect_timeout);
+      conn = co_await pg_conn::connect(ex_, conninfo_, limits_.connect_timeout,
+                                       limits_.query_timeout + server_timeout_margin);
     } catch (...) {
       release(nullptr);
       throw;

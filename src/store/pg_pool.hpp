@@ -19,7 +19,7 @@ namespace fav::store {
 // Every bound on waiting for the database.
 struct pg_limits {
   pg_clock::duration connect_timeout = std::chrono::milliseconds(2500);
-  pg_clock::duration query_timeout = std::chrono::seconds(10);
+  pg_clock::duration query_timeout = std::chrono::seconds(10);     // DATABASE_STATEMENT_TIMEOUT_SECONDS
   pg_clock::duration acquire_timeout = std::chrono::seconds(5);    // waiting for a free connection
   pg_clock::duration migrate_timeout = std::chrono::seconds(120);  // lock wait + DDL
   std::size_t max_waiters = 1000;

@@ -150,8 +150,7 @@ ON CONFLICT (id) DO UPDATE SET
 
 constexpr pg_statement insert_favorite{"insert_favorite", R"sql(
 INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
-SELECT $1::uuid, $2::int8, timestamptz 'epoch' + $3::int8 * interval '1 microsecond'
-WHERE EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid)
+VALUES ($1::uuid, $2::int8, timestamptz 'epoch' + $3::int8 * interval '1 microsecond')
 ON CONFLICT DO NOTHING
 RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))sql"};
 
@@ -228,7 +227,13 @@ net::awaitable<pg_result> pg_store::run(const pg_statement& st, A... params) {
   ps.reserve(sizeof...(A));
   (ps.emplace_back(std::move(params)), ...);
   auto c = co_await pool_.acquire();
-  co_return co_await c->query(st, std::move(ps), pool_.limits().query_timeout);
+  try {
+    co_return co_await c->query(st, std::move(ps), pool_.limits().query_timeout);
+  } catch (const pg_error& e) {
+    // Every foreign key points at customers: the request's customer is gone (contract §5).
+    if (e.sqlstate == "23503") throw customer_gone("postgresql: " + std::string(e.what()));
+    throw;
+  }
 }
 
 net::awaitable<void> pg_store::migrate() {
@@ -371,7 +376,7 @@ net::awaitable<void> pg_store::upsert_products(std::vector<core::product> produc
 }
 
 net::awaitable<bool> pg_store::insert_favorite(std::string customer_id, std::int64_t product_id, micros now) {
-  if (!util::is_uuid(customer_id)) co_return false;
+  if (!util::is_uuid(customer_id)) throw customer_gone("postgresql: not a customer id");
   const pg_result r = co_await run(sql::insert_favorite, std::move(customer_id), num(product_id), num(now));
   co_return r.affected() == 1;
 }
@@ -400,8 +405,11 @@ net::awaitable<std::optional<core::favorite>> pg_store::get_favorite(std::string
   co_return read_favorite(r, 0, 0);
 }
 
-std::unique_ptr<store> make_pg_store(net::any_io_executor ex, std::string conninfo, int pool_size) {
-  return std::make_unique<pg_store>(std::move(ex), std::move(conninfo), pool_size);
+std::unique_ptr<store> make_pg_store(net::any_io_executor ex, std::string conninfo, int pool_size,
+                                     pg_clock::duration statement_timeout) {
+  pg_limits limits;
+  limits.query_timeout = statement_timeout;
+  return std::make_unique<pg_store>(std::move(ex), std::move(conninfo), pool_size, limits);
 }
 
 }  // namespace fav::store

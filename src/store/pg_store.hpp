@@ -42,7 +42,7 @@ class pg_store final : public store {
   // Titles longer than the column (255 characters) are truncated rather than rejected.
   net::awaitable<void> upsert_products(std::vector<core::product> products) override;
 
-  // Also false when the customer does not exist (deleted meanwhile).
+  // Throws customer_gone when the customer does not exist (deleted meanwhile).
   net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id, micros now) override;
   net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) override;
   net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id, core::page_req p) override;
@@ -57,7 +57,9 @@ class pg_store final : public store {
   std::atomic<std::uint64_t> revocations_{0};
 };
 
-// The factory main uses for DATABASE_URL=postgresql://...
-std::unique_ptr<store> make_pg_store(net::any_io_executor ex, std::string conninfo, int pool_size);
+// The factory main uses for DATABASE_URL=postgresql://...; `statement_timeout` bounds every
+// statement (DATABASE_STATEMENT_TIMEOUT_SECONDS).
+std::unique_ptr<store> make_pg_store(net::any_io_executor ex, std::string conninfo, int pool_size,
+                                     pg_clock::duration statement_timeout = std::chrono::seconds(10));
 
 }  // namespace fav::store

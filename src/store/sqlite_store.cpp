@@ -4,9 +4,11 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "util/time.hpp"
 #include "util/worker_pool.hpp"
@@ -15,6 +17,7 @@ namespace fav::store {
 namespace {
 
 using core::micros;
+using sclock = std::chrono::steady_clock;
 
 // ---- migrations: numbered, append-only, never dropping data ----
 struct migration {
@@ -116,7 +119,8 @@ constexpr const char* sql_count_favorites = "SELECT count(*) FROM customer_favor
 // ---- a connection and its statement cache (used by one worker thread only) ----
 class connection {
  public:
-  explicit connection(const std::string& path) {
+  // `closing` (the store's) ends lock waits and running statements at once when set.
+  connection(const std::string& path, const std::atomic<bool>* closing) : closing_(closing) {
     int rc =
         sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
@@ -124,7 +128,10 @@ class connection {
       sqlite3_close(db_);
       throw unavailable("sqlite open failed: " + msg);
     }
-    sqlite3_busy_timeout(db_, 5000);
+    // Both bounded by the statement deadline (contract §5): a lock wait gives up, a running
+    // statement is interrupted (SQLITE_INTERRUPT rolls it back; nothing is applied later).
+    sqlite3_busy_handler(db_, &connection::on_busy, this);
+    sqlite3_progress_handler(db_, 4096, &connection::on_progress, this);
     // Default page cache (2 MiB a connection) and no mmap: both count in the service's RSS
     // (measured: mmap + 16 MiB caches took it from ~30 to 172 MiB), and the OS page cache
     // already keeps the file hot.
@@ -149,10 +156,15 @@ class connection {
   [[noreturn]] void fail(const std::string& msg) {
     int code = sqlite3_errcode(db_) & 0xff;
     if (code == SQLITE_BUSY || code == SQLITE_LOCKED || code == SQLITE_IOERR || code == SQLITE_FULL ||
-        code == SQLITE_CANTOPEN || code == SQLITE_READONLY || code == SQLITE_CORRUPT)
+        code == SQLITE_CANTOPEN || code == SQLITE_READONLY || code == SQLITE_CORRUPT || code == SQLITE_INTERRUPT)
       throw unavailable("sqlite: " + msg);
+    // Every foreign key points at customers: the request's customer is gone (contract §5).
+    if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_FOREIGNKEY) throw customer_gone("sqlite: " + msg);
     throw std::runtime_error("sqlite: " + msg);
   }
+
+  // The deadline of the statements run until the next call; time_point::max() for none.
+  void set_deadline(sclock::time_point d) { deadline_ = d; }
 
   sqlite3_stmt* prepare(const char* sql) {
     auto it = stmts_.find(sql);
@@ -167,8 +179,29 @@ class connection {
   sqlite3* raw() { return db_; }
 
  private:
+  // Busy: sleep a little and retry until the deadline (0 gives up: SQLITE_BUSY).
+  static int on_busy(void* self, int attempt) {
+    auto* c = static_cast<connection*>(self);
+    const auto left = c->deadline_ - sclock::now();
+    if (left <= sclock::duration::zero() || c->closing()) return 0;
+    const auto nap = std::chrono::milliseconds(attempt < 4 ? 1 : attempt < 16 ? 5 : 20);
+    std::this_thread::sleep_for(std::min<sclock::duration>(nap, left));
+    return 1;
+  }
+  // Non-zero interrupts the running statement.
+  static int on_progress(void* self) {
+    auto* c = static_cast<connection*>(self);
+    return sclock::now() >= c->deadline_ || c->closing() ? 1 : 0;
+  }
+  // Only while a deadline is set: a rollback (deadline cleared) always runs to its end.
+  bool closing() const {
+    return deadline_ != sclock::time_point::max() && closing_ && closing_->load(std::memory_order_relaxed);
+  }
+
   sqlite3* db_ = nullptr;
   std::map<const char*, sqlite3_stmt*> stmts_;
+  sclock::time_point deadline_ = sclock::time_point::max();
+  const std::atomic<bool>* closing_ = nullptr;
 };
 
 // One execution of a cached statement: bind, step, read; resets on destruction.
@@ -229,7 +262,9 @@ class transaction {
  public:
   explicit transaction(connection& c) : c_(c) { c_.exec("BEGIN IMMEDIATE"); }
   ~transaction() {
-    if (!done_) sqlite3_exec(c_.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+    if (done_) return;
+    c_.set_deadline(sclock::time_point::max());  // the rollback itself is never interrupted
+    sqlite3_exec(c_.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
   }
   void commit() {
     c_.exec("COMMIT");
@@ -281,39 +316,49 @@ void bind_filter(query& q, const core::customer_filter& f) {
 
 class sqlite_store final : public store {
  public:
-  sqlite_store(std::string path, int threads)
-      : path_(std::move(path)), pool_(threads, 100000), conns_(static_cast<std::size_t>(threads)) {
+  sqlite_store(std::string path, int threads, sclock::duration statement_timeout)
+      : path_(std::move(path)),
+        timeout_(statement_timeout),
+        pool_(threads, 100000),
+        conns_(static_cast<std::size_t>(threads)) {
     // Open once here so a bad path fails the start, not the first request.
-    connection probe(path_);
+    connection probe(path_, nullptr);
     probe.exec("SELECT 1");
   }
   ~sqlite_store() override { pool_.stop(); }
+  // Running statements and lock waits end at once (unavailable); queued calls then fail fast.
+  void close() override {
+    closing_ = true;
+    pool_.stop();
+  }
 
   std::string backend() const override { return "sqlite"; }
   pool_usage usage() const override { return {pool_.running(), pool_.queued()}; }
 
   net::awaitable<void> migrate() override {
-    co_await run<int>([](connection& c) {
-      c.exec(
-          "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT "
-          "NULL)");
-      transaction tx(c);
-      std::int64_t current = 0;
-      {
-        query q(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
-        if (q.step()) current = q.i64(0);
-      }
-      for (auto& m : migrations) {
-        if (m.version <= current) continue;
-        c.exec(m.sql);
-        query(c, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)")
-            .bind(1, std::int64_t{m.version})
-            .bind_time(2, util::now_micros())
-            .run();
-      }
-      tx.commit();
-      return 0;
-    });
+    co_await run<int>(
+        [](connection& c) {
+          c.exec(
+              "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT "
+              "NULL)");
+          transaction tx(c);
+          std::int64_t current = 0;
+          {
+            query q(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+            if (q.step()) current = q.i64(0);
+          }
+          for (auto& m : migrations) {
+            if (m.version <= current) continue;
+            c.exec(m.sql);
+            query(c, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)")
+                .bind(1, std::int64_t{m.version})
+                .bind_time(2, util::now_micros())
+                .run();
+          }
+          tx.commit();
+          return 0;
+        },
+        std::chrono::seconds(120));  // a migration on a large database may outlast a request's deadline
   }
 
   net::awaitable<bool> ping() override {
@@ -547,10 +592,19 @@ class sqlite_store final : public store {
  private:
   // Runs `f` with the calling worker's own connection (opened on first use).
   template <class R, class F>
-  net::awaitable<R> run(F f) {
-    auto r = co_await util::offload<R>(pool_, [this, &f]() -> R {
+  net::awaitable<R> run(F f, std::optional<sclock::duration> timeout = std::nullopt) {
+    // The deadline counts from here: time spent queued for a worker is part of it.
+    const auto deadline = sclock::now() + timeout.value_or(timeout_);
+    auto r = co_await util::offload<R>(pool_, [this, &f, deadline]() -> R {
+      if (sclock::now() >= deadline) throw unavailable("sqlite: statement deadline passed while queued");
+      if (closing_) throw unavailable("sqlite: shutting down");
       auto& slot = conns_[static_cast<std::size_t>(util::worker_pool::current_index())];
-      if (!slot) slot = std::make_unique<connection>(path_);
+      if (!slot) slot = std::make_unique<connection>(path_, &closing_);
+      slot->set_deadline(deadline);
+      struct clear {
+        connection& c;
+        ~clear() { c.set_deadline(sclock::time_point::max()); }
+      } cleared{*slot};
       return f(*slot);
     });
     if (!r) throw unavailable("sqlite queue full");
@@ -558,6 +612,8 @@ class sqlite_store final : public store {
   }
 
   std::string path_;
+  sclock::duration timeout_;
+  std::atomic<bool> closing_{false};
   util::worker_pool pool_;
   std::vector<std::unique_ptr<connection>> conns_;  // one per worker; touched only by it
   std::atomic<std::uint64_t> revocations_{0};
@@ -565,12 +621,13 @@ class sqlite_store final : public store {
 
 }  // namespace
 
-std::unique_ptr<store> make_sqlite_store(net::any_io_executor, std::string path, int threads) {
+std::unique_ptr<store> make_sqlite_store(net::any_io_executor, std::string path, int threads,
+                                         std::chrono::steady_clock::duration statement_timeout) {
   std::filesystem::path p(path);
   std::error_code ec;
   if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
   if (ec) throw unavailable("cannot create folder " + p.parent_path().string() + ": " + ec.message());
-  return std::make_unique<sqlite_store>(std::move(path), threads);
+  return std::make_unique<sqlite_store>(std::move(path), threads, statement_timeout);
 }
 
 }  // namespace fav::store

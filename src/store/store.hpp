@@ -21,6 +21,12 @@ struct unavailable : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A write for a customer that no longer exists (deleted while the request ran): the foreign
+// key decided. Answered like a deleted customer's token: 401 invalid_token (contract §5).
+struct customer_gone : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 enum class update_result { updated, unchanged, not_found, email_taken };
 enum class auth_state { ok, revoked, no_customer };
 enum class rotate_result { rotated, reused, invalid };
@@ -46,6 +52,9 @@ class store {
     int waiting = 0;
   };
   virtual pool_usage usage() const { return {}; }
+  // Shutdown: finishes calls already running or queued and stops taking new ones (they fail
+  // unavailable); no call's continuation runs on a thread of the store's afterwards.
+  virtual void close() {}
 
   // Inserts a new customer; false when the email is taken (decided by the UNIQUE index).
   virtual net::awaitable<bool> insert_customer(const core::customer& c) = 0;
@@ -76,7 +85,8 @@ class store {
   // Inserts or replaces cache rows (fetched_at taken from each product).
   virtual net::awaitable<void> upsert_products(std::vector<core::product> products) = 0;
 
-  // Adds a favorite; false when it already exists (ON CONFLICT DO NOTHING).
+  // Adds a favorite; false when it already exists (ON CONFLICT DO NOTHING); throws
+  // customer_gone when the customer does not exist (any write that references a customer does).
   virtual net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id, micros now) = 0;
   // False when it was not a favorite.
   virtual net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) = 0;

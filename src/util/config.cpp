@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -137,6 +138,7 @@ config load_config(const env_map& env) {
   c.jwt_expire_days = number(env, "JWT_EXPIRE_DAYS", 2, 1e-6, 3650);
   c.refresh_expire_days = number(env, "REFRESH_TOKEN_EXPIRE_DAYS", 30, 1e-6, 3650);
   c.db_pool_size = static_cast<int>(integer(env, "DATABASE_POOL_SIZE", 5, 1, 1000));
+  c.db_statement_timeout_s = number(env, "DATABASE_STATEMENT_TIMEOUT_SECONDS", 10, 0.01, 3600);
 
   if (auto url = get(env, "DATABASE_URL")) {
     c.database_url = trim(*url);
@@ -197,12 +199,11 @@ config load_config(const env_map& env) {
   return c;
 }
 
-env_map read_environment(const std::string& dotenv_path) {
+env_map parse_dotenv(std::string_view text) {
   env_map env;
-  // .env first: KEY=VALUE lines, `#` comments, optional `export`, optional quotes.
-  std::ifstream in(dotenv_path);
+  std::istringstream in{std::string(text)};
   std::string line;
-  while (in && std::getline(in, line)) {
+  while (std::getline(in, line)) {
     line = trim(line);
     if (line.empty() || line[0] == '#') continue;
     if (line.rfind("export ", 0) == 0) line = trim(line.substr(7));
@@ -216,6 +217,15 @@ env_map read_environment(const std::string& dotenv_path) {
       value = trim(value.substr(0, hash));
     env[key] = value;
   }
+  return env;
+}
+
+env_map read_environment(const std::string& dotenv_path) {
+  // .env first: KEY=VALUE lines, `#` comments, optional `export`, optional quotes.
+  std::ifstream in(dotenv_path);
+  std::ostringstream text;
+  if (in) text << in.rdbuf();
+  env_map env = parse_dotenv(text.str());
   // The real environment wins.
   for (char** e = environ; e && *e; ++e) {
     std::string kv = *e;

@@ -4,6 +4,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fav::util {
@@ -47,7 +48,8 @@ struct config {
   double catalog_warm_interval_s = 10 * 60;  // 0 disables the periodic warm-up
   double catalog_backoff_base_s = 1.0;       // 1 s, 2 s, 4 s cap (contract §4)
   double catalog_backoff_cap_s = 4.0;
-  double auth_cache_ttl_s = 300;  // token-check cache lifetime; kept coherent by the change feed
+  double auth_cache_ttl_s = 300;       // token-check cache lifetime; kept coherent by the change feed
+  double db_statement_timeout_s = 10;  // every database statement's deadline (contract §5)
 
   std::int64_t jwt_expire_seconds() const { return static_cast<std::int64_t>(jwt_expire_days * 86400 + 0.5); }
 };
@@ -55,6 +57,9 @@ struct config {
 // Builds the configuration from `env` (the process environment merged over .env).
 // Throws config_error naming the first bad variable.
 config load_config(const std::map<std::string, std::string>& env);
+
+// The KEY=VALUE lines of a `.env` text: `#` comments, optional `export`, optional quotes.
+std::map<std::string, std::string> parse_dotenv(std::string_view text);
 
 // The process environment merged over the `.env` file in `dir` (real environment wins).
 std::map<std::string, std::string> read_environment(const std::string& dotenv_path = ".env");

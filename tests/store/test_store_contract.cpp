@@ -4,6 +4,7 @@
 // Set FAV_TEST_PG_CLUSTER_DIR=/tmp/favpg too to run the stop/restart fault test.
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -39,6 +40,14 @@ std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
 }
+
+// A raw SQLite connection for holding a lock from outside the store.
+struct sqlite3_handle {
+  sqlite3* db = nullptr;
+  ~sqlite3_handle() {
+    if (db) sqlite3_close(db);
+  }
+};
 
 // ---- blocking libpq for test setup only ----
 
@@ -146,9 +155,9 @@ class backend_fixture : public ::testing::Test {
     return true;
   }
 
-  std::unique_ptr<store::store> make_store(int pool = 3) {
-    if (backend_ == "postgresql") return store::make_pg_store(ioc_.get_executor(), conninfo_, pool);
-    return store::make_sqlite_store(ioc_.get_executor(), path_, 2);
+  std::unique_ptr<store::store> make_store(int pool = 3, std::chrono::steady_clock::duration timeout = 10s) {
+    if (backend_ == "postgresql") return store::make_pg_store(ioc_.get_executor(), conninfo_, pool, timeout);
+    return store::make_sqlite_store(ioc_.get_executor(), path_, 2, timeout);
   }
 
   void TearDown() override {
@@ -584,6 +593,98 @@ TEST_P(store_contract, concurrent_identical_favorites_have_one_winner) {
   const auto results = run_all(std::move(inserts));
   EXPECT_EQ(std::count(results.begin(), results.end(), true), 1);
   EXPECT_EQ(run(st_->list_favorites(a.id, {1, 20})).total, 1);
+}
+
+// ---- a customer deleted while a request runs (contract §5) ----
+
+// "A request whose customer is deleted while it runs answers as a deleted customer's token does
+// (401 invalid_token), on both backends, never 500 or 409": every write that references a
+// missing customer throws customer_gone (which the API answers 401), never a bare constraint
+// error (500) or "already a favorite" (409).
+TEST_P(store_contract, writes_for_a_deleted_customer_throw_customer_gone) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  ASSERT_TRUE(run(st_->delete_customer(a.id)));
+  EXPECT_THROW(run(st_->insert_favorite(a.id, 7, t0)), store::customer_gone);
+  EXPECT_THROW(run(st_->insert_refresh_token(make_refresh("h1", "fam", a.id, t0, t0 + second))), store::customer_gone);
+  EXPECT_EQ(run(st_->update_customer(a.id, patch("New"), t0)), update_result::not_found);
+  EXPECT_THROW(run(st_->insert_favorite(fav::util::uuid_v4(), 7, t0)), store::customer_gone);
+  EXPECT_THROW(run(st_->insert_favorite("not-a-uuid", 7, t0)), store::customer_gone);
+}
+
+TEST_P(store_contract, favorites_racing_the_customers_deletion_are_added_or_customer_gone) {
+  for (int round = 0; round < 5; ++round) {
+    const core::customer a = add_customer("Alice", "alice" + std::to_string(round) + "@example.com", t0);
+    // Inserts and the delete interleave on two threads; each insert either lands before the
+    // delete (and is cascaded away) or finds the customer gone. Nothing else is allowed.
+    std::vector<net::awaitable<int>> work;
+    auto insert = [](store::store& st, std::string id, std::int64_t pid) -> net::awaitable<int> {
+      try {
+        co_return co_await st.insert_favorite(id, pid, t0 + pid) ? 1 : 2;
+      } catch (const store::customer_gone&) {
+        co_return 3;
+      }
+    };
+    auto remove = [](store::store& st, std::string id) -> net::awaitable<int> {
+      co_return co_await st.delete_customer(id) ? 0 : -1;
+    };
+    for (int i = 0; i < 12; ++i) {
+      if (i == 4) work.push_back(remove(*st_, a.id));
+      work.push_back(insert(*st_, a.id, 100 + i));
+    }
+    const auto results = run_all(std::move(work));
+    EXPECT_EQ(std::count(results.begin(), results.end(), 0), 1);
+    EXPECT_EQ(std::count(results.begin(), results.end(), 2), 0) << "a duplicate where none was possible";
+    EXPECT_EQ(std::count(results.begin(), results.end(), 1) + std::count(results.begin(), results.end(), 3), 12);
+    EXPECT_EQ(run(st_->list_favorites(a.id, {1, 20})).total, 0);
+  }
+}
+
+// ---- statement deadline (contract §5) ----
+
+// "Every database statement has a deadline, DATABASE_STATEMENT_TIMEOUT_SECONDS ...; past it the
+// request answers 503 database_unavailable ..., and the statement is cancelled in the database
+// too: a write that answered 503 is never applied later."
+TEST_P(store_contract, a_write_blocked_past_its_deadline_fails_and_is_never_applied) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  auto fast = make_store(2, 300ms);
+  PGconn* holder = nullptr;
+  sqlite3_handle lite;
+  if (backend_ == "postgresql") {
+    // Another session holds a lock that every INSERT into the table waits for.
+    holder = PQconnectdb(conninfo_.c_str());
+    ASSERT_EQ(PQstatus(holder), CONNECTION_OK) << PQerrorMessage(holder);
+    PGresult* r = PQexec(holder, "BEGIN; LOCK TABLE customer_favorite_products IN SHARE ROW EXCLUSIVE MODE");
+    ASSERT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQerrorMessage(holder);
+    PQclear(r);
+  } else {
+    // Another connection holds the write lock.
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &lite.db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(lite.db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(run(fast->insert_favorite(a.id, 42, t0)), store::unavailable);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 5s);  // the deadline plus the cancel's grace, with room for a loaded machine
+  // The lock goes away; a statement left running would now commit.
+  if (holder) {
+    // Cancelled in the database before the caller heard "unavailable": nothing still waits.
+    PGresult* active =
+        PQexec(holder, "SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))");
+    ASSERT_EQ(PQresultStatus(active), PGRES_TUPLES_OK);
+    EXPECT_STREQ(PQgetvalue(active, 0, 0), "0");
+    PQclear(active);
+    PGresult* r = PQexec(holder, "COMMIT");
+    PQclear(r);
+    PQfinish(holder);
+  } else {
+    sqlite3_exec(lite.db, "COMMIT", nullptr, nullptr, nullptr);
+  }
+  std::this_thread::sleep_for(300ms);  // room for a late commit (none must come)
+  EXPECT_FALSE(run(st_->get_favorite(a.id, 42)));
+  // The store serves again at once.
+  EXPECT_TRUE(run(fast->insert_favorite(a.id, 43, t0)));
+  fast.reset();
 }
 
 // ---- migrations ----
