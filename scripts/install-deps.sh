@@ -12,7 +12,7 @@ command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
 command -v git >/dev/null 2>&1 || pkgs+=(git)
 case "$want" in
-  test)  pkgs+=(postgresql postgresql-contrib curl chromium clang-format sqlite3 nginx-light) ;;
+  test)  pkgs+=(postgresql postgresql-contrib curl chromium clang-format sqlite3 procps nginx-light) ;;
   bench) pkgs+=(postgresql postgresql-contrib curl wrk nginx-light gnuplot-nox) ;;
 esac
 missing=()
