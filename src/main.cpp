@@ -167,7 +167,14 @@ int serve(const util::config& cfg) {
   }
   auto warn = [](std::string_view m) { util::log(util::log_level::warning, m); };
   auto catalog_opts = catalog::options_from(cfg);
-  catalog_opts.log_warning = warn;
+  catalog_opts.log = [](std::string_view m, const catalog::log_context& ctx) {
+    if (ctx.correlation_id.empty())
+      util::log(util::log_level::warning, m);
+    else if (ctx.trace_id.empty())
+      util::log(util::log_level::warning, m, {{"correlation_id", ctx.correlation_id}});
+    else
+      util::log(util::log_level::warning, m, {{"correlation_id", ctx.correlation_id}, {"trace_id", ctx.trace_id}});
+  };
   catalog::client catalog_client(ioc.get_executor(), catalog_opts, metrics);
   catalog::product_cache products(
       *db, catalog_client, cfg, metrics, background, ioc.get_executor(), [] { return util::now_micros(); }, warn);

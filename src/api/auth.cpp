@@ -7,6 +7,8 @@
 #include "app.hpp"
 #include "auth/password.hpp"
 #include "auth/policy.hpp"
+#include "auth/revocation.hpp"
+#include "auth/sign_in_guard.hpp"
 #include "core/json_text.hpp"
 #include "core/validate.hpp"
 #include "util/random.hpp"
@@ -19,6 +21,19 @@ using core::errc;
 namespace {
 
 constexpr const char* cookie_attrs = "; HttpOnly; Secure; SameSite=Lax; Path=/";
+
+// The longest an access token lives (JWT_EXPIRE_DAYS), in microseconds.
+core::micros access_ttl_us(const app& a) {
+  return a.cfg.jwt_expire_seconds() * 1'000'000;
+}
+
+auth::sign_in_limits sign_in_limits_of(const util::config& cfg) {
+  auth::sign_in_limits l;
+  l.max_per_address = cfg.sign_in_max_failures;
+  l.max_per_email = cfg.sign_in_max_failures_per_email;
+  l.window_us = static_cast<core::micros>(cfg.sign_in_failure_window_s * 1e6);
+  return l;
+}
 
 // A new refresh token in `family`, stored hashed; returns the plain token for the client.
 net::awaitable<std::string> new_refresh_token(app& a, const std::string& customer_id, const std::string& family) {
@@ -107,11 +122,25 @@ net::awaitable<http::response> sign_in(http::request& req, app& a) {
   if (!errors.empty()) co_return fail(errc::invalid_body, std::nullopt, errors);
 
   std::string normalized = core::ascii_lower(core::trim(*email));
+  // The sign-in guard (§8) first: a locked email costs one query, never a hash. Answers given
+  // while locked are not counted.
+  const auto address = std::string(req.client_address());
+  const auth::sign_in_limits limits = sign_in_limits_of(a.cfg);
+  if (limits.max_per_address > 0 || limits.max_per_email > 0) {
+    const auto counts = co_await a.db.sign_in_failures(normalized, address);
+    if (const auto wait_s = auth::locked_for_s(counts, limits, util::now_micros()))
+      co_return fail(errc::too_many_attempts, std::nullopt, {}, static_cast<int>(*wait_s));
+  }
   auto found = co_await a.db.find_customer_by_email(normalized);
   // Unknown emails verify against a dummy hash: same work, same answer, no enumeration.
   auto ok = co_await a.hashes.verify(found ? found->password_hash : auth::dummy_hash(), std::move(*password));
   if (!ok) co_return fail(errc::server_busy);
-  if (!*ok || !found) co_return fail(errc::invalid_credentials);
+  if (!*ok || !found) {
+    if (limits.max_per_address > 0 || limits.max_per_email > 0)
+      co_await a.db.record_sign_in_failure(normalized, address, util::now_micros(), limits.window_us);
+    co_return fail(errc::invalid_credentials);
+  }
+  if (limits.max_per_address > 0) co_await a.db.clear_sign_in_failures(normalized, address);
   std::string family = util::uuid_v4();
   auto refresh_token = co_await new_refresh_token(a, found->id, family);
   co_return session_response(a, found->id, family, refresh_token);
@@ -123,10 +152,11 @@ net::awaitable<http::response> sign_out(http::request& req, app& a) {
     // Revoke only what verifies: a forged token must not let anyone write to the table.
     auto v = a.jwt.verify(token, 0);
     if (v.status == auth::token_status::ok) {
-      auto key = auth::revocation_key(token, v.value.jti);
-      co_await a.db.revoke_token(key, v.value.exp * 1'000'000);
-      a.tokens.forget_token(key);
-      if (v.value.sid) co_await a.db.revoke_refresh_family(*v.value.sid, util::now_micros());
+      // The presented token, and (§8) the whole sign-in it belongs to.
+      const std::string key = auth::revocation_key(token, v.value.jti);  // named: see new_refresh_token
+      co_await auth::revoke_access_token(a.db, a.tokens, key, v.value.exp * 1'000'000);
+      if (v.value.sid)
+        co_await auth::revoke_sign_in(a.db, a.tokens, *v.value.sid, util::now_micros(), access_ttl_us(a));
     }
   }
   auto res = http::no_content();
@@ -149,6 +179,9 @@ net::awaitable<http::response> refresh(http::request& req, app& a) {
   core::refresh_token next{util::sha256_hex(next_token), "", "", now,
                            now + static_cast<core::micros>(a.cfg.refresh_expire_days * 86400e6)};
   auto result = co_await a.db.rotate_refresh_token(util::sha256_hex(*token), next, now);
+  // Reuse of a rotated token: the store revoked the refresh chain; its access tokens go too (§8).
+  if (result == store::rotate_result::reused)
+    co_await auth::revoke_sign_in(a.db, a.tokens, next.family_id, now, access_ttl_us(a));
   if (result != store::rotate_result::rotated) co_return fail(errc::invalid_refresh_token);
   co_return session_response(a, next.customer_id, next.family_id, next_token);
 }

@@ -39,6 +39,7 @@ http::status status_of(errc e) {
     case errc::catalog_unavailable:
     case errc::database_unavailable:
     case errc::server_busy: return st::service_unavailable;
+    case errc::too_many_attempts: return st::too_many_requests;
     case errc::request_timeout: return st::request_timeout;
     case errc::internal_error: return st::internal_server_error;
   }
@@ -65,7 +66,8 @@ http::response fail(errc e, std::optional<http::status> override_status, const s
   }
   o.close();
   auto res = http::json(override_status.value_or(status_of(e)), std::move(body));
-  if (res.code == st::service_unavailable) res.header("Retry-After", std::to_string(std::max(1, retry_after_s)));
+  if (res.code == st::service_unavailable || e == errc::too_many_attempts)
+    res.header("Retry-After", std::to_string(std::max(1, retry_after_s)));
   if (e == errc::missing_token || e == errc::invalid_token || e == errc::token_expired)
     res.header("WWW-Authenticate", "Bearer");
   return res;

@@ -17,9 +17,9 @@ std::string item_path(const std::string& customer_id, std::int64_t product_id) {
   return "/customers/" + customer_id + "/favorites/" + std::to_string(product_id);
 }
 
-// Catalog trouble met while serving this request, logged with its correlation id.
-void log_catalog_notes(const http::request& req, const std::vector<std::string>& notes) {
-  for (auto& n : notes) util::log(util::log_level::warning, n, {{"correlation_id", req.correlation_id}});
+// Who is asking, for the catalog's log lines.
+catalog::log_context log_context_of(const http::request& req) {
+  return catalog::log_context{req.correlation_id, {}};
 }
 }  // namespace
 
@@ -27,9 +27,8 @@ net::awaitable<http::response> list_favorites(http::request& req, app& a) {
   auto page = core::parse_page(req.query_value("page"), req.query_value("per_page"), a.cfg.per_page_limit);
   if (!page) co_return fail(errc::invalid_pagination);
   auto favs = co_await a.db.list_favorites(req.auth->customer_id, *page);
-  std::vector<std::string> notes;
-  auto products = co_await a.products.resolve(favs.items, &notes);
-  log_catalog_notes(req, notes);
+  const auto ctx = log_context_of(req);  // named: g++ 12 destroys temporaries in co_await twice
+  auto products = co_await a.products.resolve(favs.items, ctx);
   std::string items;
   items.reserve(favs.items.size() * 220);
   for (std::size_t i = 0; i < favs.items.size(); ++i) {
@@ -46,11 +45,11 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
   // Already there: answer without asking the catalog (the INSERT below still decides races).
   if (co_await a.db.get_favorite(customer_id, *product_id)) co_return fail(errc::product_already_in_favorites);
 
-  auto found = co_await a.products.get_for_favorite(*product_id);
-  if (!found.note.empty()) log_catalog_notes(req, {found.note});
-  if (found.status == catalog::lookup_status::not_found) co_return fail(errc::product_not_found);
-  if (found.status == catalog::lookup_status::unavailable)
-    co_return fail(errc::catalog_unavailable, std::nullopt, {}, static_cast<int>(found.retry_after_s + 0.999));
+  const auto ctx = log_context_of(req);  // named: g++ 12 destroys temporaries in co_await twice
+  auto found = co_await a.products.get_for_favorite(*product_id, ctx);
+  if (found.status == catalog::fetch_status::not_found) co_return fail(errc::product_not_found);
+  if (found.status == catalog::fetch_status::unavailable)
+    co_return fail(errc::catalog_unavailable, std::nullopt, {}, found.retry_after_s);
 
   auto now = util::now_micros();
   if (!co_await a.db.insert_favorite(customer_id, *product_id, now)) co_return fail(errc::product_already_in_favorites);
@@ -67,9 +66,8 @@ net::awaitable<http::response> get_favorite(http::request& req, app& a) {
   auto fav = co_await a.db.get_favorite(req.auth->customer_id, *product_id);
   if (!fav) co_return fail(errc::product_not_in_favorites);
   const std::vector<core::favorite> one{std::move(*fav)};
-  std::vector<std::string> notes;
-  auto products = co_await a.products.resolve(one, &notes);
-  log_catalog_notes(req, notes);
+  const auto ctx = log_context_of(req);  // named: g++ 12 destroys temporaries in co_await twice
+  auto products = co_await a.products.resolve(one, ctx);
   std::string body;
   render_favorite(body, one[0].product_id, one[0].favorited_at, products[0]);
   co_return http::json(http::status::ok, std::move(body));

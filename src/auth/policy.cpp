@@ -66,7 +66,9 @@ net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, app&
   }
   // Revoked tokens and deleted customers: one query, or a short-lived in-process answer.
   std::string key = revocation_key(token, v.value.jti);
-  auto state = co_await a.tokens.check(v.value.sub, key);
+  // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice.
+  const std::string sid = v.value.sid.value_or(std::string());
+  auto state = co_await a.tokens.check(v.value.sub, key, sid);
   if (state != store::auth_state::ok) co_return errc::invalid_token;
   req.auth = http::principal{v.value.sub, std::move(key), v.value.sid, v.value.exp};
   // customer_self: {id} must be exactly the caller (malformed ids included → 403).

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "auth/revocation.hpp"
 #include "util/time.hpp"
 
 namespace fav::auth {
@@ -32,7 +33,8 @@ void token_cache::erase_locked(shard& s, std::unordered_map<std::string, entry>:
   s.by_key.erase(it);
 }
 
-net::awaitable<store::auth_state> token_cache::check(const std::string& customer_id, const std::string& key) {
+net::awaitable<store::auth_state> token_cache::check(const std::string& customer_id, const std::string& key,
+                                                     const std::string& sid) {
   const bool enabled = ttl_us_ > 0;
   auto& s = shard_for(customer_id);
   std::uint64_t epoch = 0;
@@ -42,7 +44,7 @@ net::awaitable<store::auth_state> token_cache::check(const std::string& customer
     auto now = util::now_micros();
     std::lock_guard lk(s.mu);
     auto it = s.by_key.find(key);
-    if (it != s.by_key.end() && it->second.customer_id == customer_id) {
+    if (it != s.by_key.end() && it->second.customer_id == customer_id && it->second.sid == sid) {
       if (it->second.expires_us > now) {
         s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
         co_return store::auth_state::ok;
@@ -50,7 +52,8 @@ net::awaitable<store::auth_state> token_cache::check(const std::string& customer
       erase_locked(s, it);
     }
   }
-  auto state = co_await db_.check_token(customer_id, key);
+  std::string revoked_sign_in = sid.empty() ? std::string() : sign_in_key(sid);  // named: see policy.cpp
+  auto state = co_await db_.check_token(customer_id, key, std::move(revoked_sign_in));
   // Kept only if no invalidation (or feed outage) happened while the database answered: an
   // answer read before a revocation must not outlive the revocation's notification.
   // The epoch is compared under the shard's lock: an invalidation bumps it before it takes the
@@ -60,7 +63,7 @@ net::awaitable<store::auth_state> token_cache::check(const std::string& customer
     if (feed_.live() && feed_.auth_epoch() == epoch && !s.by_key.contains(key)) {
       while (s.by_key.size() >= per_shard_) erase_locked(s, s.by_key.find(s.lru.back()));
       s.lru.push_front(key);
-      s.by_key.emplace(key, entry{customer_id, util::now_micros() + ttl_us_, s.lru.begin()});
+      s.by_key.emplace(key, entry{customer_id, sid, util::now_micros() + ttl_us_, s.lru.begin()});
       s.keys_of[customer_id].push_back(key);
     }
   }
@@ -68,10 +71,26 @@ net::awaitable<store::auth_state> token_cache::check(const std::string& customer
 }
 
 void token_cache::forget_token(const std::string& key) {
+  if (key.starts_with("sid:")) {  // a whole sign-in was revoked (revocation.hpp)
+    forget_sign_in(key.substr(4));
+    return;
+  }
   // Only the key is known (a revocation notice): look in every shard.
   for (auto& s : shards_) {
     std::lock_guard lk(s.mu);
     if (auto it = s.by_key.find(key); it != s.by_key.end()) erase_locked(s, it);
+  }
+}
+
+void token_cache::forget_sign_in(const std::string& sid) {
+  if (sid.empty()) return;
+  for (auto& s : shards_) {
+    std::lock_guard lk(s.mu);
+    for (auto it = s.by_key.begin(); it != s.by_key.end();) {
+      auto next = std::next(it);
+      if (it->second.sid == sid) erase_locked(s, it);
+      it = next;
+    }
   }
 }
 

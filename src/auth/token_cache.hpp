@@ -1,4 +1,4 @@
-// The per-request token check (customer exists, token not revoked) with an in-process memory of
+// The per-request token check (customer exists, token and its sign-in not revoked) with an in-process memory of
 // "ok" answers: a bounded LRU, each answer trusted for up to AUTH_CACHE_TTL_SECONDS (0 disables
 // the cache) and only while the change feed is live. The feed drops an answer as soon as any
 // instance revokes the token or deletes the customer (contract §9: within 1 s everywhere); while
@@ -25,10 +25,14 @@ class token_cache {
   // Subscribes to `feed` (both must outlive this cache's use). `capacity`: entries at most.
   token_cache(store::store& db, store::change_feed& feed, double ttl_s, std::size_t capacity = 100000);
 
-  // The state of (customer, revocation key): ok, revoked or no_customer.
-  net::awaitable<store::auth_state> check(const std::string& customer_id, const std::string& key);
-  // Forget a revoked token / a deleted customer's tokens / everything.
+  // The state of (customer, revocation key, sign-in): ok, revoked or no_customer. `sid` is the
+  // token's sign-in (empty for tokens without one).
+  net::awaitable<store::auth_state> check(const std::string& customer_id, const std::string& key,
+                                          const std::string& sid);
+  // Forget a revoked token (a "sid:..." key, see revocation.hpp, forgets its whole sign-in) /
+  // every token of a revoked sign-in / a deleted customer's tokens / everything.
   void forget_token(const std::string& key);
+  void forget_sign_in(const std::string& sid);
   void forget_customer(const std::string& customer_id);
   void clear();
   std::size_t size() const;
@@ -36,6 +40,7 @@ class token_cache {
  private:
   struct entry {
     std::string customer_id;
+    std::string sid;
     std::int64_t expires_us;
     std::list<std::string>::iterator lru;  // position in the shard's recency list
   };

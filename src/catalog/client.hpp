@@ -1,9 +1,12 @@
-// The product catalog client (contract §4): async HTTP/1.1 over http:// or https:// with kept-alive
-// pooled connections, a per-attempt timeout, retries with backoff, a concurrency cap and
-// single-flight per product id. Beast and OpenSSL stay in client.cpp (this header is in app.hpp).
+// The product catalog client (contract §4, §8 "Catalog admission"): single-flight per product id,
+// a concurrency cap, retries with backoff, one deadline per caller; the HTTP transport (pooled
+// kept-alive connections, DNS cache) is in transport.cpp. Beast and OpenSSL stay out of this
+// header (it is in app.hpp).
 #pragma once
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -19,19 +22,27 @@
 namespace fav::catalog {
 
 namespace net = boost::asio;
+using steady_clock = std::chrono::steady_clock;
 
 enum class fetch_status { found, not_found, unavailable };
 
+// The one catalog result, from the client up to the handler.
 struct fetch_result {
   fetch_status status = fetch_status::unavailable;
-  std::optional<core::product> product;  // set when found; fetched_at is left 0 for the caller
-  // When unavailable: whole seconds ≥ 1 to suggest in a Retry-After header (the catalog's own
-  // Retry-After when it sent one, else the backoff cap).
-  double retry_after_s = 0;
-  // What went wrong (a failed call, a body that is not a product), for the caller to log with
-  // its request's correlation id; empty when there is nothing to say.
-  std::string note;
+  std::optional<core::product> product;  // set when found
+  // When unavailable: whole seconds ≥ 1 for the Retry-After header (the catalog's own
+  // Retry-After when it sent one, else the backoff cap). Computed once, in the client.
+  int retry_after_s = 1;
 };
+
+// Who asked, so the catalog logs its trouble with the request's ids. Empty outside requests.
+struct log_context {
+  std::string correlation_id;
+  std::string trace_id;  // W3C trace id when the request carries one (may be empty)
+};
+
+// Receives the catalog's warnings (a failed call, a body that is not a product).
+using log_sink = std::function<void(std::string_view message, const log_context& ctx)>;
 
 struct client_options {
   std::string base_url;      // http(s)://host[:port][/prefix]
@@ -40,8 +51,10 @@ struct client_options {
   int max_concurrency = 10;  // attempts in flight at once, over all callers
   double backoff_base_s = 1.0;
   double backoff_cap_s = 4.0;
-  // Where warnings go (a non-product body, a final failure); empty → one line on stderr.
-  std::function<void(std::string_view)> log_warning = {};
+  std::size_t max_flights = 10000;  // distinct products being looked up at once; past it → unavailable
+  int breaker_failures = 5;         // consecutive failed lookups that open the breaker (0: off)
+  double breaker_open_s = 30;       // how long it stays open before one probe decides
+  log_sink log = {};                // empty → one line on stderr
 };
 
 // The options the configuration asks for (contract §6 names).
@@ -59,11 +72,17 @@ class client {
   // GET {base}/products/{id}. found; not_found for 404, an empty or `null` body, or a body that
   // is not a product (logged); unavailable after timeouts/resets/429/5xx outlast the retries, or
   // at once for other statuses and TLS failures. Concurrent calls for one id share one fetch.
-  // Never throws.
-  net::awaitable<fetch_result> fetch_product(std::int64_t id);
+  // Nothing (queueing for a slot, attempts, backoff, joining another caller's fetch) waits past
+  // `deadline`: the call answers unavailable then. While the circuit breaker is open the call
+  // answers unavailable at once, with the time left as Retry-After. Never throws.
+  net::awaitable<fetch_result> fetch_product(std::int64_t id, log_context ctx = {},
+                                             steady_clock::time_point deadline = steady_clock::time_point::max());
 
   // GET {base}/products: the whole catalog (for warm-up); nullopt on any failure. Never throws.
   net::awaitable<std::optional<std::vector<core::product>>> fetch_all();
+
+  // True while the breaker refuses lookups (for tests and metrics).
+  bool breaker_open() const;
 
   // Closes idle connections and makes every later or waiting call answer unavailable at once.
   void shutdown();

@@ -1,12 +1,13 @@
-// Stale-while-revalidate product cache (see product_cache.hpp). The only co_spawn here is for
-// work nobody awaits: background refreshes and the warm-up loop (both held by the task tracker),
-// plus the fan-out of one listing's fetches, which its caller awaits.
+// Stale-while-revalidate product cache (see product_cache.hpp). The only detached co_spawns are
+// for work nobody awaits, held by the task tracker: background refreshes and the warm-up loop.
+// One listing's fetches run as a parallel group that the listing awaits.
 #include "catalog/product_cache.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -14,32 +15,9 @@
 #include <iostream>
 #include <string>
 
-#include "catalog/async_sync.hpp"
-
 namespace fav::catalog {
 
 using util::bump;
-
-namespace {
-
-// The results of one listing's concurrent fetches; shared with the spawned fetches.
-struct batch {
-  explicit batch(std::size_t n) : results(n), remaining(n) {}
-  std::vector<fetch_result> results;
-  std::atomic<std::size_t> remaining;
-  detail::async_event done;
-};
-
-net::awaitable<void> fetch_into(client& c, std::shared_ptr<batch> b, std::size_t slot, std::int64_t id) {
-  try {
-    b->results[slot] = co_await c.fetch_product(id);
-  } catch (...) {
-    // fetch_product does not throw; if it ever did, the slot stays "unavailable".
-  }
-  if (b->remaining.fetch_sub(1) == 1) b->done.set();
-}
-
-}  // namespace
 
 product_cache::product_cache(store::store& db, client& c, const util::config& cfg, util::metrics& m,
                              util::task_tracker& bg, net::any_io_executor ex, std::function<core::micros()> clock,
@@ -51,39 +29,51 @@ product_cache::product_cache(store::store& db, client& c, const util::config& cf
       bg_(bg),
       ex_(std::move(ex)),
       clock_(std::move(clock)),
-      log_(std::move(log)) {}
+      log_(std::move(log)),
+      missing_(static_cast<std::int64_t>(cfg.cache_missing_ttl_s * 1e6), 100000) {}
 
-net::awaitable<lookup_result> product_cache::get_for_favorite(std::int64_t id) {
+steady_clock::time_point product_cache::request_deadline() const {
+  return steady_clock::now() + std::chrono::duration_cast<steady_clock::duration>(
+                                   std::chrono::duration<double>(std::max(0.0, cfg_.catalog_request_deadline_s)));
+}
+
+net::awaitable<fetch_result> product_cache::get_for_favorite(std::int64_t id, log_context ctx) {
   const std::optional<core::product> cached = co_await db_.get_cached_product(id);
   std::optional<freshness> state;
   if (cached) {
     state = classify_and_count(*cached, clock_());
-    if (*state == freshness::fresh) co_return lookup_result{lookup_status::found, cached, 0, {}};
+    if (*state == freshness::fresh) co_return found(*cached);
   } else {
     bump(metrics_.cache_miss);
   }
 
-  fetch_result r = co_await client_.fetch_product(id);
+  fetch_result r;
+  if (missing_.contains(id, clock_())) {
+    bump(metrics_.missing_cache_hits);
+    r.status = fetch_status::not_found;  // the catalog said so a moment ago: no call
+  } else {
+    r = co_await client_.fetch_product(id, std::move(ctx), request_deadline());
+    if (r.status == fetch_status::not_found) missing_.remember(id, clock_());
+  }
   switch (r.status) {
-    case fetch_status::found: {
-      core::product p = std::move(*r.product);
-      p.fetched_at = clock_();
+    case fetch_status::found:
+      r.product->fetched_at = clock_();
       // (no braced list inside co_await: g++ 12 rejects it, "array used as initializer")
-      co_await save(std::vector<core::product>(1, p));
-      co_return lookup_result{lookup_status::found, std::move(p), 0, {}};
-    }
+      co_await save(std::vector<core::product>(1, *r.product));
+      co_return r;
     case fetch_status::not_found:
       // A product the catalog dropped recently can still be favorited until its row expires.
-      if (cached && *state == freshness::stale) co_return lookup_result{lookup_status::found, cached, 0, r.note};
-      co_return lookup_result{lookup_status::not_found, std::nullopt, 0, r.note};
-    case fetch_status::unavailable: break;
+      if (cached && *state == freshness::stale) co_return found(*cached);
+      co_return r;
+    case fetch_status::unavailable:
+      if (cached) co_return found(*cached);  // stale-if-error
+      co_return r;
   }
-  if (cached) co_return lookup_result{lookup_status::found, cached, 0, r.note};  // stale-if-error
-  co_return lookup_result{lookup_status::unavailable, std::nullopt, r.retry_after_s, r.note};
+  co_return r;
 }
 
 net::awaitable<std::vector<std::optional<core::product>>> product_cache::resolve(
-    const std::vector<core::favorite>& favs, std::vector<std::string>* notes) {
+    const std::vector<core::favorite>& favs, log_context ctx) {
   std::vector<std::optional<core::product>> out(favs.size());
   std::vector<std::size_t> to_fetch;  // indexes into favs
   const core::micros now = clock_();
@@ -105,21 +95,29 @@ net::awaitable<std::vector<std::optional<core::product>>> product_cache::resolve
   }
   if (to_fetch.empty()) co_return out;
 
+  // Products known to be missing are not asked for again: their cached copy (or "unavailable").
+  std::erase_if(to_fetch, [&](std::size_t i) {
+    if (!missing_.contains(favs[i].product_id, now)) return false;
+    bump(metrics_.missing_cache_hits);
+    out[i] = favs[i].cached;
+    return true;
+  });
+  if (to_fetch.empty()) co_return out;
   std::vector<std::int64_t> ids;
   ids.reserve(to_fetch.size());
   for (const auto i : to_fetch) ids.push_back(favs[i].product_id);
-  std::vector<fetch_result> fetched = co_await fetch_many(std::move(ids));
+  std::vector<fetch_result> fetched = co_await fetch_many(std::move(ids), ctx, request_deadline());
 
   std::vector<core::product> rows;
   const core::micros fetched_at = clock_();
   for (std::size_t j = 0; j < to_fetch.size(); ++j) {
     const auto i = to_fetch[j];
-    if (notes && !fetched[j].note.empty()) notes->push_back(std::move(fetched[j].note));
     if (fetched[j].status == fetch_status::found) {
       fetched[j].product->fetched_at = fetched_at;
       out[i] = fetched[j].product;
       rows.push_back(std::move(*fetched[j].product));
     } else {
+      if (fetched[j].status == fetch_status::not_found) missing_.remember(favs[i].product_id, fetched_at);
       // Gone or unreachable: the last cached data of any age, else "unavailable" (nullopt).
       out[i] = favs[i].cached;
     }
@@ -139,11 +137,19 @@ net::awaitable<bool> product_cache::warm_all() {
     warn(std::string("product cache: warm-up could not be stored: ") + e.what());
     co_return false;
   }
+  bump(metrics_.warmups);
   co_return true;
 }
 
 void product_cache::start_warmup() {
   net::co_spawn(ex_, warm_loop(bg_.hold()), net::detached);
+}
+
+fetch_result product_cache::found(const core::product& p) {
+  fetch_result r;
+  r.status = fetch_status::found;
+  r.product = p;
+  return r;
 }
 
 freshness product_cache::classify_and_count(const core::product& p, core::micros now) {
@@ -180,31 +186,44 @@ net::awaitable<void> product_cache::background_refresh(std::int64_t id, [[maybe_
   } leave{std::move(set), id};
 
   try {
-    fetch_result r = co_await client_.fetch_product(id);
+    // No request to tell: the client logs its trouble without ids. (Named arguments, not
+    // temporaries inside co_await: g++ 12 destroys such temporaries twice.)
+    const log_context none;
+    const auto deadline = steady_clock::time_point::max();
+    fetch_result r = co_await client_.fetch_product(id, none, deadline);
     // not_found keeps the row (listings go on showing the last data); unavailable waits for a
     // later read to try again.
+    if (r.status == fetch_status::not_found) missing_.remember(id, clock_());
     if (r.status == fetch_status::found) {
       r.product->fetched_at = clock_();
       std::vector<core::product> rows;
       rows.push_back(std::move(*r.product));
       co_await save(std::move(rows));
     }
-    if (!r.note.empty()) warn("product cache: background refresh: " + r.note);  // no request to tell
   } catch (const std::exception& e) {
     warn("product cache: background refresh of " + std::to_string(id) + " failed: " + e.what());
   }
 }
 
-net::awaitable<std::vector<fetch_result>> product_cache::fetch_many(std::vector<std::int64_t> ids) {
+net::awaitable<std::vector<fetch_result>> product_cache::fetch_many(std::vector<std::int64_t> ids,
+                                                                    const log_context& ctx,
+                                                                    steady_clock::time_point deadline) {
   if (ids.size() == 1) {
     std::vector<fetch_result> one(1);
-    one[0] = co_await client_.fetch_product(ids.front());
+    one[0] = co_await client_.fetch_product(ids.front(), ctx, deadline);
     co_return one;
   }
-  auto b = std::make_shared<batch>(ids.size());
-  for (std::size_t j = 0; j < ids.size(); ++j) net::co_spawn(ex_, fetch_into(client_, b, j, ids[j]), net::detached);
-  co_await b->done.wait();
-  co_return std::move(b->results);
+  // One operation per id, awaited together (no frame outlives this call).
+  using op_type = decltype(net::co_spawn(ex_, client_.fetch_product(0, ctx, deadline), net::deferred));
+  std::vector<op_type> ops;
+  ops.reserve(ids.size());
+  for (const auto id : ids) ops.push_back(net::co_spawn(ex_, client_.fetch_product(id, ctx, deadline), net::deferred));
+  auto group = net::experimental::make_parallel_group(std::move(ops));  // named: see background_refresh
+  auto [order, errors, results] = co_await group.async_wait(net::experimental::wait_for_all(), net::use_awaitable);
+  (void)order;
+  for (std::size_t j = 0; j < results.size(); ++j)
+    if (errors[j]) results[j] = fetch_result{};  // fetch_product does not throw; if it did: unavailable
+  co_return std::move(results);
 }
 
 net::awaitable<void> product_cache::warm_loop([[maybe_unused]] util::task_tracker::guard hold) {

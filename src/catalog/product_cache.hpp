@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "catalog/admission.hpp"
 #include "catalog/client.hpp"
 #include "catalog/freshness.hpp"
 #include "core/types.hpp"
@@ -23,15 +24,6 @@
 
 namespace fav::catalog {
 
-enum class lookup_status { found, not_found, unavailable };
-
-struct lookup_result {
-  lookup_status status = lookup_status::unavailable;
-  std::optional<core::product> product;  // set when found
-  double retry_after_s = 0;              // when unavailable: whole seconds ≥ 1 for Retry-After
-  std::string note;                      // what the catalog did wrong, for the request's log line
-};
-
 class product_cache {
  public:
   // `clock` gives "now" (injected so tests and the TTL rules never depend on the wall clock);
@@ -41,20 +33,23 @@ class product_cache {
                 std::function<void(std::string_view)> log = {});
 
   // For favoriting: fresh → as is; stale → refreshed before answering (the stale copy if the
-  // catalog fails); expired/absent → fetched. Catalog unreachable → any cached copy, else
+  // catalog fails); expired/absent → fetched. A product the catalog said does not exist is
+  // remembered for PRODUCT_CACHE_MISSING_TTL_MINUTES and answered without a call (§8); the
+  // catalog part never waits past PRODUCT_CATALOG_REQUEST_DEADLINE_SECONDS. Catalog unreachable → any cached copy, else
   // unavailable (with a Retry-After hint). Catalog says gone → not_found when the cached row is
   // past the hard TTL or absent, else the cached copy. Throws store::unavailable if the database
-  // cannot be read (a failed cache write is only logged).
-  net::awaitable<lookup_result> get_for_favorite(std::int64_t id);
+  // cannot be read (a failed cache write is only logged). Catalog trouble is logged with `ctx`.
+  net::awaitable<fetch_result> get_for_favorite(std::int64_t id, log_context ctx);
 
   // For listing/reading favorites (rows already joined with the cache): the product to show for
   // each entry, in order. fresh → as is; stale → as is plus one background refresh per product;
-  // expired/absent → fetched first (concurrently, bounded by the client's cap); on failure the
-  // cached copy of any age, or nullopt meaning "unavailable". Never throws because of the catalog.
-  // `notes` (optional) receives what went wrong with the catalog, for the request's log.
-  // `favs` is read across suspensions: the caller keeps it alive by awaiting the call.
+  // expired/absent → fetched first (concurrently, bounded by the client's cap, within one request
+  // deadline; products remembered as missing are not asked for); on failure the
+  // cached copy of any age, or nullopt meaning "unavailable". Never throws because of the catalog;
+  // its trouble is logged with `ctx`. `favs` is read across suspensions: the caller keeps it
+  // alive by awaiting the call.
   net::awaitable<std::vector<std::optional<core::product>>> resolve(const std::vector<core::favorite>& favs,
-                                                                    std::vector<std::string>* notes = nullptr);
+                                                                    log_context ctx = {});
 
   // One GET /products, upserting every product it lists (cached or not) with fetched_at = now.
   // False when the catalog or the database failed; the per-id path keeps working either way.
@@ -70,11 +65,14 @@ class product_cache {
     std::unordered_set<std::int64_t> ids;
   };
 
+  static fetch_result found(const core::product& p);
   freshness classify_and_count(const core::product& p, core::micros now);
   void refresh_in_background(std::int64_t id);
   net::awaitable<void> background_refresh(std::int64_t id, util::task_tracker::guard hold,
                                           std::shared_ptr<refresh_set> set);
-  net::awaitable<std::vector<fetch_result>> fetch_many(std::vector<std::int64_t> ids);
+  net::awaitable<std::vector<fetch_result>> fetch_many(std::vector<std::int64_t> ids, const log_context& ctx,
+                                                       steady_clock::time_point deadline);
+  steady_clock::time_point request_deadline() const;
   net::awaitable<void> warm_loop(util::task_tracker::guard hold);
   // Writes freshly fetched rows; a database failure is logged, not thrown (the answer stands).
   net::awaitable<void> save(std::vector<core::product> rows);
@@ -90,6 +88,8 @@ class product_cache {
   std::function<void(std::string_view)> log_;
   // Products with a background refresh in flight; shared so a late frame never outlives it.
   std::shared_ptr<refresh_set> refreshing_ = std::make_shared<refresh_set>();
+  // Products the catalog said do not exist (bounded; oldest dropped first).
+  missing_products missing_;
 };
 
 }  // namespace fav::catalog

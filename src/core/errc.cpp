@@ -34,6 +34,7 @@ std::string_view code(errc e) noexcept {
     case errc::catalog_unavailable: return "catalog_unavailable";
     case errc::database_unavailable: return "database_unavailable";
     case errc::server_busy: return "server_busy";
+    case errc::too_many_attempts: return "too_many_attempts";
     case errc::request_timeout: return "request_timeout";
     case errc::internal_error: return "internal_error";
   }

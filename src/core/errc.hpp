@@ -34,6 +34,7 @@ enum class errc {
   catalog_unavailable,
   database_unavailable,
   server_busy,
+  too_many_attempts,
   request_timeout,
   internal_error,
 };

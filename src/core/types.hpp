@@ -68,4 +68,15 @@ struct refresh_token {
   micros expires_at = 0;
 };
 
+// Failed sign-ins counted in one window (contract §8 "Sign-in guard").
+struct failure_count {
+  std::int64_t failures = 0;
+  micros window_start = 0;  // the window's first failure
+};
+// An email's counts from one client address and from all addresses.
+struct failure_counts {
+  failure_count by_address;
+  failure_count by_email;
+};
+
 }  // namespace fav::core

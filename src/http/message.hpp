@@ -33,6 +33,11 @@ struct request {
   std::string correlation_id;
   std::string_view route;         // the matched route template, for logs and metrics
   std::optional<principal> auth;  // set by customer policies
+  std::string peer_address;       // the TCP peer's address, e.g. "127.0.0.1" or "::1"
+
+  // The client's address for per-client rules (the sign-in guard): for now the TCP peer; the
+  // trusted-proxy rule (contract §8 "Rate limits") will decide it here, in one place.
+  std::string_view client_address() const { return peer_address; }
 
   std::string_view body() const { return raw->body(); }
   // Header value or empty.

@@ -151,6 +151,12 @@ net::awaitable<void> server::session(tcp::socket sock) {
   } closer_{open_connections_};
 
   auto& stream = c->stream;
+  std::string peer_address;
+  {
+    boost::system::error_code pe;
+    const auto ep = stream.socket().remote_endpoint(pe);
+    if (!pe) peer_address = ep.address().to_string();
+  }
   beast::flat_buffer buffer;
   boost::system::error_code ec;
 
@@ -204,6 +210,7 @@ net::awaitable<void> server::session(tcp::socket sock) {
 
     auto started = std::chrono::steady_clock::now();
     request req;
+    req.peer_address = peer_address;
     response res;
     bool close_after = false;
     bhttp::request<bhttp::string_body> empty_req;

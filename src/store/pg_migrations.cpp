@@ -15,7 +15,7 @@ struct migration {
   const char* sql;
 };
 
-constexpr std::array<migration, 2> migrations{{
+constexpr std::array<migration, 3> migrations{{
     {1, R"sql(
 CREATE TABLE IF NOT EXISTS customers (id UUID PRIMARY KEY, name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL UNIQUE, password_hash VARCHAR(255) NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS products_cache (id BIGINT PRIMARY KEY, title VARCHAR(255) NOT NULL, image_url TEXT NOT NULL, price DECIMAL(10,2) NOT NULL, review_rate DECIMAL(10,2), review_count INT, fetched_at TIMESTAMPTZ NOT NULL DEFAULT now());
@@ -38,6 +38,15 @@ CREATE INDEX IF NOT EXISTS ix_refresh_tokens_customer ON refresh_tokens (custome
 CREATE INDEX IF NOT EXISTS ix_favorites_customer_recent
   ON customer_favorite_products (customer_id, favorited_at DESC, product_id DESC);
 CREATE INDEX IF NOT EXISTS ix_customers_created ON customers (created_at, id);
+)sql"},
+    {3, R"sql(
+CREATE TABLE IF NOT EXISTS sign_in_failures (
+  email VARCHAR(255) NOT NULL,
+  scope TEXT NOT NULL,
+  failures BIGINT NOT NULL,
+  window_start_us BIGINT NOT NULL,
+  PRIMARY KEY (email, scope));
+CREATE INDEX IF NOT EXISTS ix_sign_in_failures_window ON sign_in_failures (window_start_us);
 )sql"},
 }};
 

@@ -76,7 +76,7 @@ RETURNING pg_notify('favorites_api_changes', 'c:' || id::text))sql"};
 
 constexpr pg_statement check_token{"check_token", R"sql(
 SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid),
-       EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2))sql"};
+       EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2 OR jti = $3))sql"};
 
 constexpr pg_statement revoke_token{"revoke_token", R"sql(
 INSERT INTO revoked_tokens (jti, expires_at)
@@ -88,6 +88,24 @@ RETURNING pg_notify('favorites_api_changes', 's:' || jti))sql"};
 constexpr pg_statement prune_revoked_tokens{"prune_revoked_tokens", R"sql(
 DELETE FROM revoked_tokens
 WHERE expires_at < timestamptz 'epoch' + $1::int8 * interval '1 microsecond')sql"};
+
+// Sign-in guard: scope is the client address, or '*' for every address.
+constexpr pg_statement sign_in_failures{"sign_in_failures", R"sql(
+SELECT scope, failures, window_start_us FROM sign_in_failures WHERE email = $1 AND scope IN ($2, '*'))sql"};
+
+// Both scopes in one statement; a count whose window began at or before $4 starts over.
+constexpr pg_statement record_sign_in_failure{"record_sign_in_failure", R"sql(
+INSERT INTO sign_in_failures AS f (email, scope, failures, window_start_us)
+VALUES ($1::text, $2::text, 1, $3::int8), ($1::text, '*', 1, $3::int8)
+ON CONFLICT (email, scope) DO UPDATE SET
+  failures = CASE WHEN f.window_start_us <= $4::int8 THEN 1 ELSE f.failures + 1 END,
+  window_start_us = CASE WHEN f.window_start_us <= $4::int8 THEN $3::int8 ELSE f.window_start_us END)sql"};
+
+constexpr pg_statement clear_sign_in_failures{"clear_sign_in_failures",
+                                              "DELETE FROM sign_in_failures WHERE email = $1 AND scope = $2"};
+
+constexpr pg_statement prune_sign_in_failures{"prune_sign_in_failures",
+                                              "DELETE FROM sign_in_failures WHERE window_start_us <= $1::int8"};
 
 constexpr pg_statement insert_refresh_token{"insert_refresh_token", R"sql(
 INSERT INTO refresh_tokens (token_hash, family_id, customer_id, created_at, expires_at)
@@ -304,9 +322,10 @@ net::awaitable<bool> pg_store::delete_customer(std::string id) {
   co_return r.affected() > 0;
 }
 
-net::awaitable<auth_state> pg_store::check_token(std::string customer_id, std::string jti) {
+net::awaitable<auth_state> pg_store::check_token(std::string customer_id, std::string jti, std::string sign_in_key) {
   if (!util::is_uuid(customer_id)) co_return auth_state::no_customer;
-  const pg_result r = co_await run(sql::check_token, std::move(customer_id), std::move(jti));
+  if (sign_in_key.empty()) sign_in_key = jti;
+  const pg_result r = co_await run(sql::check_token, std::move(customer_id), std::move(jti), std::move(sign_in_key));
   if (!r.boolean(0, 0)) co_return auth_state::no_customer;
   co_return r.boolean(0, 1) ? auth_state::revoked : auth_state::ok;
 }
@@ -338,6 +357,8 @@ net::awaitable<rotate_result> pg_store::rotate_refresh_token(std::string old_has
     // A separate statement on purpose: its fresh snapshot also sees a token that a racing
     // rotation of the same old token committed while we waited for the row lock.
     co_await run(sql::revoke_refresh_family, r.text(0, 1), num(now));
+    next.customer_id = r.text(0, 0);
+    next.family_id = r.text(0, 1);
     co_return rotate_result::reused;
   }
   co_return rotate_result::invalid;  // expired
@@ -345,6 +366,28 @@ net::awaitable<rotate_result> pg_store::rotate_refresh_token(std::string old_has
 
 net::awaitable<void> pg_store::revoke_refresh_family(std::string family_id, micros now) {
   co_await run(sql::revoke_refresh_family, std::move(family_id), num(now));
+}
+
+net::awaitable<core::failure_counts> pg_store::sign_in_failures(std::string email, std::string address) {
+  const pg_result r = co_await run(sql::sign_in_failures, std::move(email), std::move(address));
+  core::failure_counts counts;
+  for (int i = 0; i < r.rows(); ++i) {
+    auto& slot = r.text(i, 0) == "*" ? counts.by_email : counts.by_address;
+    slot = core::failure_count{r.int64(i, 1), r.int64(i, 2)};
+  }
+  co_return counts;
+}
+
+net::awaitable<void> pg_store::record_sign_in_failure(std::string email, std::string address, micros now,
+                                                      micros window) {
+  co_await run(sql::record_sign_in_failure, std::move(email), std::move(address), num(now), num(now - window));
+  // Counts past their window mean nothing: drop them now and then.
+  if (failures_recorded_.fetch_add(1, std::memory_order_relaxed) % 64 == 63)
+    co_await run(sql::prune_sign_in_failures, num(now - window));
+}
+
+net::awaitable<void> pg_store::clear_sign_in_failures(std::string email, std::string address) {
+  co_await run(sql::clear_sign_in_failures, std::move(email), std::move(address));
 }
 
 net::awaitable<std::optional<core::product>> pg_store::get_cached_product(std::int64_t id) {

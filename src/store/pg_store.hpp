@@ -29,7 +29,7 @@ class pg_store final : public store {
   net::awaitable<update_result> update_customer(std::string id, customer_patch patch, micros now) override;
   net::awaitable<bool> delete_customer(std::string id) override;
 
-  net::awaitable<auth_state> check_token(std::string customer_id, std::string jti) override;
+  net::awaitable<auth_state> check_token(std::string customer_id, std::string jti, std::string sign_in_key) override;
   net::awaitable<void> revoke_token(std::string jti, micros expires_at) override;
 
   net::awaitable<void> insert_refresh_token(const core::refresh_token& t) override;
@@ -37,6 +37,11 @@ class pg_store final : public store {
   net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
                                                      micros now) override;
   net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override;
+
+  net::awaitable<core::failure_counts> sign_in_failures(std::string email, std::string address) override;
+  net::awaitable<void> record_sign_in_failure(std::string email, std::string address, micros now,
+                                              micros window) override;
+  net::awaitable<void> clear_sign_in_failures(std::string email, std::string address) override;
 
   net::awaitable<std::optional<core::product>> get_cached_product(std::int64_t id) override;
   // Titles longer than the column (255 characters) are truncated rather than rejected.
@@ -55,6 +60,7 @@ class pg_store final : public store {
 
   pg_pool pool_;
   std::atomic<std::uint64_t> revocations_{0};
+  std::atomic<std::uint64_t> failures_recorded_{0};
 };
 
 // The factory main uses for DATABASE_URL=postgresql://...; `statement_timeout` bounds every

@@ -47,6 +47,12 @@ CREATE INDEX IF NOT EXISTS ix_favorites_customer_recent
   ON customer_favorite_products (customer_id, favorited_at DESC, product_id DESC);
 CREATE INDEX IF NOT EXISTS ix_customers_created ON customers (created_at, id);
 )sql"},
+    {3, R"sql(
+CREATE TABLE IF NOT EXISTS sign_in_failures (
+  email VARCHAR(255) NOT NULL, scope TEXT NOT NULL, failures BIGINT NOT NULL, window_start_us BIGINT NOT NULL,
+  PRIMARY KEY (email, scope));
+CREATE INDEX IF NOT EXISTS ix_sign_in_failures_window ON sign_in_failures (window_start_us);
+)sql"},
 };
 
 // ---- statements ----
@@ -73,7 +79,7 @@ constexpr const char* sql_update_customer =
 constexpr const char* sql_delete_customer = "DELETE FROM customers WHERE id = ?1";
 constexpr const char* sql_check_token =
     "SELECT EXISTS (SELECT 1 FROM customers WHERE id = ?1), "
-    "EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?2)";
+    "EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?2 OR jti = ?3)";
 constexpr const char* sql_revoke_token =
     "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
 constexpr const char* sql_prune_revoked = "DELETE FROM revoked_tokens WHERE expires_at < ?1";
@@ -87,6 +93,16 @@ constexpr const char* sql_mark_refresh_used =
     "UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL";
 constexpr const char* sql_revoke_family =
     "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL";
+// Sign-in guard: scope is the client address, or '*' for every address.
+constexpr const char* sql_sign_in_failures =
+    "SELECT scope, failures, window_start_us FROM sign_in_failures WHERE email = ?1 AND scope IN (?2, '*')";
+constexpr const char* sql_record_sign_in_failure =
+    "INSERT INTO sign_in_failures (email, scope, failures, window_start_us) VALUES (?1, ?2, 1, ?3) "
+    "ON CONFLICT (email, scope) DO UPDATE SET "
+    "failures = CASE WHEN window_start_us <= ?4 THEN 1 ELSE failures + 1 END, "
+    "window_start_us = CASE WHEN window_start_us <= ?4 THEN ?3 ELSE window_start_us END";
+constexpr const char* sql_clear_sign_in_failures = "DELETE FROM sign_in_failures WHERE email = ?1 AND scope = ?2";
+constexpr const char* sql_prune_sign_in_failures = "DELETE FROM sign_in_failures WHERE window_start_us <= ?1";
 constexpr const char* sql_get_product =
     "SELECT id, title, image_url, CAST(round(price * 100) AS INTEGER), "
     "CAST(round(review_rate * 100) AS INTEGER), review_count, fetched_at FROM products_cache WHERE id = ?1";
@@ -440,10 +456,11 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<auth_state> check_token(std::string customer_id, std::string jti) override {
+  net::awaitable<auth_state> check_token(std::string customer_id, std::string jti, std::string sign_in_key) override {
     co_return co_await run<auth_state>([&](connection& c) {
+      if (sign_in_key.empty()) sign_in_key = jti;  // bound without a copy: must outlive the query
       query q(c, sql_check_token);
-      q.bind(1, customer_id).bind(2, jti);
+      q.bind(1, customer_id).bind(2, jti).bind(3, sign_in_key);
       if (!q.step() || q.i64(0) == 0) return auth_state::no_customer;
       return q.i64(1) ? auth_state::revoked : auth_state::ok;
     });
@@ -493,6 +510,8 @@ class sqlite_store final : public store {
         // Reuse of a rotated token: someone holds a stolen copy; end the whole sign-in.
         query(c, sql_revoke_family).bind(1, family).bind_time(2, now).run();
         tx.commit();
+        next.family_id = family;
+        next.customer_id = customer;
         return rotate_result::reused;
       }
       if (expires <= now) return rotate_result::invalid;
@@ -515,6 +534,40 @@ class sqlite_store final : public store {
   net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override {
     co_await run<int>([&](connection& c) {
       query(c, sql_revoke_family).bind(1, family_id).bind_time(2, now).run();
+      return 0;
+    });
+  }
+
+  net::awaitable<core::failure_counts> sign_in_failures(std::string email, std::string address) override {
+    co_return co_await run<core::failure_counts>([&](connection& c) {
+      core::failure_counts counts;
+      query q(c, sql_sign_in_failures);
+      q.bind(1, email).bind(2, address);
+      while (q.step()) {
+        auto& slot = q.text(0) == "*" ? counts.by_email : counts.by_address;
+        slot = core::failure_count{q.i64(1), q.i64(2)};
+      }
+      return counts;
+    });
+  }
+
+  net::awaitable<void> record_sign_in_failure(std::string email, std::string address, micros now,
+                                              micros window) override {
+    co_await run<int>([&](connection& c) {
+      transaction tx(c);
+      for (const std::string* scope : {static_cast<const std::string*>(&address), &star_}) {
+        query(c, sql_record_sign_in_failure).bind(1, email).bind(2, *scope).bind(3, now).bind(4, now - window).run();
+      }
+      // Counts past their window mean nothing: drop them now and then.
+      if (++failures_recorded_ % 64 == 0) query(c, sql_prune_sign_in_failures).bind(1, now - window).run();
+      tx.commit();
+      return 0;
+    });
+  }
+
+  net::awaitable<void> clear_sign_in_failures(std::string email, std::string address) override {
+    co_await run<int>([&](connection& c) {
+      query(c, sql_clear_sign_in_failures).bind(1, email).bind(2, address).run();
       return 0;
     });
   }
@@ -617,6 +670,8 @@ class sqlite_store final : public store {
   util::worker_pool pool_;
   std::vector<std::unique_ptr<connection>> conns_;  // one per worker; touched only by it
   std::atomic<std::uint64_t> revocations_{0};
+  std::atomic<std::uint64_t> failures_recorded_{0};
+  const std::string star_ = "*";  // the sign-in guard scope of every address
 };
 
 }  // namespace

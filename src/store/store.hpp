@@ -67,19 +67,31 @@ class store {
   // Deletes the customer, its favorites and refresh tokens; false when absent.
   virtual net::awaitable<bool> delete_customer(std::string id) = 0;
 
-  // One round trip for the per-request token check: does the customer exist, is `jti` revoked.
-  virtual net::awaitable<auth_state> check_token(std::string customer_id, std::string jti) = 0;
-  // Records `jti` as revoked until `expires_at` (idempotent).
+  // One round trip for the per-request token check: does the customer exist, is `jti` or the
+  // token's sign-in (`sign_in_key`, empty for tokens without one) revoked.
+  virtual net::awaitable<auth_state> check_token(std::string customer_id, std::string jti, std::string sign_in_key) = 0;
+  // Records `jti` (or a sign-in key) as revoked until `expires_at` (idempotent).
   virtual net::awaitable<void> revoke_token(std::string jti, micros expires_at) = 0;
 
   virtual net::awaitable<void> insert_refresh_token(const core::refresh_token& t) = 0;
   // Atomically: an active `old_hash` is marked used and `next` stored in the same family
   // (rotated; `next.family_id` and `next.customer_id` are then filled from the old row); a used
-  // one revokes its whole family (reused); unknown, expired or revoked → invalid.
+  // one revokes its whole family (reused; `next.family_id` then names it); unknown, expired or
+  // revoked → invalid.
   virtual net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
                                                              micros now) = 0;
   // Revokes every refresh token of a sign-in (sign-out).
   virtual net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) = 0;
+
+  // Sign-in guard (contract §8): the failed sign-ins counted for `email` from `address` and from
+  // every address ("*").
+  virtual net::awaitable<core::failure_counts> sign_in_failures(std::string email, std::string address) = 0;
+  // Counts one failure in both scopes; a count whose window (which starts at its first failure)
+  // began at or before `now - window` starts over at 1.
+  virtual net::awaitable<void> record_sign_in_failure(std::string email, std::string address, micros now,
+                                                      micros window) = 0;
+  // A successful sign-in clears its email-and-address count (the per-email count stays).
+  virtual net::awaitable<void> clear_sign_in_failures(std::string email, std::string address) = 0;
 
   virtual net::awaitable<std::optional<core::product>> get_cached_product(std::int64_t id) = 0;
   // Inserts or replaces cache rows (fetched_at taken from each product).

@@ -188,6 +188,13 @@ config load_config(const env_map& env) {
   c.idle_timeout_s = number(env, "API_IDLE_TIMEOUT_SECONDS", 60, 0.1, 3600);
   c.drain_timeout_s = number(env, "API_DRAIN_TIMEOUT_SECONDS", 10, 0, 3600);
   c.auth_cache_ttl_s = number(env, "AUTH_CACHE_TTL_SECONDS", 300, 0, 3600);
+  c.sign_in_max_failures = static_cast<int>(integer(env, "SIGN_IN_MAX_FAILURES", 10, 0, 1000000));
+  c.sign_in_max_failures_per_email = static_cast<int>(integer(env, "SIGN_IN_MAX_FAILURES_PER_EMAIL", 100, 0, 1000000));
+  c.sign_in_failure_window_s = 60 * number(env, "SIGN_IN_FAILURE_WINDOW_MINUTES", 15, 0.001, 1e6);
+  c.catalog_request_deadline_s = number(env, "PRODUCT_CATALOG_REQUEST_DEADLINE_SECONDS", 10, 0.001, 3600);
+  c.cache_missing_ttl_s = 60 * number(env, "PRODUCT_CACHE_MISSING_TTL_MINUTES", 5, 0, 1e7);
+  c.catalog_breaker_failures = static_cast<int>(integer(env, "PRODUCT_CATALOG_BREAKER_FAILURES", 5, 0, 1000000));
+  c.catalog_breaker_open_s = number(env, "PRODUCT_CATALOG_BREAKER_OPEN_SECONDS", 30, 0, 86400);
 
   if (c.env == "prod") {
     auto weak = [](const std::string& v, const char* def) { return v == def || v.size() < 32; };

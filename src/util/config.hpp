@@ -51,6 +51,15 @@ struct config {
   double auth_cache_ttl_s = 300;       // token-check cache lifetime; kept coherent by the change feed
   double db_statement_timeout_s = 10;  // every database statement's deadline (contract §5)
 
+  // Contract §8 "Sign-in guard" and "Catalog admission".
+  int sign_in_max_failures = 10;             // per email and client address (0 turns it off)
+  int sign_in_max_failures_per_email = 100;  // per email, every address (0 turns it off)
+  double sign_in_failure_window_s = 15 * 60;
+  double catalog_request_deadline_s = 10;  // one favoriting request's whole wait on the catalog
+  double cache_missing_ttl_s = 5 * 60;     // "no such product" remembered this long (0 turns it off)
+  int catalog_breaker_failures = 5;        // consecutive failed lookups that open the breaker (0: off)
+  double catalog_breaker_open_s = 30;
+
   std::int64_t jwt_expire_seconds() const { return static_cast<std::int64_t>(jwt_expire_days * 86400 + 0.5); }
 };
 

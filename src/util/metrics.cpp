@@ -78,6 +78,12 @@ std::string metrics::render(const std::map<std::string, double>& gauges) const {
   line("fav_catalog_singleflight_joins_total", "", static_cast<double>(singleflight_joins.load()));
   help("fav_product_cache_background_refreshes_total", "counter", "Background refreshes of stale products.");
   line("fav_product_cache_background_refreshes_total", "", static_cast<double>(background_refreshes.load()));
+  help("fav_catalog_breaker_refusals_total", "counter", "Product lookups refused at once by the open breaker.");
+  line("fav_catalog_breaker_refusals_total", "", static_cast<double>(catalog_breaker_refusals.load()));
+  help("fav_product_cache_missing_hits_total", "counter", "Lookups answered from the missing-product cache.");
+  line("fav_product_cache_missing_hits_total", "", static_cast<double>(missing_cache_hits.load()));
+  help("fav_product_cache_warmups_total", "counter", "Whole-catalog warm-ups stored in the cache.");
+  line("fav_product_cache_warmups_total", "", static_cast<double>(warmups.load()));
   for (auto& [name, v] : gauges) {
     help(name, "gauge", "Current value.");
     line(name, "", v);

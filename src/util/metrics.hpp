@@ -23,7 +23,8 @@ struct metrics {
   counter catalog_ok{0}, catalog_not_found{0}, catalog_retry{0}, catalog_failure{0};
   // Product-cache lookups by freshness, single-flight joins and background refreshes.
   counter cache_fresh{0}, cache_stale{0}, cache_expired{0}, cache_miss{0};
-  counter singleflight_joins{0}, background_refreshes{0};
+  counter singleflight_joins{0}, background_refreshes{0}, warmups{0};
+  counter catalog_breaker_refusals{0}, missing_cache_hits{0};
 
   // Latency histogram buckets (seconds); the last bucket is +Inf.
   static constexpr std::array<double, 12> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,

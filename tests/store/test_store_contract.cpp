@@ -400,14 +400,68 @@ TEST_P(store_contract, delete_customer_cascades) {
 
 TEST_P(store_contract, check_token_states) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-1")), auth_state::ok);
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-1", "")), auth_state::ok);
   run(st_->revoke_token("jti-1", t0 + 3600 * second));
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-1")), auth_state::revoked);
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-2")), auth_state::ok);
-  EXPECT_EQ(run(st_->check_token(fav::util::uuid_v4(), "jti-2")), auth_state::no_customer);
-  EXPECT_EQ(run(st_->check_token("not-a-uuid", "jti-2")), auth_state::no_customer);
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-1", "")), auth_state::revoked);
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-2", "")), auth_state::ok);
+  EXPECT_EQ(run(st_->check_token(fav::util::uuid_v4(), "jti-2", "")), auth_state::no_customer);
+  EXPECT_EQ(run(st_->check_token("not-a-uuid", "jti-2", "")), auth_state::no_customer);
   EXPECT_TRUE(run(st_->delete_customer(a.id)));
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-2")), auth_state::no_customer);
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-2", "")), auth_state::no_customer);
+}
+
+// §8 "Tokens, whole sign-ins": one revocation row for a sign-in revokes every token naming it.
+TEST_P(store_contract, check_token_honours_a_revoked_sign_in) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-1", "sid:fam-1")), auth_state::ok);
+  run(st_->revoke_token("sid:fam-1", t0 + 3600 * second));
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-1", "sid:fam-1")), auth_state::revoked);
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-2", "sid:fam-1")), auth_state::revoked);
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-3", "sid:fam-2")), auth_state::ok);  // another sign-in
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-3", "")), auth_state::ok);
+}
+
+// §8 "Sign-in guard": counts per email and address and per email, each over its own window.
+TEST_P(store_contract, sign_in_failures_count_clear_and_restart_their_window) {
+  const core::micros window = 900 * second;
+  auto counts = run(st_->sign_in_failures("a@example.com", "10.0.0.1"));
+  EXPECT_EQ(counts.by_address.failures, 0);
+  EXPECT_EQ(counts.by_email.failures, 0);
+  for (int i = 0; i < 3; ++i) run(st_->record_sign_in_failure("a@example.com", "10.0.0.1", t0 + i * second, window));
+  run(st_->record_sign_in_failure("a@example.com", "::1", t0 + 5 * second, window));
+  run(st_->record_sign_in_failure("b@example.com", "10.0.0.1", t0 + 5 * second, window));
+  counts = run(st_->sign_in_failures("a@example.com", "10.0.0.1"));
+  EXPECT_EQ(counts.by_address.failures, 3);
+  EXPECT_EQ(counts.by_address.window_start, t0);  // the window starts at its first failure
+  EXPECT_EQ(counts.by_email.failures, 4);         // every address
+  EXPECT_EQ(run(st_->sign_in_failures("a@example.com", "::1")).by_address.failures, 1);
+
+  // A success clears the email-and-address count only.
+  run(st_->clear_sign_in_failures("a@example.com", "10.0.0.1"));
+  counts = run(st_->sign_in_failures("a@example.com", "10.0.0.1"));
+  EXPECT_EQ(counts.by_address.failures, 0);
+  EXPECT_EQ(counts.by_email.failures, 4);
+
+  // A failure after the window starts the count over.
+  run(st_->record_sign_in_failure("a@example.com", "::1", t0 + window + 6 * second, window));
+  counts = run(st_->sign_in_failures("a@example.com", "::1"));
+  EXPECT_EQ(counts.by_address.failures, 1);
+  EXPECT_EQ(counts.by_address.window_start, t0 + window + 6 * second);
+  EXPECT_EQ(counts.by_email.failures, 1);
+}
+
+net::awaitable<int> record_one_failure(fav::store::store& st) {
+  co_await st.record_sign_in_failure("c@example.com", "10.0.0.9", t0, 900 * second);
+  co_return 0;
+}
+
+TEST_P(store_contract, concurrent_sign_in_failures_are_all_counted) {
+  std::vector<net::awaitable<int>> all;
+  for (int i = 0; i < 20; ++i) all.push_back(record_one_failure(*st_));
+  run_all(std::move(all));
+  const auto counts = run(st_->sign_in_failures("c@example.com", "10.0.0.9"));
+  EXPECT_EQ(counts.by_address.failures, 20);
+  EXPECT_EQ(counts.by_email.failures, 20);
 }
 
 TEST_P(store_contract, revoke_token_is_idempotent) {
@@ -415,7 +469,7 @@ TEST_P(store_contract, revoke_token_is_idempotent) {
   run(st_->revoke_token("jti-1", t0 + 3600 * second));
   EXPECT_NO_THROW(run(st_->revoke_token("jti-1", t0 + 3600 * second)));
   EXPECT_NO_THROW(run(st_->revoke_token("jti-1", t0 + 7200 * second)));
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-1")), auth_state::revoked);
+  EXPECT_EQ(run(st_->check_token(a.id, "jti-1", "")), auth_state::revoked);
 }
 
 // ---- refresh tokens ----
@@ -437,6 +491,7 @@ TEST_P(store_contract, refresh_rotation_rotates_detects_reuse_and_rejects) {
   // h1 was already used: the whole family ends, including the newest token.
   auto again = make_refresh("h1-replay", "", "", t0 + 3 * second, t0 + 3 * second + ttl);
   EXPECT_EQ(run(st_->rotate_refresh_token("h1", again, t0 + 3 * second)), rotate_result::reused);
+  EXPECT_EQ(again.family_id, "fam-1");  // names the chain, so its access tokens can be revoked too
   auto n4 = make_refresh("h4", "", "", t0 + 4 * second, t0 + 4 * second + ttl);
   EXPECT_EQ(run(st_->rotate_refresh_token("h3", n4, t0 + 4 * second)), rotate_result::invalid);
   EXPECT_EQ(run(st_->rotate_refresh_token("h1-replay", n4, t0 + 4 * second)), rotate_result::invalid);
@@ -746,7 +801,7 @@ INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
   EXPECT_EQ(favs.items[0].cached->price_cents, 1234);
   EXPECT_EQ(favs.items[0].cached->review_rate_cents, 450);
   // Our tables arrived alongside.
-  EXPECT_EQ(run(st_->check_token(c->id, "j")), auth_state::ok);
+  EXPECT_EQ(run(st_->check_token(c->id, "j", "")), auth_state::ok);
 }
 
 TEST_F(pg_backend, instances_migrating_together_both_succeed) {

@@ -3,6 +3,7 @@
 // retries, timeouts, keep-alive, TLS failure). No test sleeps to let time pass.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
@@ -20,10 +22,14 @@
 #include <thread>
 #include <vector>
 
+#include "catalog/admission.hpp"
 #include "catalog/client.hpp"
 #include "catalog/freshness.hpp"
 #include "catalog/parse.hpp"
+#include "catalog/product_cache.hpp"
+#include "store/sqlite_store.hpp"
 #include "util/metrics.hpp"
+#include "util/task_tracker.hpp"
 
 namespace {
 
@@ -357,9 +363,10 @@ class catalog_client : public ::testing::Test {
     o.max_concurrency = 10;
     o.backoff_base_s = 0.01;  // keeps the retry tests fast; the schedule itself is tested above
     o.backoff_cap_s = 0.02;
-    o.log_warning = [this](std::string_view m) {
+    o.log = [this](std::string_view m, const log_context& ctx) {
       std::lock_guard lk(log_mu_);
       logs_.emplace_back(m);
+      log_ids_.push_back(ctx.correlation_id);
     };
     return o;
   }
@@ -373,6 +380,14 @@ class catalog_client : public ::testing::Test {
     std::lock_guard lk(log_mu_);
     return logs_.size();
   }
+  std::vector<std::string> logs() {
+    std::lock_guard lk(log_mu_);
+    return logs_;
+  }
+  std::vector<std::string> log_ids() {
+    std::lock_guard lk(log_mu_);
+    return log_ids_;
+  }
 
   net::io_context ioc_;
   net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(ioc_);
@@ -380,6 +395,7 @@ class catalog_client : public ::testing::Test {
   fav::util::metrics metrics_;
   std::mutex log_mu_;
   std::vector<std::string> logs_;
+  std::vector<std::string> log_ids_;
 };
 
 TEST_F(catalog_client, concurrent_fetches_of_one_id_share_one_call) {
@@ -422,14 +438,16 @@ TEST_F(catalog_client, retries_run_out) {
   auto o = options(server.url());
   o.max_retries = 2;
   client c(ioc_.get_executor(), o, metrics_);
-  const auto r = run(c.fetch_product(3));
+  const auto r = run(c.fetch_product(3, log_context{"req-7", {}}));
   EXPECT_EQ(r.status, fetch_status::unavailable);
   EXPECT_GE(r.retry_after_s, 1);
   EXPECT_EQ(server.calls(), 3);
   EXPECT_EQ(metrics_.catalog_retry.load(), 2u);
   EXPECT_EQ(metrics_.catalog_failure.load(), 1u);
-  // The final failure is described for the request's log line.
-  EXPECT_NE(r.note.find("failed after 3 attempt(s)"), std::string::npos) << r.note;
+  // The final failure is logged by the client, with the request's correlation id.
+  ASSERT_EQ(logs().size(), 1u);
+  EXPECT_NE(logs()[0].find("failed after 3 attempt(s)"), std::string::npos) << logs()[0];
+  EXPECT_EQ(log_ids()[0], "req-7");
 }
 
 TEST_F(catalog_client, a_hanging_server_times_out_each_attempt) {
@@ -473,10 +491,14 @@ TEST_F(catalog_client, bodies_that_are_not_products_mean_not_found) {
   });
   client c(ioc_.get_executor(), options(server.url()), metrics_);
   for (std::int64_t id = 1; id <= 6; ++id) {
-    const auto r = run(c.fetch_product(id));
+    const auto before = log_count();
+    const auto r = run(c.fetch_product(id, log_context{"id-" + std::to_string(id), {}}));
     EXPECT_EQ(r.status, fetch_status::not_found) << id;
-    // Only non-products carry a note, which the request logs with its correlation id.
-    EXPECT_EQ(r.note.empty(), id <= 2) << id << ": " << r.note;
+    // Only non-products are logged, with the request's correlation id.
+    EXPECT_EQ(log_count() - before, id <= 2 ? 0u : 1u) << id;
+    if (id > 2) {
+      EXPECT_EQ(log_ids().back(), "id-" + std::to_string(id));
+    }
   }
   EXPECT_EQ(server.calls(), 6);
   EXPECT_EQ(metrics_.catalog_not_found.load(), 6u);
@@ -597,6 +619,338 @@ TEST_F(catalog_client, bad_base_urls_are_rejected_at_construction) {
     EXPECT_THROW(client(ioc_.get_executor(), options(bad), metrics_), std::invalid_argument) << bad;
   EXPECT_NO_THROW(client(ioc_.get_executor(), options("https://fakestoreapi.com"), metrics_));
   EXPECT_NO_THROW(client(ioc_.get_executor(), options("http://[::1]:8080/x"), metrics_));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The product cache (contract §4) over a real SQLite file and the scripted catalog, with an
+// injected clock: every age below is a plain number, nothing sleeps to let a TTL pass.
+
+constexpr fav::core::micros second = 1'000'000;
+constexpr fav::core::micros t0 = 1'800'000'000 * second;  // when the cached rows were fetched
+
+class product_cache_test : public catalog_client {
+ protected:
+  void SetUp() override {
+    catalog_client::SetUp();
+    dir_ = std::filesystem::temp_directory_path() / ("fav-product-cache-" + std::to_string(::getpid()) + "-" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    db_ = fav::store::make_sqlite_store(ioc_.get_executor(), (dir_ / "cache.db").string(), 1);
+    run(db_->migrate());
+    cfg_.cache_soft_ttl_s = 300;   // 5 min
+    cfg_.cache_hard_ttl_s = 1800;  // 30 min
+  }
+  void TearDown() override {
+    // Background refreshes end before the store and the client go away.
+    for (int i = 0; i < 500 && bg_.active() > 0; ++i) std::this_thread::sleep_for(10ms);
+    cache_.reset();
+    client_.reset();
+    db_.reset();
+    catalog_client::TearDown();
+    std::filesystem::remove_all(dir_);
+  }
+
+  product_cache& cache(const std::string& url) {
+    client_ = std::make_unique<client>(ioc_.get_executor(), options(url), metrics_);
+    cache_ = std::make_unique<product_cache>(*db_, *client_, cfg_, metrics_, bg_, ioc_.get_executor(),
+                                             [this] { return now_.load(); });
+    return *cache_;
+  }
+
+  // A cached row for `id`, fetched at t0, titled "cached".
+  void seed(std::int64_t id) {
+    fav::core::product p;
+    p.id = id;
+    p.title = "cached";
+    p.price_cents = 100;
+    p.fetched_at = t0;
+    run(db_->upsert_products(std::vector<fav::core::product>(1, p)));
+  }
+  std::vector<fav::core::favorite> favorites_of(std::int64_t id) {
+    fav::core::favorite f;
+    f.product_id = id;
+    f.cached = run(db_->get_cached_product(id));
+    return {f};
+  }
+  // Waits (bounded) for the background refreshes to end: an event, not the passing of a TTL.
+  void drain() {
+    for (int i = 0; i < 500 && bg_.active() > 0; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(bg_.active(), 0);
+  }
+  void at_age(double seconds) { now_.store(t0 + static_cast<fav::core::micros>(seconds * second)); }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<fav::store::store> db_;
+  fav::util::config cfg_;
+  fav::util::task_tracker bg_;
+  std::atomic<fav::core::micros> now_{t0};
+  std::unique_ptr<client> client_;
+  std::unique_ptr<product_cache> cache_;
+};
+
+// "Age ≤ soft TTL (PRODUCT_CACHE_SOFT_TTL_MINUTES, default 5): served as is."
+TEST_F(product_cache_test, fresh_is_served_as_is) {
+  scripted_server server([](int, const std::string& t) { return ok_product(t); });
+  auto& c = cache(server.url());
+  seed(1);
+  at_age(300);  // exactly the soft TTL: still fresh
+  const auto r = run(c.get_for_favorite(1, {}));
+  ASSERT_EQ(r.status, fetch_status::found);
+  EXPECT_EQ(r.product->title, "cached");
+  const auto listed = run(c.resolve(favorites_of(1)));
+  EXPECT_EQ(listed[0]->title, "cached");
+  drain();
+  EXPECT_EQ(server.calls(), 0);
+}
+
+// "Soft < age ≤ hard TTL: served as is and refreshed in the background (at most one refresh per
+// product at a time)."
+TEST_F(product_cache_test, stale_listing_is_served_and_refreshed_once) {
+  scripted_server server([](int, const std::string& t) {
+    plan p = ok_product(t);
+    p.delay_ms = 300;  // the refresh is still running while the other listings arrive
+    return p;
+  });
+  auto& c = cache(server.url());
+  seed(2);
+  at_age(301);
+  const auto favs = favorites_of(2);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(run(c.resolve(favs))[0]->title, "cached") << i;
+  drain();
+  EXPECT_EQ(server.calls(), 1);
+  EXPECT_EQ(metrics_.background_refreshes.load(), 1u);
+  const auto row = run(db_->get_cached_product(2));
+  EXPECT_EQ(row->title, "Product 2");
+  EXPECT_EQ(row->fetched_at, t0 + 301 * second);  // stamped with the injected clock
+}
+
+// "Favoriting a product with a stale entry refreshes it."
+TEST_F(product_cache_test, stale_favoriting_refreshes_before_answering) {
+  scripted_server server([](int, const std::string& t) { return ok_product(t); });
+  auto& c = cache(server.url());
+  seed(3);
+  at_age(1800);  // the hard TTL itself is still stale
+  const auto r = run(c.get_for_favorite(3, {}));
+  ASSERT_EQ(r.status, fetch_status::found);
+  EXPECT_EQ(r.product->title, "Product 3");
+  EXPECT_EQ(server.calls(), 1);
+}
+
+// "Age > hard TTL or absent: fetched before answering."
+TEST_F(product_cache_test, expired_or_absent_is_fetched_first) {
+  scripted_server server([](int, const std::string& t) { return ok_product(t); });
+  auto& c = cache(server.url());
+  seed(4);
+  at_age(1801);
+  EXPECT_EQ(run(c.resolve(favorites_of(4)))[0]->title, "Product 4");
+  EXPECT_EQ(server.calls(), 1);
+  const auto absent = run(c.resolve(favorites_of(5)));
+  EXPECT_EQ(absent[0]->title, "Product 5");
+  EXPECT_EQ(server.calls(), 2);
+  EXPECT_EQ(run(db_->get_cached_product(5))->fetched_at, t0 + 1801 * second);
+}
+
+// "When the catalog cannot be reached, a cached copy of any age is served rather than failing
+// (favoriting it answers 201) ... items that cannot be fetched and were never cached are listed
+// ... unavailable."
+TEST_F(product_cache_test, stale_if_error_serves_any_age) {
+  scripted_server server([](int, const std::string&) { return reply(500, "down"); });
+  auto& c = cache(server.url());
+  seed(6);
+  at_age(10 * 86400);  // ten days old
+  const auto r = run(c.get_for_favorite(6, {}));
+  ASSERT_EQ(r.status, fetch_status::found);
+  EXPECT_EQ(r.product->title, "cached");
+  EXPECT_EQ(run(c.resolve(favorites_of(6)))[0]->title, "cached");
+  const auto never = run(c.get_for_favorite(7, {}));
+  EXPECT_EQ(never.status, fetch_status::unavailable);
+  EXPECT_GE(never.retry_after_s, 1);
+  EXPECT_FALSE(run(c.resolve(favorites_of(7)))[0].has_value());
+}
+
+// "A product that the catalog now says is gone stays in the customer's list with its last
+// cached data, but cannot be favorited anew once its cache entry is past the hard TTL."
+TEST_F(product_cache_test, gone_past_the_hard_ttl_cannot_be_favorited) {
+  scripted_server server([](int, const std::string&) { return reply(404, ""); });
+  auto& c = cache(server.url());
+  seed(8);
+  at_age(1000);  // stale: the cached copy still stands
+  EXPECT_EQ(run(c.get_for_favorite(8, {})).status, fetch_status::found);
+  at_age(1801);  // past the hard TTL
+  EXPECT_EQ(run(c.get_for_favorite(8, {})).status, fetch_status::not_found);
+  EXPECT_EQ(run(c.resolve(favorites_of(8)))[0]->title, "cached");             // still listed
+  EXPECT_EQ(run(c.get_for_favorite(9, {})).status, fetch_status::not_found);  // never cached
+}
+
+// ---------------------------------------------------------------------------------------------
+// Catalog admission (contract §8): the breaker and the missing-product memory, plain numbers.
+
+// "After PRODUCT_CATALOG_BREAKER_FAILURES (default 5) consecutive failed lookups (after their
+// retries) the catalog counts as down for PRODUCT_CATALOG_BREAKER_OPEN_SECONDS (default 30):
+// lookups that need it answer 503 catalog_unavailable at once, with Retry-After = the time left;
+// ... then one probe call decides whether it is back."
+TEST(breaker, opens_after_consecutive_failures_and_one_probe_decides) {
+  breaker b(5, 30);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(b.admit(100).allowed);
+    b.on_failure(100);
+  }
+  b.on_success();  // not consecutive any more
+  for (int i = 0; i < 4; ++i) b.on_failure(101);
+  EXPECT_FALSE(b.open(101));
+  b.on_failure(102);  // the fifth in a row
+  EXPECT_TRUE(b.open(102));
+  auto d = b.admit(112);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_DOUBLE_EQ(d.retry_after_s, 20);  // the time left
+  // Time's up: exactly one probe.
+  auto probe = b.admit(132);
+  EXPECT_TRUE(probe.allowed);
+  EXPECT_TRUE(probe.probe);
+  EXPECT_FALSE(b.admit(132.5).allowed);
+  // The probe fails: open again for the full period.
+  b.on_failure(133);
+  EXPECT_FALSE(b.admit(150).allowed);
+  EXPECT_DOUBLE_EQ(b.admit(150).retry_after_s, 13);
+  probe = b.admit(163);
+  ASSERT_TRUE(probe.probe);
+  b.on_success();  // the probe succeeds: closed
+  EXPECT_TRUE(b.admit(163.1).allowed);
+  EXPECT_FALSE(b.admit(163.1).probe);
+  EXPECT_FALSE(b.open(163.1));
+}
+
+TEST(breaker, an_abandoned_probe_lets_the_next_lookup_probe) {
+  breaker b(1, 10);
+  b.on_failure(0);
+  const auto probe = b.admit(10);
+  ASSERT_TRUE(probe.probe);
+  b.on_abandoned(probe);  // e.g. its deadline passed while it queued for a slot
+  EXPECT_TRUE(b.admit(10.5).probe);
+}
+
+TEST(breaker, late_failures_of_lookups_admitted_earlier_do_not_extend_it) {
+  breaker b(2, 10);
+  b.on_failure(0);
+  b.on_failure(1);  // open until 11
+  b.on_failure(5);  // a lookup admitted before it opened
+  EXPECT_DOUBLE_EQ(b.admit(6).retry_after_s, 5);
+}
+
+TEST(breaker, zero_failures_turns_it_off) {
+  breaker b(0, 30);
+  for (int i = 0; i < 100; ++i) b.on_failure(i);
+  EXPECT_TRUE(b.admit(100).allowed);
+  EXPECT_FALSE(b.open(100));
+}
+
+// "A product the catalog said does not exist is remembered as missing for
+// PRODUCT_CACHE_MISSING_TTL_MINUTES (default 5)."
+TEST(missing_products, remembered_for_the_ttl_then_forgotten) {
+  missing_products m(300 * second, 10);
+  m.remember(7, t0);
+  EXPECT_TRUE(m.contains(7, t0 + 299 * second));
+  EXPECT_FALSE(m.contains(8, t0));
+  EXPECT_FALSE(m.contains(7, t0 + 300 * second));
+  EXPECT_EQ(m.size(), 0u);  // the expired entry went
+  m.remember(7, t0);
+  m.forget(7);  // the catalog has it again
+  EXPECT_FALSE(m.contains(7, t0));
+}
+
+TEST(missing_products, bounded_oldest_first) {
+  missing_products m(300 * second, 3);
+  for (std::int64_t id = 1; id <= 5; ++id) m.remember(id, t0 + id);
+  EXPECT_EQ(m.size(), 3u);
+  EXPECT_FALSE(m.contains(1, t0 + 10));
+  EXPECT_FALSE(m.contains(2, t0 + 10));
+  EXPECT_TRUE(m.contains(5, t0 + 10));
+  missing_products off(0, 3);
+  off.remember(1, t0);
+  EXPECT_FALSE(off.contains(1, t0));
+}
+
+// "favoriting it again meanwhile answers 404 with no catalog call."
+TEST_F(product_cache_test, a_missing_product_is_not_asked_for_again) {
+  scripted_server server([](int, const std::string&) { return reply(404, ""); });
+  auto& c = cache(server.url());
+  EXPECT_EQ(run(c.get_for_favorite(20, {})).status, fetch_status::not_found);
+  EXPECT_EQ(run(c.get_for_favorite(20, {})).status, fetch_status::not_found);
+  EXPECT_FALSE(run(c.resolve(favorites_of(20)))[0].has_value());
+  EXPECT_EQ(server.calls(), 1);
+  EXPECT_EQ(metrics_.missing_cache_hits.load(), 2u);
+  at_age(300);  // the memory lapses: asked again
+  EXPECT_EQ(run(c.get_for_favorite(20, {})).status, fetch_status::not_found);
+  EXPECT_EQ(server.calls(), 2);
+}
+
+// "A favoriting request never waits on the catalog, queueing for a slot included, longer than
+// PRODUCT_CATALOG_REQUEST_DEADLINE_SECONDS."
+TEST_F(product_cache_test, no_lookup_waits_past_the_request_deadline) {
+  scripted_server server([](int, const std::string&) { return hang_forever(); });
+  cfg_.catalog_request_deadline_s = 0.3;
+  cfg_.catalog_max_concurrency = 1;
+  auto o = options(server.url());
+  o.max_concurrency = 1;  // the second lookup queues behind the first
+  o.timeout_s = 5;
+  client_ = std::make_unique<client>(ioc_.get_executor(), o, metrics_);
+  cache_ = std::make_unique<product_cache>(*db_, *client_, cfg_, metrics_, bg_, ioc_.get_executor(),
+                                           [this] { return now_.load(); });
+  const auto start = std::chrono::steady_clock::now();
+  auto a = net::co_spawn(ioc_, cache_->get_for_favorite(30, {}), net::use_future);
+  auto b = net::co_spawn(ioc_, cache_->get_for_favorite(31, {}), net::use_future);
+  EXPECT_EQ(a.get().status, fetch_status::unavailable);
+  const auto rb = b.get();
+  EXPECT_EQ(rb.status, fetch_status::unavailable);
+  EXPECT_GE(rb.retry_after_s, 1);
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(elapsed, 0.3 + 1.5);  // the deadline plus slack for a loaded machine; not 5 s
+  EXPECT_EQ(server.calls(), 1);   // the queued one never reached the catalog
+}
+
+// The client's breaker over the scripted catalog: open → unavailable at once, no call.
+TEST_F(catalog_client, an_open_breaker_answers_at_once_without_a_call) {
+  scripted_server server([](int, const std::string&) { return reply(500, "down"); });
+  auto o = options(server.url());
+  o.max_retries = 0;
+  o.breaker_failures = 2;
+  o.breaker_open_s = 30;
+  client c(ioc_.get_executor(), o, metrics_);
+  EXPECT_EQ(run(c.fetch_product(1)).status, fetch_status::unavailable);
+  EXPECT_FALSE(c.breaker_open());
+  EXPECT_EQ(run(c.fetch_product(2)).status, fetch_status::unavailable);
+  EXPECT_TRUE(c.breaker_open());
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = run(c.fetch_product(3));
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 0.5);
+  EXPECT_EQ(r.status, fetch_status::unavailable);
+  EXPECT_GE(r.retry_after_s, 29);
+  EXPECT_LE(r.retry_after_s, 30);
+  EXPECT_EQ(server.calls(), 2);
+  EXPECT_EQ(metrics_.catalog_breaker_refusals.load(), 1u);
+}
+
+TEST_F(catalog_client, too_many_products_at_once_are_refused) {
+  scripted_server server([](int, const std::string& t) {
+    plan p = ok_product(t);
+    p.delay_ms = 300;
+    return p;
+  });
+  auto o = options(server.url());
+  o.max_flights = 2;
+  client c(ioc_.get_executor(), o, metrics_);
+  auto a = net::co_spawn(ioc_, c.fetch_product(1), net::use_future);
+  auto b = net::co_spawn(ioc_, c.fetch_product(2), net::use_future);
+  // Both flights started (an event, polled with a bound).
+  for (int i = 0; i < 1000 && server.calls() < 2; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(server.calls(), 2);
+  const auto refused = run(c.fetch_product(3));
+  EXPECT_EQ(refused.status, fetch_status::unavailable);
+  EXPECT_EQ(refused.retry_after_s, 1);
+  EXPECT_EQ(run(c.fetch_product(1)).status, fetch_status::found);  // joining an existing flight is fine
+  EXPECT_EQ(a.get().status, fetch_status::found);
+  EXPECT_EQ(b.get().status, fetch_status::found);
 }
 
 }  // namespace

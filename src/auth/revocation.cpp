@@ -1,0 +1,20 @@
+// See revocation.hpp.
+#include "auth/revocation.hpp"
+
+namespace fav::auth {
+
+net::awaitable<void> revoke_access_token(store::store& db, token_cache& tokens, std::string key,
+                                         core::micros expires_at) {
+  co_await db.revoke_token(key, expires_at);
+  tokens.forget_token(key);
+}
+
+net::awaitable<void> revoke_sign_in(store::store& db, token_cache& tokens, std::string sid, core::micros now,
+                                    core::micros access_ttl) {
+  const std::string key = sign_in_key(sid);  // named: g++ 12 destroys temporaries in co_await twice
+  co_await db.revoke_token(key, now + access_ttl);
+  co_await db.revoke_refresh_family(sid, now);
+  tokens.forget_sign_in(sid);
+}
+
+}  // namespace fav::auth

@@ -1,0 +1,32 @@
+// Revoking tokens and whole sign-ins (contract §2 sign-out, §8 "Tokens, whole sign-ins"): the one
+// place that writes revocations, so a change feed from other instances can hook in here
+// (it calls token_cache::forget_token / forget_sign_in for what it hears).
+#pragma once
+#include <boost/asio/awaitable.hpp>
+#include <string>
+#include <string_view>
+
+#include "auth/token_cache.hpp"
+#include "core/types.hpp"
+#include "store/store.hpp"
+
+namespace fav::auth {
+
+namespace net = boost::asio;
+
+// The revoked_tokens key that revokes every access token naming sign-in `sid` (no row per token;
+// "sid:" never starts a jti or a signature key).
+inline std::string sign_in_key(std::string_view sid) {
+  return "sid:" + std::string(sid);
+}
+
+// Revokes one access token (`key` from revocation_key) until it expires.
+net::awaitable<void> revoke_access_token(store::store& db, token_cache& tokens, std::string key,
+                                         core::micros expires_at);
+
+// Revokes sign-in `sid`: every access token its refresh chain issued (they all expire by
+// now + access_ttl) and its refresh tokens. Idempotent.
+net::awaitable<void> revoke_sign_in(store::store& db, token_cache& tokens, std::string sid, core::micros now,
+                                    core::micros access_ttl);
+
+}  // namespace fav::auth
