@@ -30,8 +30,8 @@ class feed_store final : public store {
   net::awaitable<update_result> update_customer(std::string id, customer_patch patch, micros now) override;
   net::awaitable<bool> delete_customer(std::string id) override;
 
-  net::awaitable<auth_state> check_token(std::string customer_id, std::string jti) override {
-    return inner_->check_token(std::move(customer_id), std::move(jti));
+  net::awaitable<auth_state> check_token(std::string customer_id, std::string jti, std::string sign_in_key) override {
+    return inner_->check_token(std::move(customer_id), std::move(jti), std::move(sign_in_key));
   }
   net::awaitable<void> revoke_token(std::string jti, micros expires_at) override;
 
@@ -41,6 +41,17 @@ class feed_store final : public store {
   net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
                                                      micros now) override;
   net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override;
+
+  net::awaitable<core::failure_counts> sign_in_failures(std::string email, std::string address) override {
+    return inner_->sign_in_failures(std::move(email), std::move(address));
+  }
+  net::awaitable<void> record_sign_in_failure(std::string email, std::string address, micros now,
+                                              micros window) override {
+    return inner_->record_sign_in_failure(std::move(email), std::move(address), now, window);
+  }
+  net::awaitable<void> clear_sign_in_failures(std::string email, std::string address) override {
+    return inner_->clear_sign_in_failures(std::move(email), std::move(address));
+  }
 
   net::awaitable<std::optional<core::product>> get_cached_product(std::int64_t id) override {
     return inner_->get_cached_product(id);
