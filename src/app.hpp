@@ -6,7 +6,6 @@
 #include "auth/hash_pool.hpp"
 #include "auth/jwt.hpp"
 #include "auth/token_cache.hpp"
-#include "catalog/client.hpp"
 #include "catalog/product_cache.hpp"
 #include "store/change_feed.hpp"
 #include "store/store.hpp"
@@ -22,7 +21,6 @@ struct app {
   auth::jwt_codec& jwt;
   auth::hash_pool& hashes;
   auth::token_cache& tokens;  // per-request revocation / existence check
-  catalog::client& catalog;
   catalog::product_cache& products;
   util::metrics& metrics;
   util::task_tracker& background;  // detached work that shutdown drains

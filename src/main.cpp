@@ -1,5 +1,6 @@
 // favorites-api: read config, open the store, migrate, build `app`, run the I/O threads, and
 // drain on SIGTERM/SIGINT. Subcommands: serve (default), migrate, check-config, healthcheck.
+#include <sys/resource.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -21,6 +22,7 @@
 #include "api/errors.hpp"
 #include "app.hpp"
 #include "auth/password.hpp"
+#include "http/middleware.hpp"
 #include "http/server.hpp"
 #include "routes.hpp"
 #include "store/feed_store.hpp"
@@ -131,6 +133,23 @@ int healthcheck(const std::string& host, int port,
   return ok ? 0 : 1;
 }
 
+// Contract §8: the descriptor limit's soft value raised to the hard one, and the connection cap
+// lowered to fit it, leaving room for the database, the catalog and the process's own files.
+int connection_cap(const util::config& cfg) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return cfg.max_connections;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  if (lim.rlim_cur == RLIM_INFINITY) return cfg.max_connections;
+  auto fds = static_cast<std::int64_t>(lim.rlim_cur);
+  std::int64_t reserve = 32 + cfg.db_pool_size + cfg.catalog_max_concurrency;
+  std::int64_t fit = fds > 2 * reserve ? fds - reserve : std::max<std::int64_t>(1, fds / 2);
+  return static_cast<int>(std::min<std::int64_t>(cfg.max_connections, fit));
+}
+
 int serve(const util::config& cfg) {
   service_context ioc(cfg.api_threads);
   auto guard = net::make_work_guard(ioc);
@@ -178,16 +197,27 @@ int serve(const util::config& cfg) {
   catalog::client catalog_client(ioc.get_executor(), catalog_opts, metrics);
   catalog::product_cache products(
       *db, catalog_client, cfg, metrics, background, ioc.get_executor(), [] { return util::now_micros(); }, warn);
-  app a{cfg, *db, jwt, hashes, tokens, catalog_client, products, metrics, background, feed};
+  app a{cfg, *db, jwt, hashes, tokens, products, metrics, background, feed};
 
   dispatcher dispatch(a);
+  http::server_options opts;
+  opts.host = cfg.host;
+  opts.port = static_cast<unsigned short>(cfg.api_port);
+  opts.body_limit = cfg.body_limit;
+  opts.header_timeout_s = cfg.header_timeout_s;
+  opts.request_timeout_s = cfg.request_timeout_s;
+  opts.idle_timeout_s = cfg.idle_timeout_s;
+  opts.max_connections = connection_cap(cfg);
+  opts.cors_origins = cfg.cors_origins;
+  opts.rate_per_second = cfg.rate_limit_per_second;
+  opts.rate_burst = cfg.rate_limit_burst;
+  opts.trusted_proxies = cfg.trusted_proxies;
+  opts.rate_limit_exempt = {"/health", "/health/ready", "/metrics"};
   http::server srv(
-      ioc,
-      http::server_options{cfg.host, static_cast<unsigned short>(cfg.api_port), cfg.body_limit, 8 * 1024,
-                           cfg.request_timeout_s, cfg.idle_timeout_s, cfg.cors_origins},
-      [&](http::request& r) { return dispatch(r); }, [](core::errc e) { return api::fail(e); },
+      ioc, opts, [&](http::request& r) { return dispatch(r); }, [](http::failure f) { return api::fail(f); },
       [&](const http::request& r, int st, double s) {
-        metrics.observe_request(r.route, r.raw ? std::string_view(r.raw->method_string()) : "", st, s);
+        // Labels from fixed sets only (§8): odd methods count as `other`, unknown paths as `unmatched`.
+        metrics.observe_request(r.route, r.raw ? http::method_label(*r.raw) : "other", st, s);
       });
   unsigned short port = 0;
   try {
@@ -238,12 +268,20 @@ int serve(const util::config& cfg) {
         },
         net::detached);
   });
+  if (!cfg.default_secrets.empty()) {
+    std::string names;
+    for (auto& n : cfg.default_secrets) names += (names.empty() ? "" : ", ") + n;
+    util::log_always(util::log_level::warning,
+                     "development default secrets in use; set them before exposing the service",
+                     {{"defaults", names}, {"host", cfg.host}});
+  }
   // Announced only now: a SIGTERM sent as soon as "listening" appears finds its handler.
   util::log_always(util::log_level::info, "listening",
                    {{"port", static_cast<int>(port)},
                     {"host", cfg.host},
                     {"backend", db->backend()},
                     {"threads", cfg.api_threads},
+                    {"max_connections", srv.options().max_connections},
                     {"version", FAV_VERSION}});
   util::log_flush();
   stopped.get_future().wait();

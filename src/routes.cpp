@@ -43,7 +43,7 @@ std::vector<route_info> route_list() {
   return out;
 }
 
-dispatcher::dispatcher(app& a) : app_(a) {
+dispatcher::dispatcher(app& a) : app_(a), verifier_{a.cfg.api_key, a.jwt, a.tokens} {
   for (auto& r : routes) patterns_.emplace_back(r.pattern);
 }
 
@@ -77,11 +77,11 @@ boost::asio::awaitable<http::response> dispatcher::operator()(http::request& req
   }
 
   try {
-    if (auto denied = co_await auth::authorize(found->policy, req, app_)) co_return api::fail(*denied);
+    if (auto denied = co_await auth::authorize(found->policy, req, verifier_)) co_return api::fail(*denied);
     co_return co_await found->handle(req, app_);
   } catch (const store::customer_gone&) {
     // Deleted while this request ran: answered as that customer's token now is (contract §5).
-    if (req.auth) app_.tokens.forget_customer(req.auth->customer_id);
+    if (req.auth.has_value()) app_.tokens.forget_customer(auth::caller(req).customer_id);
     co_return api::fail(core::errc::invalid_token);
   } catch (const store::unavailable& e) {
     util::log(util::log_level::error, "database unavailable",

@@ -40,6 +40,7 @@ class dispatcher {
 
  private:
   app& app_;
+  auth::verifier verifier_;
   std::vector<http::path_pattern> patterns_;  // parallel to route_table()
 };
 

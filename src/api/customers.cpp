@@ -7,6 +7,7 @@
 #include "api/json_body.hpp"
 #include "api/render.hpp"
 #include "app.hpp"
+#include "auth/policy.hpp"
 #include "core/validate.hpp"
 #include "util/time.hpp"
 
@@ -72,7 +73,7 @@ net::awaitable<http::response> list_customers(http::request& req, app& a) {
 }
 
 net::awaitable<http::response> get_customer(http::request& req, app& a) {
-  auto c = co_await a.db.find_customer(req.auth->customer_id);
+  auto c = co_await a.db.find_customer(auth::caller(req).customer_id);
   if (!c) co_return fail(errc::invalid_token);  // deleted between the auth check and now
   std::string body;
   render_customer(body, *c);
@@ -98,7 +99,7 @@ net::awaitable<http::response> patch_customer(http::request& req, app& a) {
     patch.name = core::parse_name(*name);
     if (!patch.name) co_return fail(errc::invalid_name, http::status::bad_request, {{"name", "invalid"}});
   }
-  switch (co_await a.db.update_customer(req.auth->customer_id, std::move(patch), util::now_micros())) {
+  switch (co_await a.db.update_customer(auth::caller(req).customer_id, std::move(patch), util::now_micros())) {
     case store::update_result::email_taken: co_return fail(errc::email_already_exists);
     case store::update_result::not_found: co_return fail(errc::invalid_token);
     case store::update_result::updated:
@@ -108,8 +109,8 @@ net::awaitable<http::response> patch_customer(http::request& req, app& a) {
 }
 
 net::awaitable<http::response> delete_customer(http::request& req, app& a) {
-  co_await a.db.delete_customer(req.auth->customer_id);
-  a.tokens.forget_customer(req.auth->customer_id);
+  co_await a.db.delete_customer(auth::caller(req).customer_id);
+  a.tokens.forget_customer(auth::caller(req).customer_id);
   co_return http::no_content();
 }
 

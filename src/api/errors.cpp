@@ -41,6 +41,8 @@ http::status status_of(errc e) {
     case errc::server_busy: return st::service_unavailable;
     case errc::too_many_attempts: return st::too_many_requests;
     case errc::request_timeout: return st::request_timeout;
+    case errc::not_implemented: return st::not_implemented;
+    case errc::rate_limited: return st::too_many_requests;
     case errc::internal_error: return st::internal_server_error;
   }
   return st::internal_server_error;
@@ -71,6 +73,18 @@ http::response fail(errc e, std::optional<http::status> override_status, const s
   if (e == errc::missing_token || e == errc::invalid_token || e == errc::token_expired)
     res.header("WWW-Authenticate", "Bearer");
   return res;
+}
+
+http::response fail(http::failure f) {
+  switch (f) {
+    case http::failure::too_large: return fail(errc::payload_too_large);
+    case http::failure::headers_too_large: return fail(errc::headers_too_large);
+    case http::failure::request_timeout: return fail(errc::request_timeout);
+    case http::failure::not_implemented: return fail(errc::not_implemented);
+    case http::failure::rate_limited: return fail(errc::rate_limited);  // the server adds Retry-After
+    case http::failure::bad_request: break;
+  }
+  return fail(errc::bad_request);
 }
 
 }  // namespace fav::api

@@ -20,5 +20,7 @@ http::status status_of(core::errc e);
 // on this route (invalid_email: 422 at sign-up, 400 on PATCH). 503s carry Retry-After.
 http::response fail(core::errc e, std::optional<http::status> override_status = std::nullopt,
                     const std::vector<field_error>& errors = {}, int retry_after_s = 1);
+// The same for a request the HTTP server refused itself.
+http::response fail(http::failure f);
 
 }  // namespace fav::api

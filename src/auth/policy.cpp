@@ -3,8 +3,6 @@
 
 #include <sodium.h>
 
-#include "app.hpp"
-#include "auth/token_cache.hpp"
 #include "util/time.hpp"
 
 namespace fav::auth {
@@ -43,12 +41,16 @@ std::string revocation_key(std::string_view token, const std::optional<std::stri
   return "sig:" + std::string(token.substr(dot == std::string_view::npos ? 0 : dot + 1));
 }
 
-net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, app& a) {
+const principal& caller(const http::request& req) {
+  return std::any_cast<const principal&>(req.auth);  // throws (→ 500) if a route forgot its policy
+}
+
+net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, const verifier& ver) {
   if (p == policy::none) co_return std::nullopt;
   if (p == policy::api_key) {
     auto key = req.header("x-aiqfome-api-key");
     if (key.empty()) co_return errc::missing_api_key;
-    const auto& want = a.cfg.api_key;
+    const auto& want = ver.api_key;
     // Constant time over the expected length; a length mismatch still does the full compare.
     std::string padded(want.size(), '\0');
     std::copy_n(key.data(), std::min(key.size(), want.size()), padded.data());
@@ -58,7 +60,7 @@ net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, app&
 
   auto token = presented_token(req);
   if (token.empty()) co_return errc::missing_token;
-  auto v = a.jwt.verify(token, util::now_micros() / 1'000'000);
+  auto v = ver.jwt.verify(token, util::now_micros() / 1'000'000);
   switch (v.status) {
     case token_status::ok: break;
     case token_status::expired: co_return errc::token_expired;
@@ -68,11 +70,11 @@ net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, app&
   std::string key = revocation_key(token, v.value.jti);
   // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice.
   const std::string sid = v.value.sid.value_or(std::string());
-  auto state = co_await a.tokens.check(v.value.sub, key, sid);
+  auto state = co_await ver.tokens.check(v.value.sub, key, sid);
   if (state != store::auth_state::ok) co_return errc::invalid_token;
-  req.auth = http::principal{v.value.sub, std::move(key), v.value.sid, v.value.exp};
   // customer_self: {id} must be exactly the caller (malformed ids included → 403).
-  if (req.params.empty() || req.params[0] != req.auth->customer_id) co_return errc::forbidden;
+  if (req.params.empty() || req.params[0] != v.value.sub) co_return errc::forbidden;
+  req.auth = principal{v.value.sub, std::move(key), v.value.sid, v.value.exp};
   co_return std::nullopt;
 }
 

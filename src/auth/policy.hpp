@@ -4,12 +4,10 @@
 #include <optional>
 #include <string_view>
 
+#include "auth/jwt.hpp"
+#include "auth/token_cache.hpp"
 #include "core/errc.hpp"
 #include "http/message.hpp"
-
-namespace fav {
-struct app;
-}
 
 namespace fav::auth {
 
@@ -21,9 +19,27 @@ enum class policy {
   customer_self,  // a valid token whose `sub` is exactly the route's {id}
 };
 
+// Who the auth policy found behind the request (stored in http::request::auth).
+struct principal {
+  std::string customer_id;         // token `sub`
+  std::string jti;                 // revocation key (jti, or the signature for reference tokens)
+  std::optional<std::string> sid;  // refresh-token family of the sign-in
+  std::int64_t exp = 0;            // token expiry, seconds
+};
+
+// The caller of a request that passed a customer policy (routes with policy::customer_self).
+const principal& caller(const http::request& req);
+
+// What the policies need, and nothing else.
+struct verifier {
+  std::string_view api_key;  // API_KEY
+  jwt_codec& jwt;
+  token_cache& tokens;  // revocation / existence check
+};
+
 // Checks `p` for `req`; fills req.auth for customer policies. nullopt → allowed; otherwise
 // missing_api_key, invalid_api_key, missing_token, invalid_token, token_expired or forbidden.
-net::awaitable<std::optional<core::errc>> authorize(policy p, http::request& req, app& a);
+net::awaitable<std::optional<core::errc>> authorize(policy p, http::request& req, const verifier& v);
 
 // The access token from `Authorization: Bearer` or the `access_token` cookie; empty if none.
 std::string_view presented_token(const http::request& req);

@@ -36,6 +36,8 @@ std::string_view code(errc e) noexcept {
     case errc::server_busy: return "server_busy";
     case errc::too_many_attempts: return "too_many_attempts";
     case errc::request_timeout: return "request_timeout";
+    case errc::not_implemented: return "not_implemented";
+    case errc::rate_limited: return "rate_limited";
     case errc::internal_error: return "internal_error";
   }
   return "internal_error";

@@ -36,6 +36,8 @@ enum class errc {
   server_busy,
   too_many_attempts,
   request_timeout,
+  not_implemented,
+  rate_limited,
   internal_error,
 };
 

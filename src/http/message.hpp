@@ -1,6 +1,7 @@
 // The request a handler reads and the response it returns; no Beast types leak past here
 // except the parsed header block, so handlers stay plain functions.
 #pragma once
+#include <any>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -17,12 +18,14 @@ namespace bhttp = boost::beast::http;
 using verb = bhttp::verb;
 using status = bhttp::status;
 
-// Who the auth policy found behind the request.
-struct principal {
-  std::string customer_id;         // token `sub`
-  std::string jti;                 // revocation key (jti, or the signature for reference tokens)
-  std::optional<std::string> sid;  // refresh-token family of the sign-in
-  std::int64_t exp = 0;            // token expiry, seconds
+// What the server itself can refuse before any handler runs.
+enum class failure {
+  bad_request,        // unparsable request, missing Host, bad target, ambiguous framing
+  too_large,          // body over the limit
+  headers_too_large,  // header block over the limit
+  request_timeout,    // headers or body too slow (contract §8)
+  not_implemented,    // a Transfer-Encoding other than chunked
+  rate_limited,       // the client's bucket is empty
 };
 
 struct request {
@@ -31,13 +34,12 @@ struct request {
   std::vector<std::pair<std::string, std::string>> query;   // percent-decoded, in order
   std::vector<std::string_view> params;                     // path parameters, in pattern order
   std::string correlation_id;
-  std::string_view route;         // the matched route template, for logs and metrics
-  std::optional<principal> auth;  // set by customer policies
-  std::string peer_address;       // the TCP peer's address, e.g. "127.0.0.1" or "::1"
+  std::string client_addr;  // §8: the peer, or behind a trusted proxy the X-Forwarded-For client
+  std::string_view route;   // the matched route template, for logs and metrics
+  std::any auth;            // opaque to http/: the auth policy stores who is calling
 
-  // The client's address for per-client rules (the sign-in guard): for now the TCP peer; the
-  // trusted-proxy rule (contract §8 "Rate limits") will decide it here, in one place.
-  std::string_view client_address() const { return peer_address; }
+  // The client's address for per-client rules (rate limits, the sign-in guard).
+  std::string_view client_address() const { return client_addr; }
 
   std::string_view body() const { return raw->body(); }
   // Header value or empty.

@@ -1,12 +1,14 @@
 // See server.hpp. The session loop follows Beast's awaitable servers: a fresh parser per
-// request, limits, timeouts, keep-alive, and a lingering close after errors so the client
-// reads our answer instead of a reset.
+// request, limits, deadlines, keep-alive, and a lingering close after errors so the client
+// reads our answer instead of a reset. Contract §8 lives here too: the connection cap and the
+// accept back-off, the header/request deadlines (408), framing (501/400) and rate limits (429).
 #include "http/server.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -20,43 +22,52 @@
 #include <boost/url/parse.hpp>
 #include <chrono>
 
-#include "http/gzip.hpp"
+#include "http/middleware.hpp"
 #include "util/log.hpp"
-#include "util/random.hpp"
 
 namespace fav::http {
 
 namespace beast = boost::beast;
 using tcp = net::ip::tcp;
 using net::use_awaitable;
+using steady = std::chrono::steady_clock;
 
+// One client connection. `deadline` cancels (not closes) the socket's pending read when the
+// request is too slow, so the session can still answer 408.
 struct server::conn {
   beast::tcp_stream stream;
+  net::steady_timer deadline;
   std::atomic<bool> idle{true};  // no complete request yet: waiting for or reading one
-  explicit conn(tcp::socket s) : stream(std::move(s)) {}
+  bool timed_out = false;        // strand-only, like `armed`
+  std::uint64_t armed = 0;       // generation of the current deadline; 0: none
+
+  explicit conn(tcp::socket s) : stream(std::move(s)), deadline(stream.get_executor()) {}
+
+  void arm(const std::shared_ptr<conn>& self, steady::time_point at) {
+    auto gen = ++generation_;
+    armed = gen;
+    deadline.expires_at(at);
+    deadline.async_wait([w = std::weak_ptr<conn>(self), gen](boost::system::error_code ec) {
+      auto c = w.lock();
+      if (ec || !c || c->armed != gen) return;  // re-armed, disarmed or gone meanwhile
+      c->timed_out = true;
+      boost::system::error_code ignored;
+      c->stream.socket().cancel(ignored);
+    });
+  }
+  void disarm() {
+    armed = 0;
+    deadline.cancel();
+  }
+
+ private:
+  std::uint64_t generation_ = 0;
 };
 
 namespace {
 
-constexpr std::size_t gzip_min_bytes = 500;
-constexpr const char* cors_methods = "GET, POST, PATCH, DELETE";
-constexpr const char* cors_headers = "Content-Type, Authorization, x-aiqfome-api-key, x-correlation-id";
-
-std::chrono::steady_clock::duration seconds(double s) {
-  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
-}
-
-// Contract §1: 1–64 chars of [A-Za-z0-9._-], else a fresh UUID.
-std::string correlation_id(const bhttp::request<bhttp::string_body>& r) {
-  for (auto name : {"x-correlation-id", "x-request-id"}) {
-    auto it = r.find(name);
-    if (it == r.end()) continue;
-    auto v = it->value();
-    bool ok = !v.empty() && v.size() <= 64;
-    for (char c : v) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
-    if (ok) return std::string(v);
-  }
-  return util::request_uuid();
+steady::duration seconds(double s) {
+  return std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s));
 }
 
 // Splits the target into path and percent-decoded query pairs; false when it is not origin-form.
@@ -68,6 +79,28 @@ bool parse_target(std::string_view target, request& req) {
   return true;
 }
 
+// A condition logged at most once per `period`, with how often it happened in between.
+struct log_budget {
+  steady::duration period = std::chrono::seconds(10);
+  steady::time_point next{};
+  long suppressed = 0;
+  // The number of occurrences to report (≥ 1) when a line is due now; 0 when it is not.
+  long due() {
+    ++suppressed;
+    auto now = steady::now();
+    if (now < next) return 0;
+    next = now + period;
+    return std::exchange(suppressed, 0);
+  }
+};
+
+// Accept errors that mean "out of descriptors or memory": the connection stays queued in the
+// kernel, so accepting again at once would spin.
+bool resource_exhausted(const boost::system::error_code& ec) {
+  return ec == net::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system ||
+         ec == net::error::no_buffer_space || ec == net::error::no_memory;
+}
+
 }  // namespace
 
 server::server(net::io_context& ioc, server_options opts, dispatcher d, error_renderer e, request_observer o)
@@ -76,7 +109,9 @@ server::server(net::io_context& ioc, server_options opts, dispatcher d, error_re
       dispatch_(std::move(d)),
       render_error_(std::move(e)),
       observe_(std::move(o)),
-      acceptor_(net::make_strand(ioc)) {}
+      acceptor_(net::make_strand(ioc)) {
+  if (opts_.rate_burst >= 1 && opts_.rate_per_second > 0) limiter_.emplace(opts_.rate_per_second, opts_.rate_burst);
+}
 
 server::~server() = default;
 
@@ -94,15 +129,40 @@ void server::start() {
 }
 
 net::awaitable<void> server::accept_loop() {
+  net::steady_timer backoff(acceptor_.get_executor());
+  auto pause = std::chrono::milliseconds(0);
+  log_budget failed_log, full_log;
   for (;;) {
     boost::system::error_code ec;
     tcp::socket sock(net::make_strand(ioc_));
     co_await acceptor_.async_accept(sock, net::redirect_error(use_awaitable, ec));
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor_.is_open()) co_return;
-      util::log(util::log_level::warning, "accept failed", {{"error", ec.message()}});
+      if (ec == net::error::connection_aborted) continue;  // the client gave up while queued
+      // Out of descriptors (or anything else that would fail again at once): wait, growing
+      // 50 ms → 1 s, while the open connections go on being served; then try again.
+      pause = resource_exhausted(ec)
+                  ? std::clamp(pause * 2, std::chrono::milliseconds(50), std::chrono::milliseconds(1000))
+                  : std::chrono::milliseconds(10);
+      if (auto n = failed_log.due())
+        util::log(util::log_level::warning, "accept failed; backing off",
+                  {{"error", ec.message()},
+                   {"times", static_cast<std::int64_t>(n)},
+                   {"backoff_ms", static_cast<std::int64_t>(pause.count())},
+                   {"connections", open_connections_.load()}});
+      backoff.expires_after(pause);
+      co_await backoff.async_wait(net::redirect_error(use_awaitable, ec));
       continue;
     }
+    pause = std::chrono::milliseconds(0);
+    if (open_connections_.load() >= opts_.max_connections) {
+      sock.close(ec);  // past the cap: closed at once
+      if (auto n = full_log.due())
+        util::log(util::log_level::warning, "connection limit reached; closing new connections",
+                  {{"times", static_cast<std::int64_t>(n)}, {"max_connections", opts_.max_connections}});
+      continue;
+    }
+    ++open_connections_;
     sock.set_option(tcp::no_delay(true), ec);
     auto ex = sock.get_executor();
     net::co_spawn(ex, session(std::move(sock)), [](std::exception_ptr ep) {
@@ -137,28 +197,30 @@ void server::close_idle() {
   }
 }
 
+std::optional<rate_decision> server::take_token(const request& req) {
+  if (!limiter_) return std::nullopt;
+  for (auto& p : opts_.rate_limit_exempt)
+    if (req.path == p) return std::nullopt;
+  auto now = std::chrono::duration<double>(steady::now().time_since_epoch()).count();
+  return limiter_->take(req.client_address(), now);
+}
+
 net::awaitable<void> server::session(tcp::socket sock) {
+  boost::system::error_code ec;
+  auto peer = sock.remote_endpoint(ec).address();
   auto c = std::make_shared<conn>(std::move(sock));
   {
     std::lock_guard lk(conns_mu_);
     std::erase_if(conns_, [](auto& w) { return w.expired(); });
     conns_.push_back(c);
   }
-  ++open_connections_;
   struct closer {
     std::atomic<int>& n;
     ~closer() { --n; }
-  } closer_{open_connections_};
+  } closer_{open_connections_};  // counted up by the accept loop
 
   auto& stream = c->stream;
-  std::string peer_address;
-  {
-    boost::system::error_code pe;
-    const auto ep = stream.socket().remote_endpoint(pe);
-    if (!pe) peer_address = ep.address().to_string();
-  }
   beast::flat_buffer buffer;
-  boost::system::error_code ec;
 
   // After an error answer: stop sending, then read and discard what the client still sends
   // (bounded) so it sees our response rather than a connection reset.
@@ -185,12 +247,21 @@ net::awaitable<void> server::session(tcp::socket sock) {
       if (ec) break;  // closed, timed out, or cancelled by shutdown
       buffer.commit(n);
     }
+    // Deadlines from the request's first byte: headers, then the whole request (§8).
+    auto first_byte = steady::now();
+    auto request_deadline = first_byte + seconds(opts_.request_timeout_s);
+    stream.expires_never();
+    c->timed_out = false;
+    c->arm(c, std::min(first_byte + seconds(opts_.header_timeout_s), request_deadline));
+
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(static_cast<std::uint64_t>(opts_.body_limit));
     parser.header_limit(opts_.header_limit);
-    stream.expires_after(seconds(opts_.request_timeout_s));
+    std::optional<failure> refused;
     co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
-    if (!ec && !parser.is_done()) {
+    if (!ec) refused = framing_failure(parser.get());
+    if (!ec && !refused && !parser.is_done()) {
+      c->arm(c, request_deadline);
       // curl and others wait for "100 Continue" before sending a body.
       auto expect = parser.get().find(bhttp::field::expect);
       if (expect != parser.get().end() && beast::iequals(expect->value(), "100-continue")) {
@@ -199,6 +270,7 @@ net::awaitable<void> server::session(tcp::socket sock) {
       }
       if (!ec) co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
     }
+    c->disarm();
     // Only now is it a request being handled: until here a shutdown closes the connection at
     // once (a client that sent one byte must not hold the drain), from here it is awaited.
     c->idle = false;
@@ -207,73 +279,63 @@ net::awaitable<void> server::session(tcp::socket sock) {
       std::atomic<int>& n;
       ~active_guard() { --n; }
     } guard{active_requests_};
-
-    auto started = std::chrono::steady_clock::now();
-    request req;
-    req.peer_address = peer_address;
-    response res;
-    bool close_after = false;
-    bhttp::request<bhttp::string_body> empty_req;
-    if (ec) {
+    if (ec && c->timed_out) {
+      refused = failure::request_timeout;
+    } else if (ec) {
       if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
           ec == net::error::connection_reset || ec == net::error::operation_aborted)
         break;
-      core::errc code = ec == bhttp::error::body_limit     ? core::errc::payload_too_large
-                        : ec == bhttp::error::header_limit ? core::errc::headers_too_large
-                                                           : core::errc::bad_request;
-      res = render_error_(code);
+      refused = ec == bhttp::error::body_limit     ? failure::too_large
+                : ec == bhttp::error::header_limit ? failure::headers_too_large
+                                                   : failure::bad_request;
+    }
+    ec = {};
+
+    auto started = steady::now();
+    request req;
+    response res;
+    bool close_after = false;
+    bhttp::request<bhttp::string_body> empty_req;
+    req.raw = parser.is_header_done() ? &parser.get() : &empty_req;
+    std::optional<rate_decision> limit;
+    if (refused) {
+      // The server's own refusals close the connection: what follows cannot be trusted.
+      res = render_error_(*refused);
       close_after = true;
-      req.raw = parser.is_header_done() ? &parser.get() : &empty_req;
-      req.path = "";
-    } else {
-      req.raw = &parser.get();
+    } else if ((req.raw->version() >= 11 && req.raw->find(bhttp::field::host) == req.raw->end()) ||
+               !parse_target(req.raw->target(), req)) {
       // RFC 9112 §3.2: an HTTP/1.1 request without Host is a bad request.
-      if ((req.raw->version() >= 11 && req.raw->find(bhttp::field::host) == req.raw->end()) ||
-          !parse_target(req.raw->target(), req)) {
-        res = render_error_(core::errc::bad_request);
+      res = render_error_(failure::bad_request);
+      close_after = !req.raw->keep_alive() || draining_;
+    } else {
+      req.correlation_id = correlation_id(*req.raw);
+      std::vector<std::string_view> forwarded;
+      if (!opts_.trusted_proxies.empty())
+        for (auto [it, end] = req.raw->equal_range("x-forwarded-for"); it != end; ++it)
+          forwarded.push_back(it->value());
+      req.client_addr = client_address(peer, forwarded, opts_.trusted_proxies);
+      limit = take_token(req);
+      if (limit && !limit->allowed) {
+        res = render_error_(failure::rate_limited);
+        res.header("Retry-After", std::to_string(limit->retry_after_s));
       } else {
-        req.correlation_id = correlation_id(*req.raw);
         res = co_await dispatch_(req);
       }
       close_after = !req.raw->keep_alive() || draining_;
     }
     if (req.correlation_id.empty()) req.correlation_id = correlation_id(*req.raw);
+    if (limit) {
+      res.header("RateLimit-Limit", std::to_string(limit->limit));
+      res.header("RateLimit-Remaining", std::to_string(limit->remaining));
+      res.header("RateLimit-Reset", std::to_string(limit->reset_s));
+    }
 
-    // Middleware: every response gets these, errors included.
+    // Middleware, in this order, on every response (errors included).
     bhttp::response<bhttp::string_body> out{res.code, 11};
-    out.set("x-correlation-id", req.correlation_id);
-    if (!res.content_type.empty()) out.set(bhttp::field::content_type, res.content_type);
-    for (auto& [k, v] : res.headers) out.insert(k, v);
-    if (auto origin = req.raw->find(bhttp::field::origin); origin != req.raw->end()) {
-      bool any = !opts_.cors_origins.empty() && opts_.cors_origins.front() == "*";
-      bool listed = false;
-      for (auto& o : opts_.cors_origins) listed = listed || o == origin->value();
-      if (any) {
-        out.set(bhttp::field::access_control_allow_origin, "*");
-      } else if (listed) {
-        out.set(bhttp::field::access_control_allow_origin, origin->value());
-        out.set(bhttp::field::access_control_allow_credentials, "true");
-        out.insert(bhttp::field::vary, "Origin");
-      }
-      if (any || listed) {
-        if (req.raw->method() == verb::options) {
-          out.set(bhttp::field::access_control_allow_methods, cors_methods);
-          out.set(bhttp::field::access_control_allow_headers, cors_headers);
-          out.set(bhttp::field::access_control_max_age, "600");
-        } else {
-          out.set(bhttp::field::access_control_expose_headers, "x-correlation-id, Location, Retry-After");
-        }
-      }
-    }
-    if (res.compressible && res.body.size() >= gzip_min_bytes) {
-      out.insert(bhttp::field::vary, "Accept-Encoding");
-      if (accepts_gzip(req.header("accept-encoding"))) {
-        if (auto gz = gzip_compress(res.body)) {
-          res.body = std::move(*gz);
-          out.set(bhttp::field::content_encoding, "gzip");
-        }
-      }
-    }
+    apply_response_headers(res, req.correlation_id, out);
+    apply_cors(opts_.cors_origins, *req.raw, out);
+    apply_gzip(*req.raw, res, out);
+    apply_date(out);
     out.body() = std::move(res.body);
     out.keep_alive(!close_after);
     out.prepare_payload();
@@ -282,24 +344,17 @@ net::awaitable<void> server::session(tcp::socket sock) {
     stream.expires_after(seconds(opts_.request_timeout_s));
     co_await bhttp::async_write(stream, out, net::redirect_error(use_awaitable, ec));
 
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    double elapsed = std::chrono::duration<double>(steady::now() - started).count();
     int st = static_cast<int>(res.code);
-    util::log(st >= 500 ? util::log_level::error : util::log_level::info, "request",
-              {{"correlation_id", req.correlation_id},
-               {"method", std::string_view(req.raw->method_string())},
-               {"path", req.path.empty() ? std::string_view(req.raw->target()) : req.path},
-               {"status", st},
-               {"duration_ms", elapsed * 1000.0}});
+    log_access(req, st, elapsed);
     if (observe_) observe_(req, st, elapsed);
 
     if (ec) break;
-    if (close_after) {
-      if (ec == boost::system::error_code{} && parser.is_done() == false) {
-        co_await linger_close();
-        co_return;
-      }
-      break;
+    if (refused) {
+      co_await linger_close();
+      co_return;
     }
+    if (close_after) break;
   }
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream.socket().close(ec);

@@ -1,6 +1,6 @@
 // The HTTP/1.1 server: accept loop, one coroutine per connection (body/header limits, timeouts,
-// keep-alive), and the middleware every response passes through (correlation id, CORS, gzip,
-// access log). It knows nothing about favorites: routing happens in the dispatcher it is given.
+// keep-alive). Every response then passes through http/middleware.hpp. It knows nothing about
+// favorites: routing happens in the dispatcher it is given, error bodies in the renderer.
 #pragma once
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
@@ -8,11 +8,14 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "core/errc.hpp"
 #include "http/message.hpp"
+#include "http/rate_limit.hpp"
+#include "util/cidr.hpp"
 
 namespace fav::http {
 
@@ -23,15 +26,22 @@ struct server_options {
   unsigned short port = 8080;
   std::int64_t body_limit = 64 * 1024;
   std::uint32_t header_limit = 8 * 1024;
-  double request_timeout_s = 30;
+  double header_timeout_s = 10;   // headers, from the request's first byte
+  double request_timeout_s = 30;  // the whole request, from its first byte
   double idle_timeout_s = 60;
+  int max_connections = 10000;  // past it a new connection is closed at once
   std::vector<std::string> cors_origins{"*"};
+  // Token bucket per client address (burst 0: off); exempt paths take no token.
+  double rate_per_second = 0;
+  double rate_burst = 0;
+  std::vector<util::cidr> trusted_proxies;
+  std::vector<std::string> rate_limit_exempt;
 };
 
 // Routes and handles a request; never throws (the one `try` lives inside it).
 using dispatcher = std::function<net::awaitable<response>(request&)>;
-// Renders an error produced by the server itself (413, 431, 400) as the app renders errors.
-using error_renderer = std::function<response(core::errc)>;
+// Renders a failure of the server's own as the app renders errors (it picks code and status).
+using error_renderer = std::function<response(failure)>;
 // Called once per finished request for metrics.
 using request_observer = std::function<void(const request&, int status, double seconds)>;
 
@@ -52,17 +62,21 @@ class server {
   void close_idle();
   int active_requests() const { return active_requests_.load(); }
   int open_connections() const { return open_connections_.load(); }
+  const server_options& options() const { return opts_; }
 
  private:
   struct conn;
   net::awaitable<void> accept_loop();
   net::awaitable<void> session(net::ip::tcp::socket sock);
+  // A token from the bucket of `req`'s client address; nullopt when limits are off or the path is exempt.
+  std::optional<rate_decision> take_token(const request& req);
 
   net::io_context& ioc_;
   server_options opts_;
   dispatcher dispatch_;
   error_renderer render_error_;
   request_observer observe_;
+  std::optional<rate_limiter> limiter_;
   net::ip::tcp::acceptor acceptor_;
   std::atomic<bool> draining_{false};
   std::atomic<int> active_requests_{0};

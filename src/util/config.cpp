@@ -111,7 +111,6 @@ config load_config(const env_map& env) {
   c.env = text(env, "ENV", "dev");
   if (c.env != "dev" && c.env != "prod") bad("ENV", c.env, "expected dev or prod");
   c.api_port = static_cast<int>(integer(env, "API_PORT", 8080, 0, 65535));
-  c.host = text(env, "API_HOST", "0.0.0.0");
   c.per_page_limit = integer(env, "PAGINATION_PER_PAGE_LIMIT", 200, 1, 100000);
 
   c.catalog_base_url = text(env, "PRODUCT_CATALOG_API_BASE_URL", c.catalog_base_url);
@@ -184,7 +183,17 @@ config load_config(const env_map& env) {
   c.hash_workers = static_cast<int>(integer(env, "PASSWORD_HASH_WORKERS", cores, 1, 256));
   c.hash_queue_limit = static_cast<int>(integer(env, "PASSWORD_HASH_QUEUE_LIMIT", 64, 0, 100000));
   c.body_limit = integer(env, "API_BODY_LIMIT_BYTES", 64 * 1024, 1024, 64 * 1024 * 1024);
+  c.header_timeout_s = number(env, "API_HEADER_TIMEOUT_SECONDS", 10, 0.1, 3600);
   c.request_timeout_s = number(env, "API_REQUEST_TIMEOUT_SECONDS", 30, 0.1, 3600);
+  c.max_connections = static_cast<int>(integer(env, "API_MAX_CONNECTIONS", 10000, 1, 1000000));
+  c.rate_limit_per_second = number(env, "RATE_LIMIT_PER_SECOND", 10, 0.001, 1e6);
+  c.rate_limit_burst = static_cast<double>(integer(env, "RATE_LIMIT_BURST", 0, 0, 1000000));
+  {
+    auto proxies = text(env, "TRUSTED_PROXIES", "");
+    auto parsed = parse_cidrs(proxies);
+    if (!parsed) bad("TRUSTED_PROXIES", proxies, "expected comma-separated addresses or CIDRs (10.0.0.0/8, ::1)");
+    c.trusted_proxies = std::move(*parsed);
+  }
   c.idle_timeout_s = number(env, "API_IDLE_TIMEOUT_SECONDS", 60, 0.1, 3600);
   c.drain_timeout_s = number(env, "API_DRAIN_TIMEOUT_SECONDS", 10, 0, 3600);
   c.auth_cache_ttl_s = number(env, "AUTH_CACHE_TTL_SECONDS", 300, 0, 3600);
@@ -196,12 +205,20 @@ config load_config(const env_map& env) {
   c.catalog_breaker_failures = static_cast<int>(integer(env, "PRODUCT_CATALOG_BREAKER_FAILURES", 5, 0, 1000000));
   c.catalog_breaker_open_s = number(env, "PRODUCT_CATALOG_BREAKER_OPEN_SECONDS", 30, 0, 86400);
 
+  // Development secrets: fine on loopback, never facing a network unless API_HOST says so (§8).
+  if (c.api_key == dev_api_key) c.default_secrets.push_back("API_KEY");
+  if (c.jwt_secret == dev_jwt_secret) c.default_secrets.push_back("JWT_SECRET_KEY");
+  c.host = text(env, "API_HOST", c.env == "dev" && !c.default_secrets.empty() ? "127.0.0.1" : "0.0.0.0");
+
   if (c.env == "prod") {
-    auto weak = [](const std::string& v, const char* def) { return v == def || v.size() < 32; };
+    // Every example secret in the repository (compose fallbacks, .env.example) says "change-me".
+    auto weak = [](const std::string& v, const char* def) {
+      return v == def || v.size() < 32 || v.find("change-me") != std::string::npos;
+    };
     if (weak(c.api_key, dev_api_key))
-      bad("API_KEY", "<hidden>", "ENV=prod needs a non-default value of at least 32 bytes");
+      bad("API_KEY", "<hidden>", "ENV=prod needs a non-default value of at least 32 bytes, without change-me");
     if (weak(c.jwt_secret, dev_jwt_secret))
-      bad("JWT_SECRET_KEY", "<hidden>", "ENV=prod needs a non-default value of at least 32 bytes");
+      bad("JWT_SECRET_KEY", "<hidden>", "ENV=prod needs a non-default value of at least 32 bytes, without change-me");
   }
   return c;
 }

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "util/cidr.hpp"
+
 namespace fav::util {
 
 // A bad value; what() is one line naming the variable.
@@ -34,13 +36,19 @@ struct config {
   bool database_is_postgres = false;
 
   // Ours.
-  std::string host = "0.0.0.0";  // API_HOST
+  std::string host = "0.0.0.0";  // API_HOST; 127.0.0.1 when unset with development secrets
   std::string log_level = "info";
   std::vector<std::string> cors_origins{"*"};
   int api_threads = 0;  // 0 → number of cores
   std::int64_t body_limit = 64 * 1024;
-  double request_timeout_s = 30;  // reading one request's header and body
-  double idle_timeout_s = 60;     // keep-alive connection with no request
+  double header_timeout_s = 10;   // a request's headers, from its first byte
+  double request_timeout_s = 30;  // the whole request, from its first byte
+  int max_connections = 10000;    // lowered at start to fit RLIMIT_NOFILE
+  double rate_limit_per_second = 10;
+  double rate_limit_burst = 0;               // 0: rate limits off
+  std::vector<util::cidr> trusted_proxies;   // TRUSTED_PROXIES
+  std::vector<std::string> default_secrets;  // ENV=dev: names of secrets left at their defaults
+  double idle_timeout_s = 60;                // keep-alive connection with no request
   double drain_timeout_s = 10;
   int hash_workers = 0;  // 0 → number of cores
   int hash_queue_limit = 64;

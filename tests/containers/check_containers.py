@@ -673,6 +673,22 @@ class ContainerFiles(unittest.TestCase):
         self.assertEqual(r.returncode, 0, f"check-config: {r.stdout}{r.stderr}")
         self.assertIn("backend=postgresql", r.stdout)
 
+    def test_compose_secrets_refused_in_prod(self):
+        """CONTRACT §8: "No example deployment ships a secret that ENV=prod accepts." """
+        (_, app), _, _ = self.roles()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp"}
+        env.update(self.runtime.env())
+        env.update(interpolate(mapping(app.get("environment")), {}))
+        env["ENV"] = "prod"
+        fav = env_path("FAV_BIN", "build/favorites-api")
+        cwd = tempfile.mkdtemp(prefix="check-config-", dir=scratch_dir())
+        try:
+            r = sh([fav, "check-config"], env=env, cwd=cwd, timeout=30)
+        finally:
+            shutil.rmtree(cwd, ignore_errors=True)
+        self.assertNotEqual(r.returncode, 0, f"ENV=prod accepted the compose file's secrets: {r.stdout}")
+        self.assertRegex(r.stdout + r.stderr, "API_KEY|JWT_SECRET_KEY")
+
     def test_compose_stub_arguments_accepted(self):
         """catalog-stub starts with the compose command's options (loopback and port 0 here,
         the repository's products file for the image's)."""

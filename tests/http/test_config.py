@@ -132,7 +132,9 @@ class ConfigTest(unittest.TestCase):
         unset, defaults, or shorter than 32 bytes."""
         short = "s" * 31
         for name in ("API_KEY", "JWT_SECRET_KEY"):
-            for value in (None, "", short, "é" * 15):  # 15 × 2 bytes = 30 bytes
+            # §8: "No example deployment ships a secret that ENV=prod accepts": every example
+            # secret in the repository says change-me, and prod refuses those however long.
+            for value in (None, "", short, "é" * 15, "local-example-secret-change-me-0123456789"):
                 with self.subTest(name=name, value=value):
                     lines = self.refused({"ENV": "prod", name: value})
                     self.assertTrue(any(name in l for l in lines), lines)
@@ -149,6 +151,15 @@ class ConfigTest(unittest.TestCase):
         s.start()
         self.assertEqual(s.req("GET", "/customers", api_key="k" * 32).status, 200)
         self.stop_ok(s)
+
+    def test_bad_hostile_load_settings_refused(self):
+        """Every new §8 variable is validated at start, naming the variable."""
+        for name, value in (("TRUSTED_PROXIES", "10.0.0.0/33"), ("TRUSTED_PROXIES", "proxy.local"),
+                            ("RATE_LIMIT_BURST", "-1"), ("RATE_LIMIT_PER_SECOND", "0"),
+                            ("API_MAX_CONNECTIONS", "0"), ("API_HEADER_TIMEOUT_SECONDS", "x")):
+            with self.subTest(name=name, value=value):
+                lines = self.refused({name: value})
+                self.assertTrue(any(name in l for l in lines), lines)
 
     def test_dev_allows_short_secrets(self):
         s = self.started(env={"ENV": "dev", "API_KEY": "short", "JWT_SECRET_KEY": "short-secret"})

@@ -186,6 +186,28 @@ class ConventionsTest(ServerTestCase):
             for key in ("time", "level", "message"):
                 self.assertIn(key, obj, line)
 
+    # -- Date -------------------------------------------------------------------------------
+
+    def test_date_on_every_response(self):
+        """§10: "Every response carries `Date`" (RFC 9110 IMF-fixdate), errors the server
+        answers itself included."""
+        import email.utils
+        answers = [self.req("GET", "/health"), self.req("GET", "/nope"),
+                   self.req("GET", f"/customers/{self.alice.id}"),
+                   raw_request(self.server.port, b"GET /health HTTP/1.1\r\n\r\n"),  # 400: no Host
+                   raw_request(self.server.port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                               b"a" * 20000 + b"\r\n\r\n")]  # 431
+        for r in answers:
+            with self.subTest(status=r.status):
+                date = r.headers.get("date")
+                self.assertIsNotNone(date, r)
+                self.assertRegex(date, r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} "
+                                       r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
+                                       r"\d{2}:\d{2}:\d{2} GMT$")
+                when = email.utils.parsedate_to_datetime(date)
+                now = datetime.datetime.now(datetime.timezone.utc)
+                self.assertLess(abs((now - when).total_seconds()), 60, date)
+
     # -- CORS -------------------------------------------------------------------------------
 
     def test_cors_preflight(self):

@@ -107,3 +107,40 @@ TEST(Config, SqliteUrlAndCors) {
   ASSERT_EQ(c.cors_origins.size(), 2u);
   EXPECT_EQ(c.cors_origins[1], "https://b.example");
 }
+
+// Contract §8 variables and their defaults.
+TEST(Config, HostileLoadDefaults) {
+  auto c = load_config({});
+  EXPECT_EQ(c.max_connections, 10000);
+  EXPECT_DOUBLE_EQ(c.header_timeout_s, 10);
+  EXPECT_DOUBLE_EQ(c.request_timeout_s, 30);
+  EXPECT_DOUBLE_EQ(c.rate_limit_burst, 0);  // off
+  EXPECT_TRUE(c.trusted_proxies.empty());
+  auto t = load_config(env{{"TRUSTED_PROXIES", "10.0.0.0/8, ::1"},
+                           {"RATE_LIMIT_BURST", "20"},
+                           {"RATE_LIMIT_PER_SECOND", "2.5"},
+                           {"API_MAX_CONNECTIONS", "50"}});
+  ASSERT_EQ(t.trusted_proxies.size(), 2u);
+  EXPECT_EQ(t.trusted_proxies[1].prefix, 128u);
+  EXPECT_DOUBLE_EQ(t.rate_limit_burst, 20);
+  EXPECT_DOUBLE_EQ(t.rate_limit_per_second, 2.5);
+  EXPECT_EQ(t.max_connections, 50);
+  EXPECT_THROW(load_config(env{{"TRUSTED_PROXIES", "10.0.0.0/40"}}), config_error);
+}
+
+// "With ENV=dev and a default JWT_SECRET_KEY or API_KEY, the service listens on 127.0.0.1
+// unless API_HOST is set" — and ENV=prod accepts no example secret.
+TEST(Config, SafeDevelopmentDefaults) {
+  auto c = load_config({});
+  EXPECT_EQ(c.host, "127.0.0.1");
+  EXPECT_EQ(c.default_secrets, (std::vector<std::string>{"API_KEY", "JWT_SECRET_KEY"}));
+  EXPECT_EQ(load_config(env{{"JWT_SECRET_KEY", "a-real-secret"}}).host, "127.0.0.1");  // API_KEY still default
+  EXPECT_EQ(load_config(env{{"API_HOST", "0.0.0.0"}}).host, "0.0.0.0");
+  auto real = load_config(env{{"API_KEY", "k"}, {"JWT_SECRET_KEY", "j"}});
+  EXPECT_EQ(real.host, "0.0.0.0");
+  EXPECT_TRUE(real.default_secrets.empty());
+  std::string strong(40, 'x');
+  EXPECT_NO_THROW(load_config(env{{"ENV", "prod"}, {"API_KEY", strong}, {"JWT_SECRET_KEY", strong}}));
+  EXPECT_THROW(load_config(env{{"ENV", "prod"}, {"API_KEY", strong}, {"JWT_SECRET_KEY", strong + "-change-me"}}),
+               config_error);
+}

@@ -2,6 +2,7 @@
 // every documented operation is a route; every error is the `{"detail"}` shape with known codes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cctype>
 #include <set>
@@ -237,4 +238,22 @@ TEST(openapi, lists_exactly_the_embedded_docs_files) {
   for (auto& a : fav::api::docs_assets()) embedded.emplace(a.path);
   EXPECT_EQ(documented, embedded);
   EXPECT_TRUE(embedded.contains("index.html"));
+}
+
+// Contract §8: framing (400/501) and slow-client (408) answers can come on any operation; 429
+// "with Retry-After and the RateLimit fields on every limited operation" (all but the probes).
+TEST(openapi, every_operation_documents_the_connection_layer_answers) {
+  for (auto& op : operations()) {
+    SCOPED_TRACE(op.name());
+    auto& responses = op.op->at("responses").as_object();
+    for (const char* s : {"400", "408", "501"}) EXPECT_TRUE(responses.contains(s)) << "no " << s;
+    bool exempt = op.path == "/health" || op.path == "/health/ready" || op.path == "/metrics";
+    if (exempt) continue;
+    ASSERT_TRUE(responses.contains("429"));
+    auto& r = resolve(responses.at("429")).as_object();
+    auto codes = detail_codes(r.at("content").at("application/json").at("schema"));
+    EXPECT_NE(std::find(codes.begin(), codes.end(), "rate_limited"), codes.end());
+    for (const char* h : {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"})
+      EXPECT_TRUE(r.at("headers").as_object().contains(h)) << h;
+  }
 }

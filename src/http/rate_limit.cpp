@@ -1,0 +1,85 @@
+// See rate_limit.hpp.
+#include "http/rate_limit.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fav::http {
+
+namespace ip = boost::asio::ip;
+
+rate_limiter::rate_limiter(double per_second, double burst, std::size_t max_clients)
+    : per_second_(per_second), burst_(burst), max_(std::max<std::size_t>(1, max_clients)) {}
+
+std::size_t rate_limiter::size() const {
+  std::lock_guard lk(mu_);
+  return order_.size();
+}
+
+rate_decision rate_limiter::take(std::string_view client, double now_s) {
+  std::lock_guard lk(mu_);
+  auto it = index_.find(client);
+  bucket* b;
+  if (it != index_.end()) {
+    order_.splice(order_.begin(), order_, it->second);  // most recently used; iterators stay valid
+    b = &it->second->second;
+    b->tokens = std::min(burst_, b->tokens + std::max(0.0, now_s - b->at) * per_second_);
+    b->at = std::max(b->at, now_s);
+  } else {
+    if (order_.size() >= max_) {
+      index_.erase(order_.back().first);
+      order_.pop_back();
+    }
+    order_.emplace_front(std::string(client), bucket{burst_, now_s});
+    index_.emplace(order_.front().first, order_.begin());
+    b = &order_.front().second;
+  }
+  rate_decision d;
+  d.limit = static_cast<int>(burst_);
+  if (b->tokens >= 1.0) {
+    b->tokens -= 1.0;
+  } else {
+    d.allowed = false;
+    d.retry_after_s = std::max(1, static_cast<int>(std::ceil((1.0 - b->tokens) / per_second_)));
+  }
+  d.remaining = static_cast<int>(std::floor(b->tokens));
+  d.reset_s = static_cast<int>(std::ceil((burst_ - b->tokens) / per_second_ - 1e-9));
+  if (d.reset_s < 0) d.reset_s = 0;
+  return d;
+}
+
+namespace {
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+}  // namespace
+
+std::string client_address(const ip::address& peer0, const std::vector<std::string_view>& forwarded_for,
+                           const std::vector<util::cidr>& trusted) {
+  ip::address peer = util::unmapped(peer0);
+  auto is_trusted = [&](const ip::address& a) {
+    return std::any_of(trusted.begin(), trusted.end(), [&](const util::cidr& c) { return c.contains(a); });
+  };
+  if (!is_trusted(peer)) return peer.to_string();
+  // Every X-Forwarded-For entry, left to right across repeated fields.
+  std::vector<std::string_view> hops;
+  for (auto field : forwarded_for) {
+    while (!field.empty()) {
+      auto comma = field.find(',');
+      hops.push_back(trim(field.substr(0, comma)));
+      field = comma == std::string_view::npos ? std::string_view{} : field.substr(comma + 1);
+    }
+  }
+  ip::address client = peer;
+  for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+    auto a = util::parse_address(*it);
+    if (!a) break;
+    client = *a;
+    if (!is_trusted(client)) break;
+  }
+  return client.to_string();
+}
+
+}  // namespace fav::http

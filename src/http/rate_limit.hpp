@@ -1,0 +1,54 @@
+// Contract §8 rate limits, the pure parts: a token bucket per client address in a bounded LRU
+// map (O(1) a request, the clock passed in), and the client address behind trusted proxies.
+#pragma once
+#include <cstddef>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "util/cidr.hpp"
+
+namespace fav::http {
+
+// What one request got from its bucket, and the RateLimit header values that describe it.
+struct rate_decision {
+  bool allowed = true;
+  int limit = 0;          // RateLimit-Limit: the burst
+  int remaining = 0;      // RateLimit-Remaining: whole tokens left after this request
+  int reset_s = 0;        // RateLimit-Reset: seconds until the bucket is full again
+  int retry_after_s = 0;  // when refused: seconds until a token is there (≥ 1)
+};
+
+class rate_limiter {
+ public:
+  // `per_second` tokens a second up to `burst`; at most `max_clients` buckets (least recently
+  // used dropped first: a dropped client starts again with a full bucket).
+  rate_limiter(double per_second, double burst, std::size_t max_clients = 100000);
+  // Takes one token from `client`'s bucket at time `now_s` (any monotonic seconds).
+  rate_decision take(std::string_view client, double now_s);
+  std::size_t size() const;
+
+ private:
+  struct bucket {
+    double tokens;
+    double at;  // when `tokens` was computed
+  };
+  using lru = std::list<std::pair<std::string, bucket>>;
+  double per_second_, burst_;
+  std::size_t max_;
+  mutable std::mutex mu_;
+  lru order_;                                                  // most recently used first
+  std::unordered_map<std::string_view, lru::iterator> index_;  // keys point into order_
+};
+
+// The client address (contract §8): the peer's, or when the peer is trusted, the rightmost
+// address of X-Forwarded-For (all its fields, in order) that is not itself trusted. Entries
+// that are not addresses end the walk there (anything left of them is the client's to forge).
+std::string client_address(const boost::asio::ip::address& peer, const std::vector<std::string_view>& forwarded_for,
+                           const std::vector<util::cidr>& trusted);
+
+}  // namespace fav::http
