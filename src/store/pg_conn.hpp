@@ -100,8 +100,6 @@ class pg_conn {
   net::awaitable<bool> wait(io what, pg_clock::time_point deadline);
   // Like wait(), but nullopt at the deadline instead of throwing.
   net::awaitable<std::optional<bool>> wait_until(io what, pg_clock::time_point deadline);
-  // One socket wait that the deadline timer can cancel (see deadline_watch).
-  net::awaitable<boost::system::error_code> socket_wait(net::posix::stream_descriptor::wait_type t);
   // wait() for a running statement: at the deadline, requests a cancel and waits `cancel_grace`
   // more for the server's answer; throws when that passes too.
   net::awaitable<bool> wait_statement(io what, pg_clock::time_point& deadline);
@@ -118,20 +116,6 @@ class pg_conn {
   std::unordered_set<std::string> prepared_;
   bool broken_ = false;
   bool cancel_requested_ = false;  // for the statement being collected
-
-  // One deadline timer per connection, armed once per deadline (not per wait): its handler
-  // cancels the socket wait in progress. The handler may run on another thread, or after this
-  // connection is gone, so what it touches lives in `watch_` under its mutex, and a socket wait
-  // is started under the same mutex: a deadline can neither be lost nor hit a later statement.
-  struct deadline_watch {
-    std::mutex mu;
-    net::posix::stream_descriptor* sock = nullptr;  // null once the connection is closing
-    std::uint64_t generation = 0;                   // which arming is current
-    bool fired = false;                             // the current deadline has passed
-  };
-  net::steady_timer timer_;
-  std::shared_ptr<deadline_watch> watch_ = std::make_shared<deadline_watch>();
-  pg_clock::time_point armed_{};  // the deadline timer_ is armed for
 };
 
 // How long a cancelled statement's answer is awaited before the connection is dropped.
