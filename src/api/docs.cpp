@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "api/docs_assets.hpp"
+#include "api/errors.hpp"
 #include "http/gzip.hpp"
 
 namespace fav::api {
@@ -117,7 +118,7 @@ http::response serve(const http::request& req, const entry& e) {
 }
 
 http::response not_found() {
-  return http::json(http::status::not_found, R"({"detail":"not_found"})");
+  return fail(core::errc::not_found);
 }
 
 }  // namespace

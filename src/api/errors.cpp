@@ -48,11 +48,56 @@ http::status status_of(errc e) {
   return st::internal_server_error;
 }
 
+// RFC 9457 `title`: a short English sentence per code (contract §10).
+std::string_view title_of(errc e) {
+  switch (e) {
+    case errc::not_found: return "No such resource.";
+    case errc::method_not_allowed: return "This method is not allowed on this resource.";
+    case errc::invalid_body: return "The request body is not valid.";
+    case errc::payload_too_large: return "The request body is too large.";
+    case errc::headers_too_large: return "The request headers are too large.";
+    case errc::unsupported_media_type: return "The request body must be JSON.";
+    case errc::bad_request: return "The request is malformed.";
+    case errc::invalid_pagination: return "The pagination parameters are not valid.";
+    case errc::invalid_filter: return "A filter value is not valid.";
+    case errc::invalid_product_id: return "The product id is not valid.";
+    case errc::invalid_email: return "The email address is not valid.";
+    case errc::invalid_name: return "The name is not valid.";
+    case errc::invalid_password: return "The password is not valid.";
+    case errc::email_already_exists: return "The email address is already in use.";
+    case errc::invalid_credentials: return "The email or password is wrong.";
+    case errc::missing_token: return "No access token was sent.";
+    case errc::invalid_token: return "The access token is not valid.";
+    case errc::token_expired: return "The access token has expired.";
+    case errc::invalid_refresh_token: return "The refresh token is not valid.";
+    case errc::forbidden: return "This resource belongs to another customer.";
+    case errc::missing_api_key: return "No API key was sent.";
+    case errc::invalid_api_key: return "The API key is not valid.";
+    case errc::customer_not_found: return "No such customer.";
+    case errc::product_not_found: return "The catalog has no such product.";
+    case errc::product_already_in_favorites: return "The product is already a favorite.";
+    case errc::product_not_in_favorites: return "The product is not a favorite.";
+    case errc::catalog_unavailable: return "The product catalog cannot be reached.";
+    case errc::database_unavailable: return "The database cannot be reached.";
+    case errc::server_busy: return "The server is busy.";
+    case errc::too_many_attempts: return "Too many failed sign-ins; try again later.";
+    case errc::request_timeout: return "The request took too long to arrive.";
+    case errc::not_implemented: return "This transfer encoding is not supported.";
+    case errc::rate_limited: return "Too many requests; slow down.";
+    case errc::internal_error: return "Internal error.";
+  }
+  return "Internal error.";
+}
+
 http::response fail(errc e, std::optional<http::status> override_status, const std::vector<field_error>& errors,
                     int retry_after_s) {
+  const auto code = override_status.value_or(status_of(e));
+  // RFC 9457 problem details: `detail` keeps the contract's code; `status` and `title` added.
   std::string body;
   core::json_object o(body);
   o.key("detail").str(core::code(e));
+  o.key("status").num(static_cast<int>(code));
+  o.key("title").str(title_of(e));
   if (!errors.empty()) {
     o.key("errors").raw("[");
     bool first = true;
@@ -67,7 +112,7 @@ http::response fail(errc e, std::optional<http::status> override_status, const s
     body += ']';
   }
   o.close();
-  auto res = http::json(override_status.value_or(status_of(e)), std::move(body));
+  auto res = http::json(code, std::move(body));
   if (res.code == st::service_unavailable || e == errc::too_many_attempts)
     res.header("Retry-After", std::to_string(std::max(1, retry_after_s)));
   if (e == errc::missing_token || e == errc::invalid_token || e == errc::token_expired)

@@ -2,6 +2,7 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/errc.hpp"
@@ -16,7 +17,9 @@ struct field_error {
 
 // Status for `e` from the table (per-route overrides are passed to fail()).
 http::status status_of(core::errc e);
-// {"detail": code} with the table's status, or `override_status` when the contract wants another
+// RFC 9457 `title` of a code: one short English sentence.
+std::string_view title_of(core::errc e);
+// {"detail": code, "status", "title"} with the table's status, or `override_status` when the contract wants another
 // on this route (invalid_email: 422 at sign-up, 400 on PATCH). 503s carry Retry-After.
 http::response fail(core::errc e, std::optional<http::status> override_status = std::nullopt,
                     const std::vector<field_error>& errors = {}, int retry_after_s = 1);

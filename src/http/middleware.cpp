@@ -1,8 +1,10 @@
 // See middleware.hpp.
 #include "http/middleware.hpp"
 
+#include <algorithm>
 #include <boost/beast/core/string.hpp>
 #include <cctype>
+#include <cstdlib>
 #include <ctime>
 
 #include "http/gzip.hpp"
@@ -14,8 +16,10 @@ namespace fav::http {
 namespace {
 constexpr std::size_t gzip_min_bytes = 500;
 constexpr const char* cors_methods = "GET, POST, PATCH, DELETE";
-constexpr const char* cors_headers = "Content-Type, Authorization, x-aiqfome-api-key, x-correlation-id";
-constexpr const char* cors_exposed = "x-correlation-id, Location, Retry-After";
+constexpr const char* cors_headers =
+    "Content-Type, Authorization, x-aiqfome-api-key, x-correlation-id, traceparent, tracestate";
+constexpr const char* cors_exposed =
+    "x-correlation-id, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset";
 }  // namespace
 
 std::optional<failure> framing_failure(const raw_request& r) {
@@ -57,6 +61,23 @@ void apply_response_headers(const response& res, std::string_view correlation_id
   out.set("x-correlation-id", correlation_id);
   if (!res.content_type.empty()) out.set(bhttp::field::content_type, res.content_type);
   for (auto& [k, v] : res.headers) out.insert(k, v);
+}
+
+void apply_problem_type(const raw_request& req, raw_response& out) {
+  if (out.result_int() < 400) return;
+  auto type = out.find(bhttp::field::content_type);
+  if (type == out.end() || !type->value().starts_with("application/json")) return;
+  auto accept = req.find(bhttp::field::accept);
+  if (accept == req.end()) return;
+  // Named in Accept (case-insensitive), unless with q=0 ("not acceptable").
+  std::string a(accept->value());
+  for (auto& ch : a) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  auto at = a.find("application/problem+json");
+  if (at == std::string::npos) return;
+  auto params = a.substr(at, a.find(',', at) - at);  // npos - at: to the end
+  params.erase(std::remove(params.begin(), params.end(), ' '), params.end());
+  if (auto q = params.find(";q="); q != std::string::npos && std::strtod(params.c_str() + q + 3, nullptr) <= 0) return;
+  out.set(bhttp::field::content_type, "application/problem+json");
 }
 
 void apply_cors(const std::vector<std::string>& origins, const raw_request& req, raw_response& out) {

@@ -33,6 +33,10 @@ std::string correlation_id(const raw_request& r);
 // x-correlation-id, Content-Type and the handler's own headers (Location, Retry-After, ...).
 void apply_response_headers(const response& res, std::string_view correlation_id, raw_response& out);
 
+// Contract §10: an error answer (4xx/5xx with a JSON body) is `application/problem+json` when the
+// request's Accept names that type, else it stays application/json.
+void apply_problem_type(const raw_request& req, raw_response& out);
+
 // CORS for a request carrying Origin: `origins` is CORS_ALLOW_ORIGINS ("*" first means any).
 void apply_cors(const std::vector<std::string>& origins, const raw_request& req, raw_response& out);
 

@@ -333,6 +333,7 @@ net::awaitable<void> server::session(tcp::socket sock) {
     // Middleware, in this order, on every response (errors included).
     bhttp::response<bhttp::string_body> out{res.code, 11};
     apply_response_headers(res, req.correlation_id, out);
+    apply_problem_type(*req.raw, out);
     apply_cors(opts_.cors_origins, *req.raw, out);
     apply_gzip(*req.raw, res, out);
     apply_date(out);

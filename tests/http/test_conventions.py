@@ -208,6 +208,47 @@ class ConventionsTest(ServerTestCase):
                 now = datetime.datetime.now(datetime.timezone.utc)
                 self.assertLess(abs((now - when).total_seconds()), 60, date)
 
+    def test_error_bodies_are_problem_details(self):
+        """§10: "Error bodies keep `detail` (the code) and add `status` (the HTTP status, a
+        number) and `title` (a short English sentence) [...]; the content type is
+        `application/problem+json` when the request's `Accept` names it, else
+        `application/json`." Handler errors and errors the server answers itself alike."""
+        cases = [(lambda h: self.req("GET", "/nope", headers=h), 404, "not_found"),
+                 (lambda h: self.req("GET", f"/customers/{self.alice.id}/favorites/x", headers=h,
+                                     token=self.alice.token), 422, "invalid_product_id"),
+                 (lambda h: self.req("GET", "/customers", headers=h), 401, "missing_api_key"),
+                 (lambda h: raw_request(self.server.port, b"GET /health HTTP/1.1\r\n" +
+                                        b"".join(f"{k}: {v}\r\n".encode() for k, v in h.items()) +
+                                        b"\r\n"), 400, "bad_request")]  # no Host
+        for make, status, code in cases:
+            with self.subTest(code=code):
+                plain = make({})
+                self.assertError(plain, status, code)
+                self.assertEqual(plain.json.get("status"), status, plain)
+                self.assertIsInstance(plain.json.get("title"), str, plain)
+                self.assertTrue(plain.json["title"].strip(), plain)
+                self.assertJsonContentType(plain)
+                asked = make({"Accept": "application/problem+json"})
+                self.assertError(asked, status, code)
+                self.assertEqual(asked.headers.get("content-type"), "application/problem+json", asked)
+                refused = make({"Accept": "application/json, application/problem+json;q=0"})
+                self.assertJsonContentType(refused)
+        ok = self.req("GET", "/health", headers={"Accept": "application/problem+json"})
+        self.assertEqual(ok.status, 200)
+        self.assertJsonContentType(ok)  # only errors are problem details
+
+    def test_cors_allows_traceparent_and_exposes_rate_limit_fields(self):
+        """§10: "`traceparent` is allowed in CORS requests"; §8's RateLimit fields are readable
+        by a browser client."""
+        r = self.req("OPTIONS", "/auth/sign-in", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, traceparent"})
+        self.assertEqual(r.status, 204, r)
+        self.assertIn("TRACEPARENT", parse_list(r.headers.get("access-control-allow-headers")))
+        r = self.req("GET", "/health", headers={"Origin": "https://app.example"})
+        self.assertLessEqual({"RATELIMIT-LIMIT", "RATELIMIT-REMAINING", "RATELIMIT-RESET"},
+                             parse_list(r.headers.get("access-control-expose-headers")))
+
     # -- CORS -------------------------------------------------------------------------------
 
     def test_cors_preflight(self):

@@ -164,7 +164,8 @@ TEST(Render, PageEnvelope) {
 TEST(Errors, BodyAndStatus) {
   auto r = api::fail(core::errc::invalid_email, http::status::bad_request);
   EXPECT_EQ(r.code, http::status::bad_request);
-  EXPECT_EQ(r.body, R"({"detail":"invalid_email"})");
+  // §10: problem-details members beside the code, `status` being the answer's own status.
+  EXPECT_EQ(r.body, R"({"detail":"invalid_email","status":400,"title":"The email address is not valid."})");
   EXPECT_EQ(api::fail(core::errc::invalid_email).code, http::status::unprocessable_entity);
   EXPECT_EQ(api::status_of(core::errc::product_already_in_favorites), http::status::conflict);
   auto busy = api::fail(core::errc::server_busy);
