@@ -889,7 +889,7 @@ TEST_F(product_cache_test, a_missing_product_is_not_asked_for_again) {
 // PRODUCT_CATALOG_REQUEST_DEADLINE_SECONDS."
 TEST_F(product_cache_test, no_lookup_waits_past_the_request_deadline) {
   scripted_server server([](int, const std::string&) { return hang_forever(); });
-  cfg_.catalog_request_deadline_s = 0.3;
+  cfg_.catalog_request_deadline_s = 1.0;  // the first lookup holds the only slot this long
   cfg_.catalog_max_concurrency = 1;
   auto o = options(server.url());
   o.max_concurrency = 1;  // the second lookup queues behind the first
@@ -897,16 +897,21 @@ TEST_F(product_cache_test, no_lookup_waits_past_the_request_deadline) {
   client_ = std::make_unique<client>(ioc_.get_executor(), o, metrics_);
   cache_ = std::make_unique<product_cache>(*db_, *client_, cfg_, metrics_, bg_, ioc_.get_executor(),
                                            [this] { return now_.load(); });
-  const auto start = std::chrono::steady_clock::now();
   auto a = net::co_spawn(ioc_, cache_->get_for_favorite(30, {}), net::use_future);
+  // Once the first lookup is at the catalog (bounded wait for that event, not for time to
+  // pass), the second starts with a shorter deadline that ends well before the slot is freed.
+  for (int i = 0; i < 400 && server.calls() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(server.calls(), 1);
+  cfg_.catalog_request_deadline_s = 0.1;
+  const auto start = std::chrono::steady_clock::now();
   auto b = net::co_spawn(ioc_, cache_->get_for_favorite(31, {}), net::use_future);
-  EXPECT_EQ(a.get().status, fetch_status::unavailable);
   const auto rb = b.get();
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(rb.status, fetch_status::unavailable);
   EXPECT_GE(rb.retry_after_s, 1);
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_LT(elapsed, 0.3 + 1.5);  // the deadline plus slack for a loaded machine; not 5 s
+  EXPECT_LT(elapsed, 0.1 + 0.8);  // its own deadline plus slack for a loaded machine, not 5 s
   EXPECT_EQ(server.calls(), 1);   // the queued one never reached the catalog
+  EXPECT_EQ(a.get().status, fetch_status::unavailable);
 }
 
 // The client's breaker over the scripted catalog: open → unavailable at once, no call.
