@@ -141,7 +141,10 @@ class Nginx:
         self.port = free_port()
         with open(os.path.join(HERE, "nginx.conf.in"), encoding="utf-8") as f:
             conf = f.read()
-        ups = "\n    ".join(f"server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in ports)
+        # max_fails=0: an instance is never marked down as a whole. A refused connect (an instance
+        # restarting) is cheap on loopback and passes to the next upstream; with max_fails=1 a
+        # loaded machine saw all three marked down at once and nginx answered 502 to everything.
+        ups = "\n    ".join(f"server 127.0.0.1:{p} max_fails=0;" for p in ports)
         conf = conf.replace("@PREFIX@", self.prefix).replace("@PORT@", str(self.port)).replace("@UPSTREAMS@", ups)
         self.conf = os.path.join(self.prefix, "nginx.conf")
         with open(self.conf, "w", encoding="utf-8") as f:
