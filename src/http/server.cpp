@@ -185,6 +185,7 @@ void server::begin_shutdown() {
 }
 
 void server::close_idle() {
+  idle_closed_ = true;  // before the dispatches below: a session reaching its idle wait later sees it
   std::lock_guard lk(conns_mu_);
   for (auto& w : conns_) {
     if (auto c = w.lock()) {
@@ -238,7 +239,11 @@ net::awaitable<void> server::session(tcp::socket sock) {
   };
 
   for (;;) {
-    if (draining_) break;
+    // Draining does not close a kept-alive connection here: a request the balancer sends on it
+    // during the grace is still answered (with `Connection: close`, contract §9). Breaking on
+    // `draining_` raced the answer just written before SIGTERM, resetting the next request.
+    // close_idle() ends the grace; on the strand, so it cannot slip between check and wait.
+    if (idle_closed_) break;
     // Idle keep-alive wait: no request bytes yet.
     if (buffer.size() == 0) {
       c->idle = true;

@@ -79,6 +79,9 @@ class server {
   std::optional<rate_limiter> limiter_;
   net::ip::tcp::acceptor acceptor_;
   std::atomic<bool> draining_{false};
+  // Set by close_idle(): from then on a connection back at its idle wait closes instead of
+  // waiting (before it, a kept-alive connection stays open for the drain's grace).
+  std::atomic<bool> idle_closed_{false};
   std::atomic<int> active_requests_{0};
   std::atomic<int> open_connections_{0};
   std::mutex conns_mu_;

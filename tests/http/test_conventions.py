@@ -665,27 +665,28 @@ class GracefulShutdownTest(unittest.TestCase):
                 self.assertEqual(r.status, 200, r)
                 self.assertEqual(self.server.stop(sig), 0)
 
-    @unittest.skip("known defect, issue 11: under load the server sometimes closes an idle kept-alive "
-                   "connection at SIGTERM before the request sent 0.2 s later is read (RemoteDisconnected "
-                   "in a fresh-clone run); passes alone. Re-enable once draining is fixed.")
     def test_draining_answers_kept_alive_connection_with_close(self):
         """§9: "a draining instance answers with `Connection: close`, takes no new request on a
         kept-alive connection, and finishes those in flight" — a request arriving on a kept-alive
-        connection just after SIGTERM is answered (not reset), with Connection: close."""
-        c = Client(self.server.port)
+        connection just after SIGTERM is answered (not reset), with Connection: close. Several
+        connections, SIGTERM sent right after their answers: the server must not close a
+        connection whose previous answer it was still finishing when the signal came."""
+        clients = [Client(self.server.port) for _ in range(8)]
         try:
-            self.assertEqual(c.req("GET", "/health").status, 200)  # the connection stays open
-            conn = c._conn
+            for c in clients:
+                self.assertEqual(c.req("GET", "/health").status, 200)  # each connection stays open
             self.server.proc.send_signal(signal.SIGTERM)
-            time.sleep(0.2)  # the listener is closed by now; this connection is not
-            conn.request("GET", "/health")
-            r = conn.getresponse()
-            r.read()
-            self.assertEqual(r.status, 200)
-            self.assertEqual((r.getheader("Connection") or "").lower(), "close")
+            time.sleep(0.2)  # the listener is closed by now; these connections are not
+            for i, c in enumerate(clients):
+                c._conn.request("GET", "/health")
+                r = c._conn.getresponse()
+                r.read()
+                self.assertEqual(r.status, 200, f"connection {i}")
+                self.assertEqual((r.getheader("Connection") or "").lower(), "close", f"connection {i}")
             self.assertEqual(self.server.wait_exit(10), 0)
         finally:
-            c.close()
+            for c in clients:
+                c.close()
 
     def test_idle_server_exits_promptly(self):
         idle = Client(self.server.port)
