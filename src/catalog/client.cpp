@@ -135,7 +135,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
     }
   };
 
-  net::awaitable<fetch_result> fetch_product(std::int64_t id, log_context ctx, clock_type::time_point deadline) {
+  net::awaitable<fetch_result> fetch_product(std::int64_t id, log_context ctx, clock_type::time_point deadline,
+                                             clock_type::time_point slot_deadline) {
     std::shared_ptr<flight> f;
     bool leader = false;
     {
@@ -169,7 +170,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
     }
     bool asked = false;  // an attempt reached the catalog (a lookup that never did says nothing)
     try {
-      r = co_await fetch_product_now(id, ctx, deadline, asked);
+      r = co_await fetch_product_now(id, ctx, deadline, slot_deadline, asked);
     } catch (const std::exception& e) {
       r = unavailable(std::nullopt);
       warn("catalog: fetching product " + std::to_string(id) + " failed: " + e.what(), ctx);
@@ -193,7 +194,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
   // --- one fetch, with its retries --------------------------------------------------------
 
   net::awaitable<fetch_result> fetch_product_now(std::int64_t id, const log_context& ctx,
-                                                 clock_type::time_point deadline, bool& asked) {
+                                                 clock_type::time_point deadline, clock_type::time_point slot_deadline,
+                                                 bool& asked) {
     const std::string target = transport_.prefix() + "/products/" + std::to_string(id);
     fetch_result r;
     const auto judge = [&](const detail::http_outcome& o) {
@@ -227,7 +229,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
       return step::fail;
     };
     int made = 0;
-    const auto hint = co_await run_attempts(target, product_body_limit, judge, ctx, deadline, made);
+    const auto hint = co_await run_attempts(target, product_body_limit, judge, ctx, deadline, made, slot_deadline);
     asked = made > 0;
     if (hint) co_return unavailable(*hint);
     co_return r;
@@ -273,16 +275,17 @@ struct client::impl : std::enable_shared_from_this<impl> {
   // the retries at once — holding a user request that long is worse than answering 503 with the
   // catalog's own Retry-After. Neither a slot, an attempt nor a backoff outlasts `deadline`.
   template <class Judge>
-  net::awaitable<std::optional<double>> run_attempts(const std::string& target, std::size_t limit, const Judge& judge,
-                                                     const log_context& ctx, clock_type::time_point deadline,
-                                                     int& made) {
+  net::awaitable<std::optional<double>> run_attempts(
+      const std::string& target, std::size_t limit, const Judge& judge, const log_context& ctx,
+      clock_type::time_point deadline, int& made,
+      clock_type::time_point slot_deadline = clock_type::time_point::max()) {
     std::optional<double> server_hint;
     std::string last_error = "client shut down";
     const int max_retries = std::max(0, opts_.max_retries);
     int attempt = 0;
     for (;; ++attempt) {
       if (stopping_.load()) break;
-      if (!co_await acquire(deadline)) {
+      if (!co_await acquire(attempt == 0 ? std::min(deadline, slot_deadline) : deadline)) {
         if (!stopping_.load()) last_error = "no free connection slot before the request's deadline";
         break;
       }
@@ -359,10 +362,10 @@ client::~client() {
   impl_->shutdown();
 }
 
-net::awaitable<fetch_result> client::fetch_product(std::int64_t id, log_context ctx,
-                                                   steady_clock::time_point deadline) {
+net::awaitable<fetch_result> client::fetch_product(std::int64_t id, log_context ctx, steady_clock::time_point deadline,
+                                                   steady_clock::time_point slot_deadline) {
   auto self = impl_;  // keeps the state alive for as long as this frame exists
-  co_return co_await self->fetch_product(id, std::move(ctx), deadline);
+  co_return co_await self->fetch_product(id, std::move(ctx), deadline, slot_deadline);
 }
 
 net::awaitable<std::optional<std::vector<core::product>>> client::fetch_all() {

@@ -103,10 +103,22 @@ net::awaitable<std::vector<std::optional<core::product>>> product_cache::resolve
     return true;
   });
   if (to_fetch.empty()) co_return out;
+  // An expired product with a cached copy may queue for a catalog slot only briefly: when the
+  // catalog's slots are all taken (a flood of lookups of unknown ids, §8), the listing serves the
+  // copy (stale-if-error) instead of waiting out the request deadline behind the flood. Once it
+  // holds a slot it waits for the answer as usual, so a merely slow catalog still refreshes it.
+  constexpr auto stale_copy_slot_wait = std::chrono::milliseconds(100);
   std::vector<std::int64_t> ids;
+  std::vector<steady_clock::time_point> slot_deadlines;
   ids.reserve(to_fetch.size());
-  for (const auto i : to_fetch) ids.push_back(favs[i].product_id);
-  std::vector<fetch_result> fetched = co_await fetch_many(std::move(ids), ctx, request_deadline());
+  slot_deadlines.reserve(to_fetch.size());
+  const auto copy_slot_deadline = steady_clock::now() + stale_copy_slot_wait;
+  for (const auto i : to_fetch) {
+    ids.push_back(favs[i].product_id);
+    slot_deadlines.push_back(favs[i].cached ? copy_slot_deadline : steady_clock::time_point::max());
+  }
+  std::vector<fetch_result> fetched =
+      co_await fetch_many(std::move(ids), std::move(slot_deadlines), ctx, request_deadline());
 
   std::vector<core::product> rows;
   const core::micros fetched_at = clock_();
@@ -205,19 +217,20 @@ net::awaitable<void> product_cache::background_refresh(std::int64_t id, [[maybe_
   }
 }
 
-net::awaitable<std::vector<fetch_result>> product_cache::fetch_many(std::vector<std::int64_t> ids,
-                                                                    const log_context& ctx,
-                                                                    steady_clock::time_point deadline) {
+net::awaitable<std::vector<fetch_result>> product_cache::fetch_many(
+    std::vector<std::int64_t> ids, std::vector<steady_clock::time_point> slot_deadlines, const log_context& ctx,
+    steady_clock::time_point deadline) {
   if (ids.size() == 1) {
     std::vector<fetch_result> one(1);
-    one[0] = co_await client_.fetch_product(ids.front(), ctx, deadline);
+    one[0] = co_await client_.fetch_product(ids.front(), ctx, deadline, slot_deadlines.front());
     co_return one;
   }
   // One operation per id, awaited together (no frame outlives this call).
-  using op_type = decltype(net::co_spawn(ex_, client_.fetch_product(0, ctx, deadline), net::deferred));
+  using op_type = decltype(net::co_spawn(ex_, client_.fetch_product(0, ctx, deadline, deadline), net::deferred));
   std::vector<op_type> ops;
   ops.reserve(ids.size());
-  for (const auto id : ids) ops.push_back(net::co_spawn(ex_, client_.fetch_product(id, ctx, deadline), net::deferred));
+  for (std::size_t j = 0; j < ids.size(); ++j)
+    ops.push_back(net::co_spawn(ex_, client_.fetch_product(ids[j], ctx, deadline, slot_deadlines[j]), net::deferred));
   auto group = net::experimental::make_parallel_group(std::move(ops));  // named: see background_refresh
   auto [order, errors, results] = co_await group.async_wait(net::experimental::wait_for_all(), net::use_awaitable);
   (void)order;

@@ -70,8 +70,10 @@ class product_cache {
   void refresh_in_background(std::int64_t id);
   net::awaitable<void> background_refresh(std::int64_t id, util::task_tracker::guard hold,
                                           std::shared_ptr<refresh_set> set);
-  net::awaitable<std::vector<fetch_result>> fetch_many(std::vector<std::int64_t> ids, const log_context& ctx,
-                                                       steady_clock::time_point deadline);
+  // `slot_deadlines[j]` bounds how long `ids[j]` may queue for a catalog slot (see resolve()).
+  net::awaitable<std::vector<fetch_result>> fetch_many(std::vector<std::int64_t> ids,
+                                                       std::vector<steady_clock::time_point> slot_deadlines,
+                                                       const log_context& ctx, steady_clock::time_point deadline);
   steady_clock::time_point request_deadline() const;
   net::awaitable<void> warm_loop(util::task_tracker::guard hold);
   // Writes freshly fetched rows; a database failure is logged, not thrown (the answer stands).

@@ -18,6 +18,7 @@ Environment: FAV_BIN, STUB_BIN (built binaries, default build/...), FAV_CONTAINE
 the `yaml` package and the configure check go; default build/containers-check).
 """
 
+import ipaddress
 import json
 import os
 import re
@@ -732,6 +733,22 @@ class ContainerFiles(unittest.TestCase):
         self.assertEqual(len(lbs), 1, "one nginx in the scaled profile")
         lb_name, lb = lbs[0]
         self.assertIn(rep_name, lb.get("depends_on") or {})
+        # §8: behind the balancer the replicas take the client address from X-Forwarded-For only
+        # when the balancer's address is in TRUSTED_PROXIES — so nginx needs a fixed address, on a
+        # network it shares with the replicas, that the replicas' TRUSTED_PROXIES covers.
+        lb_nets = lb.get("networks") or {}
+        fixed = [(n, (c or {}).get("ipv4_address")) for n, c in lb_nets.items() if (c or {}).get("ipv4_address")]
+        self.assertEqual(len(fixed), 1, f"nginx needs one fixed address: {lb_nets}")
+        net_name, lb_addr = fixed[0]
+        lb_ip = ipaddress.ip_address(interpolate(lb_addr, {}))
+        rep_nets = rep.get("networks") or []
+        self.assertIn(net_name, rep_nets if isinstance(rep_nets, list) else list(rep_nets))
+        subnet = ((self.compose().get("networks") or {}).get(net_name) or {}).get("ipam", {}).get("config", [{}])[0]
+        self.assertIn(lb_ip, ipaddress.ip_network(interpolate(subnet.get("subnet", "0.0.0.0/32"), {})))
+        trusted = interpolate(mapping(rep.get("environment")).get("TRUSTED_PROXIES", ""), {})
+        self.assertTrue(trusted, "the replicas trust no proxy: every client shares nginx's rate-limit bucket")
+        self.assertTrue(any(lb_ip in ipaddress.ip_network(c.strip(), strict=False) for c in trusted.split(",")),
+                        f"TRUSTED_PROXIES={trusted!r} does not cover nginx at {lb_ip}")
         mounts = [v.split(":") for v in lb.get("volumes") or [] if isinstance(v, str)]
         conf = [m for m in mounts if m[1] == "/etc/nginx/nginx.conf"]
         self.assertEqual(len(conf), 1, mounts)

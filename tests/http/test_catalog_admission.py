@@ -122,5 +122,52 @@ class StarvationTest(AdmissionBase):
             self.assertLess(elapsed, self.DEADLINE_S + 1.5, "a request waited past the deadline")
 
 
+class ExpiredListingDuringFloodTest(AdmissionBase):
+    """The listing half of "a slow catalog plus many unknown ids never delays another customer's
+    cached favoriting or listing" (issue 9) for a product whose cached copy is past the hard TTL:
+    §4 "Age > hard TTL or absent: fetched before answering", and "when the catalog cannot be
+    reached, a cached copy of any age" serves. With every catalog slot held by the flood the
+    catalog cannot be reached in time, so the copy answers at once instead of after the deadline."""
+
+    DEADLINE_S = 4.0
+    server_env = {**BASE_ENV, "PRODUCT_CATALOG_REQUEST_DEADLINE_SECONDS": str(DEADLINE_S),
+                  "PRODUCT_CATALOG_API_MAX_CONCURRENCY": "2", "PRODUCT_CATALOG_API_TIMEOUT_LIMIT": "5",
+                  "PRODUCT_CATALOG_API_MAX_RETRIES": "0", "PRODUCT_CATALOG_BREAKER_FAILURES": "0",
+                  "PRODUCT_CACHE_SOFT_TTL_MINUTES": "0.005", "PRODUCT_CACHE_HARD_TTL_MINUTES": "0.01"}
+
+    def test_expired_copy_is_listed_without_waiting_behind_the_flood(self):
+        attacker, other = self.server.new_customer(), self.server.new_customer()
+        pid = self.new_product()
+        self.assertEqual(self.add(other, pid).status, 201)
+        time.sleep(1.0)  # black-box: the copy's age passes the hard TTL (0.6 s)
+        self.stub.product(pid, title="Renamed while flooded", price=11)
+        self.stub.faults(latency_ms=3000)
+        port = self.server.port
+
+        def unknown(p):
+            return request_once(port, "POST", f"/customers/{attacker.id}/favorites/{p}", token=attacker.token)
+
+        with ThreadPoolExecutor(30) as ex:
+            flood = [ex.submit(unknown, next(_ids)) for _ in range(30)]
+            time.sleep(0.3)  # both catalog slots are held by the flood now
+            t = time.monotonic()
+            r = request_once(port, "GET", f"/customers/{other.id}/favorites", token=other.token)
+            waited = time.monotonic() - t
+            for f in flood:
+                f.result()
+        self.assertEqual(r.status, 200, r)
+        self.assertLess(waited, 1.0, f"listing an expired product waited {waited:.2f} s behind the flood")
+        [item] = r.json["data"]
+        self.assertEqual(item["id"], pid)
+        self.assertEqual(item["title"], f"Product {pid}", "the cached copy is served")
+
+        # Flood over, catalog slow but free: the expired copy is fetched before answering again.
+        self.stub.faults(latency_ms=500)
+        r = request_once(port, "GET", f"/customers/{other.id}/favorites", token=other.token)
+        self.assertEqual(r.status, 200, r)
+        [item] = r.json["data"]
+        self.assertEqual(item["title"], "Renamed while flooded", "a slot was free: the catalog is asked")
+
+
 if __name__ == "__main__":
     unittest.main()
