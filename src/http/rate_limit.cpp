@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "util/text.hpp"
+
 namespace fav::http {
 
 namespace ip = boost::asio::ip;
@@ -48,14 +50,6 @@ rate_decision rate_limiter::take(std::string_view client, double now_s) {
   return d;
 }
 
-namespace {
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-}  // namespace
-
 std::string client_address(const ip::address& peer0, const std::vector<std::string_view>& forwarded_for,
                            const std::vector<util::cidr>& trusted) {
   ip::address peer = util::unmapped(peer0);
@@ -68,7 +62,7 @@ std::string client_address(const ip::address& peer0, const std::vector<std::stri
   for (auto field : forwarded_for) {
     while (!field.empty()) {
       auto comma = field.find(',');
-      hops.push_back(trim(field.substr(0, comma)));
+      hops.push_back(util::trim_blanks(field.substr(0, comma)));
       field = comma == std::string_view::npos ? std::string_view{} : field.substr(comma + 1);
     }
   }

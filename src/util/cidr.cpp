@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "util/text.hpp"
+
 namespace fav::util {
 
 namespace ip = boost::asio::ip;
@@ -21,22 +23,13 @@ bool cidr::contains(const ip::address& a0) const {
   return cmp(a.to_v6().to_bytes(), base.to_v6().to_bytes(), prefix);
 }
 
-namespace {
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
-
 ip::address unmapped(const ip::address& a) {
   if (a.is_v6() && a.to_v6().is_v4_mapped()) return ip::make_address_v4(ip::v4_mapped, a.to_v6());
   return a;
 }
 
 std::optional<ip::address> parse_address(std::string_view s) {
-  s = trim(s);
+  s = trim_blanks(s);
   if (s.size() > 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
   boost::system::error_code ec;
   auto a = ip::make_address(std::string(s), ec);
@@ -48,7 +41,7 @@ std::optional<std::vector<cidr>> parse_cidrs(std::string_view text) {
   std::vector<cidr> out;
   while (!text.empty()) {
     auto comma = text.find(',');
-    auto part = trim(text.substr(0, comma));
+    auto part = trim_blanks(text.substr(0, comma));
     text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
     if (part.empty()) continue;
     auto slash = part.find('/');
