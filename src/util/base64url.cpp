@@ -1,89 +1,36 @@
-// Table-driven base64url and hex; no allocation beyond the result.
+// See base64url.hpp. libsodium (already linked for the password hashes and token bytes) does the
+// work: its URL-safe, unpadded variant rejects padding, foreign characters, impossible lengths
+// and non-zero trailing bits, which is the one-spelling rule the header promises.
 #include "util/base64url.hpp"
 
-#include <array>
-#include <cstdint>
+#include <sodium.h>
 
 namespace fav::util {
-namespace {
-
-constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-constexpr std::uint8_t invalid = 0xff;
-
-constexpr std::array<std::uint8_t, 256> make_decode_table() {
-  std::array<std::uint8_t, 256> table{};
-  table.fill(invalid);
-  for (std::size_t i = 0; i < alphabet.size(); ++i) {
-    table[static_cast<unsigned char>(alphabet[i])] = static_cast<std::uint8_t>(i);
-  }
-  return table;
-}
-
-constexpr auto decode_table = make_decode_table();
-
-}  // namespace
 
 std::string base64url_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() * 4 + 2) / 3);
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t n = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
-                            static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8 |
-                            static_cast<unsigned char>(bytes[i + 2]);
-    out += alphabet[(n >> 18) & 63];
-    out += alphabet[(n >> 12) & 63];
-    out += alphabet[(n >> 6) & 63];
-    out += alphabet[n & 63];
-  }
-  const std::size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    const std::uint32_t n = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
-    out += alphabet[(n >> 18) & 63];
-    out += alphabet[(n >> 12) & 63];
-  } else if (rest == 2) {
-    const std::uint32_t n = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
-                            static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
-    out += alphabet[(n >> 18) & 63];
-    out += alphabet[(n >> 12) & 63];
-    out += alphabet[(n >> 6) & 63];
-  }
+  constexpr int variant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
+  std::string out(sodium_base64_encoded_len(bytes.size(), variant), '\0');  // counts the final NUL
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
+                    variant);
+  out.resize(out.size() - 1);
   return out;
 }
 
 std::optional<std::string> base64url_decode(std::string_view text) {
-  // One leftover character cannot carry a whole byte: no encoder produces that length.
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (const char c : text) {
-    const std::uint8_t v = decode_table[static_cast<unsigned char>(c)];
-    if (v == invalid) return std::nullopt;
-    acc = (acc << 6) | v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  // Leftover bits must be zero, otherwise two spellings would decode to the same bytes
-  // (a JWT signature could then be altered without being detected as different).
-  if ((acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  std::string out(text.size() / 4 * 3 + 3, '\0');
+  std::size_t len = 0;
+  // No `ignore` set and no end pointer: the whole text must be base64url, or -1.
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(), nullptr,
+                        &len, nullptr, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+    return std::nullopt;
+  out.resize(len);
   return out;
 }
 
 std::string hex_encode(std::string_view bytes) {
-  constexpr std::string_view digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (const char c : bytes) {
-    const auto b = static_cast<unsigned char>(c);
-    out += digits[b >> 4];
-    out += digits[b & 0x0f];
-  }
+  std::string out(bytes.size() * 2 + 1, '\0');
+  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  out.resize(out.size() - 1);
   return out;
 }
 
