@@ -1,4 +1,5 @@
-// Calendar arithmetic done by hand: no locale, no timegm/gmtime_r, no TZ environment.
+// Calendar arithmetic with std::chrono's civil calendar: no locale, no timegm/gmtime_r, no TZ
+// environment.
 #include "util/time.hpp"
 
 #include <chrono>
@@ -9,33 +10,6 @@ namespace {
 constexpr std::int64_t micros_per_day = 86'400 * micros_per_second;
 constexpr micros min_time = days_from_civil(0, 1, 1) * micros_per_day;
 constexpr micros max_time = days_from_civil(10000, 1, 1) * micros_per_day - 1;
-
-struct civil {
-  std::int64_t year;
-  unsigned month;
-  unsigned day;
-};
-
-civil civil_from_days(std::int64_t z) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  return {static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0), m, d};
-}
-
-bool is_leap(std::int64_t y) {
-  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-unsigned days_in_month(std::int64_t y, unsigned m) {
-  constexpr unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && is_leap(y) ? 29 : days[m - 1];
-}
 
 void put_digits(std::string& out, std::int64_t value, int width) {
   char buf[20];
@@ -57,16 +31,16 @@ std::string format(micros t, int frac_digits) {
     rem += micros_per_day;
     --days;
   }
-  const civil c = civil_from_days(days);
+  const std::chrono::year_month_day c{std::chrono::sys_days{std::chrono::days{days}}};
   const std::int64_t secs = rem / micros_per_second;
   const std::int64_t frac = rem % micros_per_second;
   std::string out;
   out.reserve(27);
-  put_digits(out, c.year, 4);
+  put_digits(out, static_cast<int>(c.year()), 4);
   out += '-';
-  put_digits(out, c.month, 2);
+  put_digits(out, static_cast<unsigned>(c.month()), 2);
   out += '-';
-  put_digits(out, c.day, 2);
+  put_digits(out, static_cast<unsigned>(c.day()), 2);
   out += 'T';
   put_digits(out, secs / 3600, 2);
   out += ':';
@@ -129,9 +103,9 @@ std::optional<micros> parse_rfc3339(std::string_view text) {
   if (!r.digits(2, hour) || !r.literal(':') || !r.digits(2, minute) || !r.literal(':') || !r.digits(2, second)) {
     return std::nullopt;
   }
-  if (month < 1 || month > 12 || day < 1 ||
-      static_cast<unsigned>(day) > days_in_month(year, static_cast<unsigned>(month)) || hour > 23 || minute > 59 ||
-      second > 59) {
+  const std::chrono::year_month_day date{std::chrono::year{year}, std::chrono::month{static_cast<unsigned>(month)},
+                                         std::chrono::day{static_cast<unsigned>(day)}};
+  if (!date.ok() || hour > 23 || minute > 59 || second > 59) {  // ok(): Feb 30 and month 13 are not
     return std::nullopt;
   }
 
@@ -165,7 +139,7 @@ std::optional<micros> parse_rfc3339(std::string_view text) {
     if (!r.done()) return std::nullopt;
   }
 
-  const std::int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  const std::int64_t days = std::chrono::sys_days{date}.time_since_epoch().count();
   const std::int64_t seconds = days * 86'400 + hour * 3600 + minute * 60 + second - offset_seconds;
   return seconds * micros_per_second + frac;
 }

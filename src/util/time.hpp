@@ -1,6 +1,7 @@
 // Time as int64 microseconds since the Unix epoch (UTC), and its RFC 3339 text forms:
 // 3 fractional digits on the wire, 6 in the database (fixed width, so text order is time order).
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,13 +29,8 @@ std::optional<micros> parse_rfc3339(std::string_view text);
 
 // Days since 1970-01-01 of a proleptic Gregorian date (no range or validity check).
 constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  // Howard Hinnant's algorithm: count from March so the leap day ends the year.
-  y -= m <= 2 ? 1 : 0;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+  using namespace std::chrono;
+  return sys_days{year{static_cast<int>(y)} / month{m} / day{d}}.time_since_epoch().count();
 }
 
 }  // namespace fav::util
