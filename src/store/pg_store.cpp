@@ -22,20 +22,20 @@ constexpr pg_statement ping{"ping", "SELECT 1"};
 constexpr pg_statement insert_customer{"insert_customer", R"sql(
 INSERT INTO customers (id, name, email, password_hash, created_at, updated_at)
 VALUES ($1::uuid, $2, $3, $4,
-        timestamptz 'epoch' + $5::int8 * interval '1 microsecond',
-        timestamptz 'epoch' + $6::int8 * interval '1 microsecond')
+        fav_ts($5::int8),
+        fav_ts($6::int8))
 ON CONFLICT DO NOTHING)sql"};
 
 constexpr pg_statement find_customer{"find_customer", R"sql(
 SELECT id::text, name, email, password_hash,
-       (extract(epoch FROM created_at) * 1000000)::int8,
-       (extract(epoch FROM updated_at) * 1000000)::int8
+       fav_us(created_at),
+       fav_us(updated_at)
 FROM customers WHERE id = $1::uuid)sql"};
 
 constexpr pg_statement find_customer_by_email{"find_customer_by_email", R"sql(
 SELECT id::text, name, email, password_hash,
-       (extract(epoch FROM created_at) * 1000000)::int8,
-       (extract(epoch FROM updated_at) * 1000000)::int8
+       fav_us(created_at),
+       fav_us(updated_at)
 FROM customers WHERE email = $1)sql"};
 
 // One round trip for page and total: the filtered set is inlined twice (count and page), and
@@ -46,11 +46,11 @@ WITH f AS NOT MATERIALIZED (
   SELECT id, name, email, password_hash, created_at, updated_at FROM customers
   WHERE ($1::text IS NULL OR position(lower($1::text) IN lower(name)) > 0)
     AND ($2::text IS NULL OR position(lower($2::text) IN lower(email)) > 0)
-    AND ($3::int8 IS NULL OR created_at >= timestamptz 'epoch' + $3::int8 * interval '1 microsecond')
-    AND ($4::int8 IS NULL OR created_at <= timestamptz 'epoch' + $4::int8 * interval '1 microsecond'))
+    AND ($3::int8 IS NULL OR created_at >= fav_ts($3::int8))
+    AND ($4::int8 IS NULL OR created_at <= fav_ts($4::int8)))
 SELECT (SELECT count(*) FROM f), p.id::text, p.name, p.email, p.password_hash,
-       (extract(epoch FROM p.created_at) * 1000000)::int8,
-       (extract(epoch FROM p.updated_at) * 1000000)::int8
+       fav_us(p.created_at),
+       fav_us(p.updated_at)
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (SELECT * FROM f ORDER BY created_at, id LIMIT $5::int8 OFFSET $6::int8) AS p ON true
 ORDER BY p.created_at, p.id)sql"};
@@ -63,7 +63,7 @@ taken AS (SELECT 1 FROM customers WHERE $3::text IS NOT NULL AND email = $3::tex
 upd AS (
   UPDATE customers c
   SET name = coalesce($2::text, c.name), email = coalesce($3::text, c.email),
-      updated_at = timestamptz 'epoch' + $4::int8 * interval '1 microsecond'
+      updated_at = fav_ts($4::int8)
   WHERE c.id = $1::uuid AND NOT EXISTS (SELECT 1 FROM taken)
     AND (c.name <> coalesce($2::text, c.name) OR c.email <> coalesce($3::text, c.email))
   RETURNING pg_notify('favorites_api_changes', 'c:' || c.id::text))
@@ -80,14 +80,14 @@ SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid),
 
 constexpr pg_statement revoke_token{"revoke_token", R"sql(
 INSERT INTO revoked_tokens (jti, expires_at)
-VALUES ($1, timestamptz 'epoch' + $2::int8 * interval '1 microsecond')
+VALUES ($1, fav_ts($2::int8))
 ON CONFLICT DO NOTHING
 RETURNING pg_notify('favorites_api_changes', 's:' || jti))sql"};
 
 // Revocations matter only until the token would have expired anyway.
 constexpr pg_statement prune_revoked_tokens{"prune_revoked_tokens", R"sql(
 DELETE FROM revoked_tokens
-WHERE expires_at < timestamptz 'epoch' + $1::int8 * interval '1 microsecond')sql"};
+WHERE expires_at < fav_ts($1::int8))sql"};
 
 // Sign-in guard: scope is the client address, or '*' for every address.
 constexpr pg_statement sign_in_failures{"sign_in_failures", R"sql(
@@ -110,8 +110,8 @@ constexpr pg_statement prune_sign_in_failures{"prune_sign_in_failures",
 constexpr pg_statement insert_refresh_token{"insert_refresh_token", R"sql(
 INSERT INTO refresh_tokens (token_hash, family_id, customer_id, created_at, expires_at)
 VALUES ($1, $2, $3::uuid,
-        timestamptz 'epoch' + $4::int8 * interval '1 microsecond',
-        timestamptz 'epoch' + $5::int8 * interval '1 microsecond'))sql"};
+        fav_ts($4::int8),
+        fav_ts($5::int8)))sql"};
 
 // Locks the old token's row (FOR UPDATE), so of two concurrent rotations the second waits and
 // then sees the first one's used_at; rotates only an active token of a family with no revoked
@@ -126,16 +126,16 @@ WITH old AS MATERIALIZED (
            WHERE f.family_id = t.family_id AND f.revoked_at IS NOT NULL) AS revoked
   FROM refresh_tokens t WHERE t.token_hash = $1 FOR UPDATE OF t),
 rotated AS (
-  UPDATE refresh_tokens r SET used_at = timestamptz 'epoch' + $2::int8 * interval '1 microsecond'
+  UPDATE refresh_tokens r SET used_at = fav_ts($2::int8)
   FROM old
   WHERE r.token_hash = old.token_hash AND old.used_at IS NULL AND NOT old.revoked
-    AND old.expires_at > timestamptz 'epoch' + $2::int8 * interval '1 microsecond'
+    AND old.expires_at > fav_ts($2::int8)
   RETURNING r.family_id, r.customer_id),
 inserted AS (
   INSERT INTO refresh_tokens (token_hash, family_id, customer_id, created_at, expires_at)
   SELECT $3, family_id, customer_id,
-         timestamptz 'epoch' + $4::int8 * interval '1 microsecond',
-         timestamptz 'epoch' + $5::int8 * interval '1 microsecond'
+         fav_ts($4::int8),
+         fav_ts($5::int8)
   FROM rotated
   RETURNING 1)
 SELECT old.customer_id::text, old.family_id, old.used_at IS NOT NULL, old.revoked,
@@ -143,13 +143,13 @@ SELECT old.customer_id::text, old.family_id, old.used_at IS NOT NULL, old.revoke
 FROM old)sql"};
 
 constexpr pg_statement revoke_refresh_family{"revoke_refresh_family", R"sql(
-UPDATE refresh_tokens SET revoked_at = timestamptz 'epoch' + $2::int8 * interval '1 microsecond'
+UPDATE refresh_tokens SET revoked_at = fav_ts($2::int8)
 WHERE family_id = $1 AND revoked_at IS NULL
 RETURNING pg_notify('favorites_api_changes', 's:' || family_id))sql"};
 
 constexpr pg_statement get_cached_product{"get_cached_product", R"sql(
 SELECT id, title, image_url, round(price * 100)::int8, round(review_rate * 100)::int8,
-       review_count, (extract(epoch FROM fetched_at) * 1000000)::int8
+       review_count, fav_us(fetched_at)
 FROM products_cache WHERE id = $1::int8)sql"};
 
 // All rows in one statement from a JSON array; sorted by id so concurrent batches lock rows in
@@ -157,7 +157,7 @@ FROM products_cache WHERE id = $1::int8)sql"};
 constexpr pg_statement upsert_products{"upsert_products", R"sql(
 INSERT INTO products_cache (id, title, image_url, price, review_rate, review_count, fetched_at)
 SELECT p.id, left(p.title, 255), p.image_url, p.price_cents / 100.0, p.rate_cents / 100.0,
-       p.review_count, timestamptz 'epoch' + p.fetched_at * interval '1 microsecond'
+       p.review_count, fav_ts(p.fetched_at)
 FROM json_to_recordset($1::json) AS p(id int8, title text, image_url text, price_cents int8,
                                       rate_cents int8, review_count int8, fetched_at int8)
 ORDER BY p.id
@@ -168,7 +168,7 @@ ON CONFLICT (id) DO UPDATE SET
 
 constexpr pg_statement insert_favorite{"insert_favorite", R"sql(
 INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
-VALUES ($1::uuid, $2::int8, timestamptz 'epoch' + $3::int8 * interval '1 microsecond')
+VALUES ($1::uuid, $2::int8, fav_ts($3::int8))
 ON CONFLICT DO NOTHING
 RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))sql"};
 
@@ -178,10 +178,10 @@ RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))sql"};
 
 // Columns 0..8 as read by read_favorite().
 constexpr pg_statement get_favorite{"get_favorite", R"sql(
-SELECT f.product_id, (extract(epoch FROM f.favorited_at) * 1000000)::int8,
+SELECT f.product_id, fav_us(f.favorited_at),
        c.id IS NOT NULL, c.title, c.image_url, round(c.price * 100)::int8,
        round(c.review_rate * 100)::int8, c.review_count,
-       (extract(epoch FROM c.fetched_at) * 1000000)::int8
+       fav_us(c.fetched_at)
 FROM customer_favorite_products f LEFT JOIN products_cache c ON c.id = f.product_id
 WHERE f.customer_id = $1::uuid AND f.product_id = $2::int8)sql"};
 
@@ -190,10 +190,10 @@ constexpr pg_statement list_favorites{"list_favorites", R"sql(
 WITH f AS NOT MATERIALIZED (
   SELECT product_id, favorited_at FROM customer_favorite_products WHERE customer_id = $1::uuid)
 SELECT (SELECT count(*) FROM f), p.product_id,
-       (extract(epoch FROM p.favorited_at) * 1000000)::int8,
+       fav_us(p.favorited_at),
        c.id IS NOT NULL, c.title, c.image_url, round(c.price * 100)::int8,
        round(c.review_rate * 100)::int8, c.review_count,
-       (extract(epoch FROM c.fetched_at) * 1000000)::int8
+       fav_us(c.fetched_at)
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (SELECT * FROM f ORDER BY favorited_at DESC, product_id DESC
                    LIMIT $2::int8 OFFSET $3::int8) AS p ON true

@@ -790,7 +790,7 @@ INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
   VALUES ('6f1c3c2e-0d7a-4d47-9a43-1f0b1c2d3e4f', 7, '2024-01-02 03:04:06+00');
 )sql");
   run(st_->migrate());
-  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3"}));  // 3: sign_in_failures
+  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3", "4"}));  // 3: sign_in_failures, 4: fav_ts/fav_us
   auto c = run(st_->find_customer("6f1c3c2e-0d7a-4d47-9a43-1f0b1c2d3e4f"));
   ASSERT_TRUE(c);
   EXPECT_EQ(c->name, "Ref");
@@ -816,7 +816,7 @@ TEST_F(pg_backend, instances_migrating_together_both_succeed) {
   ioc_.run();
   t.join();
   for (auto& f : fs) EXPECT_NO_THROW(f.get());
-  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3"}));  // 3: sign_in_failures
+  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3", "4"}));  // 3: sign_in_failures, 4: fav_ts/fav_us
   other.reset();
 }
 
