@@ -75,14 +75,10 @@ http::response session_response(app& a, const std::string& customer_id, const st
 }  // namespace
 
 net::awaitable<http::response> sign_up(http::request& req, app& a) {
-  auto parsed = read_object(req);
-  if (auto* r = std::get_if<http::response>(&parsed)) co_return std::move(*r);
-  auto& obj = std::get<boost::json::object>(parsed);
+  auto fields = read_fields(req, {{"name", required}, {"email", required}, {"password", required}});
+  if (auto* r = std::get_if<http::response>(&fields)) co_return std::move(*r);
+  auto& [name, email, password] = std::get<0>(fields);
   std::vector<field_error> errors;
-  auto name = string_field(obj, "name", true, errors);
-  auto email = string_field(obj, "email", true, errors);
-  auto password = string_field(obj, "password", true, errors);
-  if (!errors.empty()) co_return fail(errc::invalid_body, std::nullopt, errors);
 
   auto good_email = core::parse_email(*email);
   auto good_name = core::parse_name(*name);
@@ -113,13 +109,9 @@ net::awaitable<http::response> sign_up(http::request& req, app& a) {
 }
 
 net::awaitable<http::response> sign_in(http::request& req, app& a) {
-  auto parsed = read_object(req);
-  if (auto* r = std::get_if<http::response>(&parsed)) co_return std::move(*r);
-  auto& obj = std::get<boost::json::object>(parsed);
-  std::vector<field_error> errors;
-  auto email = string_field(obj, "email", true, errors);
-  auto password = string_field(obj, "password", true, errors);
-  if (!errors.empty()) co_return fail(errc::invalid_body, std::nullopt, errors);
+  auto fields = read_fields(req, {{"email", required}, {"password", required}});
+  if (auto* r = std::get_if<http::response>(&fields)) co_return std::move(*r);
+  auto& [email, password] = std::get<0>(fields);
 
   std::string normalized = core::ascii_lower(core::trim(*email));
   // The sign-in guard (§8) first: a locked email costs one query, never a hash. Answers given
@@ -167,11 +159,9 @@ net::awaitable<http::response> sign_out(http::request& req, app& a) {
 }
 
 net::awaitable<http::response> refresh(http::request& req, app& a) {
-  auto parsed = read_object(req);
-  if (auto* r = std::get_if<http::response>(&parsed)) co_return std::move(*r);
-  std::vector<field_error> errors;
-  auto token = string_field(std::get<boost::json::object>(parsed), "refresh_token", true, errors);
-  if (!errors.empty()) co_return fail(errc::invalid_body, std::nullopt, errors);
+  auto fields = read_fields(req, {{"refresh_token", required}});
+  if (auto* r = std::get_if<http::response>(&fields)) co_return std::move(*r);
+  auto& [token] = std::get<0>(fields);
   if (token->empty() || token->size() > 512) co_return fail(errc::invalid_refresh_token);
 
   auto now = util::now_micros();
