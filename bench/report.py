@@ -235,6 +235,9 @@ def report(out, md_path, png):
     nginx = next((r for r in recs if r["kind"] == "nginx"), None)
     rss = {(r["target"], r["phase"]): r["vmhwm_kib"] for r in recs if r["kind"] == "rss"}
     seeds = {r["target"]: r["result"] for r in recs if r["kind"] == "seed"}
+    commit = next((r["result"] for r in recs if r["kind"] == "sqlite_commit"), None)
+    # (c) counts both requests of a pair, so the ceiling does too.
+    commit_rps = commit["pairs_per_second"] * 2 if commit else None
 
     L = []
     w = L.append
@@ -268,6 +271,8 @@ def report(out, md_path, png):
         ceil = pgbench_ceiling(recs, PGBENCH_OF[scen])
         w(ratio_row(f"{label} on PostgreSQL ÷ pgbench of its SQL", ok_rps(wrk_rec(recs, pg, scen, conns)),
                     ceil[0] if ceil else None, target))
+    w(ratio_row("(c) on SQLite ÷ one-transaction-per-pair ceiling", ok_rps(wrk_rec(recs, "sqlite", "add_remove", conns)),
+                commit_rps, 2))
     w(ratio_row("(a) on SQLite ÷ nginx static ceiling", ok_rps(wrk_rec(recs, "sqlite", "favorites", conns)),
                 ok_rps(wrk_rec(recs, "nginx", "favorites", conns)), 0.4))
     for b in backends:
@@ -330,6 +335,12 @@ def report(out, md_path, png):
         w(f"- **argon2id** (`bench-seed --hash-bench`, `fav::auth::verify_password` = one hash with the service's "
           f"parameters `{hash_rec.get('phc_prefix')}`, {hash_rec['threads']} threads): "
           f"**{hash_rec['hashes_per_second']:.2f} hashes/s** ({hash_rec['hashes']} in {hash_rec['seconds']:.1f} s).")
+    if commit:
+        w(f"- **SQLite durable commits** (`sqlite-commit-bench`: (c)'s insert + delete of a favorite on the seeded "
+          f"database, one connection opened like the service's — WAL, `synchronous=FULL` — one transaction, so one "
+          f"fsync, per pair): **{commit['pairs_per_second']:,.1f} pairs/s** = {f0(commit_rps)} requests-equivalent/s "
+          f"({commit['pairs']} pairs in {commit['seconds']:.1f} s; per pair p50 {ms(commit['p50_us'])} ms, "
+          f"p99 {ms(commit['p99_us'])} ms, max {ms(commit['max_us'])} ms).")
     if nginx:
         w(f"- **nginx** static: (a)'s response body from the {nginx['body_from']} service "
           f"({nginx['body_bytes']} bytes) for the same requests (same Lua script, tokens and paths), "

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark, in one command (see bench/README.md): installs the tools, builds, seeds SQLite
 # and PostgreSQL, measures the service with wrk and, in the same run, its ceilings (nginx static,
-# pgbench of the service's own SQL, argon2id on all cores); writes bench/RESULTS.md + plot.png.
+# pgbench of the service's own SQL, SQLite's one-commit-per-pair rate, argon2id on all cores);
+# writes bench/RESULTS.md + plot.png.
 #
 #   bench/run.sh                                  full run (~7 min on 2 cores)
 #   DURATION=3 WARMUP=1 CUSTOMERS=1000 bench/run.sh   quick check (~3 min)
@@ -25,6 +26,7 @@ ROOT=$PWD
 : "${SKIP_DEPS:=0}" "${SKIP_BUILD:=0}"
 : "${BUILD_DIR:=build}"
 : "${FAV_BIN:=$BUILD_DIR/favorites-api}" "${STUB_BIN:=$BUILD_DIR/catalog-stub}" "${SEED_BIN:=$BUILD_DIR/bench-seed}"
+: "${COMMIT_BIN:=$BUILD_DIR/sqlite-commit-bench}"
 POOL=${DATABASE_POOL_SIZE:-5}  # the service's pool (its default)
 : "${PGBENCH_CLIENTS:=$POOL 16 $CONNECTIONS}"  # pgbench client counts; the ceiling is the best
 PRODUCTS_FILE=data/fakestore-products.json
@@ -100,11 +102,12 @@ log_cmd() { printf '%s\n' "$*" | sed -E 's#(postgres(ql)?://[^:/@]+:)[^@]*@#\1**
 for t in wrk nginx gnuplot pgbench curl python3; do command -v "$t" >/dev/null || die "$t not found"; done
 if [ "$SKIP_BUILD" != 1 ]; then
   [ -f "$BUILD_DIR/CMakeCache.txt" ] || cmake -S . -B "$BUILD_DIR" >/dev/null
-  say "building favorites-api catalog-stub bench-seed"
-  cmake --build "$BUILD_DIR" --target favorites-api catalog-stub bench-seed -j "$(nproc)" >/dev/null
+  say "building favorites-api catalog-stub bench-seed sqlite-commit-bench"
+  cmake --build "$BUILD_DIR" --target favorites-api catalog-stub bench-seed sqlite-commit-bench -j "$(nproc)" >/dev/null
 fi
-for b in "$FAV_BIN" "$STUB_BIN" "$SEED_BIN"; do [ -x "$b" ] || die "$b is not built"; done
+for b in "$FAV_BIN" "$STUB_BIN" "$SEED_BIN" "$COMMIT_BIN"; do [ -x "$b" ] || die "$b is not built"; done
 FAV_BIN=$(realpath "$FAV_BIN"); STUB_BIN=$(realpath "$STUB_BIN"); SEED_BIN=$(realpath "$SEED_BIN")
+COMMIT_BIN=$(realpath "$COMMIT_BIN")
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 
 rm -rf "$OUT"
@@ -323,8 +326,22 @@ bench_backend() {  # sqlite | postgresql
   stop_pid "$SVC_PID"
   SVC_PID=
 
+  [ "$backend" = sqlite ] && run_commit_bench
   [ "$backend" = postgresql ] && run_pgbench
   return 0
+}
+
+# ---- 5a. the SQLite write ceiling: the (c) pair, one transaction (one fsync) per pair ----
+run_commit_bench() {
+  local db=$ROOT/$RUN/sqlite/favorites.db
+  log_cmd "$COMMIT_BIN --database $db --seconds $DURATION --warmup $WARMUP"
+  say "SQLite durable-commit ceiling (${DURATION}s, one connection, one transaction per pair)"
+  if bounded $((DURATION + WARMUP + 60)) "$COMMIT_BIN" --database "$db" --seconds "$DURATION" --warmup "$WARMUP" \
+    >"$RAW/sqlite-commit-bench.json"; then
+    record "{\"kind\":\"sqlite_commit\",\"result\":$(cat "$RAW/sqlite-commit-bench.json")}"
+  else
+    say "warning: sqlite-commit-bench failed"
+  fi
 }
 
 # ---- 5. the PostgreSQL ceiling: pgbench -M prepared running the service's own statements ----

@@ -2,14 +2,11 @@
 // per-connection prepared-statement cache.
 #include "store/sqlite_store.hpp"
 
-#include <sqlite3.h>
-
 #include <chrono>
 #include <filesystem>
-#include <map>
-#include <mutex>
-#include <thread>
 
+#include "store/sqlite_conn.hpp"
+#include "store/sqlite_writer.hpp"
 #include "util/time.hpp"
 #include "util/worker_pool.hpp"
 
@@ -18,6 +15,10 @@ namespace {
 
 using core::micros;
 using sclock = std::chrono::steady_clock;
+using sqlite::connection;
+using sqlite::deadline_scope;
+using sqlite::query;
+using sqlite::savepoint;
 
 // ---- migrations: numbered, append-only, never dropping data ----
 struct migration {
@@ -132,166 +133,6 @@ constexpr const char* sql_get_favorite = FAV_FAVORITE_COLUMNS "WHERE f.customer_
 #undef FAV_FAVORITE_COLUMNS
 constexpr const char* sql_count_favorites = "SELECT count(*) FROM customer_favorite_products WHERE customer_id = ?1";
 
-// ---- a connection and its statement cache (used by one worker thread only) ----
-class connection {
- public:
-  // `closing` (the store's) ends lock waits and running statements at once when set.
-  connection(const std::string& path, const std::atomic<bool>* closing) : closing_(closing) {
-    int rc =
-        sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-    if (rc != SQLITE_OK) {
-      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close(db_);
-      throw unavailable("sqlite open failed: " + msg);
-    }
-    // Both bounded by the statement deadline (contract §5): a lock wait gives up, a running
-    // statement is interrupted (SQLITE_INTERRUPT rolls it back; nothing is applied later).
-    sqlite3_busy_handler(db_, &connection::on_busy, this);
-    sqlite3_progress_handler(db_, 4096, &connection::on_progress, this);
-    // Default page cache (2 MiB a connection) and no mmap: both count in the service's RSS
-    // (measured: mmap + 16 MiB caches took it from ~30 to 172 MiB), and the OS page cache
-    // already keeps the file hot.
-    exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;");
-  }
-  ~connection() {
-    for (auto& [k, s] : stmts_) sqlite3_finalize(s);
-    sqlite3_close(db_);
-  }
-  connection(const connection&) = delete;
-  connection& operator=(const connection&) = delete;
-
-  void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "unknown error";
-      sqlite3_free(err);
-      fail(msg);
-    }
-  }
-
-  [[noreturn]] void fail(const std::string& msg) {
-    int code = sqlite3_errcode(db_) & 0xff;
-    if (code == SQLITE_BUSY || code == SQLITE_LOCKED || code == SQLITE_IOERR || code == SQLITE_FULL ||
-        code == SQLITE_CANTOPEN || code == SQLITE_READONLY || code == SQLITE_CORRUPT || code == SQLITE_INTERRUPT)
-      throw unavailable("sqlite: " + msg);
-    // Every foreign key points at customers: the request's customer is gone (contract §5).
-    if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_FOREIGNKEY) throw customer_gone("sqlite: " + msg);
-    throw std::runtime_error("sqlite: " + msg);
-  }
-
-  // The deadline of the statements run until the next call; time_point::max() for none.
-  void set_deadline(sclock::time_point d) { deadline_ = d; }
-
-  sqlite3_stmt* prepare(const char* sql) {
-    auto it = stmts_.find(sql);
-    if (it != stmts_.end()) return it->second;
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK)
-      fail(sqlite3_errmsg(db_));
-    stmts_.emplace(sql, s);
-    return s;
-  }
-  int changes() const { return sqlite3_changes(db_); }
-  sqlite3* raw() { return db_; }
-
- private:
-  // Busy: sleep a little and retry until the deadline (0 gives up: SQLITE_BUSY).
-  static int on_busy(void* self, int attempt) {
-    auto* c = static_cast<connection*>(self);
-    const auto left = c->deadline_ - sclock::now();
-    if (left <= sclock::duration::zero() || c->closing()) return 0;
-    const auto nap = std::chrono::milliseconds(attempt < 4 ? 1 : attempt < 16 ? 5 : 20);
-    std::this_thread::sleep_for(std::min<sclock::duration>(nap, left));
-    return 1;
-  }
-  // Non-zero interrupts the running statement.
-  static int on_progress(void* self) {
-    auto* c = static_cast<connection*>(self);
-    return sclock::now() >= c->deadline_ || c->closing() ? 1 : 0;
-  }
-  // Only while a deadline is set: a rollback (deadline cleared) always runs to its end.
-  bool closing() const {
-    return deadline_ != sclock::time_point::max() && closing_ && closing_->load(std::memory_order_relaxed);
-  }
-
-  sqlite3* db_ = nullptr;
-  std::map<const char*, sqlite3_stmt*> stmts_;
-  sclock::time_point deadline_ = sclock::time_point::max();
-  const std::atomic<bool>* closing_ = nullptr;
-};
-
-// One execution of a cached statement: bind, step, read; resets on destruction.
-class query {
- public:
-  query(connection& c, const char* sql) : c_(c), s_(c.prepare(sql)) {}
-  ~query() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
-  query& bind(int i, std::string_view v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  query& bind(int i, std::int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
-  }
-  query& bind_real(int i, double v) {
-    sqlite3_bind_double(s_, i, v);
-    return *this;
-  }
-  query& bind_null(int i) {
-    sqlite3_bind_null(s_, i);
-    return *this;
-  }
-  query& bind_time(int i, micros t) { return bind(i, util::format_db_time(t)); }
-  template <class T>
-  query& bind_opt(int i, const std::optional<T>& v) {
-    return v ? bind(i, *v) : bind_null(i);
-  }
-  // Next row: true when one is available.
-  bool step() {
-    int rc = sqlite3_step(s_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    c_.fail(sqlite3_errmsg(c_.raw()));
-  }
-  void run() {
-    while (step()) {
-    }
-  }
-  bool is_null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
-  std::int64_t i64(int col) const { return sqlite3_column_int64(s_, col); }
-  std::string text(int col) const {
-    auto p = sqlite3_column_text(s_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s_, col)) : std::string{};
-  }
-  micros time(int col) const { return util::parse_rfc3339(text(col)).value_or(0); }
-
- private:
-  connection& c_;
-  sqlite3_stmt* s_;
-};
-
-// BEGIN IMMEDIATE takes the write lock up front so read-then-write never deadlocks.
-class transaction {
- public:
-  explicit transaction(connection& c) : c_(c) { c_.exec("BEGIN IMMEDIATE"); }
-  ~transaction() {
-    if (done_) return;
-    c_.set_deadline(sclock::time_point::max());  // the rollback itself is never interrupted
-    sqlite3_exec(c_.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  void commit() {
-    c_.exec("COMMIT");
-    done_ = true;
-  }
-
- private:
-  connection& c_;
-  bool done_ = false;
-};
-
 core::customer read_customer(query& q) {
   return core::customer{q.text(0), q.text(1), q.text(2), q.text(3), q.time(4), q.time(5)};
 }
@@ -332,32 +173,36 @@ void bind_filter(query& q, const core::customer_filter& f) {
 
 class sqlite_store final : public store {
  public:
+  // The writer opens its connection here, so a bad path fails the start, not the first request.
   sqlite_store(std::string path, int threads, sclock::duration statement_timeout)
       : path_(std::move(path)),
         timeout_(statement_timeout),
-        pool_(threads, 100000),
-        conns_(static_cast<std::size_t>(threads)) {
-    // Open once here so a bad path fails the start, not the first request.
-    connection probe(path_, nullptr);
-    probe.exec("SELECT 1");
+        pool_(threads, queue_limit),
+        conns_(static_cast<std::size_t>(threads)),
+        writer_(path_, queue_limit, 1000, &closing_) {}
+  ~sqlite_store() override {
+    pool_.stop();
+    writer_.stop();
   }
-  ~sqlite_store() override { pool_.stop(); }
-  // Running statements and lock waits end at once (unavailable); queued calls then fail fast.
+  // Running statements and lock waits end at once (unavailable), the writer's too; queued
+  // calls then fail fast (a queued write is never applied).
   void close() override {
     closing_ = true;
     pool_.stop();
+    writer_.stop();
   }
 
   std::string backend() const override { return "sqlite"; }
-  pool_usage usage() const override { return {pool_.running(), pool_.queued()}; }
+  pool_usage usage() const override { return {pool_.running() + writer_.running(), pool_.queued() + writer_.queued()}; }
+  write_stats stats() const { return {writer_.commits(), writer_.writes()}; }
 
   net::awaitable<void> migrate() override {
-    co_await run<int>(
+    co_await write<int>(
         [](connection& c) {
           c.exec(
               "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT "
               "NULL)");
-          transaction tx(c);
+          savepoint tx(c);
           std::int64_t current = 0;
           {
             query q(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
@@ -385,7 +230,7 @@ class sqlite_store final : public store {
   }
 
   net::awaitable<bool> insert_customer(const core::customer& cu) override {
-    co_return co_await run<bool>([&cu](connection& c) {
+    co_return co_await write<bool>([&cu](connection& c) {
       query(c, sql_insert_customer)
           .bind(1, cu.id)
           .bind(2, cu.name)
@@ -430,8 +275,8 @@ class sqlite_store final : public store {
   }
 
   net::awaitable<update_result> update_customer(std::string id, customer_patch patch, micros now) override {
-    co_return co_await run<update_result>([&](connection& c) {
-      transaction tx(c);
+    co_return co_await write<update_result>([&](connection& c) {
+      savepoint tx(c);
       std::optional<core::customer> cur;
       {
         query q(c, sql_customer_by_id);
@@ -450,7 +295,7 @@ class sqlite_store final : public store {
   }
 
   net::awaitable<bool> delete_customer(std::string id) override {
-    co_return co_await run<bool>([&id](connection& c) {
+    co_return co_await write<bool>([&id](connection& c) {
       query(c, sql_delete_customer).bind(1, id).run();
       return c.changes() == 1;
     });
@@ -467,7 +312,7 @@ class sqlite_store final : public store {
   }
 
   net::awaitable<void> revoke_token(std::string jti, micros expires_at) override {
-    co_await run<int>([&](connection& c) {
+    co_await write<int>([&](connection& c) {
       query(c, sql_revoke_token).bind(1, jti).bind_time(2, expires_at).run();
       // Revocations are only needed until the token would expire anyway.
       if (++revocations_ % 64 == 0) query(c, sql_prune_revoked).bind_time(1, util::now_micros()).run();
@@ -476,7 +321,7 @@ class sqlite_store final : public store {
   }
 
   net::awaitable<void> insert_refresh_token(const core::refresh_token& t) override {
-    co_await run<int>([&t](connection& c) {
+    co_await write<int>([&t](connection& c) {
       query(c, sql_insert_refresh)
           .bind(1, t.token_hash)
           .bind(2, t.family_id)
@@ -490,8 +335,8 @@ class sqlite_store final : public store {
 
   net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
                                                      micros now) override {
-    co_return co_await run<rotate_result>([&](connection& c) {
-      transaction tx(c);
+    co_return co_await write<rotate_result>([&](connection& c) {
+      savepoint tx(c);
       std::string family, customer;
       micros expires = 0;
       bool used = false, revoked = false;
@@ -532,7 +377,7 @@ class sqlite_store final : public store {
   }
 
   net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override {
-    co_await run<int>([&](connection& c) {
+    co_await write<int>([&](connection& c) {
       query(c, sql_revoke_family).bind(1, family_id).bind_time(2, now).run();
       return 0;
     });
@@ -553,8 +398,8 @@ class sqlite_store final : public store {
 
   net::awaitable<void> record_sign_in_failure(std::string email, std::string address, micros now,
                                               micros window) override {
-    co_await run<int>([&](connection& c) {
-      transaction tx(c);
+    co_await write<int>([&](connection& c) {
+      savepoint tx(c);
       for (const std::string* scope : {static_cast<const std::string*>(&address), &star_}) {
         query(c, sql_record_sign_in_failure).bind(1, email).bind(2, *scope).bind(3, now).bind(4, now - window).run();
       }
@@ -566,7 +411,7 @@ class sqlite_store final : public store {
   }
 
   net::awaitable<void> clear_sign_in_failures(std::string email, std::string address) override {
-    co_await run<int>([&](connection& c) {
+    co_await write<int>([&](connection& c) {
       query(c, sql_clear_sign_in_failures).bind(1, email).bind(2, address).run();
       return 0;
     });
@@ -582,8 +427,8 @@ class sqlite_store final : public store {
   }
 
   net::awaitable<void> upsert_products(std::vector<core::product> products) override {
-    co_await run<int>([&](connection& c) {
-      transaction tx(c);
+    co_await write<int>([&](connection& c) {
+      savepoint tx(c);
       for (auto& p : products) {
         query q(c, sql_upsert_product);
         q.bind(1, p.id).bind(2, p.title).bind(3, p.image_url).bind_real(4, static_cast<double>(p.price_cents) / 100.0);
@@ -600,14 +445,14 @@ class sqlite_store final : public store {
   }
 
   net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id, micros now) override {
-    co_return co_await run<bool>([&](connection& c) {
+    co_return co_await write<bool>([&](connection& c) {
       query(c, sql_insert_favorite).bind(1, customer_id).bind(2, product_id).bind_time(3, now).run();
       return c.changes() == 1;
     });
   }
 
   net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) override {
-    co_return co_await run<bool>([&](connection& c) {
+    co_return co_await write<bool>([&](connection& c) {
       query(c, sql_delete_favorite).bind(1, customer_id).bind(2, product_id).run();
       return c.changes() == 1;
     });
@@ -643,7 +488,7 @@ class sqlite_store final : public store {
   }
 
  private:
-  // Runs `f` with the calling worker's own connection (opened on first use).
+  // Runs the read `f` with the calling worker's own connection (opened on first use).
   template <class R, class F>
   net::awaitable<R> run(F f, std::optional<sclock::duration> timeout = std::nullopt) {
     // The deadline counts from here: time spent queued for a worker is part of it.
@@ -653,22 +498,27 @@ class sqlite_store final : public store {
       if (closing_) throw unavailable("sqlite: shutting down");
       auto& slot = conns_[static_cast<std::size_t>(util::worker_pool::current_index())];
       if (!slot) slot = std::make_unique<connection>(path_, &closing_);
-      slot->set_deadline(deadline);
-      struct clear {
-        connection& c;
-        ~clear() { c.set_deadline(sclock::time_point::max()); }
-      } cleared{*slot};
+      deadline_scope bounded(*slot, deadline);
       return f(*slot);
     });
     if (!r) throw unavailable("sqlite queue full");
     co_return std::move(*r);
   }
 
+  // Runs `f` as one atomic write of the writer's next group-committed batch. The deadline counts
+  // from here: time spent queued for the writer is part of it.
+  template <class R, class F>
+  net::awaitable<R> write(F f, std::optional<sclock::duration> timeout = std::nullopt) {
+    return writer_.write<R>(std::move(f), sclock::now() + timeout.value_or(timeout_));
+  }
+
+  static constexpr int queue_limit = 100000;
   std::string path_;
   sclock::duration timeout_;
   std::atomic<bool> closing_{false};
-  util::worker_pool pool_;
-  std::vector<std::unique_ptr<connection>> conns_;  // one per worker; touched only by it
+  util::worker_pool pool_;                          // reads
+  std::vector<std::unique_ptr<connection>> conns_;  // one per reader; touched only by it
+  sqlite::writer writer_;                           // every write
   std::atomic<std::uint64_t> revocations_{0};
   std::atomic<std::uint64_t> failures_recorded_{0};
   const std::string star_ = "*";  // the sign-in guard scope of every address
@@ -683,6 +533,11 @@ std::unique_ptr<store> make_sqlite_store(net::any_io_executor, std::string path,
   if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
   if (ec) throw unavailable("cannot create folder " + p.parent_path().string() + ": " + ec.message());
   return std::make_unique<sqlite_store>(std::move(path), threads, statement_timeout);
+}
+
+write_stats sqlite_write_stats(const store& s) {
+  auto* sq = dynamic_cast<const sqlite_store*>(&s);
+  return sq ? sq->stats() : write_stats{};
 }
 
 }  // namespace fav::store

@@ -546,6 +546,21 @@ class DurabilityTest(unittest.TestCase):
                          [12])
         self.assertEqual(s.req("GET", f"/customers/{c.id}", token=c.token).json["name"], "Renamed")
 
+    def test_concurrent_writes_survive_kill9(self):
+        """...also writes answered together (on SQLite one group commit makes a batch of them
+        durable at once): every 201 is there after `kill -9`."""
+        s = self.server
+        c = s.new_customer("Batch")
+        ids = list(range(1, 21))
+        with ThreadPoolExecutor(20) as ex:
+            statuses = list(ex.map(
+                lambda p: s.req("POST", f"/customers/{c.id}/favorites/{p}", token=c.token).status, ids))
+        self.assertEqual(statuses, [201] * 20)
+        self.crash_and_restart()
+        r = s.req("GET", f"/customers/{c.id}/favorites?per_page=50", token=c.token)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(i["id"] for i in r.json["data"]), ids)
+
     def test_sign_up_survives_kill9(self):
         s = self.server
         email, password = "durable-signup-%d@example.com" % time.time_ns(), "password-durable"

@@ -19,8 +19,11 @@
 #include <set>
 #include <thread>
 
+#include <sqlite3.h>
+
 #include "store/pg_store.hpp"
 #include "store/sqlite_store.hpp"
+#include "store/sqlite_writer.hpp"
 #include "util/random.hpp"
 
 namespace {
@@ -742,6 +745,33 @@ TEST_P(store_contract, a_write_blocked_past_its_deadline_fails_and_is_never_appl
   fast.reset();
 }
 
+// A write that is expected to fail, as a bool: false when it threw.
+net::awaitable<bool> try_insert_refresh(store::store& st, core::refresh_token t) {
+  try {
+    co_await st.insert_refresh_token(t);
+    co_return true;
+  } catch (const std::exception&) {
+    co_return false;
+  }
+}
+
+// CONTRACT §5: "A write that failed left nothing half-done." -- and, with SQLite's group commit,
+// took nothing else with it.
+TEST_P(store_contract, a_failing_write_among_concurrent_ones_leaves_the_others_committed) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  std::vector<net::awaitable<bool>> writes;
+  for (int i = 0; i < 10; ++i) writes.push_back(st_->insert_favorite(a.id, 100 + i, t0 + i));
+  // A refresh token of a customer who does not exist: the foreign key refuses it.
+  writes.push_back(try_insert_refresh(*st_, make_refresh("orphan", "fam-o", fav::util::uuid_v4(), t0, t0 + second)));
+  for (int i = 10; i < 20; ++i) writes.push_back(st_->insert_favorite(a.id, 100 + i, t0 + i));
+  const auto results = run_all(std::move(writes));
+  EXPECT_EQ(std::count(results.begin(), results.end(), true), 20);
+  EXPECT_FALSE(results[10]);
+  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 50})).total, 20);
+  core::refresh_token next = make_refresh("next", "", "", t0, t0 + second);
+  EXPECT_EQ(run(st_->rotate_refresh_token("orphan", next, t0)), rotate_result::invalid);
+}
+
 // ---- migrations ----
 
 TEST_P(store_contract, migrate_again_is_a_no_op) {
@@ -982,6 +1012,112 @@ TEST_F(pg_backend, recovers_when_the_server_comes_back) {
   for (int i = 0; i < 12; ++i) after.push_back(db.delete_favorite(a.id, 100 + i));
   const auto deleted = run_all(std::move(after));
   EXPECT_EQ(std::count(deleted.begin(), deleted.end(), true), 12);
+}
+
+// ---- SQLite only: the one writer and its group commit ----
+
+class sqlite_backend : public backend_fixture {
+ protected:
+  void SetUp() override { ASSERT_TRUE(open("sqlite")); }
+  // Runs `as` on a second thread while `meanwhile` runs on this one; results in order.
+  template <class T, class M>
+  std::vector<T> run_while(std::vector<net::awaitable<T>> as, M meanwhile) {
+    std::vector<std::future<T>> fs;
+    for (auto& a : as) fs.push_back(net::co_spawn(ioc_, std::move(a), net::use_future));
+    ioc_.restart();
+    std::thread other([this] { ioc_.run(); });
+    meanwhile();
+    other.join();
+    std::vector<T> out;
+    for (auto& f : fs) out.push_back(f.get());
+    return out;
+  }
+};
+
+// Issue 13: "it takes everything queued, runs each in its own savepoint inside one transaction,
+// commits once [...] A write that fails rolls back only its savepoint."
+TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_back_only_itself) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  // Another connection holds the write lock, so the writer's first batch waits in BEGIN and
+  // every later write queues behind it.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+
+  std::vector<net::awaitable<bool>> writes;
+  writes.push_back(st_->insert_favorite(a.id, 1, t0));  // the first batch, alone
+  for (int i = 0; i < 8; ++i) writes.push_back(st_->insert_favorite(a.id, 100 + i, t0 + i));
+  writes.push_back(try_insert_refresh(*st_, make_refresh("orphan", "fam-o", fav::util::uuid_v4(), t0, t0 + second)));
+  for (int i = 0; i < 5; ++i) writes.push_back(st_->insert_favorite(a.id, 42, t0 + i));  // one winner
+  writes.push_back(st_->delete_favorite(a.id, 100));  // sees the insert earlier in its batch
+  const int queued_behind = static_cast<int>(writes.size()) - 1;
+
+  const auto before = store::sqlite_write_stats(*st_);
+  const auto results = run_while(std::move(writes), [&] {
+    // Bounded: the writer's busy timeout (5 s) must not expire meanwhile.
+    for (int i = 0; i < 2000 && st_->usage().waiting < queued_behind; ++i) std::this_thread::sleep_for(1ms);
+    EXPECT_EQ(st_->usage().waiting, queued_behind);
+    EXPECT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  });
+  sqlite3_close(other);
+  const auto after = store::sqlite_write_stats(*st_);
+
+  EXPECT_EQ(after.commits - before.commits, 2u);  // the lone first write, then all the rest
+  EXPECT_EQ(after.writes - before.writes, static_cast<std::uint64_t>(queued_behind));  // all but the orphan
+  for (int i = 0; i < 9; ++i) EXPECT_TRUE(results[static_cast<std::size_t>(i)]) << i;
+  EXPECT_FALSE(results[9]);
+  EXPECT_EQ(std::count(results.begin() + 10, results.begin() + 15, true), 1);
+  EXPECT_TRUE(results[15]);
+  // 1, 101..107 and 42 are there; 100 was deleted; the orphan token left nothing.
+  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 50})).total, 9);
+  EXPECT_FALSE(run(st_->get_favorite(a.id, 100)));
+  core::refresh_token next = make_refresh("next", "", "", t0, t0 + second);
+  EXPECT_EQ(run(st_->rotate_refresh_token("orphan", next, t0)), rotate_result::invalid);
+  // And it is on disk for a store opened afterwards.
+  st_.reset();
+  st_ = make_store();
+  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 50})).total, 9);
+}
+
+// Issue 13: "one fsync per batch": 200 writes submitted at once need far fewer commits than
+// writes (without group commit they would take 200).
+TEST_F(sqlite_backend, many_concurrent_writers_share_few_commits) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const auto before = store::sqlite_write_stats(*st_);
+  std::vector<net::awaitable<bool>> writes;
+  for (int i = 0; i < 200; ++i) writes.push_back(st_->insert_favorite(a.id, 1000 + i, t0 + i));
+  const auto results = run_all(std::move(writes));
+  const auto after = store::sqlite_write_stats(*st_);
+  EXPECT_EQ(std::count(results.begin(), results.end(), true), 200);
+  EXPECT_EQ(after.writes - before.writes, 200u);
+  EXPECT_GE(after.commits - before.commits, 1u);
+  EXPECT_LE(after.commits - before.commits, 50u);
+  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 1})).total, 200);
+}
+
+// Contract §5: "a write that answered 503 is never applied later": a write whose deadline
+// passed while it was queued is refused by the writer, not run.
+TEST_F(sqlite_backend, a_write_past_its_deadline_is_not_applied) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  store::sqlite::writer w(path_, 10);
+  auto insert = [&](std::int64_t product, store::sqlite::writer::clock::time_point deadline) {
+    return w.write<int>(
+        [&a, product](store::sqlite::connection& c) {
+          store::sqlite::query(c, "INSERT INTO customer_favorite_products VALUES (?1, ?2, ?3)")
+              .bind(1, a.id)
+              .bind(2, product)
+              .bind_time(3, t0)
+              .run();
+          return c.changes();
+        },
+        deadline);
+  };
+  const auto now = store::sqlite::writer::clock::now();
+  EXPECT_THROW(run(insert(7, now - 1ms)), store::unavailable);
+  EXPECT_EQ(run(insert(8, now + 60s)), 1);
+  w.stop();
+  EXPECT_FALSE(run(st_->get_favorite(a.id, 7)));
+  EXPECT_TRUE(run(st_->get_favorite(a.id, 8)));
 }
 
 }  // namespace
