@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -1019,19 +1020,29 @@ TEST_F(pg_backend, recovers_when_the_server_comes_back) {
 class sqlite_backend : public backend_fixture {
  protected:
   void SetUp() override { ASSERT_TRUE(open("sqlite")); }
-  // Runs `as` on a second thread while `meanwhile` runs on this one; results in order.
-  template <class T, class M>
-  std::vector<T> run_while(std::vector<net::awaitable<T>> as, M meanwhile) {
-    std::vector<std::future<T>> fs;
-    for (auto& a : as) fs.push_back(net::co_spawn(ioc_, std::move(a), net::use_future));
+  // Starts `a` on the io_context, which a second thread runs until finish() (no test sleeps:
+  // the thread only waits for the store's own progress, bounded).
+  void start(net::awaitable<bool> a) { futures_.push_back(net::co_spawn(ioc_, std::move(a), net::use_future)); }
+  void run_in_background() {
+    guard_.emplace(ioc_.get_executor());
     ioc_.restart();
-    std::thread other([this] { ioc_.run(); });
-    meanwhile();
-    other.join();
-    std::vector<T> out;
-    for (auto& f : fs) out.push_back(f.get());
+    runner_ = std::thread([this] { ioc_.run(); });
+  }
+  std::vector<bool> finish() {
+    guard_.reset();
+    runner_.join();
+    std::vector<bool> out;
+    for (auto& f : futures_) out.push_back(f.get());
     return out;
   }
+  template <class P>
+  bool wait_until(P done) {
+    for (int i = 0; i < 4000 && !done(); ++i) std::this_thread::sleep_for(1ms);
+    return done();
+  }
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> guard_;
+  std::thread runner_;
+  std::vector<std::future<bool>> futures_;
 };
 
 // Issue 13: "it takes everything queued, runs each in its own savepoint inside one transaction,
@@ -1044,21 +1055,19 @@ TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_bac
   ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
 
-  std::vector<net::awaitable<bool>> writes;
-  writes.push_back(st_->insert_favorite(a.id, 1, t0));  // the first batch, alone
-  for (int i = 0; i < 8; ++i) writes.push_back(st_->insert_favorite(a.id, 100 + i, t0 + i));
-  writes.push_back(try_insert_refresh(*st_, make_refresh("orphan", "fam-o", fav::util::uuid_v4(), t0, t0 + second)));
-  for (int i = 0; i < 5; ++i) writes.push_back(st_->insert_favorite(a.id, 42, t0 + i));  // one winner
-  writes.push_back(st_->delete_favorite(a.id, 100));  // sees the insert earlier in its batch
-  const int queued_behind = static_cast<int>(writes.size()) - 1;
-
   const auto before = store::sqlite_write_stats(*st_);
-  const auto results = run_while(std::move(writes), [&] {
-    // Bounded: the writer's busy timeout (5 s) must not expire meanwhile.
-    for (int i = 0; i < 2000 && st_->usage().waiting < queued_behind; ++i) std::this_thread::sleep_for(1ms);
-    EXPECT_EQ(st_->usage().waiting, queued_behind);
-    EXPECT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
-  });
+  run_in_background();
+  start(st_->insert_favorite(a.id, 1, t0));  // the first batch, alone: it waits in BEGIN
+  EXPECT_TRUE(wait_until([&] { return st_->usage().in_use == 1; }));
+  for (int i = 0; i < 8; ++i) start(st_->insert_favorite(a.id, 100 + i, t0 + i));
+  start(try_insert_refresh(*st_, make_refresh("orphan", "fam-o", fav::util::uuid_v4(), t0, t0 + second)));
+  for (int i = 0; i < 5; ++i) start(st_->insert_favorite(a.id, 42, t0 + i));  // one winner
+  start(st_->delete_favorite(a.id, 100));                                     // sees the insert earlier in its batch
+  const int queued_behind = static_cast<int>(futures_.size()) - 1;
+  // Bounded well within the writer's busy timeout (5 s).
+  EXPECT_TRUE(wait_until([&] { return st_->usage().waiting == queued_behind; }));
+  EXPECT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  const auto results = finish();
   sqlite3_close(other);
   const auto after = store::sqlite_write_stats(*st_);
 
