@@ -16,6 +16,7 @@ class feed_store final : public store {
   net::awaitable<bool> ping() override { return inner_->ping(); }
   std::string backend() const override { return inner_->backend(); }
   pool_usage usage() const override { return inner_->usage(); }
+  void close() override { inner_->close(); }
 
   net::awaitable<bool> insert_customer(const core::customer& c) override { return inner_->insert_customer(c); }
   net::awaitable<std::optional<core::customer>> find_customer(std::string id) override {

@@ -193,9 +193,6 @@ class Drain(unittest.TestCase):
         self.assertLess(took, 10)
         assert_no_sanitizer_report(self, s)
 
-    @unittest.skipIf(backend() == "sqlite", "KNOWN DEFECT after the single-writer SQLite store landed: a write "
-                     "blocked on the lock holds shutdown until its statement deadline (29 s measured); "
-                     "sqlite close() does not reach the writer thread yet")
     def test_database_work_in_flight_past_the_drain_deadline_is_cancelled_cleanly(self):
         # The drain deadline passes while a request waits for the database: the process still
         # exits 0, with no sanitizer report (the ASan build caught a use-after-free here), and
