@@ -22,6 +22,7 @@
 #include "api/errors.hpp"
 #include "app.hpp"
 #include "auth/password.hpp"
+#include "core/json_text.hpp"
 #include "http/middleware.hpp"
 #include "http/server.hpp"
 #include "routes.hpp"
@@ -62,13 +63,47 @@ std::unique_ptr<store::store> open_store(const util::config& cfg, net::any_io_ex
   return store::make_sqlite_store(ex, path, std::clamp(cfg.db_pool_size, 1, cores), timeout);
 }
 
-util::config load_or_exit() {
+// The configuration, or exit 2 after one line per bad variable: plain for check-config (a person
+// reads it), else one JSON line each on stderr (a log collector reads it). Variables that look like
+// ours but are unknown (a typo such as API_PROT) are warned about, never fatal.
+util::config load_or_exit(bool human) {
+  auto env = util::read_environment(".env");
+  for (auto& u : util::unknown_variables(env)) {
+    std::string hint = u.suggestion.empty() ? "" : " (did you mean " + u.suggestion + "?)";
+    if (human)
+      std::cerr << "warning: unknown variable " << u.name << " ignored" << hint << std::endl;
+    else
+      util::log(util::log_level::warning, "unknown configuration variable ignored",
+                {{"variable", u.name}, {"did_you_mean", u.suggestion}});
+  }
   try {
-    return util::load_config(util::read_environment(".env"));
+    return util::load_config(env);
   } catch (const util::config_error& e) {
-    std::cerr << e.what() << std::endl;
+    for (auto& p : e.problems) {
+      if (human) {
+        std::cerr << p.message << std::endl;
+      } else {
+        std::string line;
+        core::json_object o(line);
+        o.key("time").str(util::format_rfc3339(util::now_micros()));
+        o.key("level").str("critical");
+        o.key("message").str("invalid configuration");
+        o.key("variable").str(p.variable);
+        o.key("error").str(p.message);
+        o.close();
+        std::cerr << line << std::endl;
+      }
+    }
     std::exit(2);
   }
+}
+
+// A one-line reason for a start-up failure: Boost's system_error::what() appends the source file
+// and function it came from ("... [system:98 at /usr/include/boost/asio/...]"), which tells an
+// operator nothing; its code's message is the cause.
+std::string reason(const std::exception& e) {
+  if (auto* se = dynamic_cast<const boost::system::system_error*>(&e)) return se->code().message();
+  return e.what();
 }
 
 // Runs `aw` to completion on `ioc` (already running on other threads) from the main thread.
@@ -87,7 +122,7 @@ int migrate_only(const util::config& cfg) {
     net::co_spawn(ioc, db->migrate(), net::use_future).get();
     util::log(util::log_level::info, "migrations applied", {{"backend", db->backend()}});
   } catch (const std::exception& e) {
-    util::log(util::log_level::error, "migration failed", {{"error", e.what()}});
+    util::log(util::log_level::error, "migration failed", {{"error", reason(e)}});
     rc = 1;
   }
   guard.reset();
@@ -169,7 +204,7 @@ int serve(const util::config& cfg) {
     db = std::make_unique<store::feed_store>(open_store(cfg, ioc.get_executor()), feed);
     run_sync(ioc, db->migrate());
   } catch (const std::exception& e) {
-    util::log(util::log_level::critical, "cannot open the database", {{"error", e.what()}});
+    util::log(util::log_level::critical, "cannot open the database", {{"error", reason(e)}});
     stop_threads();
     return 1;
   }
@@ -223,7 +258,8 @@ int serve(const util::config& cfg) {
   try {
     port = srv.listen();
   } catch (const std::exception& e) {
-    util::log(util::log_level::critical, "cannot listen", {{"error", e.what()}, {"port", cfg.api_port}});
+    util::log(util::log_level::critical, "cannot listen",
+              {{"error", reason(e)}, {"host", cfg.host}, {"port", cfg.api_port}});
     stop_threads();
     return 1;
   }
@@ -307,7 +343,7 @@ int serve(const util::config& cfg) {
 
 int main(int argc, char** argv) {
   CLI::App cli{"favorites-api: the Favorites API service. Configured through the environment and .env."};
-  cli.set_version_flag("--version", FAV_VERSION);
+  cli.set_version_flag("-V,--version", FAV_VERSION);
   cli.require_subcommand(0, 1);
   auto* serve_cmd = cli.add_subcommand("serve", "Run the HTTP service (the default).");
   auto* migrate_cmd = cli.add_subcommand("migrate", "Apply database migrations and exit.");
@@ -315,13 +351,25 @@ int main(int argc, char** argv) {
       cli.add_subcommand("check-config", "Validate the configuration and exit (non-zero with the reason).");
   auto* health_cmd =
       cli.add_subcommand("healthcheck", "Exit 0 when a running instance answers GET /health/ready with 200.");
+  auto* version_cmd = cli.add_subcommand("version", "Print the version and exit.");
+  auto* help_cmd = cli.add_subcommand("help", "Print this help and exit.");
   std::string hc_host = "127.0.0.1";
   int hc_port = 0;
   health_cmd->add_option("--host", hc_host, "Host of the running instance.");
   health_cmd->add_option("--port", hc_port, "Port (default: API_PORT).");
   CLI11_PARSE(cli, argc, argv);
+  // Neither reads the configuration: they work whatever the environment holds.
+  if (*version_cmd) {
+    std::cout << FAV_VERSION << std::endl;
+    return 0;
+  }
+  if (*help_cmd) {
+    // The whole program's help (cli.help() would describe the `help` subcommand itself).
+    std::cout << cli.get_formatter()->make_help(&cli, "", CLI::AppFormatMode::Normal);
+    return 0;
+  }
 
-  auto cfg = load_or_exit();
+  auto cfg = load_or_exit(check_cmd->parsed());
   util::log_init(cfg.log_level);
   auth::init_crypto();
   int rc = 0;

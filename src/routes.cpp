@@ -3,6 +3,7 @@
 
 #include "api/errors.hpp"
 #include "app.hpp"
+#include "http/trace_context.hpp"
 #include "util/log.hpp"
 
 namespace fav {
@@ -48,20 +49,29 @@ dispatcher::dispatcher(app& a) : app_(a), verifier_{a.cfg.api_key, a.jwt, a.toke
 }
 
 boost::asio::awaitable<http::response> dispatcher::operator()(http::request& req) {
+  if (req.trace.trace_id.empty()) req.trace = http::continue_or_start(req.header("traceparent"));
+  auto res = co_await route(req);
+  co_return res;
+}
+
+boost::asio::awaitable<http::response> dispatcher::route(http::request& req) {
   const route_def* found = nullptr;
   std::string allow;
   std::vector<std::string_view> params;
   auto method = req.raw->method();
+  // Contract §10: HEAD works on every GET route; the server sends the GET's header without its body.
+  auto wanted = method == v::head ? v::get : method;
   for (std::size_t i = 0; i < patterns_.size(); ++i) {
     if (!patterns_[i].match(req.path, params)) continue;
     req.route = routes[i].pattern;
-    if (routes[i].method == method) {
+    if (routes[i].method == wanted) {
       found = &routes[i];
       req.params = params;
       break;
     }
     if (!allow.empty()) allow += ", ";
     allow += http::bhttp::to_string(routes[i].method);
+    if (routes[i].method == v::get) allow += ", HEAD";
   }
   if (!found) {
     if (allow.empty()) co_return api::fail(core::errc::not_found);
@@ -85,11 +95,14 @@ boost::asio::awaitable<http::response> dispatcher::operator()(http::request& req
     co_return api::fail(core::errc::invalid_token);
   } catch (const store::unavailable& e) {
     util::log(util::log_level::error, "database unavailable",
-              {{"correlation_id", req.correlation_id}, {"error", e.what()}});
+              {{"correlation_id", req.correlation_id}, {"trace_id", req.trace.trace_id}, {"error", e.what()}});
     co_return api::fail(core::errc::database_unavailable);
   } catch (const std::exception& e) {
     util::log(util::log_level::error, "unhandled error",
-              {{"correlation_id", req.correlation_id}, {"route", req.route}, {"error", e.what()}});
+              {{"correlation_id", req.correlation_id},
+               {"trace_id", req.trace.trace_id},
+               {"route", req.route},
+               {"error", e.what()}});
     co_return api::fail(core::errc::internal_error);
   }
 }

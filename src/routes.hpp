@@ -36,9 +36,12 @@ class dispatcher {
  public:
   explicit dispatcher(app& a);
   // Never throws: infrastructure failures become 503 database_unavailable, bugs 500.
+  // Contract §10: the request's trace context is set first (its `traceparent` continued, or a new
+  // trace), and an error answer is `application/problem+json` when the request's Accept names it.
   boost::asio::awaitable<http::response> operator()(http::request& req);
 
  private:
+  boost::asio::awaitable<http::response> route(http::request& req);
   app& app_;
   auth::verifier verifier_;
   std::vector<http::path_pattern> patterns_;  // parallel to route_table()

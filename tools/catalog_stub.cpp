@@ -10,6 +10,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -165,6 +166,8 @@ struct Stub {
   std::map<std::int64_t, Override> overrides;
   std::int64_t total_calls = 0, list_calls = 0;
   std::map<std::int64_t, std::int64_t> product_calls;
+  // The last catalog requests' paths and `traceparent` headers (tests of trace propagation), bounded.
+  std::deque<std::pair<std::string, std::string>> recent;
 
   // What /products/{id} serves now, or nullopt for "not found". Caller holds `mu`.
   std::optional<json::object> effective(std::int64_t id) const {
@@ -233,6 +236,9 @@ Outcome handle_catalog(Stub& st, const Request& req, std::string_view path) {
     ++st.list_calls;
   else if (id)
     ++st.product_calls[*id];
+  auto tp = req.find("traceparent");
+  st.recent.emplace_back(std::string(path), tp == req.end() ? std::string() : std::string(tp->value()));
+  if (st.recent.size() > 256) st.recent.pop_front();
 
   Outcome out;
   Faults& f = st.faults;
@@ -306,6 +312,7 @@ Response handle_admin(Stub& st, const Request& req, std::string_view path) {
     st.overrides.clear();
     st.total_calls = st.list_calls = 0;
     st.product_calls.clear();
+    st.recent.clear();
     return make_response(req, 200, R"({"status":"ok"})");
   }
   if (path == "/__admin/calls" && get) {
@@ -313,6 +320,11 @@ Response handle_admin(Stub& st, const Request& req, std::string_view path) {
     for (auto [id, n] : st.product_calls) per[std::to_string(id)] = n;
     return make_response(req, 200,
                          to_json(json::object{{"total", st.total_calls}, {"list", st.list_calls}, {"products", per}}));
+  }
+  if (path == "/__admin/recent" && get) {
+    json::array recent;
+    for (auto& [p, tp] : st.recent) recent.push_back(json::object{{"path", p}, {"traceparent", tp}});
+    return make_response(req, 200, to_json(json::object{{"recent", std::move(recent)}}));
   }
   constexpr std::string_view prod = "/__admin/products/";
   if (path.starts_with(prod) && post) {

@@ -69,7 +69,9 @@ net::awaitable<http::response> list_customers(http::request& req, app& a) {
     if (i) items += ',';
     render_customer(items, result.items[i]);
   }
-  co_return http::json(http::status::ok, render_page(items, *page, result.total));
+  auto res = http::json(http::status::ok, render_page(items, *page, result.total));
+  add_page_links(req, res, *page, result.total);
+  co_return res;
 }
 
 net::awaitable<http::response> get_customer(http::request& req, app& a) {
@@ -77,7 +79,7 @@ net::awaitable<http::response> get_customer(http::request& req, app& a) {
   if (!c) co_return fail(errc::invalid_token);  // deleted between the auth check and now
   std::string body;
   render_customer(body, *c);
-  co_return http::json(http::status::ok, std::move(body));
+  co_return cacheable(req, http::json(http::status::ok, std::move(body)));
 }
 
 net::awaitable<http::response> patch_customer(http::request& req, app& a) {

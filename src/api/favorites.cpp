@@ -20,7 +20,7 @@ std::string item_path(const std::string& customer_id, std::int64_t product_id) {
 
 // Who is asking, for the catalog's log lines.
 catalog::log_context log_context_of(const http::request& req) {
-  return catalog::log_context{req.correlation_id, {}};
+  return catalog::log_context{req.correlation_id, req.trace.trace_id};
 }
 }  // namespace
 
@@ -36,7 +36,9 @@ net::awaitable<http::response> list_favorites(http::request& req, app& a) {
     if (i) items += ',';
     render_favorite(items, favs.items[i].product_id, favs.items[i].favorited_at, products[i]);
   }
-  co_return http::json(http::status::ok, render_page(items, *page, favs.total));
+  auto res = http::json(http::status::ok, render_page(items, *page, favs.total));
+  add_page_links(req, res, *page, favs.total);
+  co_return cacheable(req, std::move(res));
 }
 
 net::awaitable<http::response> add_favorite(http::request& req, app& a) {
@@ -71,7 +73,7 @@ net::awaitable<http::response> get_favorite(http::request& req, app& a) {
   auto products = co_await a.products.resolve(one, ctx);
   std::string body;
   render_favorite(body, one[0].product_id, one[0].favorited_at, products[0]);
-  co_return http::json(http::status::ok, std::move(body));
+  co_return cacheable(req, http::json(http::status::ok, std::move(body)));
 }
 
 net::awaitable<http::response> remove_favorite(http::request& req, app& a) {

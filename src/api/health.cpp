@@ -31,15 +31,23 @@ net::awaitable<http::response> health_ready(http::request&, app& a) {
 
 net::awaitable<http::response> metrics(http::request&, app& a) {
   auto pool = a.db.usage();
-  auto res = http::json(http::status::ok, a.metrics.render({{"fav_db_pool_in_use", pool.in_use},
-                                                            {"fav_db_pool_waiting", pool.waiting},
-                                                            {"fav_password_hash_queue_depth", a.hashes.queued()},
-                                                            {"fav_password_hash_running", a.hashes.running()},
-                                                            {"fav_background_tasks", a.background.active()},
-                                                            {"fav_change_feed_up", a.feed.live() ? 1 : 0},
-                                                            {"fav_change_feed_connects", a.feed.reconnects()},
-                                                            {"fav_change_feed_notifications", a.feed.received()},
-                                                            {"fav_token_cache_entries", a.tokens.size()}}));
+  auto res = http::json(
+      http::status::ok,
+      a.metrics.render({
+          {"fav_db_pool_in_use", "Database connections (SQLite: workers) busy with a statement.", double(pool.in_use)},
+          {"fav_db_pool_waiting", "Statements waiting for a database connection.", double(pool.waiting)},
+          {"fav_password_hash_queue_depth", "Password hashes waiting for a worker.", double(a.hashes.queued())},
+          {"fav_password_hash_running", "Password hashes being computed now.", double(a.hashes.running())},
+          {"fav_background_tasks", "Background tasks (product refreshes, warm-ups) in flight.",
+           double(a.background.active())},
+          {"fav_change_feed_up", "1 while the PostgreSQL change feed (LISTEN) is connected, else 0.",
+           a.feed.live() ? 1.0 : 0.0},
+          {"fav_change_feed_connects", "Times the change feed connected (first connection and reconnections).",
+           double(a.feed.reconnects())},
+          {"fav_change_feed_notifications", "Change notifications received from other instances.",
+           double(a.feed.received())},
+          {"fav_token_cache_entries", "Entries in the in-process token-check cache.", double(a.tokens.size())},
+      }));
   res.content_type = "text/plain; version=0.0.4; charset=utf-8";
   res.header("Cache-Control", "no-store");
   co_return res;

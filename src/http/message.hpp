@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "http/trace_context.hpp"
+
 namespace fav::http {
 
 namespace bhttp = boost::beast::http;
@@ -36,6 +38,7 @@ struct request {
   std::string correlation_id;
   std::string client_addr;  // §8: the peer, or behind a trusted proxy the X-Forwarded-For client
   std::string_view route;   // the matched route template, for logs and metrics
+  trace_context trace;      // W3C trace context: continued from `traceparent`, or started here
   std::any auth;            // opaque to http/: the auth policy stores who is calling
 
   // The client's address for per-client rules (rate limits, the sign-in guard).

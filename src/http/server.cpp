@@ -18,6 +18,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/url/parse.hpp>
 #include <chrono>
@@ -348,7 +349,15 @@ net::awaitable<void> server::session(tcp::socket sock) {
     if (res.code == status::no_content || res.code == status::not_modified) out.erase(bhttp::field::content_length);
 
     stream.expires_after(seconds(opts_.request_timeout_s));
-    co_await bhttp::async_write(stream, out, net::redirect_error(use_awaitable, ec));
+    if (req.raw->method() == verb::head) {
+      // Contract §10: the answer to a HEAD is its header alone, whatever its status, with the
+      // Content-Length the body would have had; a body here would be read by a kept-alive client
+      // as the start of the next response.
+      bhttp::response_serializer<bhttp::string_body> header_only{out};
+      co_await bhttp::async_write_header(stream, header_only, net::redirect_error(use_awaitable, ec));
+    } else {
+      co_await bhttp::async_write(stream, out, net::redirect_error(use_awaitable, ec));
+    }
 
     double elapsed = std::chrono::duration<double>(steady::now() - started).count();
     int st = static_cast<int>(res.code);

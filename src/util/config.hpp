@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -11,9 +12,25 @@
 
 namespace fav::util {
 
-// A bad value; what() is one line naming the variable.
+// One variable the service reads: THE table of them is `config_variables()` (config.cpp); .env.example
+// and the README's table are tested against it. `default_value` is what .env.example writes (empty
+// when computed, e.g. "number of cores", which the description then says).
+struct config_variable {
+  std::string_view name;
+  std::string_view default_value;
+  std::string_view description;
+};
+
+// One bad variable: its name and one line saying what is wrong (a secret's value never appears).
+struct config_problem {
+  std::string variable;
+  std::string message;
+};
+
+// Every bad value found at once; what() joins their lines with "; " (one line for one problem).
 struct config_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit config_error(std::vector<config_problem> p);
+  std::vector<config_problem> problems;
 };
 
 struct config {
@@ -72,11 +89,21 @@ struct config {
 };
 
 // Builds the configuration from `env` (the process environment merged over .env).
-// Throws config_error naming the first bad variable.
+// Throws config_error naming every bad variable.
 config load_config(const std::map<std::string, std::string>& env);
 
 // The KEY=VALUE lines of a `.env` text: `#` comments, optional `export`, optional quotes.
 std::map<std::string, std::string> parse_dotenv(std::string_view text);
+// Every variable the service reads, in the order .env.example lists them.
+std::span<const config_variable> config_variables();
+
+// A variable in `env` that is not in the table but looks like ours (a known prefix such as API_,
+// DATABASE_, PRODUCT_, JWT_), with the closest known name when one is near (a likely typo).
+struct unknown_variable {
+  std::string name;
+  std::string suggestion;  // empty when nothing is close
+};
+std::vector<unknown_variable> unknown_variables(const std::map<std::string, std::string>& env);
 
 // The process environment merged over the `.env` file in `dir` (real environment wins).
 std::map<std::string, std::string> read_environment(const std::string& dotenv_path = ".env");

@@ -1,9 +1,81 @@
 // See metrics.hpp.
 #include "util/metrics.hpp"
 
+#include <dirent.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#ifndef FAV_VERSION
+#define FAV_VERSION "0.0.0"
+#endif
 
 namespace fav::util {
+
+std::string prometheus_number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  // The shortest form that reads back exactly; plain decimals in the usual range ("0.0005").
+  const double a = std::fabs(v);
+  auto fmt = a == 0 || (a >= 1e-9 && a < 1e21) ? std::chars_format::fixed : std::chars_format::general;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, fmt);
+  return ec == std::errc{} ? std::string(buf, end) : std::string("NaN");
+}
+
+void render_process_metrics(std::string& out) {
+  auto emit = [&](std::string_view name, std::string_view type, std::string_view help, double v) {
+    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+    out.append(name).append(" ").append(prometheus_number(v)).append("\n");
+  };
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  // /proc/self/stat: the command name (field 2) may hold spaces, so fields are counted after ')'.
+  std::ifstream stat("/proc/self/stat");
+  std::string line;
+  if (stat && std::getline(stat, line)) {
+    auto close = line.rfind(')');
+    if (close != std::string::npos) {
+      std::istringstream in(line.substr(close + 2));
+      std::vector<std::string> f;  // f[0] is field 3 (state)
+      for (std::string tok; in >> tok;) f.push_back(tok);
+      auto field = [&](std::size_t n) { return n - 3 < f.size() ? std::strtod(f[n - 3].c_str(), nullptr) : 0.0; };
+      emit("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+           (field(14) + field(15)) / ticks);
+      emit("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", field(23));
+      emit("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", field(24) * page);
+      // Start time: ticks after boot (field 22) plus the boot time (btime in /proc/stat).
+      std::ifstream sys("/proc/stat");
+      double btime = -1;
+      for (std::string l; btime < 0 && std::getline(sys, l);)
+        if (l.rfind("btime ", 0) == 0) btime = std::strtod(l.c_str() + 6, nullptr);
+      if (btime >= 0)
+        emit("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
+             btime + field(22) / ticks);
+    }
+  }
+  if (DIR* d = opendir("/proc/self/fd")) {
+    double n = 0;
+    while (auto* e = readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    closedir(d);
+    emit("process_open_fds", "gauge", "Number of open file descriptors.", n - 1);  // minus the one reading
+  }
+  std::ifstream limits("/proc/self/limits");
+  for (std::string l; std::getline(limits, l);) {
+    if (l.rfind("Max open files", 0) != 0) continue;
+    std::istringstream in(l.substr(14));
+    std::string soft;
+    in >> soft;
+    if (soft != "unlimited")
+      emit("process_max_fds", "gauge", "Maximum number of open file descriptors.", std::strtod(soft.c_str(), nullptr));
+  }
+}
 
 void metrics::observe_request(std::string_view route, std::string_view method, int status, double seconds) {
   std::string key;
@@ -26,13 +98,9 @@ void metrics::observe_request(std::string_view route, std::string_view method, i
   bump(rs->buckets[b]);
 }
 
-std::string metrics::render(const std::map<std::string, double>& gauges) const {
+std::string metrics::render(const std::vector<gauge>& gauges) const {
   std::string out;
-  char buf[64];
-  auto num = [&](double v) {
-    std::snprintf(buf, sizeof buf, "%.17g", v);
-    return std::string(buf);
-  };
+  auto num = [](double v) { return prometheus_number(v); };
   auto line = [&](std::string_view name, std::string_view labels, double v) {
     out.append(name);
     if (!labels.empty()) out.append("{").append(labels).append("}");
@@ -84,10 +152,13 @@ std::string metrics::render(const std::map<std::string, double>& gauges) const {
   line("fav_product_cache_missing_hits_total", "", static_cast<double>(missing_cache_hits.load()));
   help("fav_product_cache_warmups_total", "counter", "Whole-catalog warm-ups stored in the cache.");
   line("fav_product_cache_warmups_total", "", static_cast<double>(warmups.load()));
-  for (auto& [name, v] : gauges) {
-    help(name, "gauge", "Current value.");
-    line(name, "", v);
+  for (auto& g : gauges) {
+    help(g.name, "gauge", g.help);
+    line(g.name, "", g.value);
   }
+  help("fav_build_info", "gauge", "Build information; the value is always 1.");
+  line("fav_build_info", "version=\"" FAV_VERSION "\"", 1);
+  render_process_metrics(out);
   return out;
 }
 

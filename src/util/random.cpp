@@ -56,6 +56,27 @@ std::string request_uuid() {
   return format_uuid(b);
 }
 
+std::string request_hex(std::size_t bytes) {
+  thread_local std::mt19937_64 gen = [] {
+    init_sodium();
+    std::seed_seq seq{randombytes_random(), randombytes_random(), randombytes_random(), randombytes_random()};
+    return std::mt19937_64(seq);
+  }();
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  do {
+    out.clear();
+    for (std::size_t i = 0; i < bytes; i += 8) {
+      std::uint64_t v = gen();
+      for (std::size_t j = 0; j < 8 && i + j < bytes; ++j, v >>= 8) {
+        out += hex[(v >> 4) & 15];
+        out += hex[v & 15];
+      }
+    }
+  } while (bytes > 0 && out.find_first_not_of('0') == std::string::npos);
+  return out;
+}
+
 bool is_uuid(std::string_view text) {
   if (text.size() != 36) return false;
   for (std::size_t i = 0; i < text.size(); ++i) {

@@ -15,6 +15,10 @@ std::string uuid_v4();
 // A UUIDv4 for correlation ids: unique, not secret (a seeded per-thread PRNG, no syscall).
 std::string request_uuid();
 
+// `bytes` random bytes as lowercase hex, never all zeros (trace and span ids): unique, not secret,
+// from the same kind of per-thread generator as request_uuid().
+std::string request_hex(std::size_t bytes);
+
 // True when text is 8-4-4-4-12 hex digits (either case), whatever the version nibble.
 bool is_uuid(std::string_view text);
 

@@ -7,6 +7,9 @@ Environment:
   STUB_PRODUCTS      stub products file   (default data/fakestore-products.json)
   FAV_TEST_BACKEND   sqlite (default) | postgresql
   FAV_TEST_PG_URL    admin libpq URI for postgresql (its user may CREATE DATABASE)
+  FAV_CONTRACT_RECORD_DIR  when set, every (method, path, status, error code) a Client observes
+                     is appended to a file there; tests/contract/check_openapi_drift.py checks
+                     them against openapi/openapi.json after the suites ran
 """
 
 import base64
@@ -132,6 +135,39 @@ def _parse_json(headers: Headers, body: bytes):
         return None
 
 
+class _Recorder:
+    """Appends each distinct observed (method, path, status, code) to this process's file in
+    FAV_CONTRACT_RECORD_DIR (one JSON object per line). Paths are recorded without their query;
+    the drift check maps them to the document's route templates."""
+
+    def __init__(self):
+        self._seen = set()
+        self._lock = threading.Lock()
+        self._file = None
+
+    def record(self, method: str, target: str, status: int, body_json):
+        directory = os.environ.get("FAV_CONTRACT_RECORD_DIR")
+        if not directory:
+            return
+        path = target.split("?", 1)[0]
+        code = body_json.get("detail") if isinstance(body_json, dict) and status >= 400 else None
+        key = (method, path, status, code)
+        with self._lock:
+            if key in self._seen:
+                return
+            self._seen.add(key)
+            if self._file is None:
+                os.makedirs(directory, exist_ok=True)
+                suite = os.path.splitext(os.path.basename(os.environ.get("FAV_SUITE", "") or "suite"))[0]
+                name = f"{backend()}-{suite}-{os.getpid()}.jsonl"
+                self._file = open(os.path.join(directory, name), "a", encoding="utf-8")
+            self._file.write(json.dumps({"method": method, "path": path, "status": status, "code": code}) + "\n")
+            self._file.flush()
+
+
+RECORDER = _Recorder()
+
+
 _RETRYABLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
               ConnectionAbortedError, http.client.CannotSendRequest)
 
@@ -139,9 +175,10 @@ _RETRYABLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetEr
 class Client:
     """One keep-alive HTTP/1.1 connection to 127.0.0.1:port (not thread-safe: one per thread)."""
 
-    def __init__(self, port: int, timeout: float = 30):
+    def __init__(self, port: int, timeout: float = 30, record: bool = True):
         self.port = port
         self.timeout = timeout
+        self.record = record  # False for clients of other servers (the stub's admin API)
         self._conn: Optional[http.client.HTTPConnection] = None
         self._used = False
 
@@ -214,7 +251,10 @@ class Client:
             if r.will_close:
                 self.close()
             headers_ = Headers(r.getheaders())
-            return Response(r.status, headers_, raw, _parse_json(headers_, raw))
+            parsed = _parse_json(headers_, raw)
+            if self.record:
+                RECORDER.record(method, path, r.status, parsed)
+            return Response(r.status, headers_, raw, parsed)
         raise AssertionError("unreachable")
 
 
@@ -340,7 +380,7 @@ class Stub:
     def __init__(self, proc, port, out):
         self.proc, self.port, self._out = proc, port, out
         self.base_url = f"http://127.0.0.1:{port}"
-        self._client = Client(port)
+        self._client = Client(port, record=False)
         self._lock = threading.Lock()
 
     @classmethod
@@ -392,6 +432,10 @@ class Stub:
 
     def calls(self) -> dict:
         return self._admin("GET", "/__admin/calls")
+
+    def recent(self):
+        """GET /__admin/recent: the last catalog requests (bounded), each {path, traceparent}."""
+        return self._admin("GET", "/__admin/recent")["recent"]
 
     def product_calls(self, pid: int) -> int:
         return int(self.calls()["products"].get(str(pid), 0))
@@ -797,8 +841,12 @@ class ServerTestCase(unittest.TestCase):
         return self.server.req(*a, **kw)
 
     def assertError(self, r: Response, status: int, code: str, msg=None):
-        """The response is `status` with body {"detail": code, ...}."""
+        """The response is `status` with body {"detail": code, "status": status, "title": "...", ...}
+        (contract §10: error bodies keep `detail` and add `status` and `title`)."""
         self.assertEqual((r.status, r.detail), (status, code), msg or r)
+        self.assertEqual(r.json.get("status"), status, msg or r)
+        self.assertIsInstance(r.json.get("title"), str, msg or r)
+        self.assertNotEqual(r.json["title"].strip(), "", msg or r)
 
     def assertJsonContentType(self, r: Response):
         self.assertEqual(r.headers.get("content-type", "").lower().replace(" ", ""),

@@ -1,6 +1,11 @@
 // Contract §6: names, defaults, decimals, one clear line naming a bad variable, ENV=prod rules.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <set>
+
 #include "util/config.hpp"
 
 using fav::util::config_error;
@@ -143,4 +148,116 @@ TEST(Config, SafeDevelopmentDefaults) {
   EXPECT_NO_THROW(load_config(env{{"ENV", "prod"}, {"API_KEY", strong}, {"JWT_SECRET_KEY", strong}}));
   EXPECT_THROW(load_config(env{{"ENV", "prod"}, {"API_KEY", strong}, {"JWT_SECRET_KEY", strong + "-change-me"}}),
                config_error);
+}
+
+// Issue 12: check-config "reports every bad variable at once" — one problem per variable.
+TEST(Config, EveryBadVariableAtOnce) {
+  try {
+    load_config(env{{"API_PORT", "abc"}, {"LOG_LEVEL", "loud"}, {"ENV", "staging"}, {"DATABASE_POOL_SIZE", "0"}});
+    ADD_FAILURE() << "accepted";
+  } catch (const config_error& e) {
+    std::set<std::string> named;
+    for (auto& p : e.problems) {
+      named.insert(p.variable);
+      EXPECT_NE(p.message.find(p.variable), std::string::npos) << p.message;
+      EXPECT_EQ(p.message.find('\n'), std::string::npos) << p.message;
+    }
+    EXPECT_EQ(named, (std::set<std::string>{"API_PORT", "LOG_LEVEL", "ENV", "DATABASE_POOL_SIZE"}));
+    EXPECT_EQ(e.problems.size(), 4u);
+  }
+}
+
+// Issue 12: "warns about unknown variables that look like ours (known prefixes)".
+TEST(Config, UnknownVariablesThatLookLikeOurs) {
+  auto unknown = fav::util::unknown_variables(env{{"API_PROT", "1"},
+                                                  {"DATABASE_URLL", "x"},
+                                                  {"JWT_SECRET", "x"},
+                                                  {"PATH", "/bin"},
+                                                  {"HOME", "/"},
+                                                  {"API_PORT", "1"},
+                                                  {"LANG", "C"},
+                                                  {"XDG_RUNTIME_DIR", "/run"},
+                                                  {"PRODUCT_CATALOG_NOPE_AT_ALL_XYZ", "1"}});
+  std::map<std::string, std::string> got;
+  for (auto& u : unknown) got[u.name] = u.suggestion;
+  EXPECT_EQ(got, (std::map<std::string, std::string>{{"API_PROT", "API_PORT"},
+                                                     {"DATABASE_URLL", "DATABASE_URL"},
+                                                     {"JWT_SECRET", "JWT_SECRET_KEY"},
+                                                     {"PRODUCT_CATALOG_NOPE_AT_ALL_XYZ", ""}}));
+}
+
+// Every variable load_config reads is in the table (a missing one throws std::logic_error on any
+// start); the configurations below reach every branch that reads a variable.
+TEST(Config, EveryReadVariableIsInTheTable) {
+  std::string strong(32, 'k');
+  for (auto& e : {env{}, env{{"DATABASE_DIALECT", "postgresql"}},
+                  env{{"ENV", "prod"}, {"API_KEY", strong}, {"JWT_SECRET_KEY", strong}},
+                  env{{"DATABASE_URL", "postgresql://u@h/d"}, {"PRODUCT_CATALOG_WARMUP", "false"}}}) {
+    EXPECT_NO_THROW(load_config(e));
+  }
+}
+
+namespace {
+// NAME=value lines of a .env-style file (also commented out, `# NAME=value`, as .env.example writes
+// them), with the comment line just above each.
+std::map<std::string, std::pair<std::string, std::string>> dotenv_entries(const std::string& path) {
+  std::ifstream in(path);
+  std::map<std::string, std::pair<std::string, std::string>> out;
+  std::string line, comment;
+  auto is_name = [](std::string_view n) {
+    return !n.empty() && std::all_of(n.begin(), n.end(), [](char ch) {
+      return (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+    });
+  };
+  while (std::getline(in, line)) {
+    auto entry = line.rfind("# ", 0) == 0 ? line.substr(2) : line;
+    auto eq = entry.find('=');
+    if (eq != std::string::npos && is_name(std::string_view(entry).substr(0, eq))) {
+      out[entry.substr(0, eq)] = {entry.substr(eq + 1), comment};
+      comment.clear();
+    } else if (line.rfind("# ", 0) == 0) {
+      comment = line.substr(2);
+    }
+  }
+  return out;
+}
+}  // namespace
+
+// Contract §10: "a `.env.example` listing every variable with its default" — the same names,
+// defaults and one line of description as the table in util/config.cpp, and it loads as is.
+TEST(Config, EnvExampleMatchesTheTable) {
+  auto entries = dotenv_entries(std::string(FAV_SOURCE_DIR) + "/.env.example");
+  std::set<std::string> table_names;
+  for (auto& v : fav::util::config_variables()) {
+    std::string name(v.name);
+    table_names.insert(name);
+    auto it = entries.find(name);
+    if (it == entries.end()) {
+      ADD_FAILURE() << name << " is missing from .env.example (add: # " << v.description << " / " << name << "="
+                    << v.default_value << ")";
+      continue;
+    }
+    EXPECT_EQ(it->second.first, v.default_value) << name << ": default in .env.example differs from the table";
+    EXPECT_EQ(it->second.second, v.description) << name << ": description in .env.example differs from the table";
+    EXPECT_FALSE(v.description.empty()) << name;
+  }
+  for (auto& [name, _] : entries)
+    EXPECT_TRUE(table_names.count(name)) << name << " is in .env.example but not in the table in util/config.cpp";
+  env as_is;
+  for (auto& [name, vd] : entries) as_is[name] = vd.first;
+  EXPECT_NO_THROW(load_config(as_is));
+}
+
+// The README's configuration table names every variable of the table.
+TEST(Config, ReadmeNamesEveryVariable) {
+  std::ifstream in(std::string(FAV_SOURCE_DIR) + "/README.md");
+  std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (auto& v : fav::util::config_variables()) {
+    std::string name(v.name);
+    // The README groups some (`DATABASE_HOST/PORT/...`, `PRODUCT_CATALOG_BACKOFF_BASE_SECONDS` / `_CAP_SECONDS`).
+    auto tail = name.substr(name.rfind('_') + 1);
+    bool named = readme.find("`" + name) != std::string::npos || readme.find("/" + tail) != std::string::npos ||
+                 readme.find("_" + tail + "`") != std::string::npos;
+    EXPECT_TRUE(named) << name << " is not in the README's configuration table";
+  }
 }

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cctype>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "api/docs_assets.hpp"
+#include "api/errors.hpp"
 #include "core/errc.hpp"
 #include "routes.hpp"
 
@@ -256,4 +258,37 @@ TEST(openapi, every_operation_documents_the_connection_layer_answers) {
     for (const char* h : {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"})
       EXPECT_TRUE(r.at("headers").as_object().contains(h)) << h;
   }
+}
+
+// Contract §10: the documented error examples are what the service sends: `detail`, the
+// response's `status`, and the code's `title` (api/errors.cpp).
+TEST(openapi, error_examples_are_problem_details) {
+  std::map<std::string, std::string> titles;
+  for (int i = static_cast<int>(fav::core::errc::not_found); i <= static_cast<int>(fav::core::errc::internal_error);
+       ++i) {
+    auto e = static_cast<fav::core::errc>(i);
+    titles[std::string(fav::core::code(e))] = std::string(fav::api::title_of(e));
+  }
+  int checked = 0;
+  for (auto& op : operations()) {
+    for (auto& [status, raw] : op.op->at("responses").as_object()) {
+      auto& r = resolve(raw).as_object();
+      if (!r.contains("content") || !(status.starts_with("4") || status.starts_with("5"))) continue;
+      for (auto& [media, m] : r.at("content").as_object()) {
+        auto* examples = m.as_object().if_contains("examples");
+        if (!examples) continue;
+        for (auto& [name, ex] : examples->as_object()) {
+          auto& value = resolve(ex).as_object().at("value").as_object();
+          if (!value.contains("detail")) continue;
+          SCOPED_TRACE(op.name() + " " + std::string(status) + " " + std::string(name));
+          std::string code(value.at("detail").as_string());
+          ASSERT_TRUE(value.contains("status") && value.contains("title"));
+          EXPECT_EQ(std::to_string(value.at("status").as_int64()), std::string(status));
+          EXPECT_EQ(std::string(value.at("title").as_string()), titles[code]);
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 20);
 }
