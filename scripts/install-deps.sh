@@ -12,7 +12,10 @@ command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
 command -v git >/dev/null 2>&1 || pkgs+=(git)
 case "$want" in
-  test)  pkgs+=(postgresql postgresql-contrib curl chromium clang-format sqlite3 procps nginx-light) ;;
+  # clang, its sanitizer and libFuzzer runtimes and llvm-symbolizer: the sanitizer builds and
+  # the fuzz targets of scripts/test-sanitizers.sh.
+  test)  pkgs+=(postgresql postgresql-contrib curl chromium clang-format sqlite3 procps nginx-light
+               clang libclang-rt-dev llvm) ;;
   bench) pkgs+=(postgresql postgresql-contrib curl wrk nginx-light gnuplot-nox) ;;
 esac
 missing=()

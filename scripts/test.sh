@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Command 2: install what is missing, build with warnings as errors, check formatting, start a
 # throwaway PostgreSQL on loopback, and run every test (units, the store suite and the HTTP
-# suites on SQLite and on PostgreSQL, three instances behind nginx, the browser test). Ends with
-# ctest's summary line.
+# suites on SQLite and on PostgreSQL, three instances behind nginx, the browser test), then the
+# sanitizer builds and the fuzz targets (scripts/test-sanitizers.sh; FAV_TEST_SANITIZERS=0 skips
+# them for a quick local run). Arguments go to the first ctest run. Ends with how long each part
+# took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
 jobs="$(nproc)"
+started="$(date +%s)"
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFAV_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
@@ -46,5 +49,12 @@ FAV_TEST_PG_URL="$(scripts/pg-test-cluster.sh start "$pg_dir")"
 FAV_TEST_PG_FAULT_URL="$(scripts/pg-test-cluster.sh start "$fault_dir")"
 export FAV_TEST_PG_URL FAV_TEST_PG_FAULT_URL FAV_TEST_PG_FAULT_DIR="$fault_dir"
 
-cd build
-ctest --output-on-failure --timeout 900 -j"$jobs" "$@"
+built="$(date +%s)"
+(cd build && ctest --output-on-failure --timeout 900 -j"$jobs" "$@")
+tested="$(date +%s)"
+if [ "${FAV_TEST_SANITIZERS:-1}" != 0 ]; then
+  "$root/scripts/test-sanitizers.sh"
+fi
+done_at="$(date +%s)"
+echo "test.sh: build $((built - started)) s, suites $((tested - built)) s, sanitizers and fuzzing" \
+  "$((done_at - tested)) s; $(((done_at - started) / 60)) min in all"

@@ -35,8 +35,9 @@ core::micros below_precision(std::string_view s) {
   return span - 1;
 }
 
-// name/email substrings (lower-cased) and created_from/created_to (RFC 3339); nullopt → invalid_filter.
-std::optional<core::customer_filter> parse_filter(const http::request& req) {
+}  // namespace
+
+std::optional<core::customer_filter> parse_customer_filter(const http::request& req) {
   core::customer_filter f;
   for (auto key : {"name", "email"}) {
     if (auto v = req.query_value(key); v && !v->empty()) {
@@ -56,12 +57,11 @@ std::optional<core::customer_filter> parse_filter(const http::request& req) {
   }
   return f;
 }
-}  // namespace
 
 net::awaitable<http::response> list_customers(http::request& req, app& a) {
   auto page = core::parse_page(req.query_value("page"), req.query_value("per_page"), a.cfg.per_page_limit);
   if (!page) co_return fail(errc::invalid_pagination);
-  auto filter = parse_filter(req);
+  auto filter = parse_customer_filter(req);
   if (!filter) co_return fail(errc::invalid_filter);
   auto result = co_await a.db.list_customers(std::move(*filter), *page);
   std::string items;

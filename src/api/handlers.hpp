@@ -1,7 +1,9 @@
 // Every handler, one signature: parse, call, reply. Grouped by resource in api/*.cpp.
 #pragma once
 #include <boost/asio/awaitable.hpp>
+#include <optional>
 
+#include "core/types.hpp"
 #include "http/message.hpp"
 
 namespace fav {
@@ -27,6 +29,9 @@ net::awaitable<http::response> list_customers(http::request&, app&);
 net::awaitable<http::response> get_customer(http::request&, app&);
 net::awaitable<http::response> patch_customer(http::request&, app&);
 net::awaitable<http::response> delete_customer(http::request&, app&);
+// GET /customers' filters: name/email substrings (lower-cased) and created_from/created_to
+// (RFC 3339 with an offset); nullopt → invalid_filter. Public for the fuzz target.
+std::optional<core::customer_filter> parse_customer_filter(const http::request& req);
 // favorites.cpp
 net::awaitable<http::response> list_favorites(http::request&, app&);
 net::awaitable<http::response> add_favorite(http::request&, app&);

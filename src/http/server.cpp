@@ -65,19 +65,18 @@ struct server::conn {
   std::uint64_t generation_ = 0;
 };
 
-namespace {
-
-steady::duration seconds(double s) {
-  return std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s));
-}
-
-// Splits the target into path and percent-decoded query pairs; false when it is not origin-form.
 bool parse_target(std::string_view target, request& req) {
   auto u = boost::urls::parse_origin_form(target);
   if (!u) return false;
   req.path = u->encoded_path();
   for (auto p : u->params()) req.query.emplace_back(p.key, p.has_value ? p.value : std::string{});
   return true;
+}
+
+namespace {
+
+steady::duration seconds(double s) {
+  return std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s));
 }
 
 // A condition logged at most once per `period`, with how often it happened in between.

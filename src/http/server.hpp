@@ -21,6 +21,10 @@ namespace fav::http {
 
 namespace net = boost::asio;
 
+// Splits an origin-form target into the path and the percent-decoded query pairs; false when it
+// is not origin-form (the server answers 400). Public for the fuzz target.
+bool parse_target(std::string_view target, request& req);
+
 struct server_options {
   std::string host = "0.0.0.0";
   unsigned short port = 8080;

@@ -1,19 +1,21 @@
 // libFuzzer target: bytes off the socket as the server reads them. Beast's request parser with
 // the server's header and body limits, then what the server and the handlers do with a parsed
-// request: origin-form target and query decoding, the route table's matcher, Accept-Encoding,
-// the presented token (Authorization / cookie), and the body through the JSON body reader.
+// request: origin-form target and query decoding (the server's parse_target), the route table's
+// matcher, product ids, pagination and GET /customers' filters (RFC 3339), Accept-Encoding, the
+// presented token (Authorization / cookie), and the body through the JSON body reader.
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/url/parse.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "api/handlers.hpp"
 #include "api/json_body.hpp"
 #include "auth/policy.hpp"
 #include "core/validate.hpp"
 #include "http/gzip.hpp"
 #include "http/router.hpp"
+#include "http/server.hpp"
 #include "routes.hpp"
 
 namespace bhttp = boost::beast::http;
@@ -42,10 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   fav::http::request req;
   req.raw = &parser.get();
-  auto u = boost::urls::parse_origin_form(req.raw->target());
-  if (!u) return 0;
-  req.path = u->encoded_path();
-  for (auto p : u->params()) req.query.emplace_back(p.key, p.has_value ? p.value : std::string{});
+  if (!fav::http::parse_target(req.raw->target(), req)) return 0;  // the server's own split
 
   std::vector<std::string_view> params;
   for (const auto& p : patterns) {
@@ -54,6 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   }
   (void)fav::core::parse_page(req.query_value("page"), req.query_value("per_page"), 200);
+  (void)fav::api::parse_customer_filter(req);  // GET /customers: name, email, created_from/to
   (void)fav::http::accepts_gzip(req.header("accept-encoding"));
   (void)fav::auth::presented_token(req);
 

@@ -379,6 +379,12 @@ class ConnectionCapTest(unittest.TestCase):
             self.assertEqual(s.stop(), 0, s.output_tail())
             s.cleanup()
 
+    # UBSan's runtime checks a vptr it has not seen before with a pipe() (its "is this memory
+    # readable" probe); with no descriptor left that fails and every valid virtual call on a new
+    # type is reported as "object has invalid vptr" (reproduced with a ten-line program). So the
+    # UBSan build cannot run this test; the release build and the TSan build do.
+    @unittest.skipIf("undefined" in os.environ.get("FAV_TEST_SANITIZE", ""),
+                     "UBSan's vptr check needs a free descriptor (false reports when there is none)")
     def test_descriptor_exhaustion_backs_off(self):
         """§8: "Running out of descriptors never makes the service spin or stop: it backs off
         accepting, keeps serving the connections it has, and recovers by itself." The limit
