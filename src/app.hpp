@@ -8,6 +8,7 @@
 #include "auth/token_cache.hpp"
 #include "catalog/product_cache.hpp"
 #include "store/change_feed.hpp"
+#include "store/read_cache.hpp"
 #include "store/store.hpp"
 #include "util/config.hpp"
 #include "util/metrics.hpp"
@@ -23,8 +24,9 @@ struct app {
   auth::token_cache& tokens;  // per-request revocation / existence check
   catalog::product_cache& products;
   util::metrics& metrics;
-  util::task_tracker& background;  // detached work that shutdown drains
-  store::change_feed& feed;        // invalidations from every instance (contract §9)
+  util::task_tracker& background;            // detached work that shutdown drains
+  store::change_feed& feed;                  // invalidations from every instance (contract §9)
+  const store::read_cache* reads = nullptr;  // the hot GETs' memory (issue 13), for /metrics
 };
 
 }  // namespace fav

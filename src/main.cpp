@@ -26,6 +26,7 @@
 #include "http/middleware.hpp"
 #include "http/server.hpp"
 #include "routes.hpp"
+#include "store/cached_store.hpp"
 #include "store/feed_store.hpp"
 #include "store/pg_listener.hpp"
 #include "store/pg_store.hpp"
@@ -200,8 +201,14 @@ int serve(const util::config& cfg) {
   // PostgreSQL once the listener's LISTEN is in place.
   store::change_feed feed(!cfg.database_is_postgres);
   std::unique_ptr<store::store> db;
+  const store::read_cache* reads = nullptr;
   try {
-    db = std::make_unique<store::feed_store>(open_store(cfg, ioc.get_executor()), feed);
+    // Outermost the read cache (issue 13): its own writes and the feed's news keep it coherent.
+    auto cached = std::make_unique<store::cached_store>(
+        std::make_unique<store::feed_store>(open_store(cfg, ioc.get_executor()), feed), feed,
+        static_cast<std::size_t>(cfg.read_cache_bytes));
+    reads = &cached->cache();
+    db = std::move(cached);
     run_sync(ioc, db->migrate());
   } catch (const std::exception& e) {
     util::log(util::log_level::critical, "cannot open the database", {{"error", reason(e)}});
@@ -232,7 +239,7 @@ int serve(const util::config& cfg) {
   catalog::client catalog_client(ioc.get_executor(), catalog_opts, metrics);
   catalog::product_cache products(
       *db, catalog_client, cfg, metrics, background, ioc.get_executor(), [] { return util::now_micros(); }, warn);
-  app a{cfg, *db, jwt, hashes, tokens, products, metrics, background, feed};
+  app a{cfg, *db, jwt, hashes, tokens, products, metrics, background, feed, reads};
 
   dispatcher dispatch(a);
   http::server_options opts;

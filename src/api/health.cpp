@@ -1,4 +1,6 @@
 // /health, /health/ready and /metrics (contract §3 "Health and docs").
+#include <vector>
+
 #include "api/handlers.hpp"
 #include "app.hpp"
 
@@ -31,23 +33,32 @@ net::awaitable<http::response> health_ready(http::request&, app& a) {
 
 net::awaitable<http::response> metrics(http::request&, app& a) {
   auto pool = a.db.usage();
-  auto res = http::json(
-      http::status::ok,
-      a.metrics.render({
-          {"fav_db_pool_in_use", "Database connections (SQLite: workers) busy with a statement.", double(pool.in_use)},
-          {"fav_db_pool_waiting", "Statements waiting for a database connection.", double(pool.waiting)},
-          {"fav_password_hash_queue_depth", "Password hashes waiting for a worker.", double(a.hashes.queued())},
-          {"fav_password_hash_running", "Password hashes being computed now.", double(a.hashes.running())},
-          {"fav_background_tasks", "Background tasks (product refreshes, warm-ups) in flight.",
-           double(a.background.active())},
-          {"fav_change_feed_up", "1 while the PostgreSQL change feed (LISTEN) is connected, else 0.",
-           a.feed.live() ? 1.0 : 0.0},
-          {"fav_change_feed_connects", "Times the change feed connected (first connection and reconnections).",
-           double(a.feed.reconnects())},
-          {"fav_change_feed_notifications", "Change notifications received from other instances.",
-           double(a.feed.received())},
-          {"fav_token_cache_entries", "Entries in the in-process token-check cache.", double(a.tokens.size())},
-      }));
+  std::vector<util::metrics::gauge> gauges{
+      {"fav_db_pool_in_use", "Database connections (SQLite: workers) busy with a statement.", double(pool.in_use)},
+      {"fav_db_pool_waiting", "Statements waiting for a database connection.", double(pool.waiting)},
+      {"fav_password_hash_queue_depth", "Password hashes waiting for a worker.", double(a.hashes.queued())},
+      {"fav_password_hash_running", "Password hashes being computed now.", double(a.hashes.running())},
+      {"fav_background_tasks", "Background tasks (product refreshes, warm-ups) in flight.",
+       double(a.background.active())},
+      {"fav_change_feed_up", "1 while the PostgreSQL change feed (LISTEN) is connected, else 0.",
+       a.feed.live() ? 1.0 : 0.0},
+      {"fav_change_feed_connects", "Times the change feed connected (first connection and reconnections).",
+       double(a.feed.reconnects())},
+      {"fav_change_feed_notifications", "Change notifications received from other instances.",
+       double(a.feed.received())},
+      {"fav_token_cache_entries", "Entries in the in-process token-check cache.", double(a.tokens.size())},
+  };
+  if (a.reads) {
+    gauges.push_back(
+        {"fav_read_cache_bytes", "Bytes held by the read cache (READ_CACHE_BYTES at most).", double(a.reads->bytes())});
+    gauges.push_back({"fav_read_cache_entries", "Entries in the read cache (customers, favorites pages, products).",
+                      double(a.reads->entries())});
+    gauges.push_back(
+        {"fav_read_cache_hits", "Reads answered by the read cache since the start.", double(a.reads->hits())});
+    gauges.push_back(
+        {"fav_read_cache_misses", "Reads the read cache could not answer since the start.", double(a.reads->misses())});
+  }
+  auto res = http::json(http::status::ok, a.metrics.render(gauges));
   res.content_type = "text/plain; version=0.0.4; charset=utf-8";
   res.header("Cache-Control", "no-store");
   co_return res;

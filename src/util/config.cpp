@@ -56,6 +56,9 @@ constexpr config_variable variables[] = {
     {"REFRESH_TOKEN_EXPIRE_DAYS", "30", "Refresh-token lifetime in days (decimals allowed)"},
     {"AUTH_CACHE_TTL_SECONDS", "300",
      "How long an instance trusts a token-not-revoked answer, only while its change feed is live (0: ask every time)"},
+    {"READ_CACHE_BYTES", "16777216",
+     "Bytes of memory for customer records and favorites pages answered without the database, only while the "
+     "change feed is live (0: off)"},
     {"PAGINATION_PER_PAGE_LIMIT", "200", "Largest per_page accepted on paged routes"},
     {"PRODUCT_CATALOG_API_BASE_URL", "https://fakestoreapi.com", "The product catalog (http or https)"},
     {"PRODUCT_CATALOG_API_TIMEOUT_LIMIT", "5.0", "Seconds allowed per catalog attempt"},
@@ -311,6 +314,7 @@ config load_config(const env_map& raw) {
   c.idle_timeout_s = number(env, "API_IDLE_TIMEOUT_SECONDS", 60, 0.1, 3600);
   c.drain_timeout_s = number(env, "API_DRAIN_TIMEOUT_SECONDS", 10, 0, 3600);
   c.auth_cache_ttl_s = number(env, "AUTH_CACHE_TTL_SECONDS", 300, 0, 3600);
+  c.read_cache_bytes = integer(env, "READ_CACHE_BYTES", 16 * 1024 * 1024, 0, std::int64_t{1} << 40);
   c.sign_in_max_failures = static_cast<int>(integer(env, "SIGN_IN_MAX_FAILURES", 10, 0, 1000000));
   c.sign_in_max_failures_per_email = static_cast<int>(integer(env, "SIGN_IN_MAX_FAILURES_PER_EMAIL", 100, 0, 1000000));
   c.sign_in_failure_window_s = 60 * number(env, "SIGN_IN_FAILURE_WINDOW_MINUTES", 15, 0.001, 1e6);

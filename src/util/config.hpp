@@ -73,8 +73,9 @@ struct config {
   double catalog_warm_interval_s = 10 * 60;  // 0 disables the periodic warm-up
   double catalog_backoff_base_s = 1.0;       // 1 s, 2 s, 4 s cap (contract §4)
   double catalog_backoff_cap_s = 4.0;
-  double auth_cache_ttl_s = 300;       // token-check cache lifetime; kept coherent by the change feed
-  double db_statement_timeout_s = 10;  // every database statement's deadline (contract §5)
+  double auth_cache_ttl_s = 300;                     // token-check cache lifetime; kept coherent by the change feed
+  double db_statement_timeout_s = 10;                // every database statement's deadline (contract §5)
+  std::int64_t read_cache_bytes = 16 * 1024 * 1024;  // hot-GET answers kept in memory (0 turns it off)
 
   // Contract §8 "Sign-in guard" and "Catalog admission".
   int sign_in_max_failures = 10;             // per email and client address (0 turns it off)

@@ -231,6 +231,31 @@ class FavoritesTest(FavoritesBase):
         self.assertEqual(self.add(c, pid).status, 201)
         self.assertError(self.remove(c, 424242), 422, "product_not_in_favorites")
 
+    def test_a_write_is_seen_by_the_next_read_at_once_with_the_read_cache_on(self):
+        """§9: "A write acknowledged by one instance is seen ... by reads on the same instance at
+        once." With READ_CACHE_BYTES at its default (on), pages and the customer's record that
+        were answered from memory change with the very next request after a write."""
+        c = self.server.new_customer()
+        pid, other = self.new_product(), self.new_product()
+        self.assertEqual(self.add(c, other).status, 201)
+        hits = metric_value(self, "fav_read_cache_hits")
+        for _ in range(3):  # the first reads the database, the others are answered from memory
+            self.assertEqual([i["id"] for i in self.listing(c).json["data"]], [other])
+            self.assertEqual(self.req("GET", f"/customers/{c.id}", token=c.token).json["name"], "Test Customer")
+        self.assertGreaterEqual(metric_value(self, "fav_read_cache_hits") - hits, 4, "the read cache is not on")
+        self.assertEqual(self.add(c, pid).status, 201)
+        r = self.listing(c)
+        self.assertEqual([i["id"] for i in r.json["data"]], [pid, other])
+        self.assertEqual(r.json["pagination"]["total_items"], 2)
+        self.assertEqual(self.remove(c, other).status, 204)
+        self.assertEqual([i["id"] for i in self.listing(c).json["data"]], [pid])
+        self.assertEqual([i["id"] for i in self.listing(c).json["data"]], [pid])
+        r = self.req("PATCH", f"/customers/{c.id}", body={"name": "Renamed Fan"}, token=c.token)
+        self.assertIn(r.status, (200, 204), r)
+        self.assertEqual(self.req("GET", f"/customers/{c.id}", token=c.token).json["name"], "Renamed Fan")
+        self.assertEqual(self.req("DELETE", f"/customers/{c.id}", token=c.token).status, 204)
+        self.assertError(self.listing(c), 401, "invalid_token")
+
     def test_favorites_are_per_customer(self):
         a, b = self.customers(2)
         self.assertEqual(self.add(a, 8).status, 201)

@@ -6,6 +6,8 @@ loopback ports and nginx (Debian nginx-light) in front of them, then checks:
 - "Sign-outs, refresh-chain revocations, customer deletions and email changes made through one
   instance take effect on every other within 1 second" — measured and printed per instance, also
   right after an instance's listening connection was cut (it reconnects and flushes).
+- "A write acknowledged by one instance is seen by reads on any instance within 1 second" with the
+  read cache on: a favorites page the others answer from memory follows a removal and an addition.
 - "killing one (`kill -9`) loses no acknowledged write" — mixed load through nginx while one
   instance is killed; every acknowledged favorite write is in the database; failures printed.
 - "a rolling restart (SIGTERM to one at a time behind the balancer) fails no idempotent request"
@@ -384,6 +386,60 @@ class MultiInstanceTest(unittest.TestCase):
             report(f"refresh-chain revocation through :{a} honoured by :{p} after {delay * 1000:.1f} ms")
             self.assertEqual((st, body["detail"]), (401, "invalid_refresh_token"))
             self.assertLessEqual(delay, PROPAGATION_BOUND_S)
+
+    def metric(self, port, name):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return 0.0
+
+    def test_1c_cached_favorites_page_follows_other_instances(self):
+        """'A write acknowledged by one instance is seen by reads on any instance within 1
+        second', with the read cache on (READ_CACHE_BYTES at its default): a favorites page that
+        the other instances answer from memory loses a favorite removed through one instance,
+        and gains one added through it, within 1 s."""
+        a, others = self.ports[0], self.ports[1:]
+        cid, email, password, token = self.new_customer(a)
+        path = f"/customers/{cid}/favorites"
+        st, body = request(a, "POST", f"{path}/3", token=token)
+        self.assertEqual(st, 201, body)
+        for p in others:
+            hits = self.metric(p, "fav_read_cache_hits")
+            for _ in range(3):
+                st, body = request(p, "GET", path, token=token)
+                self.assertEqual((st, [i["id"] for i in body["data"]]), (200, [3]))
+            self.assertGreaterEqual(self.metric(p, "fav_read_cache_hits") - hits, 2, f":{p} did not cache the page")
+
+        def follow(what, expected):
+            for p in others:
+                t0 = time.monotonic()
+                delay = None
+                while time.monotonic() - t0 < 5:
+                    st, body = request(p, "GET", path, token=token)
+                    if st == 200 and [i["id"] for i in body["data"]] == expected:
+                        delay = time.monotonic() - t0
+                        break
+                    time.sleep(0.005)
+                report(f"favorite {what} through :{a} seen in the cached page of :{p} after "
+                       f"{'never (5 s)' if delay is None else f'{delay * 1000:.1f} ms'}")
+                self.assertIsNotNone(delay, f"favorite {what} not seen by :{p}")
+                self.assertLessEqual(delay, PROPAGATION_BOUND_S)
+
+        st, body = request(a, "DELETE", f"{path}/3", token=token)
+        self.assertEqual(st, 204, body)
+        follow("removal", [])
+        for p in others:  # cached again, empty
+            for _ in range(2):
+                self.assertEqual(request(p, "GET", path, token=token)[1]["data"], [])
+        st, body = request(a, "POST", f"{path}/4", token=token)
+        self.assertEqual(st, 201, body)
+        follow("addition", [4])
 
     def test_2_feed_loss(self):
         """'while an instance's listening connection is down it checks the database on every

@@ -22,6 +22,9 @@
 
 #include <sqlite3.h>
 
+#include "store/cached_store.hpp"
+#include "store/change_feed.hpp"
+#include "store/feed_store.hpp"
 #include "store/pg_store.hpp"
 #include "store/sqlite_store.hpp"
 #include "store/sqlite_writer.hpp"
@@ -771,6 +774,98 @@ TEST_P(store_contract, a_failing_write_among_concurrent_ones_leaves_the_others_c
   EXPECT_EQ(run(st_->list_favorites(a.id, {1, 50})).total, 20);
   core::refresh_token next = make_refresh("next", "", "", t0, t0 + second);
   EXPECT_EQ(run(st_->rotate_refresh_token("orphan", next, t0)), rotate_result::invalid);
+}
+
+// ---- the read cache over the store (issue 13 point 2) ----
+
+// CONTRACT §9: "A write acknowledged by one instance is seen ... by reads on the same instance
+// at once." The store stack as main builds it (read cache over the feed over the backend): a
+// write through it is seen by the very next read, though that read was cached.
+TEST_P(store_contract, through_the_read_cache_a_write_is_seen_by_the_next_read_at_once) {
+  store::change_feed feed(true);
+  store::cached_store cached(std::make_unique<store::feed_store>(make_store(), feed), feed, 1 << 20);
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  run(cached.upsert_products({make_product(7, 100, 450, 3, t0), make_product(8, 200, {}, {}, t0)}));
+  const core::page_req first{1, 20};
+
+  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 0);
+  auto hits = cached.cache().hits();
+  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 0);
+  EXPECT_EQ(cached.cache().hits(), hits + 1) << "the second read was not answered from memory";
+
+  ASSERT_TRUE(run(cached.insert_favorite(a.id, 7, t0)));
+  auto page = run(cached.list_favorites(a.id, first));
+  ASSERT_EQ(page.total, 1);
+  ASSERT_EQ(page.items.size(), 1u);
+  EXPECT_EQ(page.items[0].product_id, 7);
+  EXPECT_EQ(page.items[0].favorited_at, t0);
+  ASSERT_TRUE(page.items[0].cached);
+  EXPECT_EQ(page.items[0].cached->price_cents, 100);
+  ASSERT_TRUE(run(cached.insert_favorite(a.id, 8, t0 + 1)));
+  page = run(cached.list_favorites(a.id, first));
+  ASSERT_EQ(page.total, 2);
+  EXPECT_EQ(page.items[0].product_id, 8);
+  hits = cached.cache().hits();
+  page = run(cached.list_favorites(a.id, first));  // from memory, the same answer
+  EXPECT_EQ(cached.cache().hits(), hits + 1);
+  ASSERT_EQ(page.items.size(), 2u);
+  EXPECT_EQ(page.items[1].cached->review_rate_cents, 450);
+
+  // Products refreshed through this instance: the cached page shows the new rows.
+  run(cached.upsert_products({make_product(7, 150, 450, 4, t0 + second)}));
+  page = run(cached.list_favorites(a.id, first));
+  ASSERT_EQ(page.items.size(), 2u);
+  EXPECT_EQ(page.items[1].cached->price_cents, 150);
+  EXPECT_EQ(page.items[1].cached->fetched_at, t0 + second);
+
+  ASSERT_TRUE(run(cached.delete_favorite(a.id, 8)));
+  page = run(cached.list_favorites(a.id, first));
+  EXPECT_EQ(page.total, 1);
+  ASSERT_EQ(page.items.size(), 1u);
+  EXPECT_EQ(page.items[0].product_id, 7);
+
+  // The customer's record.
+  EXPECT_EQ(run(cached.find_customer(a.id))->name, "Alice");
+  EXPECT_EQ(run(cached.find_customer(a.id))->name, "Alice");
+  EXPECT_EQ(run(cached.update_customer(a.id, patch("Alicia"), t0 + second)), update_result::updated);
+  EXPECT_EQ(run(cached.find_customer(a.id))->name, "Alicia");
+  EXPECT_TRUE(run(cached.delete_customer(a.id)));
+  EXPECT_FALSE(run(cached.find_customer(a.id)));
+  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 0) << "a deleted customer's cached page";
+}
+
+// CONTRACT §9: "while an instance's listening connection is down it checks the database on every
+// request until it is back". Writes of another instance (`st_`, not through this cache) are seen
+// while the feed is down; once it is back the cache starts empty, and the feed's news about
+// another instance's write forgets what it touched.
+TEST_P(store_contract, through_the_read_cache_nothing_is_trusted_while_the_feed_is_down) {
+  store::change_feed feed(true);
+  store::cached_store cached(std::make_unique<store::feed_store>(make_store(), feed), feed, 1 << 20);
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const core::page_req first{1, 20};
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(run(cached.find_customer(a.id))->name, "Alice");
+    EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 0);
+  }
+
+  feed.set_down();
+  EXPECT_EQ(run(st_->update_customer(a.id, patch("Other"), t0 + second)), update_result::updated);
+  ASSERT_TRUE(run(st_->insert_favorite(a.id, 9, t0)));
+  EXPECT_EQ(run(cached.find_customer(a.id))->name, "Other");
+  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 1);
+  EXPECT_EQ(cached.cache().entries(), 2u) << "only what was cached before the outage (not trusted)";
+
+  feed.set_up();  // flushes
+  EXPECT_EQ(cached.cache().entries(), 0u);
+  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 1);
+  const auto hits = cached.cache().hits();
+  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 1);
+  EXPECT_EQ(cached.cache().hits(), hits + 1);
+
+  // Another instance removes the favorite; its notification arrives through the feed.
+  ASSERT_TRUE(run(st_->delete_favorite(a.id, 9)));
+  feed.publish({store::change::kind::favorites, a.id});
+  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 0);
 }
 
 // ---- migrations ----

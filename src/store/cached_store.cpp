@@ -1,0 +1,97 @@
+// See cached_store.hpp.
+#include "store/cached_store.hpp"
+
+namespace fav::store {
+
+cached_store::cached_store(std::unique_ptr<store> inner, change_feed& feed, std::size_t budget_bytes)
+    : inner_(std::move(inner)), feed_(feed), cache_(budget_bytes) {
+  if (!cache_.enabled()) return;
+  feed_.subscribe([this](const change& c) {
+    switch (c.what) {
+      case change::kind::customer: cache_.forget_customer(c.id); break;
+      case change::kind::favorites: cache_.forget_favorites(c.id); break;
+      case change::kind::all: cache_.clear(); break;
+      case change::kind::signin: break;
+    }
+  });
+}
+
+net::awaitable<std::optional<core::customer>> cached_store::find_customer(std::string id) {
+  const bool use = trusted();
+  std::uint64_t gen = 0;
+  if (use) {
+    if (auto hit = cache_.customer(id)) co_return hit;
+    gen = cache_.generation(id);
+  }
+  auto found = co_await inner_->find_customer(id);
+  // Stored only if the feed stayed live and nothing about this customer changed meanwhile.
+  if (use && found && feed_.live()) cache_.put_customer(*found, gen);
+  co_return found;
+}
+
+net::awaitable<core::page<core::favorite>> cached_store::list_favorites(std::string customer_id, core::page_req p) {
+  const bool use = trusted();
+  std::uint64_t gen = 0;
+  if (use) {
+    if (auto hit = cache_.favorites(customer_id, p)) co_return std::move(*hit);
+    gen = cache_.generation(customer_id);
+  }
+  auto page = co_await inner_->list_favorites(customer_id, p);
+  if (use && feed_.live()) cache_.put_favorites(customer_id, p, page, gen);
+  co_return page;
+}
+
+// Writes: what they touched is forgotten once they return, and also when they throw (a write
+// whose outcome is unknown may have been applied). The feed_store below publishes the same to
+// the feed's other subscribers; forgetting twice is harmless.
+net::awaitable<update_result> cached_store::update_customer(std::string id, customer_patch patch, micros now) {
+  try {
+    auto r = co_await inner_->update_customer(id, std::move(patch), now);
+    cache_.forget_customer(id);
+    co_return r;
+  } catch (...) {
+    cache_.forget_customer(id);
+    throw;
+  }
+}
+
+net::awaitable<bool> cached_store::delete_customer(std::string id) {
+  try {
+    bool r = co_await inner_->delete_customer(id);
+    cache_.forget_customer(id);
+    co_return r;
+  } catch (...) {
+    cache_.forget_customer(id);
+    throw;
+  }
+}
+
+net::awaitable<bool> cached_store::insert_favorite(std::string customer_id, std::int64_t product_id, micros now) {
+  try {
+    bool r = co_await inner_->insert_favorite(customer_id, product_id, now);
+    cache_.forget_favorites(customer_id);
+    co_return r;
+  } catch (...) {
+    cache_.forget_favorites(customer_id);
+    throw;
+  }
+}
+
+net::awaitable<bool> cached_store::delete_favorite(std::string customer_id, std::int64_t product_id) {
+  try {
+    bool r = co_await inner_->delete_favorite(customer_id, product_id);
+    cache_.forget_favorites(customer_id);
+    co_return r;
+  } catch (...) {
+    cache_.forget_favorites(customer_id);
+    throw;
+  }
+}
+
+net::awaitable<void> cached_store::upsert_products(std::vector<core::product> products) {
+  co_await inner_->upsert_products(products);
+  // This instance's copies follow what it wrote (pages show current product data).
+  cache_.put_products(products);
+}
+
+}  // namespace fav::store

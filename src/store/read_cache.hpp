@@ -1,0 +1,105 @@
+// In-memory answers for the hot GETs (issue 13 point 2): customer records, pages of a
+// customer's favorites (product ids, favorited_at, total) and the products_cache rows those
+// pages show. One LRU per shard with a byte budget (READ_CACHE_BYTES, split evenly over the
+// shards, so the whole never holds more); 0 turns it off.
+//
+// Coherence is the caller's (cached_store): every write forgets what it touched at once, the
+// change feed tells about other instances' writes, and nothing is trusted while the feed is down.
+// A value read from the database is stored only if no invalidation reached its shard while it
+// was being read (generation()), so a read that raced a write never re-inserts the old answer.
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "core/types.hpp"
+
+namespace fav::store {
+
+class read_cache {
+ public:
+  explicit read_cache(std::size_t budget_bytes);
+
+  bool enabled() const { return per_shard_ > 0; }
+  std::size_t budget() const { return per_shard_ * shards_.size(); }
+
+  // Taken before reading the database for `customer_id`; handed back to put_*.
+  std::uint64_t generation(const std::string& customer_id);
+
+  std::optional<core::customer> customer(const std::string& id);
+  void put_customer(const core::customer& c, std::uint64_t generation);
+
+  // The page as the store would answer it (each favorite's `cached` product from the product
+  // rows held here), or nullopt when the page or one of its products is not held.
+  std::optional<core::page<core::favorite>> favorites(const std::string& customer_id, core::page_req p);
+  void put_favorites(const std::string& customer_id, core::page_req p, const core::page<core::favorite>& page,
+                     std::uint64_t generation);
+
+  // products_cache rows as written (or read) by this instance; an older copy (by fetched_at)
+  // never replaces a newer one.
+  void put_products(const std::vector<core::product>& products);
+
+  // A customer changed or was deleted: its record and its favorites go.
+  void forget_customer(const std::string& id);
+  void forget_favorites(const std::string& customer_id);
+  void clear();
+
+  // Bytes charged (approximate heap use of the entries and their bookkeeping) and entries held.
+  std::size_t bytes() const;
+  std::size_t entries() const;
+  std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
+  std::uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
+
+  // Pages held per customer at most (the oldest goes first).
+  static constexpr std::size_t pages_per_customer = 4;
+
+ private:
+  struct fav_row {
+    std::int64_t product_id;
+    core::micros favorited_at;
+    bool had_product;  // the row came with a products_cache row
+  };
+  struct fav_page {
+    core::page_req req;
+    std::int64_t total;
+    std::vector<fav_row> rows;
+  };
+  struct fav_pages {
+    std::vector<fav_page> pages;  // most recent last
+  };
+  using value = std::variant<core::customer, fav_pages, core::product>;
+  struct entry {
+    value v;
+    std::size_t cost;
+    std::list<std::string>::iterator lru;
+  };
+  struct shard {
+    mutable std::mutex mu;
+    std::unordered_map<std::string, entry> map;
+    std::list<std::string> lru;  // keys, most recent first
+    std::size_t bytes = 0;
+    std::uint64_t generation = 0;
+  };
+
+  static std::size_t cost_of(const std::string& key, const value& v);
+  shard& shard_for(const std::string& key);
+  // Inserts or replaces under the shard's lock, then evicts from the tail down to the budget.
+  void store_locked(shard& s, const std::string& key, value v);
+  void erase_locked(shard& s, std::unordered_map<std::string, entry>::iterator it);
+  std::optional<core::product> product(std::int64_t id);
+
+  std::size_t per_shard_;
+  std::array<shard, 16> shards_;
+  std::atomic<std::uint64_t> hits_{0};
+  std::atomic<std::uint64_t> misses_{0};
+};
+
+}  // namespace fav::store

@@ -1,0 +1,155 @@
+// The read cache (issue 13 point 2): a byte budget it never exceeds, LRU eviction, the
+// generation rule that keeps a read racing a write from re-inserting the old answer, and the
+// product rows of a cached page following what this instance wrote.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "store/read_cache.hpp"
+
+using fav::store::read_cache;
+namespace core = fav::core;
+
+namespace {
+
+core::customer make_customer(int i) {
+  return core::customer{"00000000-0000-4000-8000-" + std::to_string(100000000000 + i),
+                        "Customer number " + std::to_string(i),
+                        "customer" + std::to_string(i) + "@example.com",
+                        "$argon2id$v=19$m=65536,t=3,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNo",
+                        1,
+                        2};
+}
+
+core::product make_product(std::int64_t id, core::micros fetched_at, std::string title = "") {
+  core::product p;
+  p.id = id;
+  p.title = title.empty() ? "Product with a reasonably long title " + std::to_string(id) : title;
+  p.image_url = "http://images.example.com/products/" + std::to_string(id) + "/large-picture.jpg";
+  p.price_cents = 1999;
+  p.fetched_at = fetched_at;
+  return p;
+}
+
+core::page<core::favorite> make_page(int n, std::int64_t first_product) {
+  core::page<core::favorite> page;
+  for (int j = 0; j < n; ++j)
+    page.items.push_back(core::favorite{first_product + j, 1000 - j, make_product(first_product + j, 5)});
+  page.total = n;
+  return page;
+}
+
+}  // namespace
+
+// Issue 13: "the cache never exceeds its budget under a scan of many customers".
+TEST(read_cache, a_scan_of_many_customers_never_exceeds_the_budget) {
+  constexpr std::size_t budget = 256 * 1024;
+  read_cache cache(budget);
+  ASSERT_TRUE(cache.enabled());
+  ASSERT_LE(cache.budget(), budget);
+  std::size_t peak = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const auto c = make_customer(i);
+    cache.put_customer(c, cache.generation(c.id));
+    cache.put_favorites(c.id, {1, 20}, make_page(20, i * 7), cache.generation(c.id));
+    cache.put_favorites(c.id, {2, 20}, make_page(3, i * 7 + 20), cache.generation(c.id));
+    peak = std::max(peak, cache.bytes());
+    ASSERT_LE(cache.bytes(), budget) << "after customer " << i;
+  }
+  // The budget is used, not left idle, and the most recent customers are the ones held.
+  EXPECT_GT(peak, budget / 2);
+  const auto last = make_customer(19999);
+  EXPECT_TRUE(cache.customer(last.id));
+  EXPECT_TRUE(cache.favorites(last.id, {1, 20}));
+  EXPECT_FALSE(cache.customer(make_customer(0).id)) << "the least recently used went first";
+  // A value larger than the whole budget is never held (and does not flush the rest).
+  const auto before = cache.entries();
+  const auto big = make_customer(-1);
+  cache.put_favorites(big.id, {1, 100000}, make_page(100000, 1), cache.generation(big.id));
+  EXPECT_FALSE(cache.favorites(big.id, {1, 100000}));
+  EXPECT_LE(cache.bytes(), budget);
+  EXPECT_EQ(cache.entries(), before);
+  EXPECT_TRUE(cache.favorites(last.id, {1, 20}));
+}
+
+TEST(read_cache, zero_budget_is_off) {
+  read_cache cache(0);
+  EXPECT_FALSE(cache.enabled());
+  const auto c = make_customer(1);
+  cache.put_customer(c, cache.generation(c.id));
+  EXPECT_FALSE(cache.customer(c.id));
+  EXPECT_EQ(cache.bytes(), 0u);
+}
+
+TEST(read_cache, a_page_comes_back_as_stored_with_its_products) {
+  read_cache cache(1 << 20);
+  const auto c = make_customer(1);
+  auto page = make_page(3, 10);
+  page.items[1].cached.reset();  // a favorite whose product is not in products_cache
+  page.total = 42;
+  cache.put_favorites(c.id, {2, 3}, page, cache.generation(c.id));
+  EXPECT_FALSE(cache.favorites(c.id, {1, 3})) << "another page is not this one";
+  auto got = cache.favorites(c.id, {2, 3});
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->total, 42);
+  ASSERT_EQ(got->items.size(), 3u);
+  EXPECT_EQ(got->items[0].product_id, 10);
+  EXPECT_EQ(got->items[0].favorited_at, 1000);
+  ASSERT_TRUE(got->items[0].cached);
+  EXPECT_EQ(got->items[0].cached->title, page.items[0].cached->title);
+  EXPECT_FALSE(got->items[1].cached);
+  // This instance refreshed the products: the page shows the new rows; an older copy never
+  // replaces a newer one.
+  cache.put_products({make_product(10, 50, "New title"), make_product(11, 50, "Now cached")});
+  cache.put_products({make_product(10, 40, "Older title")});
+  got = cache.favorites(c.id, {2, 3});
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->items[0].cached->title, "New title");
+  ASSERT_TRUE(got->items[1].cached);
+  EXPECT_EQ(got->items[1].cached->title, "Now cached");
+}
+
+TEST(read_cache, forgetting_takes_the_entries_and_refuses_reads_that_began_before) {
+  read_cache cache(1 << 20);
+  const auto c = make_customer(1);
+  cache.put_customer(c, cache.generation(c.id));
+  cache.put_favorites(c.id, {1, 20}, make_page(2, 1), cache.generation(c.id));
+
+  // A read began (generation taken), then a write forgot the favorites: the read's answer
+  // (from before the write) is not stored.
+  const auto gen = cache.generation(c.id);
+  cache.forget_favorites(c.id);
+  EXPECT_FALSE(cache.favorites(c.id, {1, 20}));
+  EXPECT_TRUE(cache.customer(c.id)) << "a favorite change leaves the customer's record";
+  cache.put_favorites(c.id, {1, 20}, make_page(2, 1), gen);
+  EXPECT_FALSE(cache.favorites(c.id, {1, 20})) << "a stale read re-inserted";
+
+  cache.put_favorites(c.id, {1, 20}, make_page(2, 1), cache.generation(c.id));
+  cache.forget_customer(c.id);
+  EXPECT_FALSE(cache.customer(c.id));
+  EXPECT_FALSE(cache.favorites(c.id, {1, 20})) << "a deleted customer's favorites go with it";
+
+  cache.put_customer(c, cache.generation(c.id));
+  const auto gen2 = cache.generation(c.id);
+  cache.clear();
+  EXPECT_FALSE(cache.customer(c.id));
+  EXPECT_EQ(cache.bytes(), 0u);
+  cache.put_customer(c, gen2);
+  EXPECT_FALSE(cache.customer(c.id)) << "a read from before the flush re-inserted";
+}
+
+TEST(read_cache, an_evicted_product_makes_its_page_a_miss) {
+  // Small enough that products of later pages push the first page's products out.
+  read_cache cache(16 * 1024);
+  const auto c = make_customer(1);
+  cache.put_favorites(c.id, {1, 5}, make_page(5, 1), cache.generation(c.id));
+  ASSERT_TRUE(cache.favorites(c.id, {1, 5}));
+  for (int i = 0; i < 500; ++i) cache.put_products({make_product(1000 + i, 5)});
+  // Either the page went too, or it is found without a product it had: then a miss, never a
+  // page with a product silently missing.
+  auto got = cache.favorites(c.id, {1, 5});
+  if (got) {
+    for (const auto& f : got->items) EXPECT_TRUE(f.cached);
+  }
+}
