@@ -20,7 +20,7 @@ std::string item_path(const std::string& customer_id, std::int64_t product_id) {
 
 // Who is asking, for the catalog's log lines.
 catalog::log_context log_context_of(const http::request& req) {
-  return catalog::log_context{req.correlation_id, req.trace.trace_id};
+  return catalog::log_context{req.correlation_id, req.trace.trace_id, req.trace.flags};
 }
 }  // namespace
 

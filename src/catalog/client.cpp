@@ -21,6 +21,7 @@
 #include "catalog/admission.hpp"
 #include "catalog/parse.hpp"
 #include "catalog/transport.hpp"
+#include "http/trace_context.hpp"
 
 namespace fav::catalog {
 
@@ -294,7 +295,11 @@ struct client::impl : std::enable_shared_from_this<impl> {
         permit held{this};
         ++made;
         const auto attempt_deadline = std::min(deadline, clock_type::now() + seconds(opts_.timeout_s));
-        o = co_await transport_.get(target, attempt_deadline, limit);
+        // Contract §10: a call made for a request carries its trace id with a new parent id.
+        std::string traceparent;
+        if (!ctx.trace_id.empty())
+          traceparent = http::child_traceparent(http::trace_context{ctx.trace_id, {}, ctx.trace_flags});
+        o = co_await transport_.get(target, attempt_deadline, limit, std::move(traceparent));
       }
       const step verdict = judge(o);
       if (verdict == step::done) co_return std::nullopt;

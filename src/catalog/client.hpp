@@ -38,7 +38,8 @@ struct fetch_result {
 // Who asked, so the catalog logs its trouble with the request's ids. Empty outside requests.
 struct log_context {
   std::string correlation_id;
-  std::string trace_id;  // W3C trace id when the request carries one (may be empty)
+  std::string trace_id;            // W3C trace id of the request (empty outside requests): catalog calls carry it
+  std::string trace_flags = "00";  // the request's trace flags, passed on with the trace id
 };
 
 // Receives the catalog's warnings (a failed call, a body that is not a product).

@@ -181,11 +181,14 @@ struct transport::state {
     }
   }
 
-  net::awaitable<http_outcome> get(std::string target, clock_type::time_point deadline, std::size_t limit) {
+  net::awaitable<http_outcome> get(std::string target, clock_type::time_point deadline, std::size_t limit,
+                                   std::string traceparent) {
     auto conn = take_connection();
     http_outcome o;
     try {
-      o = co_await net::co_spawn(conn->strand, exchange(*conn, std::move(target), deadline, limit), net::use_awaitable);
+      o = co_await net::co_spawn(conn->strand,
+                                 exchange(*conn, std::move(target), deadline, limit, std::move(traceparent)),
+                                 net::use_awaitable);
     } catch (const std::exception& e) {
       o = {};
       o.ec = net::error::fault;
@@ -199,7 +202,7 @@ struct transport::state {
   // One HTTP exchange (runs on the connection's strand).
 
   net::awaitable<http_outcome> exchange(connection& c, std::string target, clock_type::time_point deadline,
-                                        std::size_t limit) {
+                                        std::size_t limit, std::string traceparent) {
     http_outcome out;
     const bool reused = c.connected;
     for (int round = 0; round < 2; ++round) {
@@ -216,6 +219,7 @@ struct transport::state {
       req.set(http::field::host, url_.host_header);
       req.set(http::field::user_agent, "favorites-api");
       req.set(http::field::accept, "application/json");
+      if (!traceparent.empty()) req.set("traceparent", traceparent);
       http::response_parser<http::string_body> parser;
       parser.body_limit(limit);
       const error_code ec = c.tls ? co_await round_trip(*c.tls, c.buffer, req, parser)
@@ -356,9 +360,10 @@ const std::string& transport::prefix() const {
   return s_->url_.prefix;
 }
 
-net::awaitable<http_outcome> transport::get(std::string target, clock_type::time_point deadline, std::size_t limit) {
+net::awaitable<http_outcome> transport::get(std::string target, clock_type::time_point deadline, std::size_t limit,
+                                            std::string traceparent) {
   auto s = s_;  // keeps the state alive for as long as this frame exists
-  co_return co_await s->get(std::move(target), deadline, limit);
+  co_return co_await s->get(std::move(target), deadline, limit, std::move(traceparent));
 }
 
 void transport::shutdown() {

@@ -44,8 +44,10 @@ class transport {
 
   // GET `target` on a pooled (or new) connection, everything (lookup, connect, TLS, write,
   // read) done by `deadline`; a body over `limit` bytes is an error. A pooled connection the
-  // server had closed is replaced once within the same call. Never throws.
-  net::awaitable<http_outcome> get(std::string target, clock_type::time_point deadline, std::size_t limit);
+  // server had closed is replaced once within the same call. `traceparent`, when not empty, is
+  // sent as that header (W3C trace context, contract §10). Never throws.
+  net::awaitable<http_outcome> get(std::string target, clock_type::time_point deadline, std::size_t limit,
+                                   std::string traceparent = {});
 
   // Closes the idle connections; later connections are not pooled.
   void shutdown();

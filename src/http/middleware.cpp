@@ -144,6 +144,8 @@ void log_access(const request& req, int status, double seconds) {
             {{"correlation_id", req.correlation_id},
              {"method", std::string_view(req.raw->method_string())},
              {"path", req.path.empty() ? std::string_view(req.raw->target()) : req.path},
+             {"route", req.route},
+             {"trace_id", req.trace.trace_id},
              {"status", status},
              {"duration_ms", seconds * 1000.0}});
 }

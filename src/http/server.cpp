@@ -314,6 +314,8 @@ net::awaitable<void> server::session(tcp::socket sock) {
       close_after = !req.raw->keep_alive() || draining_;
     } else {
       req.correlation_id = correlation_id(*req.raw);
+      // Contract §10: the request's trace, continued from a valid `traceparent` or started here.
+      req.trace = continue_or_start(req.header("traceparent"));
       std::vector<std::string_view> forwarded;
       if (!opts_.trusted_proxies.empty())
         for (auto [it, end] = req.raw->equal_range("x-forwarded-for"); it != end; ++it)
@@ -329,6 +331,7 @@ net::awaitable<void> server::session(tcp::socket sock) {
       close_after = !req.raw->keep_alive() || draining_;
     }
     if (req.correlation_id.empty()) req.correlation_id = correlation_id(*req.raw);
+    if (req.trace.trace_id.empty()) req.trace = continue_or_start(req.header("traceparent"));
     if (limit) {
       res.header("RateLimit-Limit", std::to_string(limit->limit));
       res.header("RateLimit-Remaining", std::to_string(limit->remaining));
