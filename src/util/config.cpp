@@ -189,30 +189,28 @@ std::string text(const reader& env, const std::string& name, std::string def) {
   return v ? trim(*v) : def;
 }
 
-// libpq URI from the reference's DATABASE_* variables, components percent-encoded.
+// libpq URI from the reference's DATABASE_* variables, built by Boost.URL: each component
+// percent-encoded where it must be, and an IPv6 host (`::1`, or `[::1]`) in brackets.
 std::string pg_uri_from_parts(const reader& env) {
-  auto enc = [](const std::string& s) {
-    std::string out;
-    for (unsigned char c : s) {
-      if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-        out += static_cast<char>(c);
-      } else {
-        char buf[4];
-        std::snprintf(buf, sizeof buf, "%%%02X", c);
-        out += buf;
-      }
-    }
-    return out;
-  };
   std::string host = text(env, "DATABASE_HOST", "localhost");
   auto port = integer(env, "DATABASE_PORT", 5432, 1, 65535);
   std::string user = text(env, "DATABASE_USER", "postgres");
   std::string pass = text(env, "DATABASE_PASSWORD", "");
   std::string name = text(env, "DATABASE_NAME", "favorites");
-  std::string uri = "postgresql://" + enc(user);
-  if (!pass.empty()) uri += ":" + enc(pass);
-  uri += "@" + host + ":" + std::to_string(port) + "/" + enc(name);
-  return uri;
+  boost::urls::url u;
+  u.set_scheme("postgresql");
+  u.set_user(user);
+  if (!pass.empty()) u.set_password(pass);
+  std::string_view bare = host;
+  if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') bare = bare.substr(1, bare.size() - 2);
+  if (auto v6 = boost::urls::parse_ipv6_address(bare))
+    u.set_host_ipv6(*v6);
+  else
+    u.set_host(host);
+  u.set_port_number(static_cast<std::uint16_t>(port));
+  u.set_path_absolute(true);
+  u.segments().push_back(name);
+  return std::string(u.buffer());
 }
 
 constexpr const char* dev_api_key = "dev-api-key";

@@ -98,6 +98,14 @@ TEST(Config, PostgresFromReferenceVariables) {
                            {"DATABASE_NAME", "fav"}});
   EXPECT_TRUE(c.database_is_postgres);
   EXPECT_EQ(c.database_url, "postgresql://app:p%40ss%20word@db:5433/fav");
+  // An IPv6 host goes in brackets (bare or already bracketed); a '/' in the name is encoded.
+  for (const char* host : {"::1", "[::1]"}) {
+    auto v6 = load_config(env{{"DATABASE_DIALECT", "postgresql"},
+                              {"DATABASE_HOST", host},
+                              {"DATABASE_USER", "app"},
+                              {"DATABASE_NAME", "a/b"}});
+    EXPECT_EQ(v6.database_url, "postgresql://app@[::1]:5432/a%2Fb") << host;
+  }
   auto prod = load_config(env{{"ENV", "prod"},
                               {"API_KEY", std::string(32, 'k')},
                               {"JWT_SECRET_KEY", std::string(32, 'j')},
