@@ -104,6 +104,6 @@ if [[ $parts == *" tsan "* ]]; then
   phase "TSan: unit and store suites, the concurrency-heavy HTTP modules on SQLite"
   sanitized_ctest build-tsan thread -j"$jobs" -L '^(unit|store)$' -E fault_recovery
   sanitized_ctest build-tsan thread -j"$jobs" \
-    -R '^http\.sqlite\.(test_auth|test_favorites|test_faults|test_hostile|test_catalog_admission|test_sign_in_guard)$'
+    -R '^http\.sqlite\.(test_favorites|test_faults|test_catalog_admission|test_sign_in_guard)$'
 fi
 echo "test-sanitizers: no sanitizer report, no fuzzer crash"
