@@ -238,11 +238,21 @@ class FavoritesTest(FavoritesBase):
         c = self.server.new_customer()
         pid, other = self.new_product(), self.new_product()
         self.assertEqual(self.add(c, other).status, 201)
+        # On PostgreSQL the cache is trusted only while the change feed is up, and this instance's
+        # own notification of the add may forget a first cached copy: read (bounded) until both
+        # reads are answered from memory before counting.
+        for _ in range(50):
+            hits = metric_value(self, "fav_read_cache_hits")
+            self.listing(c)
+            self.req("GET", f"/customers/{c.id}", token=c.token)
+            if metric_value(self, "fav_read_cache_hits") - hits >= 2:
+                break
+            time.sleep(0.05)
         hits = metric_value(self, "fav_read_cache_hits")
-        for _ in range(3):  # the first reads the database, the others are answered from memory
+        for _ in range(3):  # answered from memory
             self.assertEqual([i["id"] for i in self.listing(c).json["data"]], [other])
             self.assertEqual(self.req("GET", f"/customers/{c.id}", token=c.token).json["name"], "Test Customer")
-        self.assertGreaterEqual(metric_value(self, "fav_read_cache_hits") - hits, 4, "the read cache is not on")
+        self.assertGreaterEqual(metric_value(self, "fav_read_cache_hits") - hits, 6, "the read cache is not on")
         self.assertEqual(self.add(c, pid).status, 201)
         r = self.listing(c)
         self.assertEqual([i["id"] for i in r.json["data"]], [pid, other])
