@@ -368,20 +368,24 @@ class ConnectionCapTest(unittest.TestCase):
                 c.close()
             socks = []
             first.close()
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if request_once(s.port, "GET", "/health", timeout=5).status == 200:
-                        break
-                except OSError:
-                    pass
-                self.assertLess(time.monotonic(), deadline, "new clients are served again")
-                time.sleep(0.2)
+            self.assert_new_clients_served_again(s.port)
         finally:
             for c in socks:
                 c.close()
             self.assertEqual(s.stop(), 0, s.output_tail())
             s.cleanup()
+
+    def assert_new_clients_served_again(self, port):
+        """A new client is answered again within 20 s (polled, bounded)."""
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if request_once(port, "GET", "/health", timeout=5).status == 200:
+                    return
+            except OSError:
+                pass
+            self.assertLess(time.monotonic(), deadline, "new clients are served again")
+            time.sleep(0.2)
 
     # UBSan's runtime checks a vptr it has not seen before with a pipe() (its "is this memory
     # readable" probe); with no descriptor left that fails and every valid virtual call on a new
@@ -416,15 +420,7 @@ class ConnectionCapTest(unittest.TestCase):
             for c in socks:
                 c.close()
             socks = []
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if request_once(s.port, "GET", "/health", timeout=5).status == 200:
-                        break
-                except OSError:
-                    pass
-                self.assertLess(time.monotonic(), deadline, "new clients are served again")
-                time.sleep(0.2)
+            self.assert_new_clients_served_again(s.port)
             kept.close()
         finally:
             for c in socks:
