@@ -195,7 +195,7 @@ run_wrk() {
   fi
   if [ -n "$pid" ]; then wait_idle "$pid"; fi
   [ "$scenario" = add_remove ] && reset_favorites
-  [ "$target" = postgresql ] && pgss_reset
+  case $target in postgresql*) pgss_reset ;; esac
   local sampler=
   if [ -n "$pid" ]; then
     rss_sampler "$pid" "$RAW/$tag.rss" &
@@ -213,7 +213,7 @@ run_wrk() {
   res=$(sed -n 's/^BENCH_RESULT //p' "$RAW/$tag.txt" | tail -n 1)
   [ -n "$res" ] || { say "warning: no result in $RAW/$tag.txt"; res=null; }
   local sql=null
-  if [ "$target" = postgresql ]; then
+  if [[ $target == postgresql* ]]; then
     pgss_dump "$RAW/$tag.pgss.csv"
     sql="\"$RAW/$tag.pgss.csv\""
   fi
@@ -241,13 +241,13 @@ done
 # ---- 4. one backend: seed, start the service, check every scenario once, load it ----
 TOKENS=
 FAV_BODY=$RUN/favorites-body.json
-start_service() {  # NAME DATABASE_URL
+start_service() {  # NAME DATABASE_URL [VAR=VALUE...]: the service, with any extra settings
   local port
   port=$(free_port)
   (cd "$RUN" && exec env API_PORT="$port" API_HOST=127.0.0.1 API_THREADS="$API_THREADS" \
     DATABASE_URL="$2" API_KEY="$API_KEY" JWT_SECRET_KEY="$SECRET" \
     PRODUCT_CATALOG_API_BASE_URL="http://127.0.0.1:$STUB_PORT" PRODUCT_CATALOG_WARMUP=false \
-    LOG_LEVEL="$LOG_LEVEL" "$FAV_BIN") >"$RAW/service-$1.log" 2>&1 &
+    LOG_LEVEL="$LOG_LEVEL" "${@:3}" "$FAV_BIN") >"$RAW/service-$1.log" 2>&1 &
   SVC_PID=$!
   PIDS+=("$SVC_PID")
   SVC_URL="http://127.0.0.1:$port"
@@ -323,6 +323,13 @@ bench_backend() {  # sqlite | postgresql
   record "{\"kind\":\"rss\",\"target\":\"$backend\",\"phase\":\"all\",\"vmhwm_kib\":$(status_kib "$SVC_PID" VmHWM)}"
   # The service's own counters (statuses by route, cache hits, pool use) for the whole run.
   curl -sS --max-time 10 "$SVC_URL/metrics" >"$RAW/metrics-$backend.txt" || true
+  stop_pid "$SVC_PID"
+  SVC_PID=
+
+  # (a) again with the read cache off: what the cache buys, and what the uncached path reaches.
+  start_service "$backend-nocache" "$DB_URL" READ_CACHE_BYTES=0
+  log_cmd "(same service command with READ_CACHE_BYTES=0)"
+  run_wrk "$backend-nocache" favorites "$CONNECTIONS" "$SVC_URL"
   stop_pid "$SVC_PID"
   SVC_PID=
 
