@@ -455,6 +455,61 @@ class HttpConventionsTest(ServerTestCase):
             self.assertNotIn("no/such", route)
 
 
+class HeadOnRefusalsTest(ServerTestCase):
+    """§10: "`HEAD` works on every `GET` route: the same status and headers, no body" — also when
+    the answer comes before any route runs: from the rate limiter (§8's 429) or from the
+    connection layer (400 for a request without Host). Each is sent on a kept-alive socket with
+    a request after it, so a body after a HEAD answer would make the next response unparsable."""
+
+    with_stub = False
+    # Two tokens, one every 100 s: the third request of the test is refused.
+    server_env = {"RATE_LIMIT_BURST": "2", "RATE_LIMIT_PER_SECOND": "0.01"}
+
+    def test_rate_limited_head_has_no_body(self):
+        reqs = [("GET", "/nope"), ("GET", "/nope"), ("HEAD", "/nope"), ("GET", "/nope"), ("GET", "/health")]
+        data = b"".join(f"{m} {p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() for m, p in reqs)
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            s.sendall(data)
+            got = read_responses(s, [m == "HEAD" for m, _ in reqs])
+        self.assertEqual([st for st, _, _ in got], [404, 404, 429, 429, 200])
+        (_, head, head_body), (_, get, get_body) = got[2], got[3]
+        self.assertEqual(head_body, b"")
+        self.assertEqual(json.loads(get_body)["detail"], "rate_limited")
+        # The same headers as the GET's 429: the length of the body it would carry, its type,
+        # Retry-After and the RateLimit fields (values may move by a second between the two).
+        self.assertEqual(head.get("content-length"), str(len(get_body)), head)
+        for name in ("content-type", "retry-after", "ratelimit-limit", "ratelimit-remaining"):
+            with self.subTest(header=name):
+                self.assertIn(name, head)
+                self.assertIn(name, get)
+        self.assertEqual(head["content-type"], get["content-type"])
+        self.assertEqual(got[4][2], b'{"status":"healthy"}')
+
+    def test_bad_request_to_head_has_no_body(self):
+        """A HEAD without Host is a 400 from the connection layer (RFC 9112 §3.2): no body
+        follows its header, and nothing else comes on the connection."""
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            s.sendall(b"HEAD /health HTTP/1.1\r\n\r\n")
+            (status, headers, body), = read_responses(s, [True])
+            self.assertEqual((status, body), (400, b""))
+            self.assertTrue(headers.get("content-length", "").isdigit(), headers)
+            # Whatever else arrives before the server closes (or within 2 s) would be a body.
+            rest = b""
+            s.settimeout(2)
+            try:
+                while chunk := s.recv(65536):
+                    rest += chunk
+            except (socket.timeout, ConnectionResetError):
+                pass
+            self.assertEqual(rest, b"")
+        # The same request as GET does carry the problem body, so the HEAD answer above is not
+        # empty by accident.
+        r = raw_request(self.server.port, b"GET /health HTTP/1.1\r\n\r\n")
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.headers.get("content-length"), headers["content-length"])
+        self.assertGreater(len(r.body), 0)
+
+
 class StartupAndCliTest(unittest.TestCase):
     """Issue 12 items 6 and 7: start-up failures are one JSON line each, naming the variable or
     the cause, without source paths; check-config reports every bad variable and warns about
