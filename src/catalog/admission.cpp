@@ -63,42 +63,4 @@ bool breaker::open(double now_s) const {
   return state_ == state::half_open || (state_ == state::open && now_s < open_until_s_);
 }
 
-void missing_products::remember(std::int64_t id, std::int64_t now_us) {
-  if (ttl_us_ <= 0 || max_ == 0) return;
-  std::lock_guard lk(mu_);
-  if (auto it = by_id_.find(id); it != by_id_.end()) {
-    order_.erase(it->second);
-    by_id_.erase(it);
-  }
-  while (order_.size() >= max_) {
-    by_id_.erase(order_.front().id);
-    order_.pop_front();
-  }
-  order_.push_back({id, now_us + ttl_us_});
-  by_id_[id] = std::prev(order_.end());
-}
-
-bool missing_products::contains(std::int64_t id, std::int64_t now_us) {
-  std::lock_guard lk(mu_);
-  auto it = by_id_.find(id);
-  if (it == by_id_.end()) return false;
-  if (now_us < it->second->expires_us) return true;
-  order_.erase(it->second);
-  by_id_.erase(it);
-  return false;
-}
-
-void missing_products::forget(std::int64_t id) {
-  std::lock_guard lk(mu_);
-  if (auto it = by_id_.find(id); it != by_id_.end()) {
-    order_.erase(it->second);
-    by_id_.erase(it);
-  }
-}
-
-std::size_t missing_products::size() const {
-  std::lock_guard lk(mu_);
-  return order_.size();
-}
-
 }  // namespace fav::catalog

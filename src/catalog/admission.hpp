@@ -3,9 +3,9 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <list>
 #include <mutex>
-#include <unordered_map>
+
+#include "catalog/expiring_map.hpp"
 
 namespace fav::catalog {
 
@@ -49,24 +49,17 @@ class breaker {
 // oldest dropped first). Times are microseconds on the caller's clock.
 class missing_products {
  public:
-  missing_products(std::int64_t ttl_us, std::size_t max_entries) : ttl_us_(ttl_us), max_(max_entries) {}
+  missing_products(std::int64_t ttl_us, std::size_t max_entries) : ids_(ttl_us, max_entries) {}
 
-  void remember(std::int64_t id, std::int64_t now_us);
+  void remember(std::int64_t id, std::int64_t now_us) { ids_.put(id, {}, now_us); }
   // True while `id` is remembered as missing; an expired entry is dropped.
-  bool contains(std::int64_t id, std::int64_t now_us);
-  void forget(std::int64_t id);
-  std::size_t size() const;
+  bool contains(std::int64_t id, std::int64_t now_us) { return ids_.get(id, now_us).has_value(); }
+  void forget(std::int64_t id) { ids_.forget(id); }
+  std::size_t size() const { return ids_.size(); }
 
  private:
-  struct entry {
-    std::int64_t id;
-    std::int64_t expires_us;
-  };
-  mutable std::mutex mu_;
-  std::int64_t ttl_us_;
-  std::size_t max_;
-  std::list<entry> order_;  // oldest first; with one TTL, also soonest to expire first
-  std::unordered_map<std::int64_t, std::list<entry>::iterator> by_id_;
+  struct none {};
+  expiring_map<none> ids_;
 };
 
 }  // namespace fav::catalog

@@ -76,6 +76,9 @@ client_options options_from(const util::config& cfg) {
   o.backoff_cap_s = cfg.catalog_backoff_cap_s;
   o.breaker_failures = cfg.catalog_breaker_failures;
   o.breaker_open_s = cfg.catalog_breaker_open_s;
+  // Long enough for any caller that raced the first answer's save (milliseconds, more under
+  // load); a tenth of the soft TTL at most, so a product due for a refresh is really asked for.
+  o.linger_s = std::min(1.0, std::max(0.0, cfg.cache_soft_ttl_s) / 10);
   return o;
 }
 
@@ -86,9 +89,14 @@ struct client::impl : std::enable_shared_from_this<impl> {
         metrics_(m),
         transport_(ex_, opts_.base_url, static_cast<std::size_t>(std::max(1, opts_.max_concurrency))),
         slots_(ex_, static_cast<std::size_t>(std::max(1, opts_.max_concurrency))),
-        breaker_(opts_.breaker_failures, opts_.breaker_open_s) {}
+        breaker_(opts_.breaker_failures, opts_.breaker_open_s),
+        landed_(static_cast<std::int64_t>(std::max(0.0, opts_.linger_s) * 1e6),
+                std::min<std::size_t>(4096, std::max<std::size_t>(1, opts_.max_flights))) {}
 
   static double now_s() { return std::chrono::duration<double>(clock_type::now().time_since_epoch()).count(); }
+  static std::int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now().time_since_epoch()).count();
+  }
 
   // --- the concurrency cap: a slot is a message buffered in slots_ ------------------------
 
@@ -124,9 +132,11 @@ struct client::impl : std::enable_shared_from_this<impl> {
     void finish(const fetch_result& r) {
       finished = true;
       {
-        // Leave the map first: a call arriving after this starts a new fetch, never reads an old one.
+        // Leave the map first: a call arriving after this shares a found product for
+        // `linger_s` (put under the same lock, so no call sees neither), then starts a new fetch.
         std::lock_guard lk(self->flights_mu_);
         if (auto it = self->flights_.find(id); it != self->flights_.end() && it->second == f) self->flights_.erase(it);
+        if (r.status == fetch_status::found && r.product) self->landed_.put(id, *r.product, now_us());
       }
       f->result = r;
       f->done.close();  // wakes every joiner (the close is ordered after the write above)
@@ -140,14 +150,24 @@ struct client::impl : std::enable_shared_from_this<impl> {
                                              clock_type::time_point slot_deadline) {
     std::shared_ptr<flight> f;
     bool leader = false;
+    std::optional<core::product> landed;
     {
       std::lock_guard lk(flights_mu_);
       if (auto it = flights_.find(id); it != flights_.end()) {
         f = it->second;
+      } else if ((landed = landed_.get(id, now_us()))) {
+        // found a moment ago: shared like a flight's result
       } else if (flights_.size() < std::max<std::size_t>(1, opts_.max_flights)) {
         f = flights_[id] = std::make_shared<flight>(ex_);
         leader = true;
       }
+    }
+    if (landed) {
+      bump(metrics_.singleflight_joins);
+      fetch_result r;
+      r.status = fetch_status::found;
+      r.product = std::move(landed);
+      co_return r;
     }
     if (!f) {
       warn("catalog: too many products being looked up at once; product " + std::to_string(id) + " refused", ctx);
@@ -358,6 +378,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
 
   std::mutex flights_mu_;
   std::unordered_map<std::int64_t, std::shared_ptr<flight>> flights_;
+  expiring_map<core::product> landed_;  // products found less than linger_s ago
 };
 
 client::client(net::any_io_executor ex, client_options opts, util::metrics& m)

@@ -55,7 +55,11 @@ struct client_options {
   std::size_t max_flights = 10000;  // distinct products being looked up at once; past it → unavailable
   int breaker_failures = 5;         // consecutive failed lookups that open the breaker (0: off)
   double breaker_open_s = 30;       // how long it stays open before one probe decides
-  log_sink log = {};                // empty → one line on stderr
+  // A product found by a fetch is shared with calls for it that arrive up to `linger_s` after
+  // that fetch landed (0: none). It closes single-flight's window: a caller that read the
+  // product cache just before the first answer was saved and asks just after its flight landed.
+  double linger_s = 0;
+  log_sink log = {};  // empty → one line on stderr
 };
 
 // The options the configuration asks for (contract §6 names).
@@ -75,7 +79,8 @@ class client {
   // at once for other statuses and TLS failures. Concurrent calls for one id share one fetch.
   // Nothing (queueing for a slot, attempts, backoff, joining another caller's fetch) waits past
   // `deadline`: the call answers unavailable then. While the circuit breaker is open the call
-  // answers unavailable at once, with the time left as Retry-After. Never throws.
+  // answers unavailable at once, with the time left as Retry-After. A product found less than
+  // `linger_s` ago is answered without a call. Never throws.
   // `slot_deadline` bounds the wait for a free connection slot before the first attempt (a
   // caller holding a stale copy gives up early when the catalog is saturated, §8).
   net::awaitable<fetch_result> fetch_product(std::int64_t id, log_context ctx = {},

@@ -121,8 +121,8 @@ class FavoritesTest(FavoritesBase):
         c = self.server.new_customer()
         pid = self.new_product()
         # Under the class's 0.5 s attempt timeout (a longer latency times every attempt out).
-        # Known window, seen once on a loaded machine: a request that starts late can read the
-        # cache just before the first answer is saved and ask again after its flight has landed.
+        # A request that starts late can read the cache just before the first answer is saved
+        # and ask after its flight has landed: the client shares that answer for linger_s.
         self.stub.faults(latency_ms=200)
         port = self.server.port
         with ThreadPoolExecutor(20) as ex:

@@ -421,6 +421,35 @@ TEST_F(catalog_client, concurrent_fetches_of_one_id_share_one_call) {
   EXPECT_EQ(server.calls(), 2);
 }
 
+// The single-flight window: a caller that read the product cache just before the first answer
+// was saved, and asks just after its flight landed, shares that answer instead of a second call.
+TEST_F(catalog_client, a_product_found_a_moment_ago_is_shared_for_linger_s) {
+  scripted_server server([](int, const std::string& t) { return ok_product(t); });
+  auto opts = options(server.url());
+  opts.linger_s = 60;  // longer than this test: the expiry itself is expiring_map's test
+  client c(ioc_.get_executor(), opts, metrics_);
+  ASSERT_EQ(run(c.fetch_product(5)).status, fetch_status::found);
+  const auto again = run(c.fetch_product(5));
+  ASSERT_EQ(again.status, fetch_status::found);
+  EXPECT_EQ(again.product->price_cents, 1234);
+  EXPECT_EQ(server.calls(), 1);
+  EXPECT_EQ(metrics_.singleflight_joins.load(), 1u);
+  // Only found products linger: another id is asked for.
+  ASSERT_EQ(run(c.fetch_product(6)).status, fetch_status::found);
+  EXPECT_EQ(server.calls(), 2);
+}
+
+TEST(client_options, linger_is_a_tenth_of_the_soft_ttl_at_most_a_second) {
+  fav::util::config cfg;
+  cfg.catalog_base_url = "http://127.0.0.1:1";
+  cfg.cache_soft_ttl_s = 300;
+  EXPECT_DOUBLE_EQ(options_from(cfg).linger_s, 1.0);
+  cfg.cache_soft_ttl_s = 1;
+  EXPECT_DOUBLE_EQ(options_from(cfg).linger_s, 0.1);
+  cfg.cache_soft_ttl_s = 0;
+  EXPECT_DOUBLE_EQ(options_from(cfg).linger_s, 0.0);
+}
+
 TEST_F(catalog_client, server_errors_are_retried_until_success) {
   scripted_server server([](int n, const std::string& t) { return n <= 2 ? reply(500, "oops") : ok_product(t); });
   client c(ioc_.get_executor(), options(server.url()), metrics_);
@@ -857,6 +886,19 @@ TEST(missing_products, remembered_for_the_ttl_then_forgotten) {
   m.remember(7, t0);
   m.forget(7);  // the catalog has it again
   EXPECT_FALSE(m.contains(7, t0));
+}
+
+TEST(expiring_map, a_value_until_its_ttl_then_gone) {
+  expiring_map<std::string> m(2 * second, 10);
+  m.put(1, "one", t0);
+  EXPECT_EQ(m.get(1, t0 + 2 * second - 1), "one");
+  EXPECT_EQ(m.get(2, t0), std::nullopt);
+  EXPECT_EQ(m.get(1, t0 + 2 * second), std::nullopt);
+  EXPECT_EQ(m.size(), 0u);
+  m.put(1, "one", t0);
+  m.put(1, "uno", t0 + second);  // replaced, with a new expiry
+  EXPECT_EQ(m.get(1, t0 + 2 * second), "uno");
+  EXPECT_EQ(m.size(), 1u);
 }
 
 TEST(missing_products, bounded_oldest_first) {
