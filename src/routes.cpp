@@ -91,7 +91,7 @@ boost::asio::awaitable<http::response> dispatcher::route(http::request& req) {
     co_return co_await found->handle(req, app_);
   } catch (const store::customer_gone&) {
     // Deleted while this request ran: answered as that customer's token now is (contract §5).
-    if (req.auth.has_value()) app_.tokens.forget_customer(auth::caller(req).customer_id);
+    if (req.auth.has_value()) app_.tokens.forget_customer(auth::caller(req).customer_id.str());
     co_return api::fail(core::errc::invalid_token);
   } catch (const store::unavailable& e) {
     util::log(util::log_level::error, "database unavailable",

@@ -109,7 +109,7 @@ net::awaitable<http::response> patch_customer(http::request& req, app& a) {
 
 net::awaitable<http::response> delete_customer(http::request& req, app& a) {
   co_await a.db.delete_customer(auth::caller(req).customer_id);
-  a.tokens.forget_customer(auth::caller(req).customer_id);
+  a.tokens.forget_customer(auth::caller(req).customer_id.str());
   co_return http::no_content();
 }
 

@@ -14,8 +14,8 @@ namespace fav::api {
 using core::errc;
 
 namespace {
-std::string item_path(const std::string& customer_id, std::int64_t product_id) {
-  return "/customers/" + customer_id + "/favorites/" + std::to_string(product_id);
+std::string item_path(const core::customer_id& customer_id, std::int64_t product_id) {
+  return "/customers/" + customer_id.str() + "/favorites/" + std::to_string(product_id);
 }
 
 // Who is asking, for the catalog's log lines.

@@ -66,15 +66,18 @@ net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, cons
     case token_status::expired: co_return errc::token_expired;
     default: co_return errc::invalid_token;
   }
+  // The subject parsed once, here: one that is no customer id names no customer (as a deleted one).
+  const auto customer = core::customer_id::parse(v.value.sub);
+  if (!customer) co_return errc::invalid_token;
   // Revoked tokens and deleted customers: one query, or a short-lived in-process answer.
   std::string key = revocation_key(token, v.value.jti);
   // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice.
   const std::string sid = v.value.sid.value_or(std::string());
-  auto state = co_await ver.tokens.check(v.value.sub, key, sid);
+  auto state = co_await ver.tokens.check(*customer, key, sid);
   if (state != store::auth_state::ok) co_return errc::invalid_token;
   // customer_self: {id} must be exactly the caller (malformed ids included → 403).
-  if (req.params.empty() || req.params[0] != v.value.sub) co_return errc::forbidden;
-  req.auth = principal{v.value.sub, std::move(key), v.value.sid, v.value.exp};
+  if (req.params.empty() || req.params[0] != customer->str()) co_return errc::forbidden;
+  req.auth = principal{*customer, std::move(key), v.value.sid, v.value.exp};
   co_return std::nullopt;
 }
 

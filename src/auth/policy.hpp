@@ -21,7 +21,7 @@ enum class policy {
 
 // Who the auth policy found behind the request (stored in http::request::auth).
 struct principal {
-  std::string customer_id;         // token `sub`
+  core::customer_id customer_id;   // token `sub`, parsed
   std::string jti;                 // revocation key (jti, or the signature for reference tokens)
   std::optional<std::string> sid;  // refresh-token family of the sign-in
   std::int64_t exp = 0;            // token expiry, seconds

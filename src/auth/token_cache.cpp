@@ -33,8 +33,9 @@ void token_cache::erase_locked(shard& s, std::unordered_map<std::string, entry>:
   s.by_key.erase(it);
 }
 
-net::awaitable<store::auth_state> token_cache::check(const std::string& customer_id, const std::string& key,
+net::awaitable<store::auth_state> token_cache::check(const core::customer_id& customer, const std::string& key,
                                                      const std::string& sid) {
+  const std::string& customer_id = customer.str();
   const bool enabled = ttl_us_ > 0;
   auto& s = shard_for(customer_id);
   std::uint64_t epoch = 0;
@@ -53,7 +54,7 @@ net::awaitable<store::auth_state> token_cache::check(const std::string& customer
     }
   }
   std::string revoked_sign_in = sid.empty() ? std::string() : sign_in_key(sid);  // named: see policy.cpp
-  auto state = co_await db_.check_token(customer_id, key, std::move(revoked_sign_in));
+  auto state = co_await db_.check_token(customer, key, std::move(revoked_sign_in));
   // Kept only if no invalidation (or feed outage) happened while the database answered: an
   // answer read before a revocation must not outlive the revocation's notification.
   // The epoch is compared under the shard's lock: an invalidation bumps it before it takes the

@@ -27,7 +27,7 @@ class token_cache {
 
   // The state of (customer, revocation key, sign-in): ok, revoked or no_customer. `sid` is the
   // token's sign-in (empty for tokens without one).
-  net::awaitable<store::auth_state> check(const std::string& customer_id, const std::string& key,
+  net::awaitable<store::auth_state> check(const core::customer_id& customer, const std::string& key,
                                           const std::string& sid);
   // Forget a revoked token (a "sid:..." key, see revocation.hpp, forgets its whole sign-in) /
   // every token of a revoked sign-in / a deleted customer's tokens / everything.

@@ -4,11 +4,26 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fav::core {
 
 using micros = std::int64_t;  // microseconds since the Unix epoch, UTC
+
+// A customer's id as the store takes it: 8-4-4-4-12 hex digits. Parsed once at the edge (the
+// token subject), so no store has to guard against a malformed one.
+class customer_id {
+ public:
+  // nullopt unless `text` has the canonical UUID shape (either case of hex digit).
+  static std::optional<customer_id> parse(std::string_view text);
+  const std::string& str() const { return text_; }
+  bool operator==(const customer_id&) const = default;
+
+ private:
+  explicit customer_id(std::string_view text) : text_(text) {}
+  std::string text_;
+};
 
 struct customer {
   std::string id;  // UUIDv4, lower case

@@ -95,6 +95,19 @@ std::optional<std::int64_t> parse_i64(std::string_view s) {
 }
 }  // namespace
 
+std::optional<customer_id> customer_id::parse(std::string_view text) {
+  if (text.size() != 36) return std::nullopt;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return std::nullopt;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+      return std::nullopt;
+    }
+  }
+  return customer_id(text);
+}
+
 std::optional<std::int64_t> parse_product_id(std::string_view raw) {
   auto v = parse_i64(raw);
   if (!v || *v < 1) return std::nullopt;

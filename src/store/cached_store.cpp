@@ -16,12 +16,12 @@ cached_store::cached_store(std::unique_ptr<store> inner, change_feed& feed, std:
   });
 }
 
-net::awaitable<std::optional<core::customer>> cached_store::find_customer(std::string id) {
+net::awaitable<std::optional<core::customer>> cached_store::find_customer(core::customer_id id) {
   const bool use = trusted();
   std::uint64_t gen = 0;
   if (use) {
-    if (auto hit = cache_.customer(id)) co_return hit;
-    gen = cache_.generation(id);
+    if (auto hit = cache_.customer(id.str())) co_return hit;
+    gen = cache_.generation(id.str());
   }
   auto found = co_await inner_->find_customer(id);
   // Stored only if the feed stayed live and nothing about this customer changed meanwhile.
@@ -29,61 +29,62 @@ net::awaitable<std::optional<core::customer>> cached_store::find_customer(std::s
   co_return found;
 }
 
-net::awaitable<core::page<core::favorite>> cached_store::list_favorites(std::string customer_id, core::page_req p) {
+net::awaitable<core::page<core::favorite>> cached_store::list_favorites(core::customer_id customer_id,
+                                                                        core::page_req p) {
   const bool use = trusted();
   std::uint64_t gen = 0;
   if (use) {
-    if (auto hit = cache_.favorites(customer_id, p)) co_return std::move(*hit);
-    gen = cache_.generation(customer_id);
+    if (auto hit = cache_.favorites(customer_id.str(), p)) co_return std::move(*hit);
+    gen = cache_.generation(customer_id.str());
   }
   auto page = co_await inner_->list_favorites(customer_id, p);
-  if (use && feed_.live()) cache_.put_favorites(customer_id, p, page, gen);
+  if (use && feed_.live()) cache_.put_favorites(customer_id.str(), p, page, gen);
   co_return page;
 }
 
 // Writes: what they touched is forgotten once they return, and also when they throw (a write
 // whose outcome is unknown may have been applied). The feed_store below publishes the same to
 // the feed's other subscribers; forgetting twice is harmless.
-net::awaitable<update_result> cached_store::update_customer(std::string id, customer_patch patch, micros now) {
+net::awaitable<update_result> cached_store::update_customer(core::customer_id id, customer_patch patch, micros now) {
   try {
     auto r = co_await inner_->update_customer(id, std::move(patch), now);
-    cache_.forget_customer(id);
+    cache_.forget_customer(id.str());
     co_return r;
   } catch (...) {
-    cache_.forget_customer(id);
+    cache_.forget_customer(id.str());
     throw;
   }
 }
 
-net::awaitable<bool> cached_store::delete_customer(std::string id) {
+net::awaitable<bool> cached_store::delete_customer(core::customer_id id) {
   try {
     bool r = co_await inner_->delete_customer(id);
-    cache_.forget_customer(id);
+    cache_.forget_customer(id.str());
     co_return r;
   } catch (...) {
-    cache_.forget_customer(id);
+    cache_.forget_customer(id.str());
     throw;
   }
 }
 
-net::awaitable<bool> cached_store::insert_favorite(std::string customer_id, std::int64_t product_id, micros now) {
+net::awaitable<bool> cached_store::insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) {
   try {
     bool r = co_await inner_->insert_favorite(customer_id, product_id, now);
-    cache_.forget_favorites(customer_id);
+    cache_.forget_favorites(customer_id.str());
     co_return r;
   } catch (...) {
-    cache_.forget_favorites(customer_id);
+    cache_.forget_favorites(customer_id.str());
     throw;
   }
 }
 
-net::awaitable<bool> cached_store::delete_favorite(std::string customer_id, std::int64_t product_id) {
+net::awaitable<bool> cached_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
   try {
     bool r = co_await inner_->delete_favorite(customer_id, product_id);
-    cache_.forget_favorites(customer_id);
+    cache_.forget_favorites(customer_id.str());
     co_return r;
   } catch (...) {
-    cache_.forget_favorites(customer_id);
+    cache_.forget_favorites(customer_id.str());
     throw;
   }
 }

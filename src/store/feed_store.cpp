@@ -3,15 +3,15 @@
 
 namespace fav::store {
 
-net::awaitable<update_result> feed_store::update_customer(std::string id, customer_patch patch, micros now) {
+net::awaitable<update_result> feed_store::update_customer(core::customer_id id, customer_patch patch, micros now) {
   auto r = co_await inner_->update_customer(id, std::move(patch), now);
-  if (r == update_result::updated) feed_.publish({change::kind::customer, std::move(id)});
+  if (r == update_result::updated) feed_.publish({change::kind::customer, id.str()});
   co_return r;
 }
 
-net::awaitable<bool> feed_store::delete_customer(std::string id) {
+net::awaitable<bool> feed_store::delete_customer(core::customer_id id) {
   bool deleted = co_await inner_->delete_customer(id);
-  if (deleted) feed_.publish({change::kind::customer, std::move(id)});
+  if (deleted) feed_.publish({change::kind::customer, id.str()});
   co_return deleted;
 }
 
@@ -33,15 +33,15 @@ net::awaitable<void> feed_store::revoke_refresh_family(std::string family_id, mi
   feed_.publish({change::kind::signin, std::move(family_id)});
 }
 
-net::awaitable<bool> feed_store::insert_favorite(std::string customer_id, std::int64_t product_id, micros now) {
+net::awaitable<bool> feed_store::insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) {
   bool added = co_await inner_->insert_favorite(customer_id, product_id, now);
-  if (added) feed_.publish({change::kind::favorites, std::move(customer_id)});
+  if (added) feed_.publish({change::kind::favorites, customer_id.str()});
   co_return added;
 }
 
-net::awaitable<bool> feed_store::delete_favorite(std::string customer_id, std::int64_t product_id) {
+net::awaitable<bool> feed_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
   bool removed = co_await inner_->delete_favorite(customer_id, product_id);
-  if (removed) feed_.publish({change::kind::favorites, std::move(customer_id)});
+  if (removed) feed_.publish({change::kind::favorites, customer_id.str()});
   co_return removed;
 }
 

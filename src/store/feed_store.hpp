@@ -19,7 +19,7 @@ class feed_store final : public store {
   void close() override { inner_->close(); }
 
   net::awaitable<bool> insert_customer(const core::customer& c) override { return inner_->insert_customer(c); }
-  net::awaitable<std::optional<core::customer>> find_customer(std::string id) override {
+  net::awaitable<std::optional<core::customer>> find_customer(core::customer_id id) override {
     return inner_->find_customer(std::move(id));
   }
   net::awaitable<std::optional<core::customer>> find_customer_by_email(std::string email) override {
@@ -28,10 +28,11 @@ class feed_store final : public store {
   net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f, core::page_req p) override {
     return inner_->list_customers(std::move(f), p);
   }
-  net::awaitable<update_result> update_customer(std::string id, customer_patch patch, micros now) override;
-  net::awaitable<bool> delete_customer(std::string id) override;
+  net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now) override;
+  net::awaitable<bool> delete_customer(core::customer_id id) override;
 
-  net::awaitable<auth_state> check_token(std::string customer_id, std::string jti, std::string sign_in_key) override {
+  net::awaitable<auth_state> check_token(core::customer_id customer_id, std::string jti,
+                                         std::string sign_in_key) override {
     return inner_->check_token(std::move(customer_id), std::move(jti), std::move(sign_in_key));
   }
   net::awaitable<void> revoke_token(std::string jti, micros expires_at) override;
@@ -61,12 +62,12 @@ class feed_store final : public store {
     return inner_->upsert_products(std::move(products));
   }
 
-  net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id, micros now) override;
-  net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) override;
-  net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id, core::page_req p) override {
+  net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) override;
+  net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
+  net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override {
     return inner_->list_favorites(std::move(customer_id), p);
   }
-  net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id,
+  net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
                                                              std::int64_t product_id) override {
     return inner_->get_favorite(std::move(customer_id), product_id);
   }

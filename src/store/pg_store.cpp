@@ -274,10 +274,8 @@ net::awaitable<bool> pg_store::insert_customer(const core::customer& c) {
   co_return r.affected() == 1;
 }
 
-net::awaitable<std::optional<core::customer>> pg_store::find_customer(std::string id) {
-  // Validated here so a malformed id is "absent", not an SQL cast error.
-  if (!util::is_uuid(id)) co_return std::nullopt;
-  const pg_result r = co_await run(sql::find_customer, std::move(id));
+net::awaitable<std::optional<core::customer>> pg_store::find_customer(core::customer_id id) {
+  const pg_result r = co_await run(sql::find_customer, id.str());
   if (r.rows() == 0) co_return std::nullopt;
   co_return read_customer(r, 0, 0);
 }
@@ -299,11 +297,10 @@ net::awaitable<core::page<core::customer>> pg_store::list_customers(core::custom
   co_return out;
 }
 
-net::awaitable<update_result> pg_store::update_customer(std::string id, customer_patch patch, micros now) {
-  if (!util::is_uuid(id)) co_return update_result::not_found;
+net::awaitable<update_result> pg_store::update_customer(core::customer_id id, customer_patch patch, micros now) {
   try {
     const pg_result r =
-        co_await run(sql::update_customer, std::move(id), std::move(patch.name), std::move(patch.email), num(now));
+        co_await run(sql::update_customer, id.str(), std::move(patch.name), std::move(patch.email), num(now));
     if (!r.boolean(0, 0)) co_return update_result::not_found;
     if (r.boolean(0, 1)) co_return update_result::email_taken;
     co_return r.boolean(0, 2) ? update_result::updated : update_result::unchanged;
@@ -316,16 +313,15 @@ net::awaitable<update_result> pg_store::update_customer(std::string id, customer
   }
 }
 
-net::awaitable<bool> pg_store::delete_customer(std::string id) {
-  if (!util::is_uuid(id)) co_return false;
-  const pg_result r = co_await run(sql::delete_customer, std::move(id));
+net::awaitable<bool> pg_store::delete_customer(core::customer_id id) {
+  const pg_result r = co_await run(sql::delete_customer, id.str());
   co_return r.affected() > 0;
 }
 
-net::awaitable<auth_state> pg_store::check_token(std::string customer_id, std::string jti, std::string sign_in_key) {
-  if (!util::is_uuid(customer_id)) co_return auth_state::no_customer;
+net::awaitable<auth_state> pg_store::check_token(core::customer_id customer_id, std::string jti,
+                                                 std::string sign_in_key) {
   if (sign_in_key.empty()) sign_in_key = jti;
-  const pg_result r = co_await run(sql::check_token, std::move(customer_id), std::move(jti), std::move(sign_in_key));
+  const pg_result r = co_await run(sql::check_token, customer_id.str(), std::move(jti), std::move(sign_in_key));
   if (!r.boolean(0, 0)) co_return auth_state::no_customer;
   co_return r.boolean(0, 1) ? auth_state::revoked : auth_state::ok;
 }
@@ -418,22 +414,19 @@ net::awaitable<void> pg_store::upsert_products(std::vector<core::product> produc
   co_await run(sql::upsert_products, boost::json::serialize(rows));
 }
 
-net::awaitable<bool> pg_store::insert_favorite(std::string customer_id, std::int64_t product_id, micros now) {
-  if (!util::is_uuid(customer_id)) throw customer_gone("postgresql: not a customer id");
-  const pg_result r = co_await run(sql::insert_favorite, std::move(customer_id), num(product_id), num(now));
+net::awaitable<bool> pg_store::insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) {
+  const pg_result r = co_await run(sql::insert_favorite, customer_id.str(), num(product_id), num(now));
   co_return r.affected() == 1;
 }
 
-net::awaitable<bool> pg_store::delete_favorite(std::string customer_id, std::int64_t product_id) {
-  if (!util::is_uuid(customer_id)) co_return false;
-  const pg_result r = co_await run(sql::delete_favorite, std::move(customer_id), num(product_id));
+net::awaitable<bool> pg_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
+  const pg_result r = co_await run(sql::delete_favorite, customer_id.str(), num(product_id));
   co_return r.affected() > 0;
 }
 
-net::awaitable<core::page<core::favorite>> pg_store::list_favorites(std::string customer_id, core::page_req p) {
+net::awaitable<core::page<core::favorite>> pg_store::list_favorites(core::customer_id customer_id, core::page_req p) {
   core::page<core::favorite> out;
-  if (!util::is_uuid(customer_id)) co_return out;
-  const pg_result r = co_await run(sql::list_favorites, std::move(customer_id), num(p.per_page), num(p.offset()));
+  const pg_result r = co_await run(sql::list_favorites, customer_id.str(), num(p.per_page), num(p.offset()));
   out.total = r.rows() > 0 ? r.int64(0, 0) : 0;
   for (int i = 0; i < r.rows(); ++i) {
     if (!r.is_null(i, 1)) out.items.push_back(read_favorite(r, i, 1));  // null: empty page
@@ -441,9 +434,9 @@ net::awaitable<core::page<core::favorite>> pg_store::list_favorites(std::string 
   co_return out;
 }
 
-net::awaitable<std::optional<core::favorite>> pg_store::get_favorite(std::string customer_id, std::int64_t product_id) {
-  if (!util::is_uuid(customer_id)) co_return std::nullopt;
-  const pg_result r = co_await run(sql::get_favorite, std::move(customer_id), num(product_id));
+net::awaitable<std::optional<core::favorite>> pg_store::get_favorite(core::customer_id customer_id,
+                                                                     std::int64_t product_id) {
+  const pg_result r = co_await run(sql::get_favorite, customer_id.str(), num(product_id));
   if (r.rows() == 0) co_return std::nullopt;
   co_return read_favorite(r, 0, 0);
 }

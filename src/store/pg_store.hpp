@@ -23,13 +23,14 @@ class pg_store final : public store {
   pool_usage usage() const override;
 
   net::awaitable<bool> insert_customer(const core::customer& c) override;
-  net::awaitable<std::optional<core::customer>> find_customer(std::string id) override;
+  net::awaitable<std::optional<core::customer>> find_customer(core::customer_id id) override;
   net::awaitable<std::optional<core::customer>> find_customer_by_email(std::string email) override;
   net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f, core::page_req p) override;
-  net::awaitable<update_result> update_customer(std::string id, customer_patch patch, micros now) override;
-  net::awaitable<bool> delete_customer(std::string id) override;
+  net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now) override;
+  net::awaitable<bool> delete_customer(core::customer_id id) override;
 
-  net::awaitable<auth_state> check_token(std::string customer_id, std::string jti, std::string sign_in_key) override;
+  net::awaitable<auth_state> check_token(core::customer_id customer_id, std::string jti,
+                                         std::string sign_in_key) override;
   net::awaitable<void> revoke_token(std::string jti, micros expires_at) override;
 
   net::awaitable<void> insert_refresh_token(const core::refresh_token& t) override;
@@ -48,10 +49,11 @@ class pg_store final : public store {
   net::awaitable<void> upsert_products(std::vector<core::product> products) override;
 
   // Throws customer_gone when the customer does not exist (deleted meanwhile).
-  net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id, micros now) override;
-  net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) override;
-  net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id, core::page_req p) override;
-  net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id, std::int64_t product_id) override;
+  net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) override;
+  net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
+  net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override;
+  net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
+                                                             std::int64_t product_id) override;
 
  private:
   // Runs one statement on a pooled connection; each parameter converts to pg_param.

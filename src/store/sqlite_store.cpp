@@ -242,10 +242,10 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<std::optional<core::customer>> find_customer(std::string id) override {
+  net::awaitable<std::optional<core::customer>> find_customer(core::customer_id id) override {
     co_return co_await run<std::optional<core::customer>>([&id](connection& c) {
       query q(c, sql_customer_by_id);
-      q.bind(1, id);
+      q.bind(1, id.str());
       return q.step() ? std::optional(read_customer(q)) : std::nullopt;
     });
   }
@@ -274,38 +274,39 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<update_result> update_customer(std::string id, customer_patch patch, micros now) override {
+  net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now) override {
     co_return co_await write<update_result>([&](connection& c) {
       savepoint tx(c);
       std::optional<core::customer> cur;
       {
         query q(c, sql_customer_by_id);
-        q.bind(1, id);
+        q.bind(1, id.str());
         if (q.step()) cur = read_customer(q);
       }
       if (!cur) return update_result::not_found;
       std::string name = patch.name.value_or(cur->name);
       std::string email = patch.email.value_or(cur->email);
       if (name == cur->name && email == cur->email) return update_result::unchanged;
-      query(c, sql_update_customer).bind(1, id).bind(2, name).bind(3, email).bind_time(4, now).run();
+      query(c, sql_update_customer).bind(1, id.str()).bind(2, name).bind(3, email).bind_time(4, now).run();
       if (c.changes() == 0) return update_result::email_taken;
       tx.commit();
       return update_result::updated;
     });
   }
 
-  net::awaitable<bool> delete_customer(std::string id) override {
+  net::awaitable<bool> delete_customer(core::customer_id id) override {
     co_return co_await write<bool>([&id](connection& c) {
-      query(c, sql_delete_customer).bind(1, id).run();
+      query(c, sql_delete_customer).bind(1, id.str()).run();
       return c.changes() == 1;
     });
   }
 
-  net::awaitable<auth_state> check_token(std::string customer_id, std::string jti, std::string sign_in_key) override {
+  net::awaitable<auth_state> check_token(core::customer_id customer_id, std::string jti,
+                                         std::string sign_in_key) override {
     co_return co_await run<auth_state>([&](connection& c) {
       if (sign_in_key.empty()) sign_in_key = jti;  // bound without a copy: must outlive the query
       query q(c, sql_check_token);
-      q.bind(1, customer_id).bind(2, jti).bind(3, sign_in_key);
+      q.bind(1, customer_id.str()).bind(2, jti).bind(3, sign_in_key);
       if (!q.step() || q.i64(0) == 0) return auth_state::no_customer;
       return q.i64(1) ? auth_state::revoked : auth_state::ok;
     });
@@ -444,26 +445,26 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id, micros now) override {
+  net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) override {
     co_return co_await write<bool>([&](connection& c) {
-      query(c, sql_insert_favorite).bind(1, customer_id).bind(2, product_id).bind_time(3, now).run();
+      query(c, sql_insert_favorite).bind(1, customer_id.str()).bind(2, product_id).bind_time(3, now).run();
       return c.changes() == 1;
     });
   }
 
-  net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) override {
+  net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override {
     co_return co_await write<bool>([&](connection& c) {
-      query(c, sql_delete_favorite).bind(1, customer_id).bind(2, product_id).run();
+      query(c, sql_delete_favorite).bind(1, customer_id.str()).bind(2, product_id).run();
       return c.changes() == 1;
     });
   }
 
-  net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id, core::page_req p) override {
+  net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override {
     co_return co_await run<core::page<core::favorite>>([&](connection& c) {
       core::page<core::favorite> out;
       {
         query q(c, sql_list_favorites);
-        q.bind(1, customer_id).bind(2, p.per_page).bind(3, p.offset());
+        q.bind(1, customer_id.str()).bind(2, p.per_page).bind(3, p.offset());
         while (q.step()) {
           out.items.push_back(read_favorite(q));
           out.total = q.i64(9);
@@ -472,17 +473,17 @@ class sqlite_store final : public store {
       if (!out.items.empty()) return out;
       // A page past the end has no row to carry the total.
       query q(c, sql_count_favorites);
-      q.bind(1, customer_id);
+      q.bind(1, customer_id.str());
       if (q.step()) out.total = q.i64(0);
       return out;
     });
   }
 
-  net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id,
+  net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
                                                              std::int64_t product_id) override {
     co_return co_await run<std::optional<core::favorite>>([&](connection& c) {
       query q(c, sql_get_favorite);
-      q.bind(1, customer_id).bind(2, product_id);
+      q.bind(1, customer_id.str()).bind(2, product_id);
       return q.step() ? std::optional(read_favorite(q)) : std::nullopt;
     });
   }

@@ -58,18 +58,19 @@ class store {
 
   // Inserts a new customer; false when the email is taken (decided by the UNIQUE index).
   virtual net::awaitable<bool> insert_customer(const core::customer& c) = 0;
-  virtual net::awaitable<std::optional<core::customer>> find_customer(std::string id) = 0;
+  virtual net::awaitable<std::optional<core::customer>> find_customer(core::customer_id id) = 0;
   virtual net::awaitable<std::optional<core::customer>> find_customer_by_email(std::string email) = 0;
   // Ordered by created_at, id.
   virtual net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f, core::page_req p) = 0;
   // Sets the given fields; updated_at moves only when a value changes.
-  virtual net::awaitable<update_result> update_customer(std::string id, customer_patch patch, micros now) = 0;
+  virtual net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now) = 0;
   // Deletes the customer, its favorites and refresh tokens; false when absent.
-  virtual net::awaitable<bool> delete_customer(std::string id) = 0;
+  virtual net::awaitable<bool> delete_customer(core::customer_id id) = 0;
 
   // One round trip for the per-request token check: does the customer exist, is `jti` or the
   // token's sign-in (`sign_in_key`, empty for tokens without one) revoked.
-  virtual net::awaitable<auth_state> check_token(std::string customer_id, std::string jti, std::string sign_in_key) = 0;
+  virtual net::awaitable<auth_state> check_token(core::customer_id customer_id, std::string jti,
+                                                 std::string sign_in_key) = 0;
   // Records `jti` (or a sign-in key) as revoked until `expires_at` (idempotent).
   virtual net::awaitable<void> revoke_token(std::string jti, micros expires_at) = 0;
 
@@ -99,12 +100,13 @@ class store {
 
   // Adds a favorite; false when it already exists (ON CONFLICT DO NOTHING); throws
   // customer_gone when the customer does not exist (any write that references a customer does).
-  virtual net::awaitable<bool> insert_favorite(std::string customer_id, std::int64_t product_id, micros now) = 0;
+  virtual net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) = 0;
   // False when it was not a favorite.
-  virtual net::awaitable<bool> delete_favorite(std::string customer_id, std::int64_t product_id) = 0;
+  virtual net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) = 0;
   // Newest first: favorited_at DESC, product_id DESC; items joined with products_cache.
-  virtual net::awaitable<core::page<core::favorite>> list_favorites(std::string customer_id, core::page_req p) = 0;
-  virtual net::awaitable<std::optional<core::favorite>> get_favorite(std::string customer_id,
+  virtual net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id,
+                                                                    core::page_req p) = 0;
+  virtual net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
                                                                      std::int64_t product_id) = 0;
 };
 

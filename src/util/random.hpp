@@ -19,9 +19,6 @@ std::string request_uuid();
 // from the same kind of per-thread generator as request_uuid().
 std::string request_hex(std::size_t bytes);
 
-// True when text is 8-4-4-4-12 hex digits (either case), whatever the version nibble.
-bool is_uuid(std::string_view text);
-
 // base64url (unpadded) of `bytes` random bytes: opaque tokens such as refresh tokens.
 std::string random_token(std::size_t bytes = 32);
 

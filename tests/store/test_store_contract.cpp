@@ -97,6 +97,13 @@ std::string fresh_schema_name() {
   return "fav_t_" + id;
 }
 
+// A customer id for the store calls: the tests only hold well-formed ones (the type refuses others).
+core::customer_id cid(std::string_view text) {
+  auto id = core::customer_id::parse(text);
+  if (!id) throw std::invalid_argument("not a customer id: " + std::string(text));
+  return *id;
+}
+
 core::customer make_customer(std::string name, std::string email, core::micros created) {
   return {fav::util::uuid_v4(),
           std::move(name),
@@ -231,7 +238,7 @@ TEST_P(store_contract, reports_its_backend_and_answers_ping) {
 
 TEST_P(store_contract, insert_find_and_duplicate_email) {
   const core::customer c = add_customer("Alice", "alice@example.com", t0);
-  auto got = run(st_->find_customer(c.id));
+  auto got = run(st_->find_customer(cid(c.id)));
   ASSERT_TRUE(got);
   EXPECT_EQ(got->id, c.id);
   EXPECT_EQ(got->name, "Alice");
@@ -247,8 +254,8 @@ TEST_P(store_contract, insert_find_and_duplicate_email) {
 
   // Same email, another id: refused as a value, not an error.
   EXPECT_FALSE(run(st_->insert_customer(make_customer("Other", "alice@example.com", t0))));
-  EXPECT_FALSE(run(st_->find_customer(fav::util::uuid_v4())));
-  EXPECT_FALSE(run(st_->find_customer("not-a-uuid")));
+  EXPECT_FALSE(run(st_->find_customer(cid(fav::util::uuid_v4()))));
+  EXPECT_FALSE(core::customer_id::parse("not-a-uuid"));  // a malformed id never reaches a store
 }
 
 TEST_P(store_contract, concurrent_sign_ups_with_one_email_have_one_winner) {
@@ -338,35 +345,37 @@ TEST_P(store_contract, update_customer_results_and_updated_at) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   const core::customer b = add_customer("Bob", "bob@example.com", t0);
 
-  EXPECT_EQ(run(st_->update_customer(fav::util::uuid_v4(), patch("X"), t0 + 1)), update_result::not_found);
-  EXPECT_EQ(run(st_->update_customer("nope", patch("X"), t0 + 1)), update_result::not_found);
+  EXPECT_EQ(run(st_->update_customer(cid(fav::util::uuid_v4()), patch("X"), t0 + 1)), update_result::not_found);
+  EXPECT_FALSE(core::customer_id::parse("nope"));
 
   // Same values, or nothing at all: unchanged, and updated_at stays.
-  EXPECT_EQ(run(st_->update_customer(a.id, patch("Alice", "alice@example.com"), t0 + 10 * second)),
+  EXPECT_EQ(run(st_->update_customer(cid(a.id), patch("Alice", "alice@example.com"), t0 + 10 * second)),
             update_result::unchanged);
-  EXPECT_EQ(run(st_->update_customer(a.id, {}, t0 + 10 * second)), update_result::unchanged);
-  EXPECT_EQ(run(st_->find_customer(a.id))->updated_at, t0);
+  EXPECT_EQ(run(st_->update_customer(cid(a.id), {}, t0 + 10 * second)), update_result::unchanged);
+  EXPECT_EQ(run(st_->find_customer(cid(a.id)))->updated_at, t0);
 
-  EXPECT_EQ(run(st_->update_customer(a.id, patch("Alicia"), t0 + 20 * second)), update_result::updated);
-  auto got = run(st_->find_customer(a.id));
+  EXPECT_EQ(run(st_->update_customer(cid(a.id), patch("Alicia"), t0 + 20 * second)), update_result::updated);
+  auto got = run(st_->find_customer(cid(a.id)));
   EXPECT_EQ(got->name, "Alicia");
   EXPECT_EQ(got->email, "alice@example.com");
   EXPECT_EQ(got->created_at, t0);
   EXPECT_EQ(got->updated_at, t0 + 20 * second);
 
   // Another customer's email: refused, and nothing else in the patch is applied.
-  EXPECT_EQ(run(st_->update_customer(a.id, patch("Zed", "bob@example.com"), t0 + 30 * second)),
+  EXPECT_EQ(run(st_->update_customer(cid(a.id), patch("Zed", "bob@example.com"), t0 + 30 * second)),
             update_result::email_taken);
-  got = run(st_->find_customer(a.id));
+  got = run(st_->find_customer(cid(a.id)));
   EXPECT_EQ(got->name, "Alicia");
   EXPECT_EQ(got->email, "alice@example.com");
   EXPECT_EQ(got->updated_at, t0 + 20 * second);
 
-  EXPECT_EQ(run(st_->update_customer(a.id, patch({}, "alicia@example.com"), t0 + 40 * second)), update_result::updated);
+  EXPECT_EQ(run(st_->update_customer(cid(a.id), patch({}, "alicia@example.com"), t0 + 40 * second)),
+            update_result::updated);
   EXPECT_EQ(run(st_->find_customer_by_email("alicia@example.com"))->id, a.id);
   EXPECT_FALSE(run(st_->find_customer_by_email("alice@example.com")));
   // The freed email is available to others.
-  EXPECT_EQ(run(st_->update_customer(b.id, patch({}, "alice@example.com"), t0 + 50 * second)), update_result::updated);
+  EXPECT_EQ(run(st_->update_customer(cid(b.id), patch({}, "alice@example.com"), t0 + 50 * second)),
+            update_result::updated);
 }
 
 TEST_P(store_contract, concurrent_updates_to_one_email_have_one_winner) {
@@ -376,7 +385,7 @@ TEST_P(store_contract, concurrent_updates_to_one_email_have_one_winner) {
   }
   std::vector<net::awaitable<update_result>> updates;
   for (const auto& c : cs) {
-    updates.push_back(st_->update_customer(c.id, patch({}, "wanted@example.com"), t0 + second));
+    updates.push_back(st_->update_customer(cid(c.id), patch({}, "wanted@example.com"), t0 + second));
   }
   const auto results = run_all(std::move(updates));
   EXPECT_EQ(std::count(results.begin(), results.end(), update_result::updated), 1);
@@ -386,46 +395,44 @@ TEST_P(store_contract, concurrent_updates_to_one_email_have_one_winner) {
 TEST_P(store_contract, delete_customer_cascades) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   const core::customer b = add_customer("Bob", "bob@example.com", t0);
-  EXPECT_TRUE(run(st_->insert_favorite(a.id, 1, t0)));
-  EXPECT_TRUE(run(st_->insert_favorite(a.id, 2, t0)));
-  EXPECT_TRUE(run(st_->insert_favorite(b.id, 1, t0)));
+  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 1, t0)));
+  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 2, t0)));
+  EXPECT_TRUE(run(st_->insert_favorite(cid(b.id), 1, t0)));
   run(st_->insert_refresh_token(make_refresh("hash-a", "fam-a", a.id, t0, t0 + 3600 * second)));
 
-  EXPECT_TRUE(run(st_->delete_customer(a.id)));
-  EXPECT_FALSE(run(st_->find_customer(a.id)));
-  EXPECT_FALSE(run(st_->delete_customer(a.id)));
-  EXPECT_FALSE(run(st_->delete_customer("not-a-uuid")));
-  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 20})).total, 0);
-  EXPECT_FALSE(run(st_->get_favorite(a.id, 1)));
+  EXPECT_TRUE(run(st_->delete_customer(cid(a.id))));
+  EXPECT_FALSE(run(st_->find_customer(cid(a.id))));
+  EXPECT_FALSE(run(st_->delete_customer(cid(a.id))));
+  EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 20})).total, 0);
+  EXPECT_FALSE(run(st_->get_favorite(cid(a.id), 1)));
   auto next = make_refresh("hash-a2", "", "", t0 + second, t0 + 7200 * second);
   EXPECT_EQ(run(st_->rotate_refresh_token("hash-a", next, t0 + second)), rotate_result::invalid);
   // Others keep theirs.
-  EXPECT_EQ(run(st_->list_favorites(b.id, {1, 20})).total, 1);
+  EXPECT_EQ(run(st_->list_favorites(cid(b.id), {1, 20})).total, 1);
 }
 
 // ---- access-token checks ----
 
 TEST_P(store_contract, check_token_states) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-1", "")), auth_state::ok);
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-1", "")), auth_state::ok);
   run(st_->revoke_token("jti-1", t0 + 3600 * second));
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-1", "")), auth_state::revoked);
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-2", "")), auth_state::ok);
-  EXPECT_EQ(run(st_->check_token(fav::util::uuid_v4(), "jti-2", "")), auth_state::no_customer);
-  EXPECT_EQ(run(st_->check_token("not-a-uuid", "jti-2", "")), auth_state::no_customer);
-  EXPECT_TRUE(run(st_->delete_customer(a.id)));
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-2", "")), auth_state::no_customer);
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-1", "")), auth_state::revoked);
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-2", "")), auth_state::ok);
+  EXPECT_EQ(run(st_->check_token(cid(fav::util::uuid_v4()), "jti-2", "")), auth_state::no_customer);
+  EXPECT_TRUE(run(st_->delete_customer(cid(a.id))));
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-2", "")), auth_state::no_customer);
 }
 
 // §8 "Tokens, whole sign-ins": one revocation row for a sign-in revokes every token naming it.
 TEST_P(store_contract, check_token_honours_a_revoked_sign_in) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-1", "sid:fam-1")), auth_state::ok);
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-1", "sid:fam-1")), auth_state::ok);
   run(st_->revoke_token("sid:fam-1", t0 + 3600 * second));
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-1", "sid:fam-1")), auth_state::revoked);
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-2", "sid:fam-1")), auth_state::revoked);
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-3", "sid:fam-2")), auth_state::ok);  // another sign-in
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-3", "")), auth_state::ok);
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-1", "sid:fam-1")), auth_state::revoked);
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-2", "sid:fam-1")), auth_state::revoked);
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-3", "sid:fam-2")), auth_state::ok);  // another sign-in
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-3", "")), auth_state::ok);
 }
 
 // §8 "Sign-in guard": counts per email and address and per email, each over its own window.
@@ -476,7 +483,7 @@ TEST_P(store_contract, revoke_token_is_idempotent) {
   run(st_->revoke_token("jti-1", t0 + 3600 * second));
   EXPECT_NO_THROW(run(st_->revoke_token("jti-1", t0 + 3600 * second)));
   EXPECT_NO_THROW(run(st_->revoke_token("jti-1", t0 + 7200 * second)));
-  EXPECT_EQ(run(st_->check_token(a.id, "jti-1", "")), auth_state::revoked);
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-1", "")), auth_state::revoked);
 }
 
 // ---- refresh tokens ----
@@ -598,15 +605,15 @@ TEST_P(store_contract, favorites_insert_list_get_delete) {
   const core::customer b = add_customer("Bob", "bob@example.com", t0);
   run(st_->upsert_products({make_product(10, 1999, 450, 7, t0)}));
 
-  EXPECT_TRUE(run(st_->insert_favorite(a.id, 10, t0 + 1 * second)));
-  EXPECT_FALSE(run(st_->insert_favorite(a.id, 10, t0 + 9 * second)));  // duplicate
-  EXPECT_TRUE(run(st_->insert_favorite(a.id, 20, t0 + 2 * second)));
+  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 10, t0 + 1 * second)));
+  EXPECT_FALSE(run(st_->insert_favorite(cid(a.id), 10, t0 + 9 * second)));  // duplicate
+  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 20, t0 + 2 * second)));
   // Same instant: product_id DESC breaks the tie.
-  EXPECT_TRUE(run(st_->insert_favorite(a.id, 30, t0 + 3 * second)));
-  EXPECT_TRUE(run(st_->insert_favorite(a.id, 31, t0 + 3 * second)));
-  EXPECT_TRUE(run(st_->insert_favorite(b.id, 10, t0)));
+  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 30, t0 + 3 * second)));
+  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 31, t0 + 3 * second)));
+  EXPECT_TRUE(run(st_->insert_favorite(cid(b.id), 10, t0)));
 
-  auto page = run(st_->list_favorites(a.id, {1, 20}));
+  auto page = run(st_->list_favorites(cid(a.id), {1, 20}));
   EXPECT_EQ(page.total, 4);
   std::vector<std::int64_t> ids;
   for (const auto& f : page.items) ids.push_back(f.product_id);
@@ -621,40 +628,40 @@ TEST_P(store_contract, favorites_insert_list_get_delete) {
   EXPECT_EQ(page.items[3].cached->review_count, 7);
   EXPECT_EQ(page.items[3].cached->title, "Product 10");
 
-  auto p2 = run(st_->list_favorites(a.id, {2, 3}));
+  auto p2 = run(st_->list_favorites(cid(a.id), {2, 3}));
   EXPECT_EQ(p2.total, 4);
   ASSERT_EQ(p2.items.size(), 1u);
   EXPECT_EQ(p2.items[0].product_id, 10);
-  auto beyond = run(st_->list_favorites(a.id, {5, 3}));
+  auto beyond = run(st_->list_favorites(cid(a.id), {5, 3}));
   EXPECT_TRUE(beyond.items.empty());
   EXPECT_EQ(beyond.total, 4);
-  EXPECT_EQ(run(st_->list_favorites(fav::util::uuid_v4(), {1, 20})).total, 0);
+  EXPECT_EQ(run(st_->list_favorites(cid(fav::util::uuid_v4()), {1, 20})).total, 0);
 
-  auto one = run(st_->get_favorite(a.id, 10));
+  auto one = run(st_->get_favorite(cid(a.id), 10));
   ASSERT_TRUE(one);
   EXPECT_EQ(one->product_id, 10);
   EXPECT_EQ(one->favorited_at, t0 + 1 * second);
   ASSERT_TRUE(one->cached);
   EXPECT_EQ(one->cached->fetched_at, t0);
-  auto uncached = run(st_->get_favorite(a.id, 20));
+  auto uncached = run(st_->get_favorite(cid(a.id), 20));
   ASSERT_TRUE(uncached);
   EXPECT_FALSE(uncached->cached);
-  EXPECT_FALSE(run(st_->get_favorite(a.id, 99)));
+  EXPECT_FALSE(run(st_->get_favorite(cid(a.id), 99)));
 
-  EXPECT_TRUE(run(st_->delete_favorite(a.id, 10)));
-  EXPECT_FALSE(run(st_->delete_favorite(a.id, 10)));
-  EXPECT_FALSE(run(st_->get_favorite(a.id, 10)));
-  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 20})).total, 3);
-  EXPECT_TRUE(run(st_->get_favorite(b.id, 10)));  // another customer's copy stays
+  EXPECT_TRUE(run(st_->delete_favorite(cid(a.id), 10)));
+  EXPECT_FALSE(run(st_->delete_favorite(cid(a.id), 10)));
+  EXPECT_FALSE(run(st_->get_favorite(cid(a.id), 10)));
+  EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 20})).total, 3);
+  EXPECT_TRUE(run(st_->get_favorite(cid(b.id), 10)));  // another customer's copy stays
 }
 
 TEST_P(store_contract, concurrent_identical_favorites_have_one_winner) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   std::vector<net::awaitable<bool>> inserts;
-  for (int i = 0; i < 20; ++i) inserts.push_back(st_->insert_favorite(a.id, 42, t0 + i));
+  for (int i = 0; i < 20; ++i) inserts.push_back(st_->insert_favorite(cid(a.id), 42, t0 + i));
   const auto results = run_all(std::move(inserts));
   EXPECT_EQ(std::count(results.begin(), results.end(), true), 1);
-  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 20})).total, 1);
+  EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 20})).total, 1);
 }
 
 // ---- a customer deleted while a request runs (contract §5) ----
@@ -665,12 +672,11 @@ TEST_P(store_contract, concurrent_identical_favorites_have_one_winner) {
 // error (500) or "already a favorite" (409).
 TEST_P(store_contract, writes_for_a_deleted_customer_throw_customer_gone) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
-  ASSERT_TRUE(run(st_->delete_customer(a.id)));
-  EXPECT_THROW(run(st_->insert_favorite(a.id, 7, t0)), store::customer_gone);
+  ASSERT_TRUE(run(st_->delete_customer(cid(a.id))));
+  EXPECT_THROW(run(st_->insert_favorite(cid(a.id), 7, t0)), store::customer_gone);
   EXPECT_THROW(run(st_->insert_refresh_token(make_refresh("h1", "fam", a.id, t0, t0 + second))), store::customer_gone);
-  EXPECT_EQ(run(st_->update_customer(a.id, patch("New"), t0)), update_result::not_found);
-  EXPECT_THROW(run(st_->insert_favorite(fav::util::uuid_v4(), 7, t0)), store::customer_gone);
-  EXPECT_THROW(run(st_->insert_favorite("not-a-uuid", 7, t0)), store::customer_gone);
+  EXPECT_EQ(run(st_->update_customer(cid(a.id), patch("New"), t0)), update_result::not_found);
+  EXPECT_THROW(run(st_->insert_favorite(cid(fav::util::uuid_v4()), 7, t0)), store::customer_gone);
 }
 
 TEST_P(store_contract, favorites_racing_the_customers_deletion_are_added_or_customer_gone) {
@@ -681,13 +687,13 @@ TEST_P(store_contract, favorites_racing_the_customers_deletion_are_added_or_cust
     std::vector<net::awaitable<int>> work;
     auto insert = [](store::store& st, std::string id, std::int64_t pid) -> net::awaitable<int> {
       try {
-        co_return co_await st.insert_favorite(id, pid, t0 + pid) ? 1 : 2;
+        co_return co_await st.insert_favorite(cid(id), pid, t0 + pid) ? 1 : 2;
       } catch (const store::customer_gone&) {
         co_return 3;
       }
     };
     auto remove = [](store::store& st, std::string id) -> net::awaitable<int> {
-      co_return co_await st.delete_customer(id) ? 0 : -1;
+      co_return co_await st.delete_customer(cid(id)) ? 0 : -1;
     };
     for (int i = 0; i < 12; ++i) {
       if (i == 4) work.push_back(remove(*st_, a.id));
@@ -697,7 +703,7 @@ TEST_P(store_contract, favorites_racing_the_customers_deletion_are_added_or_cust
     EXPECT_EQ(std::count(results.begin(), results.end(), 0), 1);
     EXPECT_EQ(std::count(results.begin(), results.end(), 2), 0) << "a duplicate where none was possible";
     EXPECT_EQ(std::count(results.begin(), results.end(), 1) + std::count(results.begin(), results.end(), 3), 12);
-    EXPECT_EQ(run(st_->list_favorites(a.id, {1, 20})).total, 0);
+    EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 20})).total, 0);
   }
 }
 
@@ -724,7 +730,7 @@ TEST_P(store_contract, a_write_blocked_past_its_deadline_fails_and_is_never_appl
     ASSERT_EQ(sqlite3_exec(lite.db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
   }
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_THROW(run(fast->insert_favorite(a.id, 42, t0)), store::unavailable);
+  EXPECT_THROW(run(fast->insert_favorite(cid(a.id), 42, t0)), store::unavailable);
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_GE(took, 250ms);
   EXPECT_LT(took, 5s);  // the deadline plus the cancel's grace, with room for a loaded machine
@@ -743,9 +749,9 @@ TEST_P(store_contract, a_write_blocked_past_its_deadline_fails_and_is_never_appl
     sqlite3_exec(lite.db, "COMMIT", nullptr, nullptr, nullptr);
   }
   std::this_thread::sleep_for(300ms);  // room for a late commit (none must come)
-  EXPECT_FALSE(run(st_->get_favorite(a.id, 42)));
+  EXPECT_FALSE(run(st_->get_favorite(cid(a.id), 42)));
   // The store serves again at once.
-  EXPECT_TRUE(run(fast->insert_favorite(a.id, 43, t0)));
+  EXPECT_TRUE(run(fast->insert_favorite(cid(a.id), 43, t0)));
   fast.reset();
 }
 
@@ -764,14 +770,14 @@ net::awaitable<bool> try_insert_refresh(store::store& st, core::refresh_token t)
 TEST_P(store_contract, a_failing_write_among_concurrent_ones_leaves_the_others_committed) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   std::vector<net::awaitable<bool>> writes;
-  for (int i = 0; i < 10; ++i) writes.push_back(st_->insert_favorite(a.id, 100 + i, t0 + i));
+  for (int i = 0; i < 10; ++i) writes.push_back(st_->insert_favorite(cid(a.id), 100 + i, t0 + i));
   // A refresh token of a customer who does not exist: the foreign key refuses it.
   writes.push_back(try_insert_refresh(*st_, make_refresh("orphan", "fam-o", fav::util::uuid_v4(), t0, t0 + second)));
-  for (int i = 10; i < 20; ++i) writes.push_back(st_->insert_favorite(a.id, 100 + i, t0 + i));
+  for (int i = 10; i < 20; ++i) writes.push_back(st_->insert_favorite(cid(a.id), 100 + i, t0 + i));
   const auto results = run_all(std::move(writes));
   EXPECT_EQ(std::count(results.begin(), results.end(), true), 20);
   EXPECT_FALSE(results[10]);
-  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 50})).total, 20);
+  EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 50})).total, 20);
   core::refresh_token next = make_refresh("next", "", "", t0, t0 + second);
   EXPECT_EQ(run(st_->rotate_refresh_token("orphan", next, t0)), rotate_result::invalid);
 }
@@ -788,50 +794,50 @@ TEST_P(store_contract, through_the_read_cache_a_write_is_seen_by_the_next_read_a
   run(cached.upsert_products({make_product(7, 100, 450, 3, t0), make_product(8, 200, {}, {}, t0)}));
   const core::page_req first{1, 20};
 
-  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 0);
+  EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 0);
   auto hits = cached.cache().hits();
-  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 0);
+  EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 0);
   EXPECT_EQ(cached.cache().hits(), hits + 1) << "the second read was not answered from memory";
 
-  ASSERT_TRUE(run(cached.insert_favorite(a.id, 7, t0)));
-  auto page = run(cached.list_favorites(a.id, first));
+  ASSERT_TRUE(run(cached.insert_favorite(cid(a.id), 7, t0)));
+  auto page = run(cached.list_favorites(cid(a.id), first));
   ASSERT_EQ(page.total, 1);
   ASSERT_EQ(page.items.size(), 1u);
   EXPECT_EQ(page.items[0].product_id, 7);
   EXPECT_EQ(page.items[0].favorited_at, t0);
   ASSERT_TRUE(page.items[0].cached);
   EXPECT_EQ(page.items[0].cached->price_cents, 100);
-  ASSERT_TRUE(run(cached.insert_favorite(a.id, 8, t0 + 1)));
-  page = run(cached.list_favorites(a.id, first));
+  ASSERT_TRUE(run(cached.insert_favorite(cid(a.id), 8, t0 + 1)));
+  page = run(cached.list_favorites(cid(a.id), first));
   ASSERT_EQ(page.total, 2);
   EXPECT_EQ(page.items[0].product_id, 8);
   hits = cached.cache().hits();
-  page = run(cached.list_favorites(a.id, first));  // from memory, the same answer
+  page = run(cached.list_favorites(cid(a.id), first));  // from memory, the same answer
   EXPECT_EQ(cached.cache().hits(), hits + 1);
   ASSERT_EQ(page.items.size(), 2u);
   EXPECT_EQ(page.items[1].cached->review_rate_cents, 450);
 
   // Products refreshed through this instance: the cached page shows the new rows.
   run(cached.upsert_products({make_product(7, 150, 450, 4, t0 + second)}));
-  page = run(cached.list_favorites(a.id, first));
+  page = run(cached.list_favorites(cid(a.id), first));
   ASSERT_EQ(page.items.size(), 2u);
   EXPECT_EQ(page.items[1].cached->price_cents, 150);
   EXPECT_EQ(page.items[1].cached->fetched_at, t0 + second);
 
-  ASSERT_TRUE(run(cached.delete_favorite(a.id, 8)));
-  page = run(cached.list_favorites(a.id, first));
+  ASSERT_TRUE(run(cached.delete_favorite(cid(a.id), 8)));
+  page = run(cached.list_favorites(cid(a.id), first));
   EXPECT_EQ(page.total, 1);
   ASSERT_EQ(page.items.size(), 1u);
   EXPECT_EQ(page.items[0].product_id, 7);
 
   // The customer's record.
-  EXPECT_EQ(run(cached.find_customer(a.id))->name, "Alice");
-  EXPECT_EQ(run(cached.find_customer(a.id))->name, "Alice");
-  EXPECT_EQ(run(cached.update_customer(a.id, patch("Alicia"), t0 + second)), update_result::updated);
-  EXPECT_EQ(run(cached.find_customer(a.id))->name, "Alicia");
-  EXPECT_TRUE(run(cached.delete_customer(a.id)));
-  EXPECT_FALSE(run(cached.find_customer(a.id)));
-  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 0) << "a deleted customer's cached page";
+  EXPECT_EQ(run(cached.find_customer(cid(a.id)))->name, "Alice");
+  EXPECT_EQ(run(cached.find_customer(cid(a.id)))->name, "Alice");
+  EXPECT_EQ(run(cached.update_customer(cid(a.id), patch("Alicia"), t0 + second)), update_result::updated);
+  EXPECT_EQ(run(cached.find_customer(cid(a.id)))->name, "Alicia");
+  EXPECT_TRUE(run(cached.delete_customer(cid(a.id))));
+  EXPECT_FALSE(run(cached.find_customer(cid(a.id))));
+  EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 0) << "a deleted customer's cached page";
 }
 
 // CONTRACT §9: "while an instance's listening connection is down it checks the database on every
@@ -844,43 +850,43 @@ TEST_P(store_contract, through_the_read_cache_nothing_is_trusted_while_the_feed_
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   const core::page_req first{1, 20};
   for (int i = 0; i < 2; ++i) {
-    EXPECT_EQ(run(cached.find_customer(a.id))->name, "Alice");
-    EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 0);
+    EXPECT_EQ(run(cached.find_customer(cid(a.id)))->name, "Alice");
+    EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 0);
   }
 
   feed.set_down();
-  EXPECT_EQ(run(st_->update_customer(a.id, patch("Other"), t0 + second)), update_result::updated);
-  ASSERT_TRUE(run(st_->insert_favorite(a.id, 9, t0)));
-  EXPECT_EQ(run(cached.find_customer(a.id))->name, "Other");
-  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 1);
+  EXPECT_EQ(run(st_->update_customer(cid(a.id), patch("Other"), t0 + second)), update_result::updated);
+  ASSERT_TRUE(run(st_->insert_favorite(cid(a.id), 9, t0)));
+  EXPECT_EQ(run(cached.find_customer(cid(a.id)))->name, "Other");
+  EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 1);
   EXPECT_EQ(cached.cache().entries(), 2u) << "only what was cached before the outage (not trusted)";
 
   feed.set_up();  // flushes
   EXPECT_EQ(cached.cache().entries(), 0u);
-  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 1);
+  EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 1);
   const auto hits = cached.cache().hits();
-  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 1);
+  EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 1);
   EXPECT_EQ(cached.cache().hits(), hits + 1);
 
   // Another instance removes the favorite; its notification arrives through the feed.
-  ASSERT_TRUE(run(st_->delete_favorite(a.id, 9)));
+  ASSERT_TRUE(run(st_->delete_favorite(cid(a.id), 9)));
   feed.publish({store::change::kind::favorites, a.id});
-  EXPECT_EQ(run(cached.list_favorites(a.id, first)).total, 0);
+  EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 0);
 }
 
 // ---- migrations ----
 
 TEST_P(store_contract, migrate_again_is_a_no_op) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
-  EXPECT_TRUE(run(st_->insert_favorite(a.id, 1, t0)));
+  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 1, t0)));
   run(st_->migrate());
   run(st_->migrate());
-  EXPECT_TRUE(run(st_->find_customer(a.id)));
-  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 20})).total, 1);
+  EXPECT_TRUE(run(st_->find_customer(cid(a.id))));
+  EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 20})).total, 1);
   // A second instance over the same database sees the same data.
   auto again = make_store();
   run(again->migrate());
-  EXPECT_TRUE(run(again->find_customer(a.id)));
+  EXPECT_TRUE(run(again->find_customer(cid(a.id))));
   again.reset();
 }
 
@@ -917,17 +923,17 @@ INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
 )sql");
   run(st_->migrate());
   EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3", "4"}));  // 3: sign_in_failures, 4: fav_ts/fav_us
-  auto c = run(st_->find_customer("6f1c3c2e-0d7a-4d47-9a43-1f0b1c2d3e4f"));
+  auto c = run(st_->find_customer(cid("6f1c3c2e-0d7a-4d47-9a43-1f0b1c2d3e4f")));
   ASSERT_TRUE(c);
   EXPECT_EQ(c->name, "Ref");
   EXPECT_EQ(c->created_at, 1'704'164'645'678'901);  // 2024-01-02T03:04:05.678901Z
-  auto favs = run(st_->list_favorites(c->id, {1, 20}));
+  auto favs = run(st_->list_favorites(cid(c->id), {1, 20}));
   ASSERT_EQ(favs.items.size(), 1u);
   ASSERT_TRUE(favs.items[0].cached);
   EXPECT_EQ(favs.items[0].cached->price_cents, 1234);
   EXPECT_EQ(favs.items[0].cached->review_rate_cents, 450);
   // Our tables arrived alongside.
-  EXPECT_EQ(run(st_->check_token(c->id, "j", "")), auth_state::ok);
+  EXPECT_EQ(run(st_->check_token(cid(c->id), "j", "")), auth_state::ok);
 }
 
 TEST_F(pg_backend, instances_migrating_together_both_succeed) {
@@ -955,7 +961,7 @@ TEST_F(pg_backend, a_server_that_never_answers_fails_within_the_connect_timeout)
   store::pg_store s(ioc_.get_executor(), "postgresql://u:p@127.0.0.1:" + std::to_string(port) + "/db?sslmode=disable",
                     2, limits);
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_THROW(run(s.find_customer(fav::util::uuid_v4())), store::unavailable);
+  EXPECT_THROW(run(s.find_customer(cid(fav::util::uuid_v4()))), store::unavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
   EXPECT_FALSE(run(s.ping()));
 }
@@ -968,7 +974,7 @@ TEST_F(pg_backend, a_closed_port_fails_fast) {
   }
   store::pg_store s(ioc_.get_executor(), "postgresql://u:p@127.0.0.1:" + std::to_string(port) + "/db", 2);
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_THROW(run(s.insert_favorite(fav::util::uuid_v4(), 1, t0)), store::unavailable);
+  EXPECT_THROW(run(s.insert_favorite(cid(fav::util::uuid_v4()), 1, t0)), store::unavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
 }
 
@@ -1052,11 +1058,11 @@ TEST_F(pg_backend, many_callers_share_a_small_pool) {
   const core::customer a = make_customer("Alice", "alice@example.com", t0);
   ASSERT_TRUE(run(small->insert_customer(a)));
   std::vector<net::awaitable<bool>> inserts;
-  for (int i = 0; i < 200; ++i) inserts.push_back(small->insert_favorite(a.id, i + 1, t0 + i));
+  for (int i = 0; i < 200; ++i) inserts.push_back(small->insert_favorite(cid(a.id), i + 1, t0 + i));
   const auto results = run_all(std::move(inserts));
   EXPECT_EQ(std::count(results.begin(), results.end(), true), 200);
   EXPECT_EQ(small->usage().in_use, 0);
-  EXPECT_EQ(run(small->list_favorites(a.id, {1, 1})).total, 200);
+  EXPECT_EQ(run(small->list_favorites(cid(a.id), {1, 1})).total, 200);
   small.reset();
 }
 
@@ -1087,25 +1093,25 @@ TEST_F(pg_backend, recovers_when_the_server_comes_back) {
   } resume{script + " resume " + dir};
 
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_THROW(run(db.find_customer(a.id)), store::unavailable);
+  EXPECT_THROW(run(db.find_customer(cid(a.id))), store::unavailable);
   EXPECT_FALSE(run(db.ping()));
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
 
   ASSERT_EQ(std::system((script + " resume " + dir).c_str()), 0);
   // The first call after the restart succeeds: dead pooled connections are replaced.
-  auto got = run(db.find_customer(a.id));
+  auto got = run(db.find_customer(cid(a.id)));
   ASSERT_TRUE(got);
   EXPECT_EQ(got->email, "alice@example.com");
 
   // Now with every pooled connection open and idle across a crash and restart (no call while
   // the server is down): each is found dead when taken, and no caller sees an error.
   std::vector<net::awaitable<bool>> before;
-  for (int i = 0; i < 12; ++i) before.push_back(db.insert_favorite(a.id, 100 + i, t0));
+  for (int i = 0; i < 12; ++i) before.push_back(db.insert_favorite(cid(a.id), 100 + i, t0));
   (void)run_all(std::move(before));
   ASSERT_EQ(std::system((script + " pause " + dir + " immediate").c_str()), 0);
   ASSERT_EQ(std::system((script + " resume " + dir).c_str()), 0);
   std::vector<net::awaitable<bool>> after;
-  for (int i = 0; i < 12; ++i) after.push_back(db.delete_favorite(a.id, 100 + i));
+  for (int i = 0; i < 12; ++i) after.push_back(db.delete_favorite(cid(a.id), 100 + i));
   const auto deleted = run_all(std::move(after));
   EXPECT_EQ(std::count(deleted.begin(), deleted.end(), true), 12);
 }
@@ -1152,12 +1158,12 @@ TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_bac
 
   const auto before = store::sqlite_write_stats(*st_);
   run_in_background();
-  start(st_->insert_favorite(a.id, 1, t0));  // the first batch, alone: it waits in BEGIN
+  start(st_->insert_favorite(cid(a.id), 1, t0));  // the first batch, alone: it waits in BEGIN
   EXPECT_TRUE(wait_until([&] { return st_->usage().in_use == 1; }));
-  for (int i = 0; i < 8; ++i) start(st_->insert_favorite(a.id, 100 + i, t0 + i));
+  for (int i = 0; i < 8; ++i) start(st_->insert_favorite(cid(a.id), 100 + i, t0 + i));
   start(try_insert_refresh(*st_, make_refresh("orphan", "fam-o", fav::util::uuid_v4(), t0, t0 + second)));
-  for (int i = 0; i < 5; ++i) start(st_->insert_favorite(a.id, 42, t0 + i));  // one winner
-  start(st_->delete_favorite(a.id, 100));                                     // sees the insert earlier in its batch
+  for (int i = 0; i < 5; ++i) start(st_->insert_favorite(cid(a.id), 42, t0 + i));  // one winner
+  start(st_->delete_favorite(cid(a.id), 100));  // sees the insert earlier in its batch
   const int queued_behind = static_cast<int>(futures_.size()) - 1;
   // Bounded well within the writer's busy timeout (5 s).
   EXPECT_TRUE(wait_until([&] { return st_->usage().waiting == queued_behind; }));
@@ -1173,14 +1179,14 @@ TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_bac
   EXPECT_EQ(std::count(results.begin() + 10, results.begin() + 15, true), 1);
   EXPECT_TRUE(results[15]);
   // 1, 101..107 and 42 are there; 100 was deleted; the orphan token left nothing.
-  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 50})).total, 9);
-  EXPECT_FALSE(run(st_->get_favorite(a.id, 100)));
+  EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 50})).total, 9);
+  EXPECT_FALSE(run(st_->get_favorite(cid(a.id), 100)));
   core::refresh_token next = make_refresh("next", "", "", t0, t0 + second);
   EXPECT_EQ(run(st_->rotate_refresh_token("orphan", next, t0)), rotate_result::invalid);
   // And it is on disk for a store opened afterwards.
   st_.reset();
   st_ = make_store();
-  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 50})).total, 9);
+  EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 50})).total, 9);
 }
 
 // Issue 13: "one fsync per batch": 200 writes submitted at once need far fewer commits than
@@ -1189,14 +1195,14 @@ TEST_F(sqlite_backend, many_concurrent_writers_share_few_commits) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   const auto before = store::sqlite_write_stats(*st_);
   std::vector<net::awaitable<bool>> writes;
-  for (int i = 0; i < 200; ++i) writes.push_back(st_->insert_favorite(a.id, 1000 + i, t0 + i));
+  for (int i = 0; i < 200; ++i) writes.push_back(st_->insert_favorite(cid(a.id), 1000 + i, t0 + i));
   const auto results = run_all(std::move(writes));
   const auto after = store::sqlite_write_stats(*st_);
   EXPECT_EQ(std::count(results.begin(), results.end(), true), 200);
   EXPECT_EQ(after.writes - before.writes, 200u);
   EXPECT_GE(after.commits - before.commits, 1u);
   EXPECT_LE(after.commits - before.commits, 50u);
-  EXPECT_EQ(run(st_->list_favorites(a.id, {1, 1})).total, 200);
+  EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 1})).total, 200);
 }
 
 // Contract §5: "a write that answered 503 is never applied later": a write whose deadline
@@ -1220,8 +1226,8 @@ TEST_F(sqlite_backend, a_write_past_its_deadline_is_not_applied) {
   EXPECT_THROW(run(insert(7, now - 1ms)), store::unavailable);
   EXPECT_EQ(run(insert(8, now + 60s)), 1);
   w.stop();
-  EXPECT_FALSE(run(st_->get_favorite(a.id, 7)));
-  EXPECT_TRUE(run(st_->get_favorite(a.id, 8)));
+  EXPECT_FALSE(run(st_->get_favorite(cid(a.id), 7)));
+  EXPECT_TRUE(run(st_->get_favorite(cid(a.id), 8)));
 }
 
 }  // namespace

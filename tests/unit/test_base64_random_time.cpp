@@ -8,11 +8,19 @@
 #include <string>
 #include <vector>
 
+#include "core/types.hpp"
 #include "util/base64url.hpp"
 #include "util/random.hpp"
 #include "util/time.hpp"
 
 using namespace fav::util;
+
+namespace {
+// The one UUID-shape check: the customer id type parses at the edge with it.
+bool is_uuid(std::string_view text) {
+  return fav::core::customer_id::parse(text).has_value();
+}
+}  // namespace
 
 // ---- base64url / hex ---------------------------------------------------------------------
 
@@ -98,7 +106,9 @@ TEST(uuid, v4_format_version_and_variant) {
   EXPECT_EQ(seen.size(), 1000u);
 }
 
-TEST(uuid, is_uuid_accepts_only_canonical_shape) {
+TEST(uuid, customer_id_parse_accepts_only_canonical_shape) {
+  EXPECT_EQ(fav::core::customer_id::parse("78293DE4-36E6-4507-9EDA-B374974F0F08")->str(),
+            "78293DE4-36E6-4507-9EDA-B374974F0F08");  // kept as given: no case change
   EXPECT_TRUE(is_uuid("78293de4-36e6-4507-9eda-b374974f0f08"));
   EXPECT_TRUE(is_uuid("78293DE4-36E6-4507-9EDA-B374974F0F08"));
   EXPECT_TRUE(is_uuid("00000000-0000-0000-0000-000000000000"));
