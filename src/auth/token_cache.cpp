@@ -18,7 +18,8 @@ token_cache::token_cache(store::store& db, store::change_feed& feed, double ttl_
       case store::change::kind::customer: forget_customer(c.id); break;
       case store::change::kind::signin: forget_token(c.id); break;
       case store::change::kind::all: clear(); break;
-      case store::change::kind::favorites: break;
+      case store::change::kind::favorites:
+      case store::change::kind::product: break;
     }
   });
 }

@@ -1,6 +1,8 @@
 // See cached_store.hpp.
 #include "store/cached_store.hpp"
 
+#include <charconv>
+
 namespace fav::store {
 
 cached_store::cached_store(std::unique_ptr<store> inner, change_feed& feed, std::size_t budget_bytes)
@@ -11,6 +13,15 @@ cached_store::cached_store(std::unique_ptr<store> inner, change_feed& feed, std:
       case change::kind::customer: cache_.forget_customer(c.id); break;
       case change::kind::favorites: cache_.forget_favorites(c.id); break;
       case change::kind::all: cache_.clear(); break;
+      case change::kind::product: {
+        // Another instance refreshed a product: forget this instance's copy, so pages that show
+        // it are read again (a page read racing this may put the older row back; it is then
+        // refreshed like any stale row, by its fetched_at).
+        std::int64_t id = 0;
+        const auto* end = c.id.data() + c.id.size();
+        if (std::from_chars(c.id.data(), end, id).ptr == end) cache_.forget_product(id);
+        break;
+      }
       case change::kind::signin: break;
     }
   });

@@ -4,7 +4,11 @@
 namespace fav::store {
 
 std::string change::encode() const {
-  const char tag = what == kind::customer ? 'c' : what == kind::signin ? 's' : what == kind::favorites ? 'f' : 'a';
+  const char tag = what == kind::customer    ? 'c'
+                   : what == kind::signin    ? 's'
+                   : what == kind::favorites ? 'f'
+                   : what == kind::product   ? 'p'
+                                             : 'a';
   std::string out;
   out.reserve(id.size() + 2);
   out += tag;
@@ -20,6 +24,7 @@ std::optional<change> change::decode(std::string_view payload) {
     case 'c': k = kind::customer; break;
     case 's': k = kind::signin; break;
     case 'f': k = kind::favorites; break;
+    case 'p': k = kind::product; break;
     case 'a': k = kind::all; break;
     default: return std::nullopt;
   }
@@ -32,7 +37,8 @@ void change_feed::subscribe(handler h) {
 }
 
 void change_feed::publish(const change& c) {
-  if (c.what != change::kind::favorites) auth_epoch_.fetch_add(1, std::memory_order_acq_rel);
+  if (c.what != change::kind::favorites && c.what != change::kind::product)
+    auth_epoch_.fetch_add(1, std::memory_order_acq_rel);
   std::lock_guard lk(mu_);
   for (const auto& h : handlers_) h(c);
 }

@@ -1,5 +1,5 @@
 // The change feed (contract §9): "customer X changed", "sign-in S revoked", "favorites of X
-// changed", published by writes and delivered to every in-process cache that subscribed. On
+// changed", "product P refreshed", published by writes and delivered to every in-process cache that subscribed. On
 // PostgreSQL the writes send pg_notify in their own transaction and pg_listener delivers what
 // every instance committed; on SQLite (one process owns the file) delivery is in-process only.
 // While the feed is not live, caches must not answer from memory.
@@ -20,12 +20,13 @@ struct change {
     customer,   // a customer was deleted or changed (email, name): id = customer id
     signin,     // a token or a sign-in's refresh chain was revoked: id = its revocation key / family
     favorites,  // a customer's favorites changed: id = customer id
+    product,    // a products_cache row was written (a catalog refresh): id = product id
     all,        // anything may have changed (the feed was down): forget everything
   };
   kind what;
   std::string id;
 
-  // Wire form of a notification payload: "c:<id>", "s:<id>", "f:<id>".
+  // Wire form of a notification payload: "c:<id>", "s:<id>", "f:<id>", "p:<id>".
   std::string encode() const;
   static std::optional<change> decode(std::string_view payload);
 };

@@ -153,7 +153,8 @@ SELECT id, title, image_url, round(price * 100)::int8, round(review_rate * 100):
 FROM products_cache WHERE id = $1::int8)sql"};
 
 // All rows in one statement from a JSON array; sorted by id so concurrent batches lock rows in
-// the same order.
+// the same order. Each row written tells the other instances' read caches (one notification per
+// product; PostgreSQL folds duplicates within a transaction).
 constexpr pg_statement upsert_products{"upsert_products", R"sql(
 INSERT INTO products_cache (id, title, image_url, price, review_rate, review_count, fetched_at)
 SELECT p.id, left(p.title, 255), p.image_url, p.price_cents / 100.0, p.rate_cents / 100.0,
@@ -164,7 +165,8 @@ ORDER BY p.id
 ON CONFLICT (id) DO UPDATE SET
   title = excluded.title, image_url = excluded.image_url, price = excluded.price,
   review_rate = excluded.review_rate, review_count = excluded.review_count,
-  fetched_at = excluded.fetched_at)sql"};
+  fetched_at = excluded.fetched_at
+RETURNING pg_notify('favorites_api_changes', 'p:' || id::text))sql"};
 
 constexpr pg_statement insert_favorite{"insert_favorite", R"sql(
 INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)

@@ -190,6 +190,13 @@ void read_cache::forget_favorites(const std::string& customer_id) {
   if (auto it = s.map.find(favorites_key(customer_id)); it != s.map.end()) erase_locked(s, it);
 }
 
+void read_cache::forget_product(std::int64_t id) {
+  const std::string key = product_key(id);
+  auto& s = shard_for(key);
+  std::lock_guard lk(s.mu);
+  if (auto it = s.map.find(key); it != s.map.end()) erase_locked(s, it);
+}
+
 void read_cache::clear() {
   for (auto& s : shards_) {
     std::lock_guard lk(s.mu);

@@ -50,6 +50,8 @@ class read_cache {
   // A customer changed or was deleted: its record and its favorites go.
   void forget_customer(const std::string& id);
   void forget_favorites(const std::string& customer_id);
+  // A cached products_cache row (pages showing it are then read again).
+  void forget_product(std::int64_t id);
   void clear();
 
   // Bytes charged (approximate heap use of the entries and their bookkeeping) and entries held.

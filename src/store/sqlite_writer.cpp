@@ -49,9 +49,11 @@ void writer::loop() {
       running_ = 1;  // the one writing connection is in use
     }
     run_batch(batch);
+    // The connection is free before any caller hears its answer: a caller that looks at
+    // running() right after its write returned never sees its own finished batch.
+    running_ = 0;
     for (auto& j : batch) j->finish(j->error);
     batch.clear();
-    running_ = 0;
   }
 }
 

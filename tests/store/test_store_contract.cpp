@@ -4,6 +4,7 @@
 // Set FAV_TEST_PG_CLUSTER_DIR=/tmp/favpg too to run the stop/restart fault test.
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -874,6 +875,57 @@ TEST_P(store_contract, through_the_read_cache_nothing_is_trusted_while_the_feed_
   EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 0);
 }
 
+// Issue 13 point 2: pages are rendered "with current product data". A product row another
+// instance refreshed (`st_`, not through this cache) reaches this instance's cached page when
+// the feed tells about it.
+TEST_P(store_contract, through_the_read_cache_another_instances_product_refresh_is_shown) {
+  store::change_feed feed(true);
+  store::cached_store cached(std::make_unique<store::feed_store>(make_store(), feed), feed, 1 << 20);
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  run(cached.upsert_products({make_product(7, 100, 450, 3, t0)}));
+  ASSERT_TRUE(run(cached.insert_favorite(a.id, 7, t0)));
+  const core::page_req first{1, 20};
+  EXPECT_EQ(run(cached.list_favorites(a.id, first)).items.at(0).cached->price_cents, 100);
+  const auto hits = cached.cache().hits();
+  EXPECT_EQ(run(cached.list_favorites(a.id, first)).items.at(0).cached->price_cents, 100);
+  ASSERT_EQ(cached.cache().hits(), hits + 1) << "the page is not cached: the test would prove nothing";
+
+  run(st_->upsert_products({make_product(7, 175, 450, 3, t0 + second)}));
+  feed.publish({store::change::kind::product, "7"});
+  const auto page = run(cached.list_favorites(a.id, first));
+  ASSERT_EQ(page.items.size(), 1u);
+  EXPECT_EQ(page.items[0].cached->price_cents, 175);
+  EXPECT_EQ(page.items[0].cached->fetched_at, t0 + second);
+}
+
+// On PostgreSQL the notification comes from the write itself: upsert_products sends "p:<id>"
+// on the feed's channel for every row it writes, in the same statement.
+TEST_P(store_contract, a_product_refresh_notifies_the_other_instances) {
+  if (backend_ != "postgresql") GTEST_SKIP() << "SQLite: one process, invalidation is in-process";
+  PGconn* listener = PQconnectdb(conninfo_.c_str());
+  ASSERT_EQ(PQstatus(listener), CONNECTION_OK) << PQerrorMessage(listener);
+  PQclear(PQexec(listener, "LISTEN favorites_api_changes"));
+  // Ids no other test writes (the channel is shared by every schema of the database).
+  run(st_->upsert_products({make_product(917001, 100, 450, 3, t0), make_product(917002, 200, {}, {}, t0)}));
+  std::set<std::string> got;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (got.size() < 2 && std::chrono::steady_clock::now() < until) {
+    PQconsumeInput(listener);
+    while (PGnotify* n = PQnotifies(listener)) {
+      if (std::string(n->relname) == "favorites_api_changes" &&
+          (std::string(n->extra) == "p:917001" || std::string(n->extra) == "p:917002"))
+        got.insert(n->extra);
+      PQfreemem(n);
+    }
+    if (got.size() < 2) {
+      pollfd pfd{PQsocket(listener), POLLIN, 0};
+      ::poll(&pfd, 1, 100);  // until something arrives (bounded by `until`)
+    }
+  }
+  PQfinish(listener);
+  EXPECT_EQ(got, (std::set<std::string>{"p:917001", "p:917002"}));
+}
+
 // ---- migrations ----
 
 TEST_P(store_contract, migrate_again_is_a_no_op) {
@@ -1166,7 +1218,8 @@ TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_bac
   start(st_->delete_favorite(cid(a.id), 100));  // sees the insert earlier in its batch
   const int queued_behind = static_cast<int>(futures_.size()) - 1;
   // Bounded well within the writer's busy timeout (5 s).
-  EXPECT_TRUE(wait_until([&] { return st_->usage().waiting == queued_behind; }));
+  EXPECT_TRUE(wait_until([&] { return st_->usage().waiting == queued_behind; }))
+      << "waiting " << st_->usage().waiting << ", in use " << st_->usage().in_use;
   EXPECT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
   const auto results = finish();
   sqlite3_close(other);

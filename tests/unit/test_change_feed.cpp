@@ -11,7 +11,7 @@ using fav::store::change;
 using fav::store::change_feed;
 
 TEST(change_feed, payload_round_trip) {
-  for (auto k : {change::kind::customer, change::kind::signin, change::kind::favorites}) {
+  for (auto k : {change::kind::customer, change::kind::signin, change::kind::favorites, change::kind::product}) {
     change c{k, "0b9f3c1e-1d2a-4c4b-9a7e-3f1f2a6b7c8d"};
     auto back = change::decode(c.encode());
     ASSERT_TRUE(back);
@@ -20,6 +20,7 @@ TEST(change_feed, payload_round_trip) {
   }
   // A revocation key may itself contain ':' ("sig:<signature>").
   EXPECT_EQ(change::decode("s:sig:abc")->id, "sig:abc");
+  EXPECT_EQ(change::decode("p:17")->what, change::kind::product);
   EXPECT_FALSE(change::decode(""));
   EXPECT_FALSE(change::decode("x:1"));
   EXPECT_FALSE(change::decode("c1"));
