@@ -883,16 +883,16 @@ TEST_P(store_contract, through_the_read_cache_another_instances_product_refresh_
   store::cached_store cached(std::make_unique<store::feed_store>(make_store(), feed), feed, 1 << 20);
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   run(cached.upsert_products({make_product(7, 100, 450, 3, t0)}));
-  ASSERT_TRUE(run(cached.insert_favorite(a.id, 7, t0)));
+  ASSERT_TRUE(run(cached.insert_favorite(cid(a.id), 7, t0)));
   const core::page_req first{1, 20};
-  EXPECT_EQ(run(cached.list_favorites(a.id, first)).items.at(0).cached->price_cents, 100);
+  EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).items.at(0).cached->price_cents, 100);
   const auto hits = cached.cache().hits();
-  EXPECT_EQ(run(cached.list_favorites(a.id, first)).items.at(0).cached->price_cents, 100);
+  EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).items.at(0).cached->price_cents, 100);
   ASSERT_EQ(cached.cache().hits(), hits + 1) << "the page is not cached: the test would prove nothing";
 
   run(st_->upsert_products({make_product(7, 175, 450, 3, t0 + second)}));
   feed.publish({store::change::kind::product, "7"});
-  const auto page = run(cached.list_favorites(a.id, first));
+  const auto page = run(cached.list_favorites(cid(a.id), first));
   ASSERT_EQ(page.items.size(), 1u);
   EXPECT_EQ(page.items[0].cached->price_cents, 175);
   EXPECT_EQ(page.items[0].cached->fetched_at, t0 + second);
