@@ -6,7 +6,7 @@
 namespace fav::store {
 
 cached_store::cached_store(std::unique_ptr<store> inner, change_feed& feed, std::size_t budget_bytes)
-    : inner_(std::move(inner)), feed_(feed), cache_(budget_bytes) {
+    : forwarding_store(std::move(inner)), feed_(feed), cache_(budget_bytes) {
   if (!cache_.enabled()) return;
   feed_.subscribe([this](const change& c) {
     switch (c.what) {

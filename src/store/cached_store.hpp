@@ -7,78 +7,28 @@
 //   forgets those too;
 // - while the feed is not live nothing is answered from memory, and when it comes back
 //   everything held is dropped (kind::all).
-// Everything else is passed through unchanged.
+// Everything else is passed through unchanged (forwarding_store).
 #pragma once
 #include <memory>
 
 #include "store/change_feed.hpp"
+#include "store/forwarding_store.hpp"
 #include "store/read_cache.hpp"
-#include "store/store.hpp"
 
 namespace fav::store {
 
-class cached_store final : public store {
+class cached_store final : public forwarding_store {
  public:
   // Subscribes to `feed` (it must outlive this store). `budget_bytes` 0: every read goes through.
   cached_store(std::unique_ptr<store> inner, change_feed& feed, std::size_t budget_bytes);
 
-  net::awaitable<void> migrate() override { return inner_->migrate(); }
-  net::awaitable<bool> ping() override { return inner_->ping(); }
-  std::string backend() const override { return inner_->backend(); }
-  pool_usage usage() const override { return inner_->usage(); }
-  void close() override { inner_->close(); }
-
-  net::awaitable<bool> insert_customer(const core::customer& c) override { return inner_->insert_customer(c); }
   net::awaitable<std::optional<core::customer>> find_customer(core::customer_id id) override;
-  net::awaitable<std::optional<core::customer>> find_customer_by_email(std::string email) override {
-    return inner_->find_customer_by_email(std::move(email));
-  }
-  net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f, core::page_req p) override {
-    return inner_->list_customers(std::move(f), p);
-  }
   net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now) override;
   net::awaitable<bool> delete_customer(core::customer_id id) override;
-
-  net::awaitable<auth_state> check_token(core::customer_id customer_id, std::string jti,
-                                         std::string sign_in_key) override {
-    return inner_->check_token(std::move(customer_id), std::move(jti), std::move(sign_in_key));
-  }
-  net::awaitable<void> revoke_token(std::string jti, micros expires_at) override {
-    return inner_->revoke_token(std::move(jti), expires_at);
-  }
-  net::awaitable<void> insert_refresh_token(const core::refresh_token& t) override {
-    return inner_->insert_refresh_token(t);
-  }
-  net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
-                                                     micros now) override {
-    return inner_->rotate_refresh_token(std::move(old_hash), next, now);
-  }
-  net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override {
-    return inner_->revoke_refresh_family(std::move(family_id), now);
-  }
-  net::awaitable<core::failure_counts> sign_in_failures(std::string email, std::string address) override {
-    return inner_->sign_in_failures(std::move(email), std::move(address));
-  }
-  net::awaitable<void> record_sign_in_failure(std::string email, std::string address, micros now,
-                                              micros window) override {
-    return inner_->record_sign_in_failure(std::move(email), std::move(address), now, window);
-  }
-  net::awaitable<void> clear_sign_in_failures(std::string email, std::string address) override {
-    return inner_->clear_sign_in_failures(std::move(email), std::move(address));
-  }
-
-  net::awaitable<std::optional<core::product>> get_cached_product(std::int64_t id) override {
-    return inner_->get_cached_product(id);
-  }
   net::awaitable<void> upsert_products(std::vector<core::product> products) override;
-
   net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) override;
   net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
   net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override;
-  net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
-                                                             std::int64_t product_id) override {
-    return inner_->get_favorite(std::move(customer_id), product_id);
-  }
 
   const read_cache& cache() const { return cache_; }
 
@@ -86,7 +36,6 @@ class cached_store final : public store {
   // The cache may answer (and be filled) only while it is on and the feed is live.
   bool trusted() const { return cache_.enabled() && feed_.live(); }
 
-  std::unique_ptr<store> inner_;
   change_feed& feed_;
   read_cache cache_;
 };
