@@ -57,7 +57,7 @@ boost::asio::awaitable<http::response> dispatcher::operator()(http::request& req
 boost::asio::awaitable<http::response> dispatcher::route(http::request& req) {
   const route_def* found = nullptr;
   std::string allow;
-  std::vector<std::string_view> params;
+  http::path_params params;
   auto method = req.raw->method();
   // Contract §10: HEAD works on every GET route; the server sends the GET's header without its body.
   auto wanted = method == v::head ? v::get : method;

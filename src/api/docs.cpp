@@ -134,7 +134,8 @@ boost::asio::awaitable<http::response> docs_index(http::request& req, app&) {
 }
 
 boost::asio::awaitable<http::response> docs_asset(http::request& req, app&) {
-  const entry* e = req.params.empty() ? nullptr : find(req.params[0]);
+  const auto file = req.params.get("file");
+  const entry* e = file.empty() ? nullptr : find(file);
   co_return e ? serve(req, *e) : not_found();
 }
 

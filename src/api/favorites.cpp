@@ -42,7 +42,7 @@ net::awaitable<http::response> list_favorites(http::request& req, app& a) {
 }
 
 net::awaitable<http::response> add_favorite(http::request& req, app& a) {
-  auto product_id = core::parse_product_id(req.params[1]);
+  auto product_id = core::parse_product_id(req.params.get("product_id"));
   if (!product_id) co_return fail(errc::invalid_product_id);
   const auto& customer_id = auth::caller(req).customer_id;
   // Already there: answer without asking the catalog (the INSERT below still decides races).
@@ -64,7 +64,7 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
 }
 
 net::awaitable<http::response> get_favorite(http::request& req, app& a) {
-  auto product_id = core::parse_product_id(req.params[1]);
+  auto product_id = core::parse_product_id(req.params.get("product_id"));
   if (!product_id) co_return fail(errc::invalid_product_id);
   auto fav = co_await a.db.get_favorite(auth::caller(req).customer_id, *product_id);
   if (!fav) co_return fail(errc::product_not_in_favorites);
@@ -77,7 +77,7 @@ net::awaitable<http::response> get_favorite(http::request& req, app& a) {
 }
 
 net::awaitable<http::response> remove_favorite(http::request& req, app& a) {
-  auto product_id = core::parse_product_id(req.params[1]);
+  auto product_id = core::parse_product_id(req.params.get("product_id"));
   if (!product_id) co_return fail(errc::invalid_product_id);
   // The reference answers 422 for "not a favorite" here; keep it.
   if (!co_await a.db.delete_favorite(auth::caller(req).customer_id, *product_id))

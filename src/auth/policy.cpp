@@ -76,7 +76,7 @@ net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, cons
   auto state = co_await ver.tokens.check(*customer, key, sid);
   if (state != store::auth_state::ok) co_return errc::invalid_token;
   // customer_self: {id} must be exactly the caller (malformed ids included → 403).
-  if (req.params.empty() || req.params[0] != customer->str()) co_return errc::forbidden;
+  if (req.params.get("id") != customer->str()) co_return errc::forbidden;
   req.auth = principal{*customer, std::move(key), v.value.sid, v.value.exp};
   co_return std::nullopt;
 }

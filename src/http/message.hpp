@@ -2,6 +2,7 @@
 // except the parsed header block, so handlers stay plain functions.
 #pragma once
 #include <any>
+#include <array>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -30,11 +31,38 @@ enum class failure {
   rate_limited,       // the client's bucket is empty
 };
 
+// A matched route's path parameters by placeholder name ("id" for "{id}"); a flat array, since
+// a route has at most a few. Names view the route table's patterns, values the request's path.
+class path_params {
+ public:
+  static constexpr std::size_t capacity = 4;
+  // The value of {name}, or empty when the matched pattern has no such placeholder.
+  std::string_view get(std::string_view name) const {
+    for (std::size_t i = 0; i < size_; ++i)
+      if (items_[i].first == name) return items_[i].second;
+    return {};
+  }
+  // False when full (a pattern with more placeholders than `capacity` is refused at start-up).
+  bool add(std::string_view name, std::string_view value) {
+    if (size_ == capacity) return false;
+    items_[size_++] = {name, value};
+    return true;
+  }
+  void clear() { size_ = 0; }
+  std::size_t size() const { return size_; }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.begin() + static_cast<std::ptrdiff_t>(size_); }
+
+ private:
+  std::array<std::pair<std::string_view, std::string_view>, capacity> items_{};
+  std::size_t size_ = 0;
+};
+
 struct request {
   const bhttp::request<bhttp::string_body>* raw = nullptr;  // method, headers, body
   std::string_view path;                                    // decoded-free path, no query
   std::vector<std::pair<std::string, std::string>> query;   // percent-decoded, in order
-  std::vector<std::string_view> params;                     // path parameters, in pattern order
+  path_params params;                                       // path parameters, by name
   std::string correlation_id;
   std::string client_addr;  // §8: the peer, or behind a trusted proxy the X-Forwarded-For client
   std::string_view route;   // the matched route template, for logs and metrics

@@ -1,6 +1,9 @@
 // See router.hpp.
 #include "http/router.hpp"
 
+#include <algorithm>
+#include <stdexcept>
+
 namespace fav::http {
 
 namespace {
@@ -23,9 +26,12 @@ bool is_param(std::string_view s) {
 
 path_pattern::path_pattern(std::string_view pattern) : text_(pattern) {
   split(pattern, [&](std::string_view s) { segments_.emplace_back(s); });
+  if (std::count_if(segments_.begin(), segments_.end(), [](const auto& s) { return is_param(s); }) >
+      static_cast<std::ptrdiff_t>(path_params::capacity))
+    throw std::invalid_argument("route pattern with too many parameters: " + text_);
 }
 
-bool path_pattern::match(std::string_view path, std::vector<std::string_view>& params) const {
+bool path_pattern::match(std::string_view path, path_params& params) const {
   params.clear();
   std::size_t i = 0;
   bool ok = true;
@@ -40,7 +46,7 @@ bool path_pattern::match(std::string_view path, std::vector<std::string_view>& p
       if (seg.empty())
         ok = false;
       else
-        params.push_back(seg);
+        params.add(std::string_view(want).substr(1, want.size() - 2), seg);
     } else if (want != seg) {
       ok = false;
     }

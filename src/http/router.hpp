@@ -5,14 +5,18 @@
 #include <string_view>
 #include <vector>
 
+#include "http/message.hpp"
+
 namespace fav::http {
 
 // A route pattern split once at start-up.
 class path_pattern {
  public:
+  // Throws std::invalid_argument for more placeholders than path_params holds.
   explicit path_pattern(std::string_view pattern);
-  // True when `path` matches; fills `params` with the {placeholders}' values in order.
-  bool match(std::string_view path, std::vector<std::string_view>& params) const;
+  // True when `path` matches; fills `params` with each {placeholder}'s value under its name.
+  // The names view this pattern: it must outlive `params`.
+  bool match(std::string_view path, path_params& params) const;
   std::string_view text() const { return text_; }
 
  private:

@@ -46,10 +46,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   req.raw = &parser.get();
   if (!fav::http::parse_target(req.raw->target(), req)) return 0;  // the server's own split
 
-  std::vector<std::string_view> params;
+  fav::http::path_params params;
   for (const auto& p : patterns) {
     if (p.match(req.path, params)) {
-      for (auto v : params) (void)fav::core::parse_product_id(v);
+      for (const auto& [name, v] : params) (void)fav::core::parse_product_id(v);
     }
   }
   (void)fav::core::parse_page(req.query_value("page"), req.query_value("per_page"), 200);

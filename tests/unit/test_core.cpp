@@ -84,11 +84,12 @@ TEST(Validate, Pagination) {
 
 TEST(Router, MatchesTemplatesAndSplitsParams) {
   http::path_pattern p("/customers/{id}/favorites/{product_id}");
-  std::vector<std::string_view> params;
+  http::path_params params;
   ASSERT_TRUE(p.match("/customers/abc/favorites/5", params));
   ASSERT_EQ(params.size(), 2u);
-  EXPECT_EQ(params[0], "abc");
-  EXPECT_EQ(params[1], "5");
+  EXPECT_EQ(params.get("id"), "abc");
+  EXPECT_EQ(params.get("product_id"), "5");
+  EXPECT_EQ(params.get("file"), "");  // not in this pattern
   EXPECT_FALSE(p.match("/customers/abc/favorites", params));
   EXPECT_FALSE(p.match("/customers/abc/favorites/5/x", params));
   EXPECT_FALSE(p.match("/customers//favorites/5", params));
@@ -97,6 +98,8 @@ TEST(Router, MatchesTemplatesAndSplitsParams) {
   EXPECT_TRUE(health.match("/health", params));
   EXPECT_FALSE(health.match("/health/", params));
   EXPECT_FALSE(health.match("//health", params));
+  EXPECT_EQ(params.size(), 0u);
+  EXPECT_THROW(http::path_pattern("/{a}/{b}/{c}/{d}/{e}"), std::invalid_argument);
 }
 
 TEST(Router, EveryRouteIsUniqueAndParsable) {
