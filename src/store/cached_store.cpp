@@ -53,6 +53,19 @@ net::awaitable<core::page<core::favorite>> cached_store::list_favorites(core::cu
   co_return page;
 }
 
+net::awaitable<std::optional<core::favorite>> cached_store::get_favorite(core::customer_id customer_id,
+                                                                         std::int64_t product_id) {
+  const bool use = trusted();
+  std::uint64_t gen = 0;
+  if (use) {
+    if (auto hit = cache_.favorite(customer_id.str(), product_id)) co_return std::move(*hit);
+    gen = cache_.generation(customer_id.str());
+  }
+  auto found = co_await inner_->get_favorite(customer_id, product_id);
+  if (use && feed_.live()) cache_.put_favorite(customer_id.str(), product_id, found, gen);
+  co_return found;
+}
+
 // Writes: what they touched is forgotten once they return, and also when they throw (a write
 // whose outcome is unknown may have been applied). The feed_store below publishes the same to
 // the feed's other subscribers; forgetting twice is harmless.

@@ -1,5 +1,6 @@
-// A store that answers the hot reads from memory (read_cache): find_customer (GET /customers/me)
-// and list_favorites (GET .../favorites), with the products_cache rows those pages show.
+// A store that answers the hot reads from memory (read_cache): find_customer (GET /customers/me),
+// list_favorites (GET .../favorites) and get_favorite (GET .../favorites/{product_id}, and the
+// "already a favorite?" check of favoriting), with the products_cache rows they show.
 // Coherence (contract §9):
 // - every write through this store forgets what it touched when it returns (or throws), before
 //   its caller answers: the next read on this instance reads the database ("at once");
@@ -29,6 +30,8 @@ class cached_store final : public forwarding_store {
   net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) override;
   net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
   net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override;
+  net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
+                                                             std::int64_t product_id) override;
 
   const read_cache& cache() const { return cache_; }
 

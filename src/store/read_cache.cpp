@@ -42,6 +42,7 @@ std::size_t read_cache::cost_of(const std::string& key, const value& v) {
   } else if (const auto* f = std::get_if<fav_pages>(&v)) {
     n += f->pages.capacity() * sizeof(fav_page);
     for (const auto& p : f->pages) n += p.rows.capacity() * sizeof(fav_row);
+    n += f->singles.capacity() * sizeof(fav_single);
   } else if (const auto* p = std::get_if<core::product>(&v)) {
     n += heap(p->title) + heap(p->image_url);
   }
@@ -161,6 +162,58 @@ void read_cache::put_favorites(const std::string& customer_id, core::page_req p,
   if (pages.pages.size() >= pages_per_customer) pages.pages.erase(pages.pages.begin());
   pages.pages.push_back(std::move(fp));
   store_locked(s, key, std::move(pages));
+}
+
+std::optional<std::optional<core::favorite>> read_cache::favorite(const std::string& customer_id,
+                                                                  std::int64_t product_id) {
+  if (!enabled()) return std::nullopt;
+  std::optional<std::optional<fav_row>> found;
+  {
+    auto& s = shard_for(customer_id);
+    std::lock_guard lk(s.mu);
+    auto it = s.map.find(favorites_key(customer_id));
+    if (it != s.map.end()) {
+      const auto& held = std::get<fav_pages>(it->second.v);
+      for (const auto& x : held.singles)
+        if (x.product_id == product_id) found = x.row;
+      for (const auto& pg : held.pages)
+        for (const auto& r : pg.rows)
+          if (r.product_id == product_id) found = r;
+      if (found) s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+    }
+  }
+  if (!found) {
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
+  }
+  std::optional<core::favorite> out;
+  if (const auto& r = *found) {
+    out = core::favorite{r->product_id, r->favorited_at, product(r->product_id)};
+    if (r->had_product && !out->cached) {  // evicted meanwhile: read it again
+      misses_.fetch_add(1, std::memory_order_relaxed);
+      return std::nullopt;
+    }
+  }
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return out;
+}
+
+void read_cache::put_favorite(const std::string& customer_id, std::int64_t product_id,
+                              const std::optional<core::favorite>& f, std::uint64_t generation) {
+  if (!enabled()) return;
+  if (f && f->cached) put_products({*f->cached});
+  auto& s = shard_for(customer_id);
+  std::lock_guard lk(s.mu);
+  if (s.generation != generation) return;  // changed while it was read
+  const std::string key = favorites_key(customer_id);
+  fav_pages held;
+  if (auto it = s.map.find(key); it != s.map.end()) held = std::get<fav_pages>(it->second.v);
+  std::erase_if(held.singles, [&](const fav_single& x) { return x.product_id == product_id; });
+  if (held.singles.size() >= singles_per_customer) held.singles.erase(held.singles.begin());
+  std::optional<fav_row> row;
+  if (f) row = fav_row{f->product_id, f->favorited_at, f->cached.has_value()};
+  held.singles.push_back(fav_single{product_id, row});
+  store_locked(s, key, std::move(held));
 }
 
 void read_cache::put_products(const std::vector<core::product>& products) {

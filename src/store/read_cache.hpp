@@ -43,6 +43,12 @@ class read_cache {
   void put_favorites(const std::string& customer_id, core::page_req p, const core::page<core::favorite>& page,
                      std::uint64_t generation);
 
+  // One favorite as get_favorite answers it: nullopt when not held; a held nullopt when the
+  // customer does not have it. A row of a held page answers too.
+  std::optional<std::optional<core::favorite>> favorite(const std::string& customer_id, std::int64_t product_id);
+  void put_favorite(const std::string& customer_id, std::int64_t product_id, const std::optional<core::favorite>& f,
+                    std::uint64_t generation);
+
   // products_cache rows as written (or read) by this instance; an older copy (by fetched_at)
   // never replaces a newer one.
   void put_products(const std::vector<core::product>& products);
@@ -60,8 +66,9 @@ class read_cache {
   std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
   std::uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
 
-  // Pages held per customer at most (the oldest goes first).
+  // Pages held per customer at most (the oldest goes first), and single favorites.
   static constexpr std::size_t pages_per_customer = 4;
+  static constexpr std::size_t singles_per_customer = 8;
 
  private:
   struct fav_row {
@@ -74,8 +81,13 @@ class read_cache {
     std::int64_t total;
     std::vector<fav_row> rows;
   };
+  struct fav_single {
+    std::int64_t product_id;
+    std::optional<fav_row> row;  // nullopt: not among the customer's favorites
+  };
   struct fav_pages {
-    std::vector<fav_page> pages;  // most recent last
+    std::vector<fav_page> pages;      // most recent last
+    std::vector<fav_single> singles;  // get_favorite's answers, most recent last
   };
   using value = std::variant<core::customer, fav_pages, core::product>;
   struct entry {

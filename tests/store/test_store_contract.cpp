@@ -875,6 +875,46 @@ TEST_P(store_contract, through_the_read_cache_nothing_is_trusted_while_the_feed_
   EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 0);
 }
 
+// Issue 13 point 2, the single favorite (GET .../favorites/{product_id} and favoriting's
+// "already a favorite?" check): answered from memory once read, and a write through this
+// instance or news from the feed is seen by the next read at once.
+TEST_P(store_contract, through_the_read_cache_a_single_favorite_follows_every_write) {
+  store::change_feed feed(true);
+  store::cached_store cached(std::make_unique<store::feed_store>(make_store(), feed), feed, 1 << 20);
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  run(cached.upsert_products({make_product(7, 100, 450, 3, t0)}));
+
+  EXPECT_FALSE(run(cached.get_favorite(cid(a.id), 7)));
+  auto hits = cached.cache().hits();
+  EXPECT_FALSE(run(cached.get_favorite(cid(a.id), 7)));
+  EXPECT_EQ(cached.cache().hits(), hits + 1) << "the absence was not answered from memory";
+
+  ASSERT_TRUE(run(cached.insert_favorite(cid(a.id), 7, t0 + 5)));
+  auto got = run(cached.get_favorite(cid(a.id), 7));
+  ASSERT_TRUE(got) << "a cached absence outlived the insert";
+  EXPECT_EQ(got->favorited_at, t0 + 5);
+  hits = cached.cache().hits();
+  got = run(cached.get_favorite(cid(a.id), 7));
+  EXPECT_EQ(cached.cache().hits(), hits + 1);
+  ASSERT_TRUE(got && got->cached);
+  EXPECT_EQ(got->cached->price_cents, 100);
+
+  // Another instance removes it; its notification arrives through the feed.
+  ASSERT_TRUE(run(st_->delete_favorite(cid(a.id), 7)));
+  EXPECT_TRUE(run(cached.get_favorite(cid(a.id), 7))) << "not cached: the test would prove nothing";
+  feed.publish({store::change::kind::favorites, a.id});
+  EXPECT_FALSE(run(cached.get_favorite(cid(a.id), 7)));
+
+  // A row of a cached page answers too, and follows a delete through this instance.
+  ASSERT_TRUE(run(cached.insert_favorite(cid(a.id), 7, t0 + 6)));
+  EXPECT_EQ(run(cached.list_favorites(cid(a.id), {1, 20})).total, 1);
+  hits = cached.cache().hits();
+  EXPECT_EQ(run(cached.get_favorite(cid(a.id), 7))->favorited_at, t0 + 6);
+  EXPECT_EQ(cached.cache().hits(), hits + 1);
+  ASSERT_TRUE(run(cached.delete_favorite(cid(a.id), 7)));
+  EXPECT_FALSE(run(cached.get_favorite(cid(a.id), 7)));
+}
+
 // Issue 13 point 2: pages are rendered "with current product data". A product row another
 // instance refreshed (`st_`, not through this cache) reaches this instance's cached page when
 // the feed tells about it.
