@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
 #include <thread>
@@ -138,9 +140,17 @@ bool pg_result::boolean(int r, int c) const {
   return PQgetvalue(r_.get(), r, c)[0] == 't';
 }
 
-pg_conn::pg_conn(net::any_io_executor ex) : sock_(std::move(ex)) {}
+pg_conn::pg_conn(net::any_io_executor ex) : sock_(ex), timer_(std::move(ex)) {
+  watch_->sock = &sock_;
+}
 
 pg_conn::~pg_conn() {
+  {
+    // A deadline handler already queued must not touch the socket any more.
+    std::lock_guard lk(watch_->mu);
+    watch_->sock = nullptr;
+  }
+  timer_.cancel();
   // Closed with a statement still running (a request destroyed at shutdown, an abandoned
   // wait): closing the socket alone would not stop it, so it is cancelled as well.
   if (conn_ && !cancel_requested_ && PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_ACTIVE)
@@ -168,7 +178,9 @@ void pg_conn::timed_out() {
 
 void pg_conn::bind_socket() {
   // While connecting libpq may close its socket and open another (next address, SSL or GSS
-  // fallback), possibly with the same number, so the watch is renewed every time.
+  // fallback), possibly with the same number, so the watch is renewed every time. Under the
+  // deadline watch's mutex: its handler may be cancelling the socket's waits at this moment.
+  std::lock_guard lk(watch_->mu);
   if (sock_.is_open()) sock_.release();
   const int fd = PQsocket(conn_);
   if (fd >= 0) sock_.assign(fd);
@@ -199,6 +211,7 @@ net::awaitable<std::unique_ptr<pg_conn>> pg_conn::connect(net::any_io_executor e
   keys.push_back(nullptr);
   values.push_back(nullptr);
   std::unique_ptr<pg_conn> c(new pg_conn(std::move(ex)));
+  const disarm_at_exit disarm{*c};
   c->conn_ = PQconnectStartParams(keys.data(), values.data(), 0);
   if (!c->conn_) throw unavailable("postgresql: connect: out of memory");
   if (PQstatus(c->conn_) == CONNECTION_BAD) c->fail("connect");
@@ -223,23 +236,84 @@ net::awaitable<bool> pg_conn::wait(io what, pg_clock::time_point deadline) {
   co_return *ready;
 }
 
-net::awaitable<std::optional<bool>> pg_conn::wait_until(io what, pg_clock::time_point deadline) {
-  // A timer and a parallel group per wait. (One armed timer per connection, cancelling the
-  // socket wait from its handler, was tried and hung the store suite's migration under load:
-  // left for later.)
-  using namespace net::experimental::awaitable_operators;
-  using sd = net::posix::stream_descriptor;
-  constexpr auto tok = net::as_tuple(net::use_awaitable);
-  net::steady_timer timer(sock_.get_executor(), deadline);
-  if (what == io::either) {
-    auto r = co_await (sock_.async_wait(sd::wait_read, tok) || sock_.async_wait(sd::wait_write, tok) ||
-                       timer.async_wait(tok));
-    if (r.index() == 2) co_return std::nullopt;
-    co_return r.index() == 0;
+void pg_conn::arm(pg_clock::time_point deadline) {
+  armed_ = deadline;
+  std::uint64_t generation;
+  {
+    std::lock_guard lk(watch_->mu);
+    generation = ++watch_->generation;  // from now on an earlier arming's expiry is ignored
   }
-  auto r = co_await (sock_.async_wait(what == io::read ? sd::wait_read : sd::wait_write, tok) || timer.async_wait(tok));
-  if (r.index() == 1) co_return std::nullopt;
-  co_return what == io::read;
+  timer_.expires_at(deadline);  // an earlier arming's pending wait ends with operation_aborted
+  timer_.async_wait([w = watch_, generation](boost::system::error_code ec) {
+    if (ec) return;  // re-armed, or the connection is closing
+    std::lock_guard lk(w->mu);
+    if (w->generation != generation || !w->sock) return;
+    boost::system::error_code ignored;
+    w->sock->cancel(ignored);  // the socket waits in progress end with operation_aborted
+  });
+}
+
+void pg_conn::disarm() {
+  // An earlier arming's handler that is already queued finds the generation moved on by the next
+  // arm(), which always comes before the next wait; until then there is no wait to cancel.
+  timer_.cancel();
+  armed_ = pg_clock::time_point::min();
+}
+
+net::awaitable<std::optional<bool>> pg_conn::wait_until(io what, pg_clock::time_point deadline) {
+  if (deadline != armed_) arm(deadline);
+  constexpr auto tok = net::as_tuple(net::use_awaitable);
+  using sd = net::posix::stream_descriptor;
+  auto [ec, readable] = co_await net::async_initiate<decltype(tok), void(boost::system::error_code, bool)>(
+      [this, what](auto handler) {
+        // Runs on the coroutine's side once it is suspended. Under the watch's mutex: either
+        // the deadline has passed (the timer may have fired while no wait was pending), or
+        // the waits start before the timer's handler can cancel them.
+        std::unique_lock lk(watch_->mu);
+        if (pg_clock::now() >= armed_) {
+          lk.unlock();
+          const auto ex = net::get_associated_executor(handler, sock_.get_executor());
+          net::post(ex, net::append(std::move(handler), boost::system::error_code(net::error::operation_aborted),
+                                    what == io::read));
+          return;
+        }
+        if (what != io::either) {
+          // net::append keeps the handler's executor, so the coroutine resumes where it ran.
+          sock_.async_wait(what == io::read ? sd::wait_read : sd::wait_write,
+                           net::append(std::move(handler), what == io::read));
+          return;
+        }
+        // Rare (a send that filled the socket buffer): whichever direction is ready first. The
+        // first to complete cancels the other before the coroutine resumes; the other's
+        // completion touches only this shared state, never the connection.
+        using handler_t = decltype(handler);
+        struct either_state {
+          handler_t handler;
+          std::shared_ptr<deadline_watch> watch;
+          std::atomic<bool> done{false};
+          void complete(boost::system::error_code e, bool r) {
+            if (done.exchange(true)) return;
+            {
+              std::lock_guard l(watch->mu);
+              boost::system::error_code ignored;
+              if (watch->sock) watch->sock->cancel(ignored);
+            }
+            std::move(handler)(e, r);
+          }
+        };
+        const auto ex = net::get_associated_executor(handler, sock_.get_executor());
+        auto st = std::make_shared<either_state>(std::move(handler), watch_);
+        sock_.async_wait(sd::wait_read,
+                         net::bind_executor(ex, [st](boost::system::error_code e) { st->complete(e, true); }));
+        sock_.async_wait(sd::wait_write,
+                         net::bind_executor(ex, [st](boost::system::error_code e) { st->complete(e, false); }));
+      },
+      tok);
+  if (!ec) co_return readable;
+  // Cancelled by the deadline (or failed after it): the caller's timeout.
+  if (pg_clock::now() >= deadline) co_return std::nullopt;
+  broken_ = true;
+  throw unavailable("postgresql: socket wait failed: " + ec.message());
 }
 
 net::awaitable<bool> pg_conn::wait_statement(io what, pg_clock::time_point& deadline) {
@@ -337,6 +411,7 @@ net::awaitable<pg_result> pg_conn::finish(pg_clock::time_point deadline) {
 net::awaitable<pg_result> pg_conn::query(const pg_statement& st, std::vector<pg_param> params,
                                          pg_clock::duration timeout) {
   const auto deadline = pg_clock::now() + timeout;
+  const disarm_at_exit disarm{*this};
   if (!prepared_.contains(st.name)) {
     if (!PQsendPrepare(conn_, st.name, st.text, 0, nullptr)) fail("send");
     co_await finish(deadline);
@@ -355,6 +430,7 @@ net::awaitable<pg_result> pg_conn::query(const pg_statement& st, std::vector<pg_
 
 net::awaitable<pg_result> pg_conn::script(const char* sql, pg_clock::duration timeout) {
   const auto deadline = pg_clock::now() + timeout;
+  const disarm_at_exit disarm{*this};
   if (!PQsendQuery(conn_, sql)) fail("send");
   co_return co_await finish(deadline);
 }
@@ -369,6 +445,7 @@ net::awaitable<std::vector<std::string>> pg_conn::notifications(pg_clock::time_p
   };
   drain();
   if (!out.empty()) co_return out;
+  const disarm_at_exit disarm{*this};
   if (!co_await wait_until(io::read, deadline)) co_return out;
   if (!PQconsumeInput(conn_)) fail("receive");
   if (PQstatus(conn_) == CONNECTION_BAD) fail("connection lost");

@@ -110,12 +110,38 @@ class pg_conn {
   net::awaitable<pg_result> finish(pg_clock::time_point deadline);
   [[noreturn]] void fail(const char* what);
   [[noreturn]] void timed_out();
+  // Arms the one deadline timer for `deadline` (a new operation, or a cancel's grace).
+  void arm(pg_clock::time_point deadline);
+  // Stops the timer when an operation ends, however it ends: a pending timer is outstanding work
+  // that would keep an io_context running (and its shutdown waiting) until the old deadline.
+  void disarm();
+  struct disarm_at_exit {
+    pg_conn& c;
+    ~disarm_at_exit() { c.disarm(); }
+  };
 
   PGconn* conn_ = nullptr;
   net::posix::stream_descriptor sock_;
   std::unordered_set<std::string> prepared_;
   bool broken_ = false;
   bool cancel_requested_ = false;  // for the statement being collected
+
+  // One deadline timer per connection, armed once per operation (connect, query, script,
+  // notifications) and again for a cancel's grace, never per wait: a socket wait is a plain
+  // async_wait, and the timer's handler cancels it (the wait then ends with operation_aborted).
+  // The handler may run on another thread than the waiting coroutine (a pooled connection is
+  // used by many strands in turn, and an old arming's handler may still be queued), or after
+  // the connection is gone, so all it touches is `deadline_watch`, under its mutex. A socket
+  // wait starts under the same mutex and only before the deadline, so a deadline is never lost,
+  // and an arming's generation keeps a stale expiry from cancelling a later operation's wait.
+  struct deadline_watch {
+    std::mutex mu;
+    net::posix::stream_descriptor* sock = nullptr;  // null once the connection is closing
+    std::uint64_t generation = 0;                   // the current arming
+  };
+  net::steady_timer timer_;
+  std::shared_ptr<deadline_watch> watch_ = std::make_shared<deadline_watch>();
+  pg_clock::time_point armed_ = pg_clock::time_point::min();  // the deadline timer_ is armed for (coroutine side only)
 };
 
 // How long a cancelled statement's answer is awaited before the connection is dropped.
