@@ -288,6 +288,9 @@ net::awaitable<std::optional<bool>> pg_conn::wait_until(io what, pg_clock::time_
         // completion touches only this shared state, never the connection.
         using handler_t = decltype(handler);
         struct either_state {
+          // A constructor, not an aggregate: clang 14 (the sanitizer builds) has no
+          // parenthesized aggregate initialization for make_shared.
+          either_state(handler_t h, std::shared_ptr<deadline_watch> w) : handler(std::move(h)), watch(std::move(w)) {}
           handler_t handler;
           std::shared_ptr<deadline_watch> watch;
           std::atomic<bool> done{false};
