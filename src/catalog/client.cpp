@@ -147,7 +147,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
   };
 
   net::awaitable<fetch_result> fetch_product(std::int64_t id, log_context ctx, clock_type::time_point deadline,
-                                             clock_type::time_point slot_deadline) {
+                                             clock_type::time_point slot_deadline, bool share_recent) {
     std::shared_ptr<flight> f;
     bool leader = false;
     std::optional<core::product> landed;
@@ -155,7 +155,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
       std::lock_guard lk(flights_mu_);
       if (auto it = flights_.find(id); it != flights_.end()) {
         f = it->second;
-      } else if ((landed = landed_.get(id, now_us()))) {
+      } else if (share_recent && (landed = landed_.get(id, now_us()))) {
         // found a moment ago: shared like a flight's result
       } else if (flights_.size() < std::max<std::size_t>(1, opts_.max_flights)) {
         f = flights_[id] = std::make_shared<flight>(ex_);
@@ -389,9 +389,9 @@ client::~client() {
 }
 
 net::awaitable<fetch_result> client::fetch_product(std::int64_t id, log_context ctx, steady_clock::time_point deadline,
-                                                   steady_clock::time_point slot_deadline) {
+                                                   steady_clock::time_point slot_deadline, bool share_recent) {
   auto self = impl_;  // keeps the state alive for as long as this frame exists
-  co_return co_await self->fetch_product(id, std::move(ctx), deadline, slot_deadline);
+  co_return co_await self->fetch_product(id, std::move(ctx), deadline, slot_deadline, share_recent);
 }
 
 net::awaitable<std::optional<std::vector<core::product>>> client::fetch_all() {

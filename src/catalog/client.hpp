@@ -79,13 +79,16 @@ class client {
   // at once for other statuses and TLS failures. Concurrent calls for one id share one fetch.
   // Nothing (queueing for a slot, attempts, backoff, joining another caller's fetch) waits past
   // `deadline`: the call answers unavailable then. While the circuit breaker is open the call
-  // answers unavailable at once, with the time left as Retry-After. A product found less than
-  // `linger_s` ago is answered without a call. Never throws.
+  // answers unavailable at once, with the time left as Retry-After. Never throws.
+  // `share_recent`: a product found less than `linger_s` ago is answered without a call. Only
+  // favoriting asks for it (its cache read may have raced the first answer's save); a refresh
+  // of a row the cache holds as stale or expired always asks the catalog.
   // `slot_deadline` bounds the wait for a free connection slot before the first attempt (a
   // caller holding a stale copy gives up early when the catalog is saturated, §8).
   net::awaitable<fetch_result> fetch_product(std::int64_t id, log_context ctx = {},
                                              steady_clock::time_point deadline = steady_clock::time_point::max(),
-                                             steady_clock::time_point slot_deadline = steady_clock::time_point::max());
+                                             steady_clock::time_point slot_deadline = steady_clock::time_point::max(),
+                                             bool share_recent = false);
 
   // GET {base}/products: the whole catalog (for warm-up); nullopt on any failure. Never throws.
   net::awaitable<std::optional<std::vector<core::product>>> fetch_all();

@@ -52,7 +52,11 @@ net::awaitable<fetch_result> product_cache::get_for_favorite(std::int64_t id, lo
     bump(metrics_.missing_cache_hits);
     r.status = fetch_status::not_found;  // the catalog said so a moment ago: no call
   } else {
-    r = co_await client_.fetch_product(id, std::move(ctx), request_deadline());
+    // share_recent: a request that read the cache just before another's first answer was
+    // saved shares that answer instead of a second call (single-flight's window).
+    const auto deadline = request_deadline();
+    const auto no_slot_deadline = steady_clock::time_point::max();
+    r = co_await client_.fetch_product(id, std::move(ctx), deadline, no_slot_deadline, true);
     if (r.status == fetch_status::not_found) missing_.remember(id, clock_());
   }
   switch (r.status) {

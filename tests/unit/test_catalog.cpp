@@ -428,15 +428,19 @@ TEST_F(catalog_client, a_product_found_a_moment_ago_is_shared_for_linger_s) {
   auto opts = options(server.url());
   opts.linger_s = 60;  // longer than this test: the expiry itself is expiring_map's test
   client c(ioc_.get_executor(), opts, metrics_);
+  const auto none = steady_clock::time_point::max();
   ASSERT_EQ(run(c.fetch_product(5)).status, fetch_status::found);
-  const auto again = run(c.fetch_product(5));
+  const auto again = run(c.fetch_product(5, {}, none, none, true));
   ASSERT_EQ(again.status, fetch_status::found);
   EXPECT_EQ(again.product->price_cents, 1234);
   EXPECT_EQ(server.calls(), 1);
   EXPECT_EQ(metrics_.singleflight_joins.load(), 1u);
-  // Only found products linger: another id is asked for.
-  ASSERT_EQ(run(c.fetch_product(6)).status, fetch_status::found);
+  // A caller that does not ask to share (a refresh of a stale row) is answered by the catalog.
+  ASSERT_EQ(run(c.fetch_product(5)).status, fetch_status::found);
   EXPECT_EQ(server.calls(), 2);
+  // Only found products linger: another id is asked for.
+  ASSERT_EQ(run(c.fetch_product(6, {}, none, none, true)).status, fetch_status::found);
+  EXPECT_EQ(server.calls(), 3);
 }
 
 TEST(client_options, linger_is_a_tenth_of_the_soft_ttl_at_most_a_second) {
