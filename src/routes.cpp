@@ -24,10 +24,10 @@ const route_def routes[] = {
     {v::post, "/auth/sign-out", policy::none, api::sign_out},
     {v::post, "/auth/refresh", policy::none, api::refresh},
     {v::get, "/customers", policy::api_key, api::list_customers},
-    {v::get, "/customers/{id}", policy::customer_self, api::get_customer},
+    {v::get, "/customers/{id}", policy::customer_self_read, api::get_customer},
     {v::patch, "/customers/{id}", policy::customer_self, api::patch_customer},
     {v::delete_, "/customers/{id}", policy::customer_self, api::delete_customer},
-    {v::get, "/customers/{id}/favorites", policy::customer_self, api::list_favorites},
+    {v::get, "/customers/{id}/favorites", policy::customer_self_read, api::list_favorites},
     {v::post, "/customers/{id}/favorites/{product_id}", policy::customer_self, api::add_favorite},
     {v::get, "/customers/{id}/favorites/{product_id}", policy::customer_self, api::get_favorite},
     {v::delete_, "/customers/{id}/favorites/{product_id}", policy::customer_self, api::remove_favorite},
@@ -88,7 +88,13 @@ boost::asio::awaitable<http::response> dispatcher::route(http::request& req) {
 
   try {
     if (auto denied = co_await auth::authorize(found->policy, req, verifier_)) co_return api::fail(*denied);
-    co_return co_await found->handle(req, app_);
+    auto res = co_await found->handle(req, app_);
+    // A token check the handler's read did not make (it answered first) decides now.
+    if (auto denied = co_await auth::settle(req, verifier_)) co_return api::fail(*denied);
+    co_return res;
+  } catch (const store::token_refused&) {
+    // The token check that went with the handler's read refused (auth::settle).
+    co_return api::fail(core::errc::invalid_token);
   } catch (const store::customer_gone&) {
     // Deleted while this request ran: answered as that customer's token now is (contract §5).
     if (req.auth.has_value()) app_.tokens.forget_customer(auth::caller(req).customer_id.str());

@@ -27,7 +27,7 @@ catalog::log_context log_context_of(const http::request& req) {
 net::awaitable<http::response> list_favorites(http::request& req, app& a) {
   auto page = core::parse_page(req.query_value("page"), req.query_value("per_page"), a.cfg.per_page_limit);
   if (!page) co_return fail(errc::invalid_pagination);
-  auto favs = co_await a.db.list_favorites(auth::caller(req).customer_id, *page);
+  auto favs = co_await a.db.list_favorites_checked(auth::pending_check(req), auth::caller(req).customer_id, *page);
   const auto ctx = log_context_of(req);  // named: g++ 12 destroys temporaries in co_await twice
   auto products = co_await a.products.resolve(favs.items, ctx);
   std::string items;

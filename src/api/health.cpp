@@ -36,6 +36,9 @@ net::awaitable<http::response> metrics(http::request&, app& a) {
   std::vector<util::metrics::gauge> gauges{
       {"fav_db_pool_in_use", "Database connections (SQLite: workers) busy with a statement.", double(pool.in_use)},
       {"fav_db_pool_waiting", "Statements waiting for a database connection.", double(pool.waiting)},
+      {"fav_db_round_trips",
+       "Exchanges with PostgreSQL on the pool's connections since the start (a pipeline counts once; 0 on SQLite).",
+       double(pool.round_trips)},
       {"fav_password_hash_queue_depth", "Password hashes waiting for a worker.", double(a.hashes.queued())},
       {"fav_password_hash_running", "Password hashes being computed now.", double(a.hashes.running())},
       {"fav_background_tasks", "Background tasks (product refreshes, warm-ups) in flight.",

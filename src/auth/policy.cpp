@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 
+#include "auth/revocation.hpp"
 #include "util/time.hpp"
 
 namespace fav::auth {
@@ -73,11 +74,39 @@ net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, cons
   std::string key = revocation_key(token, v.value.jti);
   // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice.
   const std::string sid = v.value.sid.value_or(std::string());
+  if (p == policy::customer_self_read && req.params.get("id") == customer->str()) {
+    // A read of the caller's own data: on a cache miss the check goes with the handler's read.
+    principal who{*customer, key, v.value.sid, v.value.exp, std::nullopt, {}};
+    who.ticket = ver.tokens.lookup(*customer, key, sid);
+    if (!who.ticket.hit) who.pending = store::token_check{*customer, key, sid.empty() ? "" : sign_in_key(sid)};
+    req.auth = std::move(who);
+    co_return std::nullopt;
+  }
   auto state = co_await ver.tokens.check(*customer, key, sid);
   if (state != store::auth_state::ok) co_return errc::invalid_token;
   // customer_self: {id} must be exactly the caller (malformed ids included → 403).
   if (req.params.get("id") != customer->str()) co_return errc::forbidden;
-  req.auth = principal{*customer, std::move(key), v.value.sid, v.value.exp};
+  req.auth = principal{*customer, std::move(key), v.value.sid, v.value.exp, std::nullopt, {}};
+  co_return std::nullopt;
+}
+
+store::token_check* pending_check(http::request& req) {
+  auto* who = std::any_cast<principal>(&req.auth);
+  if (!who || !who->pending || who->pending->passed) return nullptr;
+  return &*who->pending;
+}
+
+net::awaitable<std::optional<errc>> settle(http::request& req, const verifier& ver) {
+  auto* who = std::any_cast<principal>(&req.auth);
+  if (!who || !who->pending) co_return std::nullopt;
+  const std::string sid = who->sid.value_or(std::string());  // named: see authorize
+  if (who->pending->passed) {
+    ver.tokens.remember(who->customer_id, who->jti, sid, who->ticket);
+    co_return std::nullopt;
+  }
+  const auto state = co_await ver.tokens.check(who->customer_id, who->jti, sid);
+  if (state != store::auth_state::ok) co_return errc::invalid_token;
+  who->pending->passed = true;
   co_return std::nullopt;
 }
 

@@ -17,6 +17,10 @@ enum class policy {
   none,           // public
   api_key,        // x-aiqfome-api-key == API_KEY (constant time)
   customer_self,  // a valid token whose `sub` is exactly the route's {id}
+  // customer_self for a read-only route whose handler's first store call is a checked read
+  // (store::token_check): on a token-cache miss the check travels with that read, in the same
+  // round trip on PostgreSQL, and is settled after the handler (settle()).
+  customer_self_read,
 };
 
 // Who the auth policy found behind the request (stored in http::request::auth).
@@ -25,6 +29,10 @@ struct principal {
   std::string jti;                 // revocation key (jti, or the signature for reference tokens)
   std::optional<std::string> sid;  // refresh-token family of the sign-in
   std::int64_t exp = 0;            // token expiry, seconds
+  // customer_self_read on a token-cache miss: the check not made yet, and the cache's ticket
+  // for remembering its answer.
+  std::optional<store::token_check> pending;
+  token_cache::ticket ticket;
 };
 
 // The caller of a request that passed a customer policy (routes with policy::customer_self).
@@ -40,6 +48,15 @@ struct verifier {
 // Checks `p` for `req`; fills req.auth for customer policies. nullopt → allowed; otherwise
 // missing_api_key, invalid_api_key, missing_token, invalid_token, token_expired or forbidden.
 net::awaitable<std::optional<core::errc>> authorize(policy p, http::request& req, const verifier& v);
+
+// The token check a customer_self_read route left to its handler's first read, for the store's
+// checked reads; null when there is none (the cache answered) or it has passed.
+store::token_check* pending_check(http::request& req);
+
+// After the handler of a customer_self_read route: a check its read made is remembered in the
+// token cache; one no read made (the handler answered before reading, e.g. a 400) is made now.
+// nullopt → the handler's answer stands; otherwise invalid_token.
+net::awaitable<std::optional<core::errc>> settle(http::request& req, const verifier& v);
 
 // The access token from `Authorization: Bearer` or the `access_token` cookie; empty if none.
 std::string_view presented_token(const http::request& req);

@@ -34,41 +34,52 @@ void token_cache::erase_locked(shard& s, std::unordered_map<std::string, entry>:
   s.by_key.erase(it);
 }
 
-net::awaitable<store::auth_state> token_cache::check(const core::customer_id& customer, const std::string& key,
-                                                     const std::string& sid) {
+token_cache::ticket token_cache::lookup(const core::customer_id& customer, const std::string& key,
+                                        const std::string& sid) {
+  ticket t;
+  t.trusted = ttl_us_ > 0 && feed_.live();
+  if (!t.trusted) return t;
+  t.epoch = feed_.auth_epoch();
   const std::string& customer_id = customer.str();
-  const bool enabled = ttl_us_ > 0;
   auto& s = shard_for(customer_id);
-  std::uint64_t epoch = 0;
-  const bool trusted = enabled && feed_.live();
-  if (trusted) {
-    epoch = feed_.auth_epoch();
-    auto now = util::now_micros();
-    std::lock_guard lk(s.mu);
-    auto it = s.by_key.find(key);
-    if (it != s.by_key.end() && it->second.customer_id == customer_id && it->second.sid == sid) {
-      if (it->second.expires_us > now) {
-        s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
-        co_return store::auth_state::ok;
-      }
-      erase_locked(s, it);
+  const auto now = util::now_micros();
+  std::lock_guard lk(s.mu);
+  auto it = s.by_key.find(key);
+  if (it != s.by_key.end() && it->second.customer_id == customer_id && it->second.sid == sid) {
+    if (it->second.expires_us > now) {
+      s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+      t.hit = true;
+      return t;
     }
+    erase_locked(s, it);
   }
-  std::string revoked_sign_in = sid.empty() ? std::string() : sign_in_key(sid);  // named: see policy.cpp
-  auto state = co_await db_.check_token(customer, key, std::move(revoked_sign_in));
+  return t;
+}
+
+void token_cache::remember(const core::customer_id& customer, const std::string& key, const std::string& sid,
+                           const ticket& t) {
+  if (!t.trusted) return;
   // Kept only if no invalidation (or feed outage) happened while the database answered: an
   // answer read before a revocation must not outlive the revocation's notification.
   // The epoch is compared under the shard's lock: an invalidation bumps it before it takes the
   // lock to forget, so either we see the bump or it sees our entry.
-  if (state == store::auth_state::ok && trusted) {
-    std::lock_guard lk(s.mu);
-    if (feed_.live() && feed_.auth_epoch() == epoch && !s.by_key.contains(key)) {
-      while (s.by_key.size() >= per_shard_) erase_locked(s, s.by_key.find(s.lru.back()));
-      s.lru.push_front(key);
-      s.by_key.emplace(key, entry{customer_id, sid, util::now_micros() + ttl_us_, s.lru.begin()});
-      s.keys_of[customer_id].push_back(key);
-    }
-  }
+  const std::string& customer_id = customer.str();
+  auto& s = shard_for(customer_id);
+  std::lock_guard lk(s.mu);
+  if (!feed_.live() || feed_.auth_epoch() != t.epoch || s.by_key.contains(key)) return;
+  while (s.by_key.size() >= per_shard_) erase_locked(s, s.by_key.find(s.lru.back()));
+  s.lru.push_front(key);
+  s.by_key.emplace(key, entry{customer_id, sid, util::now_micros() + ttl_us_, s.lru.begin()});
+  s.keys_of[customer_id].push_back(key);
+}
+
+net::awaitable<store::auth_state> token_cache::check(const core::customer_id& customer, const std::string& key,
+                                                     const std::string& sid) {
+  const ticket t = lookup(customer, key, sid);
+  if (t.hit) co_return store::auth_state::ok;
+  std::string revoked_sign_in = sid.empty() ? std::string() : sign_in_key(sid);  // named: see policy.cpp
+  auto state = co_await db_.check_token(customer, key, std::move(revoked_sign_in));
+  if (state == store::auth_state::ok) remember(customer, key, sid, t);
   co_return state;
 }
 

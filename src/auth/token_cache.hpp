@@ -29,6 +29,17 @@ class token_cache {
   // token's sign-in (empty for tokens without one).
   net::awaitable<store::auth_state> check(const core::customer_id& customer, const std::string& key,
                                           const std::string& sid);
+
+  // check() in two halves, for a check that travels with the request's own read (store::token_check):
+  // lookup() answers from memory (hit) or says when the database must be asked; remember() keeps
+  // that database's "ok", unless an invalidation (or a feed outage) came after the lookup.
+  struct ticket {
+    bool hit = false;
+    bool trusted = false;     // the cache was on and the feed live at the lookup
+    std::uint64_t epoch = 0;  // the feed's invalidation count at the lookup
+  };
+  ticket lookup(const core::customer_id& customer, const std::string& key, const std::string& sid);
+  void remember(const core::customer_id& customer, const std::string& key, const std::string& sid, const ticket& t);
   // Forget a revoked token (a "sid:..." key, see revocation.hpp, forgets its whole sign-in) /
   // every token of a revoked sign-in / a deleted customer's tokens / everything.
   void forget_token(const std::string& key);

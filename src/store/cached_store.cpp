@@ -28,13 +28,21 @@ cached_store::cached_store(std::unique_ptr<store> inner, change_feed& feed, std:
 }
 
 net::awaitable<std::optional<core::customer>> cached_store::find_customer(core::customer_id id) {
+  return find_customer_checked(nullptr, std::move(id));
+}
+
+net::awaitable<std::optional<core::customer>> cached_store::find_customer_checked(token_check* check,
+                                                                                  core::customer_id id) {
   const bool use = trusted();
   std::uint64_t gen = 0;
   if (use) {
-    if (auto hit = cache_.customer(id.str())) co_return hit;
+    if (auto hit = cache_.customer(id.str())) {
+      co_await settle(check);
+      co_return hit;
+    }
     gen = cache_.generation(id.str());
   }
-  auto found = co_await inner_->find_customer(id);
+  auto found = co_await inner_->find_customer_checked(check, id);
   // Stored only if the feed stayed live and nothing about this customer changed meanwhile.
   if (use && found && feed_.live()) cache_.put_customer(*found, gen);
   co_return found;
@@ -42,13 +50,22 @@ net::awaitable<std::optional<core::customer>> cached_store::find_customer(core::
 
 net::awaitable<core::page<core::favorite>> cached_store::list_favorites(core::customer_id customer_id,
                                                                         core::page_req p) {
+  return list_favorites_checked(nullptr, std::move(customer_id), p);
+}
+
+net::awaitable<core::page<core::favorite>> cached_store::list_favorites_checked(token_check* check,
+                                                                                core::customer_id customer_id,
+                                                                                core::page_req p) {
   const bool use = trusted();
   std::uint64_t gen = 0;
   if (use) {
-    if (auto hit = cache_.favorites(customer_id.str(), p)) co_return std::move(*hit);
+    if (auto hit = cache_.favorites(customer_id.str(), p)) {
+      co_await settle(check);
+      co_return std::move(*hit);
+    }
     gen = cache_.generation(customer_id.str());
   }
-  auto page = co_await inner_->list_favorites(customer_id, p);
+  auto page = co_await inner_->list_favorites_checked(check, customer_id, p);
   if (use && feed_.live()) cache_.put_favorites(customer_id.str(), p, page, gen);
   co_return page;
 }

@@ -24,12 +24,17 @@ class cached_store final : public forwarding_store {
   cached_store(std::unique_ptr<store> inner, change_feed& feed, std::size_t budget_bytes);
 
   net::awaitable<std::optional<core::customer>> find_customer(core::customer_id id) override;
+  // From memory when it can; a pending token check then still goes to the database, alone.
+  net::awaitable<std::optional<core::customer>> find_customer_checked(token_check* check,
+                                                                      core::customer_id id) override;
   net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now) override;
   net::awaitable<bool> delete_customer(core::customer_id id) override;
   net::awaitable<void> upsert_products(std::vector<core::product> products) override;
   net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) override;
   net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
   net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override;
+  net::awaitable<core::page<core::favorite>> list_favorites_checked(token_check* check, core::customer_id customer_id,
+                                                                    core::page_req p) override;
   net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
                                                              std::int64_t product_id) override;
 

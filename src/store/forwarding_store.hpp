@@ -82,6 +82,14 @@ class forwarding_store : public store {
                                                              std::int64_t product_id) override {
     return inner_->get_favorite(std::move(customer_id), product_id);
   }
+  net::awaitable<std::optional<core::customer>> find_customer_checked(token_check* check,
+                                                                      core::customer_id id) override {
+    return inner_->find_customer_checked(check, std::move(id));
+  }
+  net::awaitable<core::page<core::favorite>> list_favorites_checked(token_check* check, core::customer_id customer_id,
+                                                                    core::page_req p) override {
+    return inner_->list_favorites_checked(check, std::move(customer_id), p);
+  }
 
  protected:
   explicit forwarding_store(std::unique_ptr<store> inner) : inner_(std::move(inner)) {}

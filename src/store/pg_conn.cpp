@@ -335,6 +335,14 @@ net::awaitable<bool> pg_conn::wait_statement(io what, pg_clock::time_point& dead
 
 namespace {
 std::atomic<int> cancels_running{0};
+
+// The server's error in `r`, if it reports one.
+std::optional<pg_error> error_of(PGresult* r) {
+  const ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_FATAL_ERROR && st != PGRES_BAD_RESPONSE && st != PGRES_NONFATAL_ERROR) return std::nullopt;
+  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  return pg_error(state ? state : "", trimmed(PQresultErrorMessage(r)));
+}
 }  // namespace
 
 bool pg_wait_for_cancels(pg_clock::duration limit) {
@@ -371,7 +379,7 @@ bool pg_conn::request_cancel() {
   return true;
 }
 
-net::awaitable<pg_result> pg_conn::finish(pg_clock::time_point deadline) {
+net::awaitable<void> pg_conn::flush(pg_clock::time_point deadline) {
   // PQflush: 1 means "more to send": wait for either direction, since the server may be
   // waiting for us to read before it reads more.
   for (;;) {
@@ -380,24 +388,17 @@ net::awaitable<pg_result> pg_conn::finish(pg_clock::time_point deadline) {
     if (f < 0) fail("send");
     if (co_await wait_statement(io::either, deadline) && !PQconsumeInput(conn_)) fail("receive");
   }
-  pg_result last;
-  std::optional<pg_error> error;
-  for (;;) {
-    while (PQisBusy(conn_)) {
-      co_await wait_statement(io::read, deadline);
-      if (!PQconsumeInput(conn_)) fail("receive");
-    }
-    PGresult* r = PQgetResult(conn_);
-    if (!r) break;
-    pg_result res(r);
-    const ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
-      const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-      if (!error) error.emplace(state ? state : "", trimmed(PQresultErrorMessage(r)));
-    } else {
-      last = std::move(res);
-    }
+  if (round_trips_) round_trips_->fetch_add(1, std::memory_order_relaxed);
+}
+
+net::awaitable<void> pg_conn::until_result(pg_clock::time_point deadline) {
+  while (PQisBusy(conn_)) {
+    co_await wait_statement(io::read, deadline);
+    if (!PQconsumeInput(conn_)) fail("receive");
   }
+}
+
+void pg_conn::after_results(std::optional<pg_error>& error) {
   // A cancel that arrives after its statement ended could hit the next one: such a
   // connection is dropped, never reused.
   if (cancel_requested_) broken_ = true;
@@ -408,6 +409,24 @@ net::awaitable<pg_result> pg_conn::finish(pg_clock::time_point deadline) {
     }
     throw std::move(*error);
   }
+}
+
+net::awaitable<pg_result> pg_conn::finish(pg_clock::time_point deadline) {
+  co_await flush(deadline);
+  pg_result last;
+  std::optional<pg_error> error;
+  for (;;) {
+    co_await until_result(deadline);
+    PGresult* r = PQgetResult(conn_);
+    if (!r) break;
+    pg_result res(r);
+    if (auto e = error_of(r)) {
+      if (!error) error = std::move(e);
+    } else {
+      last = std::move(res);
+    }
+  }
+  after_results(error);
   co_return last;
 }
 
@@ -429,6 +448,68 @@ net::awaitable<pg_result> pg_conn::query(const pg_statement& st, std::vector<pg_
     fail("send");
   }
   co_return co_await finish(deadline);
+}
+
+net::awaitable<std::vector<pg_result>> pg_conn::pipeline(std::vector<pg_call> calls, pg_clock::duration timeout) {
+  const auto deadline = pg_clock::now() + timeout;
+  const disarm_at_exit disarm{*this};
+  if (PQenterPipelineMode(conn_) != 1) fail("pipeline");
+  // Until the pipeline is read to its end and left, the connection is unusable for anything
+  // else: an exception on the way leaves it broken (the pool drops it).
+  broken_ = true;
+  // For each command sent, the index of its call, or -1 for a prepare.
+  std::vector<int> commands;
+  std::vector<const char*> preparing;
+  std::vector<const char*> values;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    const pg_statement& st = *calls[i].st;
+    if (!prepared_.contains(st.name) && std::find(preparing.begin(), preparing.end(), st.name) == preparing.end()) {
+      if (!PQsendPrepare(conn_, st.name, st.text, 0, nullptr)) fail("send");
+      commands.push_back(-1);
+      preparing.push_back(st.name);
+    }
+    values.clear();
+    for (const auto& p : calls[i].params) values.push_back(p ? p->c_str() : nullptr);
+    if (!PQsendQueryPrepared(conn_, st.name, static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0)) {
+      fail("send");
+    }
+    commands.push_back(static_cast<int>(i));
+  }
+  if (PQpipelineSync(conn_) != 1) fail("send");
+  co_await flush(deadline);
+
+  std::vector<pg_result> out(calls.size());
+  std::optional<pg_error> error;
+  for (const int call : commands) {
+    // One command's results end with a null; after a failed command the server skips the
+    // rest, which then report PGRES_PIPELINE_ABORTED.
+    for (;;) {
+      co_await until_result(deadline);
+      PGresult* r = PQgetResult(conn_);
+      if (!r) break;
+      pg_result res(r);
+      if (auto e = error_of(r)) {
+        if (!error) error = std::move(e);
+      } else if (call >= 0 && PQresultStatus(r) != PGRES_PIPELINE_ABORTED) {
+        out[static_cast<std::size_t>(call)] = std::move(res);
+      }
+    }
+  }
+  // Then the sync point, which is not followed by a null.
+  for (;;) {
+    co_await until_result(deadline);
+    PGresult* r = PQgetResult(conn_);
+    if (!r) fail("pipeline");  // nothing more where the sync was due: the protocol is lost
+    const pg_result res(r);
+    if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) break;
+  }
+  if (PQexitPipelineMode(conn_) != 1) fail("pipeline");
+  // A failed command may have come after a prepare that succeeded or not: rather than track
+  // which, such a connection is dropped (a failing read is a bug or an outage, not routine).
+  broken_ = error.has_value();
+  if (!error) prepared_.insert(preparing.begin(), preparing.end());
+  after_results(error);
+  co_return out;
 }
 
 net::awaitable<pg_result> pg_conn::script(const char* sql, pg_clock::duration timeout) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -32,6 +33,12 @@ struct pg_statement {
 
 // A bound parameter in text form; nullopt is SQL NULL.
 using pg_param = std::optional<std::string>;
+
+// One statement of a pipeline (pg_conn::pipeline).
+struct pg_call {
+  const pg_statement* st;
+  std::vector<pg_param> params;
+};
 
 // An error the server reported for a statement (a bug or a constraint), not an outage.
 struct pg_error : std::runtime_error {
@@ -79,11 +86,21 @@ class pg_conn {
   // Runs parameterless SQL text, several statements allowed (migrations, BEGIN, COMMIT);
   // returns the last result. Throws like query().
   net::awaitable<pg_result> script(const char* sql, pg_clock::duration timeout);
+  // Runs `calls` in one round trip (libpq pipeline mode): every statement, and the prepare of
+  // any this connection has not prepared yet, is sent before the first answer is read. Results
+  // in the order of `calls`. Throws like query(), for the first statement that fails (the
+  // server skips the rest); a connection whose pipeline failed is not reused.
+  net::awaitable<std::vector<pg_result>> pipeline(std::vector<pg_call> calls, pg_clock::duration timeout);
 
   // For a connection that ran LISTEN: the payloads of the notifications that arrived, waiting
   // for the first one until `deadline` (then an empty list). Throws unavailable when the
   // connection is lost.
   net::awaitable<std::vector<std::string>> notifications(pg_clock::time_point deadline);
+
+  // Counts this connection's exchanges with the server in `counter` from now on (the pool's
+  // count, for /metrics and the tests): a statement sent and its answer read is one, and so is a
+  // pipeline of several. The counter must outlive the connection.
+  void count_round_trips_in(std::atomic<std::uint64_t>* counter) { round_trips_ = counter; }
 
   // Checked when taken from the pool: still connected, nothing arrived while idle that says
   // otherwise (a server shutting down sends an error, then closes).
@@ -106,8 +123,15 @@ class pg_conn {
   // Sends a cancel request for the running statement from a short-lived thread (PQcancel
   // blocks); false when none could be started (too many at once, or no cancel handle).
   bool request_cancel();
+  // Sends everything libpq has queued (PQflush until done).
+  net::awaitable<void> flush(pg_clock::time_point deadline);
+  // Waits until PQgetResult will not block.
+  net::awaitable<void> until_result(pg_clock::time_point deadline);
   // Flushes the sent command and collects its results (PQgetResult until null).
   net::awaitable<pg_result> finish(pg_clock::time_point deadline);
+  // After a command's results are read: drops a connection that needed a cancel or was lost,
+  // and throws the first error the server reported (unavailable for an outage, else pg_error).
+  void after_results(std::optional<pg_error>& error);
   [[noreturn]] void fail(const char* what);
   [[noreturn]] void timed_out();
   // Arms the one deadline timer for `deadline` (a new operation, or a cancel's grace).
@@ -124,6 +148,7 @@ class pg_conn {
   net::posix::stream_descriptor sock_;
   std::unordered_set<std::string> prepared_;
   bool broken_ = false;
+  std::atomic<std::uint64_t>* round_trips_ = nullptr;
   bool cancel_requested_ = false;  // for the statement being collected
 
   // One deadline timer per connection, armed once per operation (connect, query, script,

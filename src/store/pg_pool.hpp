@@ -1,9 +1,11 @@
 // A bounded pool of PostgreSQL connections, safe from any thread: at most `size` connections,
 // opened on demand; a bounded FIFO of waiters with a deadline; broken connections are dropped.
 #pragma once
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -46,10 +48,11 @@ class pg_pool {
   };
 
   struct stats {
-    int size = 0;     // the bound
-    int open = 0;     // connected or connecting
-    int idle = 0;     // open and not on loan
-    int waiting = 0;  // callers queued for a connection
+    int size = 0;                   // the bound
+    int open = 0;                   // connected or connecting
+    int idle = 0;                   // open and not on loan
+    int waiting = 0;                // callers queued for a connection
+    std::uint64_t round_trips = 0;  // exchanges with the server on the pool's connections so far
   };
 
   pg_pool(net::any_io_executor ex, std::string conninfo, int size, pg_limits limits);
@@ -66,26 +69,49 @@ class pg_pool {
  private:
   // One queued caller; `granted` is decided under mu_, the channel only wakes it.
   struct waiter {
-    explicit waiter(const net::any_io_executor& ex) : wake(ex, 1) {}
+    waiter(const net::any_io_executor& ex, pg_clock::time_point d) : wake(ex, 1), deadline(d) {}
     net::experimental::concurrent_channel<void(boost::system::error_code)> wake;
+    pg_clock::time_point deadline;
     bool granted = false;
     std::unique_ptr<pg_conn> conn;  // null with granted: a free slot, connect a new one
+  };
+  // What the deadline timer's handler reaches the pool through: it may run after the pool is
+  // gone (a handler already queued when the destructor runs), so the destructor clears `pool`.
+  struct sweep_guard {
+    std::mutex mu;
+    pg_pool* pool = nullptr;
   };
 
   // Returns a connection (or, with null / not reusable, its slot) to the next waiter or the
   // idle list. Never throws.
   void release(std::unique_ptr<pg_conn> c) noexcept;
-  net::awaitable<std::unique_ptr<pg_conn>> wait_turn(std::shared_ptr<waiter> w, pg_clock::time_point deadline);
+  // Waits until `w` is granted a connection (or a slot), or its deadline passes (unavailable).
+  net::awaitable<std::unique_ptr<pg_conn>> wait_turn(std::shared_ptr<waiter> w);
+  // Arms the deadline timer for `at`, the earliest deadline of the queue. Under mu_.
+  void arm_locked(pg_clock::time_point at);
+  // Stops the timer once nobody waits. Under mu_.
+  void disarm_locked();
+  // The timer's work: wakes every waiter past its deadline (not granted: it gives up) and arms
+  // the timer for the next deadline.
+  void sweep();
 
   net::any_io_executor ex_;
   std::string conninfo_;
   int size_;
   pg_limits limits_;
 
+  // Declared before the connections: they count into it until they are gone.
+  std::atomic<std::uint64_t> round_trips_{0};
   mutable std::mutex mu_;  // guards everything below
   std::vector<std::unique_ptr<pg_conn>> idle_;
   int open_ = 0;
   std::deque<std::shared_ptr<waiter>> waiters_;
+  // One timer for every waiter's deadline, not one per wait: waiters queue in order with the
+  // same timeout, so the earliest deadline is (nearly always) the front one's.
+  net::steady_timer deadlines_;
+  bool armed_ = false;
+  pg_clock::time_point armed_for_;
+  std::shared_ptr<sweep_guard> guard_ = std::make_shared<sweep_guard>();
 };
 
 }  // namespace fav::store

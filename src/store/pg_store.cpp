@@ -212,6 +212,12 @@ pg_param opt_num(const std::optional<std::int64_t>& v) {
   return v ? pg_param(num(*v)) : std::nullopt;
 }
 
+// check_token's one row: the customer exists, the token or its sign-in is revoked.
+auth_state read_auth_state(const pg_result& r) {
+  if (!r.boolean(0, 0)) return auth_state::no_customer;
+  return r.boolean(0, 1) ? auth_state::revoked : auth_state::ok;
+}
+
 // Columns c..c+5 of a customer row.
 core::customer read_customer(const pg_result& r, int row, int c) {
   return {r.text(row, c),     r.text(row, c + 1),  r.text(row, c + 2),
@@ -229,6 +235,16 @@ core::favorite read_favorite(const pg_result& r, int row, int c) {
   return f;
 }
 
+// list_favorites' rows: the total in column 0, then a favorite (null on an empty page).
+core::page<core::favorite> read_favorites_page(const pg_result& r) {
+  core::page<core::favorite> out;
+  out.total = r.rows() > 0 ? r.int64(0, 0) : 0;
+  for (int i = 0; i < r.rows(); ++i) {
+    if (!r.is_null(i, 1)) out.items.push_back(read_favorite(r, i, 1));
+  }
+  return out;
+}
+
 }  // namespace
 
 pg_store::pg_store(net::any_io_executor ex, std::string conninfo, int pool_size, pg_limits limits)
@@ -236,7 +252,7 @@ pg_store::pg_store(net::any_io_executor ex, std::string conninfo, int pool_size,
 
 store::pool_usage pg_store::usage() const {
   const pg_pool::stats s = pool_.snapshot();
-  return {s.open - s.idle, s.waiting};
+  return {s.open - s.idle, s.waiting, s.round_trips};
 }
 
 template <class... A>
@@ -324,8 +340,33 @@ net::awaitable<auth_state> pg_store::check_token(core::customer_id customer_id, 
                                                  std::string sign_in_key) {
   if (sign_in_key.empty()) sign_in_key = jti;
   const pg_result r = co_await run(sql::check_token, customer_id.str(), std::move(jti), std::move(sign_in_key));
-  if (!r.boolean(0, 0)) co_return auth_state::no_customer;
-  co_return r.boolean(0, 1) ? auth_state::revoked : auth_state::ok;
+  co_return read_auth_state(r);
+}
+
+net::awaitable<pg_result> pg_store::run_checked(token_check& check, pg_call read) {
+  std::vector<pg_call> calls(2);
+  calls[0].st = &sql::check_token;
+  calls[0].params.emplace_back(check.customer.str());
+  calls[0].params.emplace_back(check.key);
+  // As check_token: without a sign-in the token's own key stands in (matches nothing more).
+  calls[0].params.emplace_back(check.sign_in_key.empty() ? check.key : check.sign_in_key);
+  calls[1] = std::move(read);
+  auto c = co_await pool_.acquire();
+  std::vector<pg_result> results = co_await c->pipeline(std::move(calls), pool_.limits().query_timeout);
+  const auth_state state = read_auth_state(results[0]);
+  if (state != auth_state::ok) throw token_refused(state);
+  check.passed = true;
+  co_return std::move(results[1]);
+}
+
+net::awaitable<std::optional<core::customer>> pg_store::find_customer_checked(token_check* check,
+                                                                              core::customer_id id) {
+  if (!check) co_return co_await find_customer(std::move(id));
+  pg_call read{&sql::find_customer, {}};
+  read.params.emplace_back(id.str());
+  const pg_result r = co_await run_checked(*check, std::move(read));
+  if (r.rows() == 0) co_return std::nullopt;
+  co_return read_customer(r, 0, 0);
 }
 
 net::awaitable<void> pg_store::revoke_token(std::string jti, micros expires_at) {
@@ -427,13 +468,20 @@ net::awaitable<bool> pg_store::delete_favorite(core::customer_id customer_id, st
 }
 
 net::awaitable<core::page<core::favorite>> pg_store::list_favorites(core::customer_id customer_id, core::page_req p) {
-  core::page<core::favorite> out;
   const pg_result r = co_await run(sql::list_favorites, customer_id.str(), num(p.per_page), num(p.offset()));
-  out.total = r.rows() > 0 ? r.int64(0, 0) : 0;
-  for (int i = 0; i < r.rows(); ++i) {
-    if (!r.is_null(i, 1)) out.items.push_back(read_favorite(r, i, 1));  // null: empty page
-  }
-  co_return out;
+  co_return read_favorites_page(r);
+}
+
+net::awaitable<core::page<core::favorite>> pg_store::list_favorites_checked(token_check* check,
+                                                                            core::customer_id customer_id,
+                                                                            core::page_req p) {
+  if (!check) co_return co_await list_favorites(std::move(customer_id), p);
+  pg_call read{&sql::list_favorites, {}};
+  read.params.emplace_back(customer_id.str());
+  read.params.emplace_back(num(p.per_page));
+  read.params.emplace_back(num(p.offset()));
+  const pg_result r = co_await run_checked(*check, std::move(read));
+  co_return read_favorites_page(r);
 }
 
 net::awaitable<std::optional<core::favorite>> pg_store::get_favorite(core::customer_id customer_id,

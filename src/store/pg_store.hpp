@@ -54,11 +54,19 @@ class pg_store final : public store {
   net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override;
   net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
                                                              std::int64_t product_id) override;
+  // The pending token check and the read in one round trip (pipeline mode).
+  net::awaitable<std::optional<core::customer>> find_customer_checked(token_check* check,
+                                                                      core::customer_id id) override;
+  net::awaitable<core::page<core::favorite>> list_favorites_checked(token_check* check, core::customer_id customer_id,
+                                                                    core::page_req p) override;
 
  private:
   // Runs one statement on a pooled connection; each parameter converts to pg_param.
   template <class... A>
   net::awaitable<pg_result> run(const pg_statement& st, A... params);
+  // Runs check_token for `check` and `read` on one connection in one round trip (pipeline
+  // mode); the read's result when the check passed (and `check.passed` set), else token_refused.
+  net::awaitable<pg_result> run_checked(token_check& check, pg_call read);
 
   pg_pool pool_;
   std::atomic<std::uint64_t> revocations_{0};

@@ -29,6 +29,23 @@ struct customer_gone : std::runtime_error {
 
 enum class update_result { updated, unchanged, not_found, email_taken };
 enum class auth_state { ok, revoked, no_customer };
+
+// A request's token check that authorization left to the request's first read (a read-only
+// route, on a token-cache miss): the store sends it with the read, in the same round trip on
+// PostgreSQL (pipeline mode), and sets `passed` when it answered ok.
+struct token_check {
+  core::customer_id customer;
+  std::string key;          // the token's revocation key
+  std::string sign_in_key;  // its sign-in's revocation key (auth::sign_in_key), empty without one
+  bool passed = false;
+};
+
+// A checked read whose token check did not answer ok (revoked, or no such customer): the read's
+// answer is discarded and the request answered 401 invalid_token, as by the check itself.
+struct token_refused : std::runtime_error {
+  explicit token_refused(auth_state s) : std::runtime_error("token check refused"), state(s) {}
+  auth_state state;
+};
 enum class rotate_result { rotated, reused, invalid };
 
 struct customer_patch {
@@ -50,6 +67,7 @@ class store {
   struct pool_usage {
     int in_use = 0;
     int waiting = 0;
+    std::uint64_t round_trips = 0;  // exchanges with a database server (PostgreSQL; a pipeline is one)
   };
   virtual pool_usage usage() const { return {}; }
   // Shutdown: finishes calls already running or queued and stops taking new ones (they fail
@@ -108,6 +126,19 @@ class store {
                                                                     core::page_req p) = 0;
   virtual net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
                                                                      std::int64_t product_id) = 0;
+
+  // The reads of GET /customers/{id} and GET /customers/{id}/favorites with the request's
+  // pending token check, if any (null: already checked): it is made first, in the same round trip
+  // where the backend can (PostgreSQL), and sets `check->passed`; throws token_refused when it
+  // does not pass. These defaults make the check, then the read (SQLite: no network between).
+  virtual net::awaitable<std::optional<core::customer>> find_customer_checked(token_check* check, core::customer_id id);
+  virtual net::awaitable<core::page<core::favorite>> list_favorites_checked(token_check* check,
+                                                                            core::customer_id customer_id,
+                                                                            core::page_req p);
+
+ protected:
+  // Makes `check` (when not null) with check_token; sets passed or throws token_refused.
+  net::awaitable<void> settle(token_check* check);
 };
 
 }  // namespace fav::store

@@ -493,6 +493,75 @@ class TokenExpiryTest(ServerTestCase):
         self.assertEqual(r.status, 200, r)
 
 
+class TokenCheckWithTheReadTest(ServerTestCase):
+    """Issue 11: on a token-cache miss, `GET /customers/{id}` and `GET /customers/{id}/favorites`
+    send the token check with their own read, in one round trip on PostgreSQL (pipeline mode).
+    The token cache is off here, so every request takes that path. What a client sees is
+    unchanged (CONTRACT §2, §5): a revoked token, a signed-out sign-in or a deleted customer gets
+    401 `invalid_token` even where the handler would have answered something else first (a bad
+    page: 422; another customer's id: 403), and a good token gets the data."""
+
+    server_env = {"AUTH_CACHE_TTL_SECONDS": "0", "READ_CACHE_BYTES": "0", "PRODUCT_CATALOG_WARMUP": "false"}
+
+    def round_trips(self) -> float:
+        r = self.req("GET", "/metrics")
+        self.assertEqual(r.status, 200, r)
+        for line in r.body.decode("utf-8").splitlines():
+            if line.startswith("fav_db_round_trips "):
+                return float(line.split()[1])
+        self.fail("/metrics has no fav_db_round_trips")
+
+    def reads(self, c, token=None, **kw):
+        """The two routes whose read carries the check, GET and HEAD."""
+        kw = kw or {"token": token or c.token}
+        return [(m, p, self.req(m, p, **kw)) for m in ("GET", "HEAD")
+                for p in (f"/customers/{c.id}", f"/customers/{c.id}/favorites")]
+
+    def test_a_good_token_reads_in_one_round_trip(self):
+        c = self.server.new_customer()
+        self.assertEqual(self.req("POST", f"/customers/{c.id}/favorites/3", token=c.token).status, 201)
+        pg = os.environ.get("FAV_TEST_BACKEND") == "postgresql"
+        for path, check in ((f"/customers/{c.id}", lambda j: j["email"] == c.email),
+                            (f"/customers/{c.id}/favorites", lambda j: [i["id"] for i in j["data"]] == [3])):
+            with self.subTest(path=path):
+                for _ in range(3):
+                    before = self.round_trips()
+                    r = self.req("GET", path, token=c.token)
+                    self.assertEqual(r.status, 200, r)
+                    self.assertTrue(check(r.json), r.json)
+                    # /metrics itself sends nothing; the product is in products_cache (fresh).
+                    self.assertEqual(self.round_trips() - before, 1 if pg else 0,
+                                     "the token check and the read took more than one round trip")
+
+    def test_a_signed_out_token_gets_401_before_anything_else(self):
+        c = self.server.new_customer()
+        other = self.server.new_customer()
+        self.assertEqual(self.req("POST", "/auth/sign-out", token=c.token).status, 204)
+        for method, path, r in self.reads(c):
+            with self.subTest(method=method, path=path):
+                self.assertEqual(r.status, 401, r)
+                if method == "GET":
+                    self.assertError(r, 401, "invalid_token")
+        # The handler would answer 422 (bad page) or 403 (someone else's id) first: 401 still wins.
+        self.assertError(self.req("GET", f"/customers/{c.id}/favorites?page=0", token=c.token), 401, "invalid_token")
+        self.assertError(self.req("GET", f"/customers/{other.id}/favorites", token=c.token), 401, "invalid_token")
+        self.assertError(self.req("GET", f"/customers/{other.id}", token=c.token), 401, "invalid_token")
+        # A good token keeps those answers.
+        self.assertError(self.req("GET", f"/customers/{other.id}/favorites?page=0", token=other.token),
+                         422, "invalid_pagination")
+        self.assertError(self.req("GET", f"/customers/{c.id}", token=other.token), 403, "forbidden")
+
+    def test_a_deleted_customers_token_gets_401(self):
+        c = self.server.new_customer()
+        second = self.server.sign_in(c.email, c.password)
+        self.assertEqual(self.req("DELETE", f"/customers/{c.id}", token=c.token).status, 204)
+        for method, path, r in self.reads(c, token=second):
+            with self.subTest(method=method, path=path):
+                self.assertEqual(r.status, 401, r)
+                if method == "GET":
+                    self.assertError(r, 401, "invalid_token")
+
+
 class PasswordHashBoundTest(ServerTestCase):
     """Password hashing ... the number of hashes computed at once is bounded: excess
     sign-ins wait in a bounded queue, then get 503 `server_busy` with `Retry-After`.

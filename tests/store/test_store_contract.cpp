@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -434,6 +435,111 @@ TEST_P(store_contract, check_token_honours_a_revoked_sign_in) {
   EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-2", "sid:fam-1")), auth_state::revoked);
   EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-3", "sid:fam-2")), auth_state::ok);  // another sign-in
   EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-3", "")), auth_state::ok);
+}
+
+// Issue 11: a read that carries the request's token check (a token-cache miss). The check decides
+// first: a refused token gets token_refused and no data; a passing one sets `passed` and gets the
+// read's answer. On PostgreSQL both travel in one round trip (pipeline mode), the prepares of a
+// fresh connection included; SQLite has no round trip to save and counts none.
+TEST_P(store_contract, a_checked_read_carries_the_token_check) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  run(st_->upsert_products({make_product(7, 100, 450, 3, t0)}));
+  ASSERT_TRUE(run(st_->insert_favorite(cid(a.id), 7, t0)));
+  const bool pg = backend_ == "postgresql";
+  const auto trips = [this] { return st_->usage().round_trips; };
+
+  store::token_check ok{cid(a.id), "jti-1", "sid:fam-1"};
+  auto before = trips();
+  auto page = run(st_->list_favorites_checked(&ok, cid(a.id), {1, 20}));
+  EXPECT_EQ(trips() - before, pg ? 1u : 0u) << "the check and the read were not one round trip";
+  EXPECT_TRUE(ok.passed);
+  ASSERT_EQ(page.total, 1);
+  ASSERT_EQ(page.items.size(), 1u);
+  EXPECT_EQ(page.items[0].product_id, 7);
+  ASSERT_TRUE(page.items[0].cached);
+  EXPECT_EQ(page.items[0].cached->price_cents, 100);
+
+  store::token_check again{cid(a.id), "jti-1", ""};
+  before = trips();
+  auto me = run(st_->find_customer_checked(&again, cid(a.id)));
+  EXPECT_EQ(trips() - before, pg ? 1u : 0u);
+  EXPECT_TRUE(again.passed);
+  ASSERT_TRUE(me);
+  EXPECT_EQ(me->email, "alice@example.com");
+
+  // No pending check (the token cache answered): a plain read, one statement.
+  before = trips();
+  EXPECT_EQ(run(st_->list_favorites_checked(nullptr, cid(a.id), {1, 20})).total, 1);
+  EXPECT_EQ(trips() - before, pg ? 1u : 0u);
+
+  // The token revoked, then its whole sign-in: refused, whatever the read would have found.
+  const auto refused = [this](store::token_check& c, bool list) {
+    try {
+      if (list) {
+        run(st_->list_favorites_checked(&c, c.customer, {1, 20}));
+      } else {
+        run(st_->find_customer_checked(&c, c.customer));
+      }
+    } catch (const store::token_refused& e) {
+      EXPECT_FALSE(c.passed);
+      return std::optional(e.state);
+    }
+    return std::optional<auth_state>();
+  };
+  run(st_->revoke_token("jti-2", t0 + 3600 * second));
+  store::token_check revoked{cid(a.id), "jti-2", ""};
+  EXPECT_EQ(refused(revoked, true), auth_state::revoked);
+  EXPECT_EQ(refused(revoked, false), auth_state::revoked);
+  run(st_->revoke_token("sid:fam-2", t0 + 3600 * second));
+  store::token_check signed_out{cid(a.id), "jti-3", "sid:fam-2"};
+  EXPECT_EQ(refused(signed_out, true), auth_state::revoked);
+  EXPECT_EQ(refused(signed_out, false), auth_state::revoked);
+
+  // A customer that does not exist (deleted): refused, not an empty page.
+  const core::customer b = add_customer("Bob", "bob@example.com", t0);
+  ASSERT_TRUE(run(st_->delete_customer(cid(b.id))));
+  store::token_check gone{cid(b.id), "jti-4", ""};
+  EXPECT_EQ(refused(gone, true), auth_state::no_customer);
+  EXPECT_EQ(refused(gone, false), auth_state::no_customer);
+
+  // The pool's connections stay usable after refusals: a check that passes still reads.
+  store::token_check after{cid(a.id), "jti-5", ""};
+  EXPECT_EQ(run(st_->list_favorites_checked(&after, cid(a.id), {1, 20})).total, 1);
+  EXPECT_TRUE(after.passed);
+}
+
+// Through the read cache, a page or customer answered from memory still has its token check made
+// (alone: one statement), and a refused token still gets nothing.
+TEST_P(store_contract, through_the_read_cache_a_checked_read_still_checks_the_token) {
+  store::change_feed feed(true);
+  store::cached_store cached(std::make_unique<store::feed_store>(make_store(), feed), feed, 1 << 20);
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  ASSERT_TRUE(run(cached.insert_favorite(cid(a.id), 7, t0)));
+  const bool pg = backend_ == "postgresql";
+  const auto trips = [&cached] { return cached.usage().round_trips; };
+
+  store::token_check first{cid(a.id), "jti-1", ""};
+  auto before = trips();
+  EXPECT_EQ(run(cached.list_favorites_checked(&first, cid(a.id), {1, 20})).total, 1);  // a miss: check + read
+  EXPECT_EQ(trips() - before, pg ? 1u : 0u);
+  EXPECT_TRUE(first.passed);
+  ASSERT_TRUE(run(cached.find_customer_checked(nullptr, cid(a.id))));  // no check pending: a plain read
+
+  auto hits = cached.cache().hits();
+  store::token_check on_hit{cid(a.id), "jti-2", ""};
+  before = trips();
+  EXPECT_EQ(run(cached.list_favorites_checked(&on_hit, cid(a.id), {1, 20})).total, 1);
+  EXPECT_EQ(cached.cache().hits(), hits + 1) << "the page was not answered from memory";
+  EXPECT_EQ(trips() - before, pg ? 1u : 0u) << "the check alone is one round trip";
+  EXPECT_TRUE(on_hit.passed);
+
+  run(cached.revoke_token("jti-3", t0 + 3600 * second));
+  store::token_check revoked{cid(a.id), "jti-3", ""};
+  hits = cached.cache().hits();
+  EXPECT_THROW(run(cached.list_favorites_checked(&revoked, cid(a.id), {1, 20})), store::token_refused);
+  EXPECT_THROW(run(cached.find_customer_checked(&revoked, cid(a.id))), store::token_refused);
+  EXPECT_EQ(cached.cache().hits(), hits + 2) << "both reads were in memory; the check refused them";
+  EXPECT_FALSE(revoked.passed);
 }
 
 // §8 "Sign-in guard": counts per email and address and per email, each over its own window.
@@ -1104,6 +1210,58 @@ TEST_F(pg_backend, a_statement_error_is_a_pg_error_and_the_connection_stays_usab
   }
   EXPECT_TRUE(c->reusable());
   EXPECT_EQ(run(c->query(bad, {"1"}, 3s)).int64(0, 0), 1);  // prepared once, reused
+}
+
+// The pipeline behind a checked read (issue 11): statements, and the prepares of those not yet
+// prepared, go in one round trip; the results come back in order; a failing statement fails the
+// call with its own error, the server skips what follows, and the connection is not reused.
+TEST_F(pg_backend, a_pipeline_is_one_round_trip_and_a_failure_in_it_is_the_callers) {
+  auto c = run(store::pg_conn::connect(ioc_.get_executor(), conninfo_, 3s));
+  std::atomic<std::uint64_t> trips{0};
+  c->count_round_trips_in(&trips);
+  const store::pg_statement twice{"twice", "SELECT $1::int * 2"};
+  const store::pg_statement divide{"divide", "SELECT 10 / $1::int"};
+  const auto calls = [&](std::string a, std::string b) {
+    std::vector<store::pg_call> v(2);
+    v[0].st = &twice;
+    v[0].params.emplace_back(std::move(a));
+    v[1].st = &divide;
+    v[1].params.emplace_back(std::move(b));
+    return v;
+  };
+  auto r = run(c->pipeline(calls("21", "5"), 3s));
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].int64(0, 0), 42);
+  EXPECT_EQ(r[1].int64(0, 0), 2);
+  EXPECT_EQ(trips.load(), 1u) << "two prepares and two statements were not one round trip";
+  EXPECT_TRUE(c->reusable());
+  r = run(c->pipeline(calls("2", "10"), 3s));  // prepared now: the same, without the prepares
+  EXPECT_EQ(r[0].int64(0, 0), 4);
+  EXPECT_EQ(r[1].int64(0, 0), 1);
+  EXPECT_EQ(trips.load(), 2u);
+  EXPECT_EQ(run(c->query(twice, {"3"}, 3s)).int64(0, 0), 6);  // out of pipeline mode again
+
+  try {
+    run(c->pipeline(calls("1", "0"), 3s));
+    ADD_FAILURE() << "division by zero in a pipeline did not throw";
+  } catch (const store::pg_error& e) {
+    EXPECT_EQ(e.sqlstate, "22012");
+  }
+  EXPECT_FALSE(c->reusable()) << "a connection whose pipeline failed went back to use";
+
+  // The first statement failing: the second is skipped, the first's error is the answer.
+  auto fresh = run(store::pg_conn::connect(ioc_.get_executor(), conninfo_, 3s));
+  std::vector<store::pg_call> v(2);
+  v[0].st = &divide;
+  v[0].params.emplace_back("0");
+  v[1].st = &twice;
+  v[1].params.emplace_back("1");
+  try {
+    run(fresh->pipeline(std::move(v), 3s));
+    ADD_FAILURE() << "division by zero in a pipeline did not throw";
+  } catch (const store::pg_error& e) {
+    EXPECT_EQ(e.sqlstate, "22012");
+  }
 }
 
 TEST_F(pg_backend, the_pool_bounds_its_queue_and_the_wait) {
