@@ -333,6 +333,17 @@ bench_backend() {  # sqlite | postgresql
   stop_pid "$SVC_PID"
   SVC_PID=
 
+  if [ "$backend" = postgresql ]; then
+    # (a) with the token cache off too: every request sends the token check with its read, in one
+    # round trip (pipeline mode); the service's fav_db_round_trips tells how many it made.
+    start_service "$backend-nocheck" "$DB_URL" READ_CACHE_BYTES=0 AUTH_CACHE_TTL_SECONDS=0
+    log_cmd "(same service command with READ_CACHE_BYTES=0 AUTH_CACHE_TTL_SECONDS=0)"
+    run_wrk "$backend-nocheck" favorites "$CONNECTIONS" "$SVC_URL"
+    curl -sS --max-time 10 "$SVC_URL/metrics" >"$RAW/metrics-$backend-nocheck.txt" || true
+    stop_pid "$SVC_PID"
+    SVC_PID=
+  fi
+
   [ "$backend" = sqlite ] && run_commit_bench
   [ "$backend" = postgresql ] && run_pgbench
   return 0
