@@ -411,10 +411,8 @@ void pg_conn::after_results(std::optional<pg_error>& error) {
   }
 }
 
-net::awaitable<pg_result> pg_conn::finish(pg_clock::time_point deadline) {
-  co_await flush(deadline);
+net::awaitable<pg_result> pg_conn::collect(pg_clock::time_point deadline, std::optional<pg_error>& error) {
   pg_result last;
-  std::optional<pg_error> error;
   for (;;) {
     co_await until_result(deadline);
     PGresult* r = PQgetResult(conn_);
@@ -426,6 +424,13 @@ net::awaitable<pg_result> pg_conn::finish(pg_clock::time_point deadline) {
       last = std::move(res);
     }
   }
+  co_return last;
+}
+
+net::awaitable<pg_result> pg_conn::finish(pg_clock::time_point deadline) {
+  co_await flush(deadline);
+  std::optional<pg_error> error;
+  pg_result last = co_await collect(deadline, error);
   after_results(error);
   co_return last;
 }
@@ -481,19 +486,10 @@ net::awaitable<std::vector<pg_result>> pg_conn::pipeline(std::vector<pg_call> ca
   std::vector<pg_result> out(calls.size());
   std::optional<pg_error> error;
   for (const int call : commands) {
-    // One command's results end with a null; after a failed command the server skips the
-    // rest, which then report PGRES_PIPELINE_ABORTED.
-    for (;;) {
-      co_await until_result(deadline);
-      PGresult* r = PQgetResult(conn_);
-      if (!r) break;
-      pg_result res(r);
-      if (auto e = error_of(r)) {
-        if (!error) error = std::move(e);
-      } else if (call >= 0 && PQresultStatus(r) != PGRES_PIPELINE_ABORTED) {
-        out[static_cast<std::size_t>(call)] = std::move(res);
-      }
-    }
+    // After a failed command the server skips the rest, which report PGRES_PIPELINE_ABORTED
+    // (and the call throws the first error below).
+    pg_result r = co_await collect(deadline, error);
+    if (call >= 0) out[static_cast<std::size_t>(call)] = std::move(r);
   }
   // Then the sync point, which is not followed by a null.
   for (;;) {

@@ -127,6 +127,9 @@ class pg_conn {
   net::awaitable<void> flush(pg_clock::time_point deadline);
   // Waits until PQgetResult will not block.
   net::awaitable<void> until_result(pg_clock::time_point deadline);
+  // Reads one command's results (PQgetResult until null): the last one, and the first error
+  // the server reported into `error`.
+  net::awaitable<pg_result> collect(pg_clock::time_point deadline, std::optional<pg_error>& error);
   // Flushes the sent command and collects its results (PQgetResult until null).
   net::awaitable<pg_result> finish(pg_clock::time_point deadline);
   // After a command's results are read: drops a connection that needed a cancel or was lost,
