@@ -19,7 +19,8 @@ enum class policy {
   customer_self,  // a valid token whose `sub` is exactly the route's {id}
   // customer_self for a read-only route whose handler's first store call is a checked read
   // (store::token_check): on a token-cache miss the check travels with that read, in the same
-  // round trip on PostgreSQL, and is settled after the handler (settle()).
+  // round trip on PostgreSQL, and is settled after the handler (settle()). Only for handlers that
+  // do nothing before that read which a refused token must not see.
   customer_self_read,
 };
 
