@@ -106,7 +106,6 @@ net::awaitable<std::optional<errc>> settle(http::request& req, const verifier& v
   }
   const auto state = co_await ver.tokens.check(who->customer_id, who->jti, sid);
   if (state != store::auth_state::ok) co_return errc::invalid_token;
-  who->pending->passed = true;
   co_return std::nullopt;
 }
 

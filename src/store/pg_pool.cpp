@@ -113,7 +113,13 @@ void pg_pool::sweep() {
         ++it;
       }
     }
-    if (next) arm_locked(*next);
+    // Armed again for the next deadline, or stopped: a handler that was already queued when the
+    // timer was re-armed may be this one, so the timer is set either way, never left as it is.
+    if (next) {
+      arm_locked(*next);
+    } else {
+      deadlines_.cancel();
+    }
   }
   for (auto& w : expired) w->wake.try_send(boost::system::error_code{});
 }
