@@ -562,6 +562,34 @@ class TokenCheckWithTheReadTest(ServerTestCase):
                     self.assertError(r, 401, "invalid_token")
 
 
+class TokenCacheFilledByTheReadTest(ServerTestCase):
+    """Issue 11: the answer of a token check that went with the read is remembered like any other
+    (AUTH_CACHE_TTL_SECONDS at its default), so the customer's next request needs no check; and a
+    sign-out still evicts it (CONTRACT §9)."""
+
+    server_env = {"READ_CACHE_BYTES": "0", "PRODUCT_CATALOG_WARMUP": "false"}
+
+    def entries(self) -> float:
+        r = self.req("GET", "/metrics")
+        self.assertEqual(r.status, 200, r)
+        for line in r.body.decode("utf-8").splitlines():
+            if line.startswith("fav_token_cache_entries "):
+                return float(line.split()[1])
+        self.fail("/metrics has no fav_token_cache_entries")
+
+    def test_the_read_fills_the_token_cache(self):
+        for path in ("/customers/{}", "/customers/{}/favorites"):
+            with self.subTest(path=path):
+                c = self.server.new_customer()  # sign-up and sign-in check no token
+                before = self.entries()
+                self.assertEqual(self.req("GET", path.format(c.id), token=c.token).status, 200)
+                self.assertEqual(self.entries(), before + 1, "the pipelined check's answer was not remembered")
+                self.assertEqual(self.req("GET", path.format(c.id), token=c.token).status, 200)
+                self.assertEqual(self.entries(), before + 1)
+                self.assertEqual(self.req("POST", "/auth/sign-out", token=c.token).status, 204)
+                self.assertError(self.req("GET", path.format(c.id), token=c.token), 401, "invalid_token")
+
+
 class PasswordHashBoundTest(ServerTestCase):
     """Password hashing ... the number of hashes computed at once is bounded: excess
     sign-ins wait in a bounded queue, then get 503 `server_busy` with `Retry-After`.
