@@ -493,6 +493,16 @@ class TokenExpiryTest(ServerTestCase):
         self.assertEqual(r.status, 200, r)
 
 
+def gauge(case: ServerTestCase, name: str) -> float:
+    """An unlabelled series of the service's /metrics."""
+    r = case.req("GET", "/metrics")
+    case.assertEqual(r.status, 200, r)
+    for line in r.body.decode("utf-8").splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    case.fail(f"/metrics has no {name}")
+
+
 class TokenCheckWithTheReadTest(ServerTestCase):
     """Issue 11: on a token-cache miss, `GET /customers/{id}` and `GET /customers/{id}/favorites`
     send the token check with their own read, in one round trip on PostgreSQL (pipeline mode).
@@ -504,12 +514,7 @@ class TokenCheckWithTheReadTest(ServerTestCase):
     server_env = {"AUTH_CACHE_TTL_SECONDS": "0", "READ_CACHE_BYTES": "0", "PRODUCT_CATALOG_WARMUP": "false"}
 
     def round_trips(self) -> float:
-        r = self.req("GET", "/metrics")
-        self.assertEqual(r.status, 200, r)
-        for line in r.body.decode("utf-8").splitlines():
-            if line.startswith("fav_db_round_trips "):
-                return float(line.split()[1])
-        self.fail("/metrics has no fav_db_round_trips")
+        return gauge(self, "fav_db_round_trips")
 
     def reads(self, c, token=None, **kw):
         """The two routes whose read carries the check, GET and HEAD."""
@@ -570,12 +575,7 @@ class TokenCacheFilledByTheReadTest(ServerTestCase):
     server_env = {"READ_CACHE_BYTES": "0", "PRODUCT_CATALOG_WARMUP": "false"}
 
     def entries(self) -> float:
-        r = self.req("GET", "/metrics")
-        self.assertEqual(r.status, 200, r)
-        for line in r.body.decode("utf-8").splitlines():
-            if line.startswith("fav_token_cache_entries "):
-                return float(line.split()[1])
-        self.fail("/metrics has no fav_token_cache_entries")
+        return gauge(self, "fav_token_cache_entries")
 
     def test_the_read_fills_the_token_cache(self):
         for path in ("/customers/{}", "/customers/{}/favorites"):
