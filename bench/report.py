@@ -460,12 +460,8 @@ def report(out, md_path, png):
     w("```")
     w("")
     w("Raw outputs (wrk, pgbench, pg_stat_statements, logs) are in `bench/out/` (not committed).")
-    # The hand-written history of optimizations (bench/optimizations.md) closes the report.
-    notes = os.path.join(os.path.dirname(os.path.abspath(md_path)), "optimizations.md")
-    if os.path.exists(notes):
-        w("")
-        with open(notes) as f:
-            w(f.read().rstrip("\n"))
+    w("")
+    w("What each optimization bought, and what the profile still shows, is in `bench/optimizations.md`.")
 
     if os.path.dirname(png):
         os.makedirs(os.path.dirname(png), exist_ok=True)
