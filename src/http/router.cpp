@@ -24,11 +24,11 @@ bool is_param(std::string_view s) {
 }
 }  // namespace
 
-path_pattern::path_pattern(std::string_view pattern) : text_(pattern) {
+path_pattern::path_pattern(std::string_view pattern) {
   split(pattern, [&](std::string_view s) { segments_.emplace_back(s); });
   if (std::count_if(segments_.begin(), segments_.end(), [](const auto& s) { return is_param(s); }) >
       static_cast<std::ptrdiff_t>(path_params::capacity))
-    throw std::invalid_argument("route pattern with too many parameters: " + text_);
+    throw std::invalid_argument("route pattern with too many parameters: " + std::string(pattern));
 }
 
 bool path_pattern::match(std::string_view path, path_params& params) const {

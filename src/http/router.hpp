@@ -17,10 +17,8 @@ class path_pattern {
   // True when `path` matches; fills `params` with each {placeholder}'s value under its name.
   // The names view this pattern: it must outlive `params`.
   bool match(std::string_view path, path_params& params) const;
-  std::string_view text() const { return text_; }
 
  private:
-  std::string text_;
   std::vector<std::string> segments_;  // "{...}" marks a parameter
 };
 
