@@ -332,7 +332,16 @@ class CliTest(unittest.TestCase):
             with self.subTest(args=args):
                 r = run(args, env=env, cwd=self.tmp, timeout=HEALTHCHECK_MAX_S + 5)
                 self.assertEqual(r.rc, 0, r)
-        # The probes went to /health/ready.
+        # The probes went to /health/ready. The access-log line is written after the answer, so
+        # wait for the third one rather than read the log at once (a loaded machine lags).
+        seen = []
+
+        def third_probe(o):
+            if o.get("message") == "request" and o.get("path") == "/health/ready":
+                seen.append(o)
+            return len(seen) == 3
+
+        self.assertIsNotNone(s.wait_log(third_probe, timeout=10), seen)
         paths = [o.get("path") for o in s.log_objects() if o.get("message") == "request"]
         self.assertEqual(paths.count("/health/ready"), 3, paths)
         self.stop_ok(s)
