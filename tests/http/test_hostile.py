@@ -216,7 +216,7 @@ class RateLimitTest(ServerTestCase):
         finally:
             c.close()
 
-    def test_burst_then_429_then_refill(self):
+    def test_burst_then_429_with_retry_after(self):
         answers = self.drain(n=5)
         for i, r in enumerate(answers):
             self.assertEqual(r.status, 200, (i, r))
@@ -239,10 +239,10 @@ class RateLimitTest(ServerTestCase):
         # X-Forwarded-For from an untrusted peer changes nothing.
         r = self.drain(headers={"X-Forwarded-For": "198.51.100.7"}, n=1)[0]
         self.assertEqual(r.status, 429, r)
-        # Refill: one token comes back after Retry-After seconds.
-        time.sleep(int(retry) + 0.2)
-        r = self.drain(n=1)[0]
-        self.assertEqual(r.status, 200, r)
+        # The refill itself is a rule of time, checked with an injected clock by the unit test
+        # RateLimit.BurstThenRefusedThenRefilled; here, Retry-After never exceeds one token's
+        # interval (a token every 4 s).
+        self.assertLessEqual(int(retry), 4, refused.headers)
 
 
 class TrustedProxyTest(ServerTestCase):
