@@ -3,6 +3,7 @@
 
   report.py report OUT RESULTS.md PLOT.png
   report.py miss-ppm OUT SCENARIO    token-cache misses per request on PostgreSQL, in ppm
+  report.py max-rps OUT TARGET SCENARIO CONNS   successful req/s of that run (the open-loop rates' base)
 
 Throughput is successful responses per second (wrk counts answers >= 400 as errors; they are
 not throughput). Every target is a ratio of two figures from the same run.
@@ -17,7 +18,7 @@ import sys
 SCENARIOS = [
     ("favorites", "(a) GET /customers/{id}/favorites"),
     ("customer", "(b) GET /customers/{id}"),
-    ("add_remove", "(c) POST + DELETE favorite (pipelined pair)"),
+    ("add_remove", "(c) POST + DELETE favorite (pair)"),
     ("sign_in", "(d) POST /auth/sign-in"),
     ("health", "(e) GET /health"),
 ]
@@ -52,6 +53,19 @@ def wrk_rec(recs, target, scenario, conns):
         if r["kind"] == "wrk" and r["target"] == target and r["scenario"] == scenario and r["connections"] == conns:
             return r
     return None
+
+
+def open_loop_rec(recs, target, scenario, pct):
+    for r in recs:
+        if (r["kind"] == "open_loop" and r["target"] == target and r["scenario"] == scenario
+                and r["percent"] == pct and r.get("result")):
+            return r
+    return None
+
+
+def open_loop_ms(r, key):
+    """A latency of an open-loop run in ms (every scheduled request is timed, so no zeros)."""
+    return r["result"][key] / 1000 if r else None
 
 
 def ok_rps(r):
@@ -230,23 +244,54 @@ def plot(out, recs, env, png):
         return ", ".join(f"'{data}' index {i} using 1:{col} with linespoints lw 2 {styles[t]} title '{titles[t]}'"
                          for i, t in enumerate(series))
 
-    gp = f"""set terminal pngcairo size 1400,560 font 'DejaVu Sans,11' noenhanced
+    # Third panel: p99.9 of the fixed-rate runs against the load, one line per backend and scenario.
+    loads = [int(x) for x in env.get("OPEN_LOOP_LOADS", "").split()]
+    tails = os.path.join(out, "open_loop.dat")
+    tail_series = []
+    with open(tails, "w") as f:
+        for t in ("sqlite", "postgresql"):
+            for scen, label in SCENARIOS[:3]:
+                pts = [(p, open_loop_rec(recs, t, scen, p)) for p in loads]
+                pts = [(p, r) for p, r in pts if r]
+                if not pts:
+                    continue
+                tail_series.append(f"{t} {label.split(' ')[0]}")
+                f.write(f"# {t} {scen}\n")
+                for p, r in pts:
+                    f.write(f"{p} {r['result']['p999_us'] / 1000:.3f}\n")
+                f.write("\n\n")
+    tail_plot = ", ".join(f"'{tails}' index {i} using 1:2 with linespoints lw 2 title '{name}'"
+                          for i, name in enumerate(tail_series))
+    third = f"""set title 'p99.9 at a fixed rate (open loop, {main_conns(env)} connections)'
+unset logscale x
+set xrange [{min(loads, default=0) - 10}:{max(loads, default=100) + 10}]
+set xtics ({', '.join(str(p) for p in loads)})
+set xlabel 'load (% of the measured maximum)'
+set ylabel 'p99.9 latency (ms)'
+set logscale y 10
+set yrange [*:*]
+plot {tail_plot}
+""" if tail_series else ""
+
+    gp = f"""set terminal pngcairo size {2100 if tail_series else 1400},560 font 'DejaVu Sans,11' noenhanced
 set output '{png}'
-set multiplot layout 1,2 title "(a) GET /customers/{{id}}/favorites vs connections ({env.get('nproc')} cores, wrk -t{env.get('WRK_THREADS')}, {env.get('date')})"
+set multiplot layout 1,{3 if tail_series else 2} title "Favorites API ({env.get('nproc')} cores, wrk -t{env.get('WRK_THREADS')}, {env.get('date')})"
 set logscale x 2
 set xrange [0.8:320]
 set xtics ({', '.join(str(c) for c in sweep)})
 set xlabel 'connections'
 set grid
 set key top left
+set title '(a) GET /customers/{{id}}/favorites: requests/s against connections'
 set ylabel 'requests/s'
 set yrange [0:*]
 plot {plots(2)}
+set title '(a): p99 against connections'
 set ylabel 'p99 latency (ms)'
 set logscale y 10
 set yrange [*:*]
 plot {plots(3)}
-unset multiplot
+{third}unset multiplot
 """
     gp_path = os.path.join(out, "plot.gp")
     with open(gp_path, "w") as f:
@@ -309,7 +354,7 @@ def report(out, md_path, png):
     pg_ratio("(a)", pg + "-nocache", "favorites", 0.8)
     w(ratio_row("(c) on SQLite ÷ one-transaction-per-pair ceiling", ok_rps(wrk_rec(recs, "sqlite", "add_remove", conns)),
                 commit_rps, 2))
-    pg_ratio("(c)", pg, "add_remove", 0.8)
+    pg_ratio("(c)", pg, "add_remove", 1.0)
     for b in backends:
         r = wrk_rec(recs, b, "add_remove", conns)
         w(limit_row(f"p99 of (c) on {b}", pct_ms(r, "p99_us"), "ms", 20))
@@ -318,6 +363,12 @@ def report(out, md_path, png):
         for scen, label in (("favorites", "(a)"), ("customer", "(b)")):
             r = wrk_rec(recs, b, scen, conns)
             w(limit_row(f"p99 of {label} on {b}", pct_ms(r, "p99_us"), "ms", 5))
+    loads = [int(x) for x in env.get("OPEN_LOOP_LOADS", "").split()]
+    if 80 in loads:
+        for b in backends:
+            for scen, label in (("favorites", "(a)"), ("customer", "(b)"), ("add_remove", "(c)")):
+                r = open_loop_rec(recs, b, scen, 80)
+                w(limit_row(f"p99.9 of {label} on {b} at 80 % of its maximum (fixed rate)", open_loop_ms(r, "p999_us"), "ms", 20))
     for b in backends:
         v = rss.get((b, "abc"))
         w(limit_row(f"peak RSS during (a)/(b)/(c) on {b} (VmHWM)", v / MIB if v else None, "MiB", 64))
@@ -356,7 +407,8 @@ def report(out, md_path, png):
                 w(f"| {label} | {conns} | {f0(ok_rps(r))} | {errors(r)} | {ms(x['p50_us'])} | "
                   f"{ms(x['p99_us'])} | {ms(x['p999_us'])} | {ms(x['max_us'])} | {r['rss_peak_kib'] / MIB:.1f} |")
         w("")
-        w("(c) counts each request of the pair; its latencies are the pair's (wrk times a pipelined batch). "
+        w("(c) is run by `open-loop` in a closed loop (each of the connections sends its POST, then its DELETE, "
+          "then the next pair): it counts both requests and times the pair. "
           "(d) is bounded by argon2id: each sign-in waits in the hash queue, so its latency is mostly queueing.")
         w("")
         errs = error_statuses(out, b)
@@ -385,6 +437,28 @@ def report(out, md_path, png):
                   f"service's `fav_db_round_trips` ÷ its requests over that run (warm-up included) is **{trips:.3f}** "
                   "round trips per request.")
                 w("")
+
+    # ---- tails at a fixed rate ----
+    if any(r["kind"] == "open_loop" for r in recs):
+        w("## Tails at a fixed rate (open loop)")
+        w("")
+        w("`open-loop` (tools/open_loop.cpp) sends on a fixed schedule, at a share of the maximum measured above "
+          f"with the same {conns} connections, and times every request from its *scheduled* send, so a stall "
+          "counts for every request it delayed (no coordinated omission; wrk cannot do this). (c)'s slot is a pair.")
+        w("")
+        w("| backend | scenario | load | slots/s asked | measured | p50 ms | p99 ms | p99.9 ms | max ms | errors | dropped |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        for b in backends:
+            for scen, label in SCENARIOS[:3]:
+                for pct in loads:
+                    r = open_loop_rec(recs, b, scen, pct)
+                    if not r:
+                        continue
+                    x = r["result"]
+                    errs = x["status_errors"] + x["connect_errors"] + x["read_errors"] + x["write_errors"]
+                    w(f"| {b} | {label} | {pct} % | {x['rate']:,.0f} | {x['measured']:,} | {ms(x['p50_us'])} | "
+                      f"{ms(x['p99_us'])} | {ms(x['p999_us'])} | {ms(x['max_us'])} | {errs} | {x['missed']} |")
+        w("")
 
     # ---- ceilings ----
     w("## Ceilings (same run)")
@@ -473,6 +547,10 @@ def report(out, md_path, png):
 def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "miss-ppm":
         print(miss_ppm(sys.argv[2], sys.argv[3]))
+    elif len(sys.argv) == 6 and sys.argv[1] == "max-rps":
+        recs, _ = load(sys.argv[2])
+        v = ok_rps(wrk_rec(recs, sys.argv[3], sys.argv[4], int(sys.argv[5])))
+        print(f"{v:.1f}" if v else 0)
     elif len(sys.argv) == 5 and sys.argv[1] == "report":
         report(sys.argv[2], sys.argv[3], sys.argv[4])
     else:

@@ -4,7 +4,7 @@
 # pgbench of the service's own SQL, SQLite's one-commit-per-pair rate, argon2id on all cores);
 # writes bench/RESULTS.md + plot.png.
 #
-#   bench/run.sh                                  full run (~7 min on 2 cores)
+#   bench/run.sh                                  full run (~11 min on 2 cores)
 #   DURATION=3 WARMUP=1 CUSTOMERS=1000 bench/run.sh   quick check (~3 min)
 #
 # Every process it starts is stopped on exit (trap); every step has a time bound.
@@ -26,7 +26,8 @@ ROOT=$PWD
 : "${SKIP_DEPS:=0}" "${SKIP_BUILD:=0}"
 : "${BUILD_DIR:=build}"
 : "${FAV_BIN:=$BUILD_DIR/favorites-api}" "${STUB_BIN:=$BUILD_DIR/catalog-stub}" "${SEED_BIN:=$BUILD_DIR/bench-seed}"
-: "${COMMIT_BIN:=$BUILD_DIR/sqlite-commit-bench}"
+: "${COMMIT_BIN:=$BUILD_DIR/sqlite-commit-bench}" "${OPEN_LOOP_BIN:=$BUILD_DIR/open-loop}"
+: "${OPEN_LOOP_LOADS:=50 80}"  # fixed rates for the tails, in % of the measured maximum
 POOL=${DATABASE_POOL_SIZE:-5}  # the service's pool (its default)
 : "${PGBENCH_CLIENTS:=$POOL 16 $CONNECTIONS}"  # pgbench client counts; the ceiling is the best
 PRODUCTS_FILE=data/fakestore-products.json
@@ -102,12 +103,13 @@ log_cmd() { printf '%s\n' "$*" | sed -E 's#(postgres(ql)?://[^:/@]+:)[^@]*@#\1**
 for t in wrk nginx gnuplot pgbench curl python3; do command -v "$t" >/dev/null || die "$t not found"; done
 if [ "$SKIP_BUILD" != 1 ]; then
   [ -f "$BUILD_DIR/CMakeCache.txt" ] || cmake -S . -B "$BUILD_DIR" >/dev/null
-  say "building favorites-api catalog-stub bench-seed sqlite-commit-bench"
-  cmake --build "$BUILD_DIR" --target favorites-api catalog-stub bench-seed sqlite-commit-bench -j "$(nproc)" >/dev/null
+  say "building favorites-api catalog-stub bench-seed sqlite-commit-bench open-loop"
+  cmake --build "$BUILD_DIR" --target favorites-api catalog-stub bench-seed sqlite-commit-bench open-loop \
+    -j "$(nproc)" >/dev/null
 fi
-for b in "$FAV_BIN" "$STUB_BIN" "$SEED_BIN" "$COMMIT_BIN"; do [ -x "$b" ] || die "$b is not built"; done
+for b in "$FAV_BIN" "$STUB_BIN" "$SEED_BIN" "$COMMIT_BIN" "$OPEN_LOOP_BIN"; do [ -x "$b" ] || die "$b is not built"; done
 FAV_BIN=$(realpath "$FAV_BIN"); STUB_BIN=$(realpath "$STUB_BIN"); SEED_BIN=$(realpath "$SEED_BIN")
-COMMIT_BIN=$(realpath "$COMMIT_BIN")
+COMMIT_BIN=$(realpath "$COMMIT_BIN"); OPEN_LOOP_BIN=$(realpath "$OPEN_LOOP_BIN")
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 
 rm -rf "$OUT"
@@ -129,7 +131,7 @@ record() { printf '%s\n' "$1" >>"$OUT/results.jsonl"; }
   echo "nginx=$(nginx -v 2>&1 | sed 's#.*/##')"
   echo "pgbench=$(pgbench --version | awk '{print $3}')"
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  for v in DURATION WARMUP CUSTOMERS FAVORITES CONNECTIONS SWEEP WRK_THREADS API_THREADS BACKENDS HASH_SECONDS LOG_LEVEL POOL PGBENCH_CLIENTS; do
+  for v in DURATION WARMUP CUSTOMERS FAVORITES CONNECTIONS SWEEP WRK_THREADS API_THREADS BACKENDS HASH_SECONDS LOG_LEVEL POOL PGBENCH_CLIENTS OPEN_LOOP_LOADS; do
     echo "$v=${!v}"
   done
 } >"$OUT/machine.env"
@@ -175,7 +177,36 @@ reset_favorites() {
   bounded 120 "$SEED_BIN" --database-url "$DB_URL" --reset-since "$SEEDED_AT" >/dev/null
 }
 
-# run_wrk TARGET SCENARIO CONNECTIONS URL: warm-up, then the measured run; one record.
+# open_loop TAG RATE CONNECTIONS SCENARIO SECONDS WARMUP: one run of tools/open_loop.cpp against the
+# service; its BENCH_RESULT line lands in $RAW/TAG.txt.
+open_loop() {
+  local port=${SVC_URL##*:}
+  log_cmd "$OPEN_LOOP_BIN --port <service> --tokens $TOKENS --scenario $4 --rate $2 --duration $5 --warmup $6 --connections $3"
+  bounded $(($5 + $6 + 70)) "$OPEN_LOOP_BIN" --port "$port" --tokens "$TOKENS" --scenario "$4" --rate "$2" \
+    --duration "$5" --warmup "$6" --connections "$3" >"$RAW/$1.txt" 2>&1 || say "warning: open-loop $1 exited with $?"
+}
+
+# run_open_loop TARGET SCENARIO PERCENT: the tails at a fixed rate, PERCENT of the maximum measured
+# at $CONNECTIONS, every request timed from its scheduled send (no coordinated omission).
+run_open_loop() {
+  local target=$1 scenario=$2 pct=$3 tag="$1-$2-open$3" max rate res
+  max=$(python3 bench/report.py max-rps "$OUT" "$target" "$scenario" "$CONNECTIONS")
+  if [ -z "$max" ] || [ "$max" = 0 ]; then say "warning: no maximum measured for $tag"; return 0; fi
+  # A slot of add_remove is a pair: two requests.
+  rate=$(python3 -c 'import sys; m, p, s = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+print(max(1, round(m * p / 100 / (2 if s == "add_remove" else 1), 1)))' "$max" "$pct" "$scenario")
+  [ "$scenario" = add_remove ] && reset_favorites
+  if [ -n "${SVC_PID:-}" ]; then wait_idle "$SVC_PID"; fi
+  say "open-loop $tag at $rate slots/s"
+  open_loop "$tag" "$rate" "$CONNECTIONS" "$scenario" "$DURATION" "$WARMUP"
+  res=$(sed -n 's/^BENCH_RESULT //p' "$RAW/$tag.txt" | tail -n 1)
+  [ -n "$res" ] || { say "warning: no result in $RAW/$tag.txt"; res=null; }
+  record "{\"kind\":\"open_loop\",\"target\":\"$target\",\"scenario\":\"$scenario\",\"percent\":$pct,\"connections\":$CONNECTIONS,\"max_rps\":$max,\"raw\":\"$RAW/$tag.txt\",\"result\":$res}"
+}
+
+# run_wrk TARGET SCENARIO CONNECTIONS URL: warm-up, then the measured run; one record. add_remove
+# runs through open-loop's closed loop instead of wrk: wrk's Lua pair pipelines the POST and the
+# DELETE and reports a p99 of 0 for slow pairs.
 run_wrk() {
   local target=$1 scenario=$2 conns=$3 url=$4
   local tag="$target-$scenario-c$conns" threads=$WRK_THREADS pid=${SVC_PID:-}
@@ -190,8 +221,12 @@ run_wrk() {
       local wc=$(( conns < $(nproc) ? conns : $(nproc) ))
       warm=(-t1 -c"$wc" --timeout 30s -s "bench/lua/$scenario.lua")
     fi
-    bounded $((WARMUP + 60)) wrk "${warm[@]}" -d"${WARMUP}s" "$url" >"$RAW/$tag.warmup.txt" 2>&1 ||
-      say "warning: warm-up $tag failed"
+    if [ "$scenario" = add_remove ]; then
+      open_loop "$tag.warmup" 0 "$conns" "$scenario" "$WARMUP" 0
+    else
+      bounded $((WARMUP + 60)) wrk "${warm[@]}" -d"${WARMUP}s" "$url" >"$RAW/$tag.warmup.txt" 2>&1 ||
+        say "warning: warm-up $tag failed"
+    fi
   fi
   if [ -n "$pid" ]; then wait_idle "$pid"; fi
   [ "$scenario" = add_remove ] && reset_favorites
@@ -202,10 +237,15 @@ run_wrk() {
     sampler=$!
     PIDS+=("$sampler")
   fi
-  log_cmd "BENCH_TOKENS=$TOKENS wrk ${args[*]} --latency -d${DURATION}s $url"
-  say "wrk $tag"
-  bounded $((DURATION + 60)) wrk "${args[@]}" --latency -d"${DURATION}s" "$url" >"$RAW/$tag.txt" 2>&1 ||
-    say "warning: wrk $tag exited with $?"
+  if [ "$scenario" = add_remove ]; then
+    say "open-loop (closed) $tag"
+    open_loop "$tag" 0 "$conns" "$scenario" "$DURATION" 0
+  else
+    log_cmd "BENCH_TOKENS=$TOKENS wrk ${args[*]} --latency -d${DURATION}s $url"
+    say "wrk $tag"
+    bounded $((DURATION + 60)) wrk "${args[@]}" --latency -d"${DURATION}s" "$url" >"$RAW/$tag.txt" 2>&1 ||
+      say "warning: wrk $tag exited with $?"
+  fi
   [ -n "$sampler" ] && stop_pid "$sampler"
   local rss=0
   [ -n "$pid" ] && rss=$(sort -n "$RAW/$tag.rss" 2>/dev/null | tail -n 1)
@@ -314,6 +354,10 @@ bench_backend() {  # sqlite | postgresql
   run_wrk "$backend" add_remove "$CONNECTIONS" "$SVC_URL"
   for c in $SWEEP; do
     [ "$c" = "$CONNECTIONS" ] || run_wrk "$backend" favorites "$c" "$SVC_URL"
+  done
+  local scen pct
+  for scen in favorites customer add_remove; do
+    for pct in $OPEN_LOOP_LOADS; do run_open_loop "$backend" "$scen" "$pct"; done
   done
   # VmHWM is the process's lifetime peak: read before sign-in, whose argon2 hashes take 64 MiB
   # each, it is the peak over (a), (b), (c) (plus /health) — none of them frees memory early.
