@@ -21,7 +21,7 @@ const route_def routes[] = {
     {v::get, "/docs/{file}", policy::none, api::docs_asset},
     {v::post, "/auth/sign-up", policy::none, api::sign_up},
     {v::post, "/auth/sign-in", policy::none, api::sign_in},
-    {v::post, "/auth/sign-out", policy::none, api::sign_out},
+    {v::post, "/auth/sign-out", policy::token_optional, api::sign_out},
     {v::post, "/auth/refresh", policy::none, api::refresh},
     {v::get, "/customers", policy::api_key, api::list_customers},
     {v::get, "/customers/{id}", policy::customer_self_read, api::get_customer},
@@ -44,7 +44,7 @@ std::vector<route_info> route_list() {
   return out;
 }
 
-dispatcher::dispatcher(app& a) : app_(a), verifier_{a.cfg.api_key, a.jwt, a.tokens} {
+dispatcher::dispatcher(app& a) : app_(a), verifier_{a.cfg.api_key, a.jwt, a.tokens, a.cfg.cors_origins} {
   for (auto& r : routes) patterns_.emplace_back(r.pattern);
 }
 
@@ -87,6 +87,8 @@ boost::asio::awaitable<http::response> dispatcher::route(http::request& req) {
   }
 
   try {
+    // Contract §8: a cookie write from another site is refused before anything else looks at it.
+    if (auto denied = auth::cross_site(found->policy, req, verifier_)) co_return api::fail(*denied);
     if (auto denied = co_await auth::authorize(found->policy, req, verifier_)) co_return api::fail(*denied);
     auto res = co_await found->handle(req, app_);
     // A token check the handler's read did not make (it answered first) decides now.

@@ -113,26 +113,38 @@ net::awaitable<http::response> sign_in(http::request& req, app& a) {
   if (auto* r = std::get_if<http::response>(&fields)) co_return std::move(*r);
   auto& [email, password] = std::get<0>(fields);
 
-  std::string normalized = core::ascii_lower(core::trim(*email));
-  // The sign-in guard (§8) first: a locked email costs one query, never a hash. Answers given
-  // while locked are not counted.
+  // §8 "Sign-in input": what sign-up would refuse names no customer; answered at once, with no
+  // query, no count and no hash (so no oversized key reaches the database either).
+  auto good_email = core::parse_email(*email);
+  if (!good_email || !core::valid_password(*password)) co_return fail(errc::invalid_credentials);
+  const std::string normalized = std::move(*good_email);
+  // The sign-in guard (§8) first: the attempt is counted before it is checked, so concurrent
+  // guesses cannot pass the limit; a locked email costs one query, never a hash. What is not a
+  // failure (a locked answer, a full hash queue, a success) is taken back.
   const auto address = std::string(req.client_address());
   const auth::sign_in_limits limits = sign_in_limits_of(a.cfg);
-  if (limits.max_per_address > 0 || limits.max_per_email > 0) {
-    const auto counts = co_await a.db.sign_in_failures(normalized, address);
-    if (const auto wait_s = auth::locked_for_s(counts, limits, util::now_micros()))
+  const bool guarded = limits.max_per_address > 0 || limits.max_per_email > 0;
+  core::failure_counts counted;
+  if (guarded) {
+    const auto now = util::now_micros();
+    counted = co_await a.db.count_sign_in_attempt(normalized, address, now, limits.window_us);
+    if (const auto wait_s = auth::attempt_locked_for_s(counted, limits, now)) {
+      co_await a.db.uncount_sign_in_attempt(normalized, address, counted);
       co_return fail(errc::too_many_attempts, std::nullopt, {}, static_cast<int>(*wait_s));
+    }
   }
   auto found = co_await a.db.find_customer_by_email(normalized);
   // Unknown emails verify against a dummy hash: same work, same answer, no enumeration.
   auto ok = co_await a.hashes.verify(found ? found->password_hash : auth::dummy_hash(), std::move(*password));
-  if (!ok) co_return fail(errc::server_busy);
-  if (!*ok || !found) {
-    if (limits.max_per_address > 0 || limits.max_per_email > 0)
-      co_await a.db.record_sign_in_failure(normalized, address, util::now_micros(), limits.window_us);
-    co_return fail(errc::invalid_credentials);
+  if (!ok) {
+    if (guarded) co_await a.db.uncount_sign_in_attempt(normalized, address, counted);
+    co_return fail(errc::server_busy);
   }
-  if (limits.max_per_address > 0) co_await a.db.clear_sign_in_failures(normalized, address);
+  if (!*ok || !found) co_return fail(errc::invalid_credentials);  // the attempt stays counted
+  if (guarded) {
+    co_await a.db.clear_sign_in_failures(normalized, address);
+    co_await a.db.uncount_sign_in_attempt(normalized, address, counted);
+  }
   std::string family = util::uuid_v4();
   auto refresh_token = co_await new_refresh_token(a, found->id, family);
   co_return session_response(a, found->id, family, refresh_token);

@@ -35,7 +35,8 @@ http::status status_of(errc e) {
     case errc::invalid_refresh_token:
     case errc::missing_api_key:
     case errc::invalid_api_key: return st::unauthorized;
-    case errc::forbidden: return st::forbidden;
+    case errc::forbidden:
+    case errc::cross_site_request: return st::forbidden;
     case errc::catalog_unavailable:
     case errc::database_unavailable:
     case errc::server_busy: return st::service_unavailable;
@@ -71,6 +72,7 @@ std::string_view title_of(errc e) {
     case errc::token_expired: return "The access token has expired.";
     case errc::invalid_refresh_token: return "The refresh token is not valid.";
     case errc::forbidden: return "This resource belongs to another customer.";
+    case errc::cross_site_request: return "A cookie-authenticated write from another site is refused.";
     case errc::missing_api_key: return "No API key was sent.";
     case errc::invalid_api_key: return "The API key is not valid.";
     case errc::customer_not_found: return "No such customer.";

@@ -3,6 +3,8 @@
 
 #include <sodium.h>
 
+#include <cctype>
+
 #include "auth/revocation.hpp"
 #include "util/time.hpp"
 
@@ -42,12 +44,107 @@ std::string revocation_key(std::string_view token, const std::optional<std::stri
   return "sig:" + std::string(token.substr(dot == std::string_view::npos ? 0 : dot + 1));
 }
 
+namespace {
+
+std::string lowered(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// The first element of a comma-separated header (the client-facing one of a proxy chain), trimmed.
+std::string_view first_item(std::string_view v) {
+  v = v.substr(0, v.find(','));
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  return v;
+}
+
+// "host[:port]" lower-cased, without the scheme's default port, so "a.example:443" and
+// "a.example" name the same https origin.
+std::string authority(std::string_view scheme, std::string_view host_port) {
+  std::string h = lowered(host_port);
+  const std::string_view def = scheme == "https" ? ":443" : ":80";
+  if (h.size() > def.size() && h.ends_with(def)) h.erase(h.size() - def.size());
+  return h;
+}
+
+// Whether `origin` ("scheme://host[:port]") is the service's own: its Host (or, from a trusted
+// proxy, X-Forwarded-Host) and, when a trusted proxy says it, its X-Forwarded-Proto. Without a
+// forwarded scheme the service cannot know whether TLS ended in front of it: http and https both
+// pass, as they name the same host.
+bool own_origin(const http::request& req, std::string_view origin) {
+  const auto sep = origin.find("://");
+  if (sep == std::string_view::npos) return false;
+  const std::string scheme = lowered(origin.substr(0, sep));
+  if (scheme != "http" && scheme != "https") return false;
+  std::string_view host = req.header("host");
+  std::string_view proto;
+  if (req.from_trusted_proxy) {
+    if (auto fwd = first_item(req.header("x-forwarded-host")); !fwd.empty()) host = fwd;
+    proto = first_item(req.header("x-forwarded-proto"));
+  }
+  if (host.empty() || (!proto.empty() && lowered(proto) != scheme)) return false;
+  return authority(scheme, origin.substr(sep + 3)) == authority(scheme, host);
+}
+
+bool listed_origin(const std::vector<std::string>& allowed, std::string_view origin) {
+  const std::string want = lowered(origin);
+  for (const auto& o : allowed) {
+    std::string_view a = o;
+    while (a.size() > 1 && a.back() == '/') a.remove_suffix(1);
+    if (a != "*" && lowered(a) == want) return true;
+  }
+  return false;
+}
+
+bool bearer(const http::request& req) {
+  const auto authz = req.header("authorization");
+  return authz.size() > 7 && (authz.substr(0, 7) == "Bearer " || authz.substr(0, 7) == "bearer ");
+}
+
+}  // namespace
+
+std::string origin_of(std::string_view url) {
+  const auto sep = url.find("://");
+  if (sep == std::string_view::npos) return {};
+  const std::string scheme = lowered(url.substr(0, sep));
+  if (scheme != "http" && scheme != "https") return {};
+  auto rest = url.substr(sep + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  if (auto at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);  // no userinfo
+  if (rest.empty()) return {};
+  return scheme + "://" + lowered(rest);
+}
+
+std::optional<errc> cross_site(policy p, const http::request& req, const verifier& ver) {
+  if (p != policy::customer_self && p != policy::customer_self_read && p != policy::token_optional) return std::nullopt;
+  const auto method = req.raw->method();
+  if (method != http::verb::post && method != http::verb::patch && method != http::verb::delete_) return std::nullopt;
+  // Only what a browser sends by itself: a Bearer token or an API key is never attached by a
+  // page of another site, and a request without a token authenticates nothing.
+  if (bearer(req) || !req.header("x-aiqfome-api-key").empty() || presented_token(req).empty()) return std::nullopt;
+  std::string origin;
+  if (auto it = req.raw->find(http::bhttp::field::origin); it != req.raw->end()) {
+    origin = std::string(first_item(it->value()));
+  } else if (auto ref = req.raw->find(http::bhttp::field::referer); ref != req.raw->end()) {
+    origin = origin_of(first_item(ref->value()));
+    if (origin.empty()) return errc::cross_site_request;  // a Referer naming no web origin
+  } else {
+    return std::nullopt;  // neither header: not a browser's cross-site request
+  }
+  // `Origin: null` (sandboxed frames, file: pages, some redirects) names no site to trust.
+  if (origin == "null" || origin.empty()) return errc::cross_site_request;
+  if (own_origin(req, origin) || listed_origin(ver.allowed_origins, origin)) return std::nullopt;
+  return errc::cross_site_request;
+}
+
 const principal& caller(const http::request& req) {
   return std::any_cast<const principal&>(req.auth);  // throws (→ 500) if a route forgot its policy
 }
 
 net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, const verifier& ver) {
-  if (p == policy::none) co_return std::nullopt;
+  if (p == policy::none || p == policy::token_optional) co_return std::nullopt;
   if (p == policy::api_key) {
     auto key = req.header("x-aiqfome-api-key");
     if (key.empty()) co_return errc::missing_api_key;

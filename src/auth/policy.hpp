@@ -2,7 +2,9 @@
 #pragma once
 #include <boost/asio/awaitable.hpp>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "auth/jwt.hpp"
 #include "auth/token_cache.hpp"
@@ -22,6 +24,9 @@ enum class policy {
   // round trip on PostgreSQL, and is settled after the handler (settle()). Only for handlers that
   // do nothing before that read which a refused token must not see.
   customer_self_read,
+  // public, but the handler acts on a token it is shown (sign-out): a write by the cookie, so
+  // the cross-site rule (cross_site()) applies as it does to customer_self writes
+  token_optional,
 };
 
 // Who the auth policy found behind the request (stored in http::request::auth).
@@ -43,8 +48,19 @@ const principal& caller(const http::request& req);
 struct verifier {
   std::string_view api_key;  // API_KEY
   jwt_codec& jwt;
-  token_cache& tokens;  // revocation / existence check
+  token_cache& tokens;                              // revocation / existence check
+  const std::vector<std::string>& allowed_origins;  // CORS_ALLOW_ORIGINS ("*" lists none)
 };
+
+// Contract §8 "Cross-site writes", before authorize(): a POST, PATCH or DELETE on a route that
+// acts on the caller's token (customer_self*, token_optional), carrying the access_token cookie
+// but no Authorization header nor API key, whose Origin (or, without one, its Referer's origin)
+// is neither the service's own nor listed → cross_site_request. nullopt → not refused.
+std::optional<core::errc> cross_site(policy p, const http::request& req, const verifier& v);
+
+// The origin ("scheme://host[:port]", lower-cased) of an absolute http(s) URL such as a Referer;
+// empty when it has none. Pure, for the cross-site rule and its unit tests.
+std::string origin_of(std::string_view url);
 
 // Checks `p` for `req`; fills req.auth for customer policies. nullopt → allowed; otherwise
 // missing_api_key, invalid_api_key, missing_token, invalid_token, token_expired or forbidden.

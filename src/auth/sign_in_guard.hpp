@@ -1,6 +1,6 @@
 // The sign-in guard's rule (contract §8 "Sign-in guard") as a pure function of the stored counts
 // and the time, so it is unit-tested with plain numbers. The counts live in the database
-// (store::store::sign_in_failures), shared by every instance.
+// (store::store::count_sign_in_attempt), shared by every instance.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -31,6 +31,16 @@ inline std::optional<std::int64_t> locked_for_s(const core::failure_counts& coun
   if (!until) return std::nullopt;
   const std::int64_t s = (*until - now + 999'999) / 1'000'000;
   return s < 1 ? 1 : s;
+}
+
+// The same rule for an attempt already counted (store::count_sign_in_attempt returns the counts with
+// it): the attempt may be checked when the counts before it were not locked, so with a limit of N
+// the first N attempts of a window pass, however many arrive at once.
+inline std::optional<std::int64_t> attempt_locked_for_s(core::failure_counts counted, const sign_in_limits& l,
+                                                        core::micros now) {
+  counted.by_address.failures -= 1;
+  counted.by_email.failures -= 1;
+  return locked_for_s(counted, l, now);
 }
 
 }  // namespace fav::auth

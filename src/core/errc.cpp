@@ -25,6 +25,7 @@ std::string_view code(errc e) noexcept {
     case errc::token_expired: return "token_expired";
     case errc::invalid_refresh_token: return "invalid_refresh_token";
     case errc::forbidden: return "forbidden";
+    case errc::cross_site_request: return "cross_site_request";
     case errc::missing_api_key: return "missing_api_key";
     case errc::invalid_api_key: return "invalid_api_key";
     case errc::customer_not_found: return "customer_not_found";

@@ -25,6 +25,7 @@ enum class errc {
   token_expired,
   invalid_refresh_token,
   forbidden,
+  cross_site_request,
   missing_api_key,
   invalid_api_key,
   customer_not_found,

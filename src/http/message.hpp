@@ -69,6 +69,9 @@ struct request {
   trace_context trace;      // W3C trace context: continued from `traceparent`, or started here
   std::any auth;            // opaque to http/: the auth policy stores who is calling
 
+  // The peer is in TRUSTED_PROXIES, so its X-Forwarded-Host/-Proto count (the cross-site rule).
+  bool from_trusted_proxy = false;
+
   // The client's address for per-client rules (rate limits, the sign-in guard).
   std::string_view client_address() const { return client_addr; }
 

@@ -321,6 +321,8 @@ net::awaitable<void> server::session(tcp::socket sock) {
         for (auto [it, end] = req.raw->equal_range("x-forwarded-for"); it != end; ++it)
           forwarded.push_back(it->value());
       req.client_addr = client_address(peer, forwarded, opts_.trusted_proxies);
+      for (const auto& c : opts_.trusted_proxies)
+        req.from_trusted_proxy = req.from_trusted_proxy || c.contains(util::unmapped(peer));
       limit = take_token(req);
       if (limit && !limit->allowed) {
         res = render_error_(failure::rate_limited);

@@ -54,9 +54,13 @@ class forwarding_store : public store {
   net::awaitable<core::failure_counts> sign_in_failures(std::string email, std::string address) override {
     return inner_->sign_in_failures(std::move(email), std::move(address));
   }
-  net::awaitable<void> record_sign_in_failure(std::string email, std::string address, micros now,
-                                              micros window) override {
-    return inner_->record_sign_in_failure(std::move(email), std::move(address), now, window);
+  net::awaitable<core::failure_counts> count_sign_in_attempt(std::string email, std::string address, micros now,
+                                                             micros window) override {
+    return inner_->count_sign_in_attempt(std::move(email), std::move(address), now, window);
+  }
+  net::awaitable<void> uncount_sign_in_attempt(std::string email, std::string address,
+                                               core::failure_counts counted) override {
+    return inner_->uncount_sign_in_attempt(std::move(email), std::move(address), counted);
   }
   net::awaitable<void> clear_sign_in_failures(std::string email, std::string address) override {
     return inner_->clear_sign_in_failures(std::move(email), std::move(address));

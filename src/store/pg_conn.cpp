@@ -17,6 +17,8 @@
 #include <charconv>
 #include <thread>
 
+#include "util/config.hpp"
+
 namespace fav::store {
 
 namespace {
@@ -52,7 +54,8 @@ conn_params parse_conninfo(const std::string& conninfo) {
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
   if (!opts) {
-    const std::string msg = err ? trimmed(err) : "out of memory";
+    // libpq quotes the URL back, password included: never let that reach a log (contract §7).
+    const std::string msg = err ? util::hide_passwords(trimmed(err), conninfo) : "out of memory";
     PQfreemem(err);
     throw unavailable("postgresql: invalid connection string: " + msg);
   }

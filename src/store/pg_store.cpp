@@ -93,13 +93,27 @@ WHERE expires_at < fav_ts($1::int8))sql"};
 constexpr pg_statement sign_in_failures{"sign_in_failures", R"sql(
 SELECT scope, failures, window_start_us FROM sign_in_failures WHERE email = $1 AND scope IN ($2, '*'))sql"};
 
-// Both scopes in one statement; a count whose window began at or before $4 starts over.
-constexpr pg_statement record_sign_in_failure{"record_sign_in_failure", R"sql(
+// Both scopes in one statement, each an atomic increment that returns its count; a count whose
+// window began at or before $4 starts over. Rows are locked '*' first, as uncount does, so the two
+// never wait on each other crosswise.
+constexpr pg_statement count_sign_in_attempt{"count_sign_in_attempt", R"sql(
 INSERT INTO sign_in_failures AS f (email, scope, failures, window_start_us)
-VALUES ($1::text, $2::text, 1, $3::int8), ($1::text, '*', 1, $3::int8)
+VALUES ($1::text, '*', 1, $3::int8), ($1::text, $2::text, 1, $3::int8)
 ON CONFLICT (email, scope) DO UPDATE SET
   failures = CASE WHEN f.window_start_us <= $4::int8 THEN 1 ELSE f.failures + 1 END,
-  window_start_us = CASE WHEN f.window_start_us <= $4::int8 THEN $3::int8 ELSE f.window_start_us END)sql"};
+  window_start_us = CASE WHEN f.window_start_us <= $4::int8 THEN $3::int8 ELSE f.window_start_us END
+RETURNING scope, failures, window_start_us)sql"};
+
+// An attempt taken back, in each scope still in the window it was counted in ($3 for '*', $4 for
+// the address); the rows locked '*' first (see count_sign_in_attempt).
+constexpr pg_statement uncount_sign_in_attempt{"uncount_sign_in_attempt", R"sql(
+WITH l AS (
+  SELECT email, scope FROM sign_in_failures
+  WHERE email = $1 AND ((scope = '*' AND window_start_us = $3::int8) OR (scope = $2 AND window_start_us = $4::int8))
+  ORDER BY scope = '*' DESC
+  FOR UPDATE)
+UPDATE sign_in_failures AS f SET failures = GREATEST(f.failures - 1, 0)
+FROM l WHERE f.email = l.email AND f.scope = l.scope)sql"};
 
 constexpr pg_statement clear_sign_in_failures{"clear_sign_in_failures",
                                               "DELETE FROM sign_in_failures WHERE email = $1 AND scope = $2"};
@@ -417,12 +431,25 @@ net::awaitable<core::failure_counts> pg_store::sign_in_failures(std::string emai
   co_return counts;
 }
 
-net::awaitable<void> pg_store::record_sign_in_failure(std::string email, std::string address, micros now,
-                                                      micros window) {
-  co_await run(sql::record_sign_in_failure, std::move(email), std::move(address), num(now), num(now - window));
+net::awaitable<core::failure_counts> pg_store::count_sign_in_attempt(std::string email, std::string address, micros now,
+                                                                     micros window) {
+  const pg_result r =
+      co_await run(sql::count_sign_in_attempt, std::move(email), std::move(address), num(now), num(now - window));
+  core::failure_counts counts;
+  for (int i = 0; i < r.rows(); ++i) {
+    auto& slot = r.text(i, 0) == "*" ? counts.by_email : counts.by_address;
+    slot = core::failure_count{r.int64(i, 1), r.int64(i, 2)};
+  }
   // Counts past their window mean nothing: drop them now and then.
   if (failures_recorded_.fetch_add(1, std::memory_order_relaxed) % 64 == 63)
     co_await run(sql::prune_sign_in_failures, num(now - window));
+  co_return counts;
+}
+
+net::awaitable<void> pg_store::uncount_sign_in_attempt(std::string email, std::string address,
+                                                       core::failure_counts counted) {
+  co_await run(sql::uncount_sign_in_attempt, std::move(email), std::move(address), num(counted.by_email.window_start),
+               num(counted.by_address.window_start));
 }
 
 net::awaitable<void> pg_store::clear_sign_in_failures(std::string email, std::string address) {

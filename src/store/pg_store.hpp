@@ -40,8 +40,10 @@ class pg_store final : public store {
   net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override;
 
   net::awaitable<core::failure_counts> sign_in_failures(std::string email, std::string address) override;
-  net::awaitable<void> record_sign_in_failure(std::string email, std::string address, micros now,
-                                              micros window) override;
+  net::awaitable<core::failure_counts> count_sign_in_attempt(std::string email, std::string address, micros now,
+                                                             micros window) override;
+  net::awaitable<void> uncount_sign_in_attempt(std::string email, std::string address,
+                                               core::failure_counts counted) override;
   net::awaitable<void> clear_sign_in_failures(std::string email, std::string address) override;
 
   net::awaitable<std::optional<core::product>> get_cached_product(std::int64_t id) override;

@@ -97,11 +97,16 @@ constexpr const char* sql_revoke_family =
 // Sign-in guard: scope is the client address, or '*' for every address.
 constexpr const char* sql_sign_in_failures =
     "SELECT scope, failures, window_start_us FROM sign_in_failures WHERE email = ?1 AND scope IN (?2, '*')";
-constexpr const char* sql_record_sign_in_failure =
+// An atomic increment that returns its count (UPSERT … RETURNING, SQLite 3.35 or later).
+constexpr const char* sql_count_sign_in_attempt =
     "INSERT INTO sign_in_failures (email, scope, failures, window_start_us) VALUES (?1, ?2, 1, ?3) "
     "ON CONFLICT (email, scope) DO UPDATE SET "
     "failures = CASE WHEN window_start_us <= ?4 THEN 1 ELSE failures + 1 END, "
-    "window_start_us = CASE WHEN window_start_us <= ?4 THEN ?3 ELSE window_start_us END";
+    "window_start_us = CASE WHEN window_start_us <= ?4 THEN ?3 ELSE window_start_us END "
+    "RETURNING failures, window_start_us";
+constexpr const char* sql_uncount_sign_in_attempt =
+    "UPDATE sign_in_failures SET failures = max(failures - 1, 0) "
+    "WHERE email = ?1 AND scope = ?2 AND window_start_us = ?3";
 constexpr const char* sql_clear_sign_in_failures = "DELETE FROM sign_in_failures WHERE email = ?1 AND scope = ?2";
 constexpr const char* sql_prune_sign_in_failures = "DELETE FROM sign_in_failures WHERE window_start_us <= ?1";
 constexpr const char* sql_get_product =
@@ -397,15 +402,33 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<void> record_sign_in_failure(std::string email, std::string address, micros now,
-                                              micros window) override {
-    co_await write<int>([&](connection& c) {
+  net::awaitable<core::failure_counts> count_sign_in_attempt(std::string email, std::string address, micros now,
+                                                             micros window) override {
+    co_return co_await write<core::failure_counts>([&](connection& c) {
       savepoint tx(c);
+      core::failure_counts counts;
       for (const std::string* scope : {static_cast<const std::string*>(&address), &star_}) {
-        query(c, sql_record_sign_in_failure).bind(1, email).bind(2, *scope).bind(3, now).bind(4, now - window).run();
+        query q(c, sql_count_sign_in_attempt);
+        q.bind(1, email).bind(2, *scope).bind(3, now).bind(4, now - window);
+        while (q.step()) (scope == &star_ ? counts.by_email : counts.by_address) = {q.i64(0), q.i64(1)};
       }
       // Counts past their window mean nothing: drop them now and then.
       if (++failures_recorded_ % 64 == 0) query(c, sql_prune_sign_in_failures).bind(1, now - window).run();
+      tx.commit();
+      return counts;
+    });
+  }
+
+  net::awaitable<void> uncount_sign_in_attempt(std::string email, std::string address,
+                                               core::failure_counts counted) override {
+    co_await write<int>([&](connection& c) {
+      savepoint tx(c);
+      query(c, sql_uncount_sign_in_attempt)
+          .bind(1, email)
+          .bind(2, address)
+          .bind(3, counted.by_address.window_start)
+          .run();
+      query(c, sql_uncount_sign_in_attempt).bind(1, email).bind(2, star_).bind(3, counted.by_email.window_start).run();
       tx.commit();
       return 0;
     });

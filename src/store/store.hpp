@@ -105,10 +105,17 @@ class store {
   // Sign-in guard (contract §8): the failed sign-ins counted for `email` from `address` and from
   // every address ("*").
   virtual net::awaitable<core::failure_counts> sign_in_failures(std::string email, std::string address) = 0;
-  // Counts one failure in both scopes; a count whose window (which starts at its first failure)
-  // began at or before `now - window` starts over at 1.
-  virtual net::awaitable<void> record_sign_in_failure(std::string email, std::string address, micros now,
-                                                      micros window) = 0;
+  // Counts one sign-in attempt in both scopes before it is checked, and returns the counts with it:
+  // one atomic increment per scope, so concurrent attempts each get their own number and none
+  // passes the limit unseen. A count whose window (which starts at its first attempt) began at or
+  // before `now - window` starts over at 1.
+  virtual net::awaitable<core::failure_counts> count_sign_in_attempt(std::string email, std::string address, micros now,
+                                                                     micros window) = 0;
+  // Takes back an attempt count_sign_in_attempt counted (`counted`, what it returned) that was
+  // never a failure: answered while locked, refused by a full hash queue, or a success. Each
+  // scope only while its window is still the one the attempt was counted in.
+  virtual net::awaitable<void> uncount_sign_in_attempt(std::string email, std::string address,
+                                                       core::failure_counts counted) = 0;
   // A successful sign-in clears its email-and-address count (the per-email count stays).
   virtual net::awaitable<void> clear_sign_in_failures(std::string email, std::string address) = 0;
 

@@ -1,6 +1,7 @@
 // Parses contract §6 configuration; every error names its variable in one line.
 #include "util/config.hpp"
 
+#include <libpq-fe.h>
 #include <algorithm>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
@@ -37,7 +38,8 @@ using env_map = std::map<std::string, std::string>;
 // here fails every start, and the unit tests compare .env.example and the README with this table).
 constexpr config_variable variables[] = {
     {"ENV", "dev",
-     "dev or prod; prod refuses default or short (< 32 bytes) secrets and adds sslmode=require to PostgreSQL"},
+     "dev or prod; prod refuses default or short (< 32 bytes) secrets and adds sslmode=verify-full to PostgreSQL off "
+     "loopback"},
     {"API_HOST", "0.0.0.0",
      "Address to listen on (0.0.0.0; 127.0.0.1 with ENV=dev and a default API_KEY or JWT_SECRET_KEY)"},
     {"API_PORT", "8080", "Port to listen on (0 picks a free port and logs it)"},
@@ -213,6 +215,134 @@ std::string pg_uri_from_parts(const reader& env) {
   return std::string(u.buffer());
 }
 
+// `s` with each valid %XX escape decoded (the others kept as they are).
+std::string percent_decoded(std::string_view s) {
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    if (s[k] == '%' && k + 2 < s.size() && hex(s[k + 1]) >= 0 && hex(s[k + 2]) >= 0) {
+      out += static_cast<char>(hex(s[k + 1]) * 16 + hex(s[k + 2]));
+      k += 2;
+    } else {
+      out += s[k];
+    }
+  }
+  return out;
+}
+
+// The passwords `s` holds: a URL's userinfo password (from the first ':' after "://" to the last
+// '@', generous for malformed URLs) and `password=` values (URL query or key=value form), each
+// also percent-decoded.
+void collect_passwords(std::string_view s, std::vector<std::string>& out) {
+  if (auto scheme = s.find("://"); scheme != std::string_view::npos) {
+    const auto at = s.rfind('@');
+    const auto colon = s.find(':', scheme + 3);
+    if (at != std::string_view::npos && colon < at) out.emplace_back(s.substr(colon + 1, at - colon - 1));
+  }
+  std::string lower(s);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto p = lower.find("password"); p != std::string::npos; p = lower.find("password", p + 1)) {
+    auto v = p + 8;
+    while (v < s.size() && s[v] == ' ') ++v;
+    if (v >= s.size() || s[v] != '=') continue;
+    ++v;
+    while (v < s.size() && s[v] == ' ') ++v;
+    const bool quoted = v < s.size() && (s[v] == '\'' || s[v] == '"');
+    const auto end = quoted ? s.find(s[v], v + 1) : s.find_first_of("& \t\r\n'\"", v);
+    const auto from = quoted ? v + 1 : v;
+    out.emplace_back(s.substr(from, end == std::string_view::npos ? std::string_view::npos : end - from));
+  }
+  const std::size_t raw = out.size();
+  for (std::size_t i = 0; i < raw; ++i) {
+    std::string decoded = percent_decoded(out[i]);
+    if (decoded != out[i]) out.push_back(std::move(decoded));
+  }
+}
+
+// The options of a PostgreSQL URL as libpq parses it, or the problem it or its connect-time
+// checks would refuse it with (password hidden): `serve` and `check-config` both refuse it here.
+std::optional<std::map<std::string, std::string>> pg_options(const std::string& url, std::string& problem) {
+  char* err = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(url.c_str(), &err);
+  if (!parsed) {
+    std::string msg = err ? err : "out of memory";
+    PQfreemem(err);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    problem = "libpq: " + hide_passwords(msg, url);
+    return std::nullopt;
+  }
+  std::map<std::string, std::string> opts;
+  for (PQconninfoOption* o = parsed; o->keyword; ++o)
+    if (o->val && *o->val) opts[o->keyword] = o->val;
+  PQconninfoFree(parsed);
+  // The values libpq checks only when connecting (libpq's connectOptions2).
+  const std::pair<const char*, std::vector<std::string_view>> choices[] = {
+      {"sslmode", {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}},
+      {"gssencmode", {"disable", "prefer", "require"}},
+      {"channel_binding", {"disable", "prefer", "require"}},
+      {"target_session_attrs", {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"}},
+  };
+  for (const auto& [key, allowed] : choices) {
+    auto it = opts.find(key);
+    if (it != opts.end() && std::find(allowed.begin(), allowed.end(), it->second) == allowed.end()) {
+      problem = std::string("invalid ") + key + " value \"" + hide_passwords(it->second, url) + "\"";
+      return std::nullopt;
+    }
+  }
+  if (auto it = opts.find("port"); it != opts.end()) {
+    std::string_view ports = it->second;
+    while (true) {
+      const auto comma = ports.find(',');
+      const auto one = ports.substr(0, comma);
+      int n = 0;
+      auto [p, ec] = std::from_chars(one.data(), one.data() + one.size(), n);
+      if (!one.empty() && (ec != std::errc{} || p != one.data() + one.size() || n < 1 || n > 65535)) {
+        problem = "invalid port number";
+        return std::nullopt;
+      }
+      if (comma == std::string_view::npos) break;
+      ports.remove_prefix(comma + 1);
+    }
+  }
+  return opts;
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    const auto comma = s.find(',', start);
+    out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+// Whether libpq would reach some host over TCP at an address that is not loopback (a socket
+// directory, "localhost", 127.0.0.0/8 and ::1 are local).
+bool tcp_beyond_loopback(const std::map<std::string, std::string>& opts) {
+  auto get = [&](const char* k) {
+    auto it = opts.find(k);
+    return it == opts.end() ? std::vector<std::string>{} : split_commas(it->second);
+  };
+  const auto hosts = get("host"), addrs = get("hostaddr");
+  for (std::size_t i = 0; i < std::max(hosts.size(), addrs.size()); ++i) {
+    std::string h = i < addrs.size() && !addrs[i].empty() ? addrs[i] : i < hosts.size() ? hosts[i] : "";
+    // Empty (libpq's default socket), a socket directory, or a name of this machine.
+    if (h.empty() || h.front() == '/' || h.front() == '@' || h == "localhost") continue;
+    if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+    auto ip = parse_address(h);
+    if (ip && util::unmapped(*ip).is_loopback()) continue;
+    return true;
+  }
+  return false;
+}
+
 constexpr const char* dev_api_key = "dev-api-key";
 constexpr const char* dev_jwt_secret = "dev-jwt-secret-change-me";
 
@@ -257,7 +387,8 @@ config load_config(const env_map& raw) {
     if (c.database_url.rfind("postgresql://", 0) == 0 || c.database_url.rfind("postgres://", 0) == 0)
       c.database_is_postgres = true;
     else if (c.database_url.rfind("sqlite:", 0) != 0 || c.database_url.size() == 7)
-      env.bad("DATABASE_URL", c.database_url, "expected sqlite:<path> or postgresql://...");
+      env.bad("DATABASE_URL", hide_passwords(c.database_url, c.database_url),
+              "expected sqlite:<path> or postgresql://...");
   } else {
     std::string dialect = text(env, "DATABASE_DIALECT", "sqlite");
     if (dialect == "postgresql" || dialect == "postgres") {
@@ -269,8 +400,20 @@ config load_config(const env_map& raw) {
       env.bad("DATABASE_DIALECT", dialect, "expected sqlite or postgresql");
     }
   }
-  if (c.database_is_postgres && c.env == "prod" && c.database_url.find("sslmode=") == std::string::npos)
-    c.database_url += (c.database_url.find('?') == std::string::npos ? "?" : "&") + std::string("sslmode=require");
+  if (c.database_is_postgres) {
+    // What libpq would refuse stops the start here, for `serve` and `check-config` alike.
+    std::string problem;
+    const auto opts = pg_options(c.database_url, problem);
+    if (!opts) {
+      env.bad(get(env, "DATABASE_URL") ? "DATABASE_URL" : "DATABASE_HOST", "<hidden>", problem);
+    } else if (c.env == "prod" && !opts->count("sslmode") && tcp_beyond_loopback(*opts)) {
+      // §8 "Transport to the database": off this machine, the server's certificate and name are
+      // verified unless the URL chose its own sslmode.
+      const char last = c.database_url.back();
+      const bool has_query = c.database_url.find('?') != std::string::npos;
+      c.database_url += (!has_query ? "?" : last == '?' || last == '&' ? "" : "&") + std::string("sslmode=verify-full");
+    }
+  }
 
   c.log_level = text(env, "LOG_LEVEL", "info");
   for (auto& ch : c.log_level) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -343,6 +486,26 @@ config load_config(const env_map& raw) {
 
 std::span<const config_variable> config_variables() {
   return variables;
+}
+
+std::string hide_passwords(std::string_view text, std::string_view url) {
+  std::vector<std::string> secrets;
+  collect_passwords(url, secrets);
+  // URLs quoted inside the text itself (up to a blank or a quote).
+  for (auto p = text.find("://"); p != std::string_view::npos; p = text.find("://", p + 3)) {
+    auto start = text.find_last_of(" \t'\"", p);
+    start = start == std::string_view::npos ? 0 : start + 1;
+    auto end = text.find_first_of(" \t'\"", p);
+    collect_passwords(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start),
+                      secrets);
+  }
+  std::sort(secrets.begin(), secrets.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
+  std::string out(text);
+  for (const auto& s : secrets) {
+    if (s.empty() || s == "***") continue;
+    for (auto p = out.find(s); p != std::string::npos; p = out.find(s, p + 3)) out.replace(p, s.size(), "***");
+  }
+  return out;
 }
 
 std::vector<unknown_variable> unknown_variables(const env_map& env) {

@@ -106,6 +106,11 @@ struct unknown_variable {
 };
 std::vector<unknown_variable> unknown_variables(const std::map<std::string, std::string>& env);
 
+// `text` with every password that `url` holds (its userinfo's, a `password=` parameter's, raw or
+// percent-decoded), and every one a URL inside `text` holds, replaced by "***": for any message about
+// a database URL, even a malformed one that libpq quotes back (contract §7).
+std::string hide_passwords(std::string_view text, std::string_view url);
+
 // The process environment merged over the `.env` file in `dir` (real environment wins).
 std::map<std::string, std::string> read_environment(const std::string& dotenv_path = ".env");
 

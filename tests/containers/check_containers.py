@@ -319,6 +319,17 @@ def container_ports(ports) -> list:
     return out
 
 
+def published_address(p) -> str:
+    """The host address a compose `ports` entry publishes on ("" = every interface)."""
+    if isinstance(p, dict):
+        return str(p.get("host_ip", ""))
+    spec = str(p).split("/")[0]
+    if spec.startswith("["):  # [::1]:8080:8080
+        return spec[1:spec.index("]")]
+    parts = spec.split(":")
+    return parts[0] if len(parts) == 3 else ""
+
+
 # ---------------------------------------------------------------------------------------
 
 
@@ -689,6 +700,44 @@ class ContainerFiles(unittest.TestCase):
             shutil.rmtree(cwd, ignore_errors=True)
         self.assertNotEqual(r.returncode, 0, f"ENV=prod accepted the compose file's secrets: {r.stdout}")
         self.assertRegex(r.stdout + r.stderr, "API_KEY|JWT_SECRET_KEY")
+
+    def test_compose_publishes_beyond_loopback_only_with_secrets_from_the_environment(self):
+        """CONTRACT §8 "Safe defaults": no example deployment "publishes a port beyond loopback
+        while its secrets are ones written in the repository"."""
+        (_, app), _, _ = self.roles()
+        raw = mapping(app.get("environment"))
+        repo_secrets = []
+        for name in ("API_KEY", "JWT_SECRET_KEY"):
+            try:
+                if interpolate(raw.get(name, ""), {}):
+                    repo_secrets.append(name)  # a value with no environment at all: the file's own
+            except AssertionError:
+                pass  # ${VAR:?...}: required from the environment
+        if not repo_secrets:
+            return
+        for name, service in self.compose()["services"].items():
+            for p in service.get("ports") or []:
+                host_ip = published_address(p)
+                self.assertIn(host_ip, ("127.0.0.1", "::1", "[::1]", "localhost"),
+                              f"{name} publishes {p!r} beyond loopback with the repository's {repo_secrets}")
+
+    def test_postgres_examples_verify_the_server(self):
+        """CONTRACT §8 "Transport to the database": production PostgreSQL verifies the server's
+        certificate and name (sslmode=verify-full); sslmode=require authenticates no server, so no
+        example names it. The compose stack's own database, on its private network, may say
+        sslmode=disable."""
+        files = ["docker-compose.yaml", "README.md", ".env.example"]
+        files += [os.path.join("deploy", f) for f in sorted(os.listdir(repo("deploy")))]
+        for f in files:
+            text = open(repo(f), encoding="utf-8").read()
+            for m in re.finditer(r"sslmode=([a-z-]+)", text):
+                self.assertIn(m.group(1), ("verify-full", "disable"), f"{f}: {m.group(0)}")
+        services = self.compose()["services"]
+        for name, service in services.items():
+            url = interpolate(mapping(service.get("environment")), {}).get("DATABASE_URL", "")
+            if "sslmode=disable" in url:
+                self.assertIn(urllib.parse.urlsplit(url).hostname, services,
+                              f"{name}: sslmode=disable for a database outside the compose network")
 
     def test_compose_stub_arguments_accepted(self):
         """catalog-stub starts with the compose command's options (loopback and port 0 here,

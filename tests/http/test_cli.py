@@ -256,6 +256,37 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(sorted(os.listdir(self.tmp)), [".env"])
 
+    MALFORMED_DB_URLS = ["postgresq://u:Pw-{s}@h/db",              # a mistyped scheme
+                         "postgresql://u:Pw-{s}@[::1/db",         # libpq quotes this one back
+                         "postgresql://u:Pw-{s}@127.0.0.1/db?sslmode=bogus",
+                         "postgresql://u:Pw-{s}@127.0.0.1/db?no_such_option=1",
+                         "postgresql://u:Pw%2D{s}@127.0.0.1:99999/db"]
+
+    def test_malformed_database_urls_are_refused_without_their_password(self):
+        """CONTRACT §7: "no passwords (a database URL's included, even a malformed one) ... ever
+        logged"; and what `serve` refuses, `check-config` refuses too (§6: "A bad value stops the
+        start with one clear line naming the variable")."""
+        for i, template in enumerate(self.MALFORMED_DB_URLS):
+            secret = f"Sekr3t{i}x{os.getpid()}"
+            url = template.format(s=secret)
+            for args in (["check-config"], ["serve"], ["migrate"]):
+                with self.subTest(url=template, command=args[0]):
+                    env = base_env(DATABASE_URL=url, API_PORT="0", API_HOST="127.0.0.1", **STRONG)
+                    r = run(args, env=env, cwd=self.tmp, timeout=20)
+                    self.assertNotEqual(r.rc, 0, r)
+                    self.assertIn("DATABASE_URL", r.out + r.err, r)
+                    self.assertNotIn(secret, r.out + r.err, "the password was printed")
+                    self.assertNotIn("configuration ok", r.out, r)
+                    self.assertNotIn('"listening"', r.out, r)
+
+    def test_check_config_prod_postgres_off_loopback(self):
+        """§8 "Transport to the database": ENV=prod over TCP off loopback is checked with
+        sslmode=verify-full added (the URL's own sslmode otherwise): still a valid configuration."""
+        for url in ("postgresql://u:pw-x@db.example/db", "postgresql://u:pw-x@db.example/db?sslmode=disable"):
+            r = run(["check-config"], env=base_env(ENV="prod", DATABASE_URL=url, **STRONG), cwd=self.tmp, timeout=10)
+            self.assertEqual(r.rc, 0, r)
+            self.assertNotIn("pw-x", r.out + r.err)
+
     # -- migrate ------------------------------------------------------------------------------
 
     def test_migrate_then_serve(self):

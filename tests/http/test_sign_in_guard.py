@@ -11,11 +11,13 @@ database, so they hold across instances and restarts."
 Client addresses: the loopback network is 127.0.0.0/8, so a request sent from 127.0.0.2 comes
 from another client address than one sent from 127.0.0.3 (still loopback only)."""
 
+import collections
 import http.client
 import json
 import os
 import statistics
 import sys
+import threading
 import time
 import unittest
 
@@ -112,6 +114,80 @@ class SignInGuardTest(ServerTestCase):
         self.assertEqual(sign_in_from(self.server, "127.0.0.6", email, password)[0], 200)
         self.fail_times("127.0.0.6", email, MAX_PER_ADDRESS - 1)  # 4 in all: locked without the clearing
         self.assertEqual(sign_in_from(self.server, "127.0.0.6", email, password)[0], 200)
+
+
+class SignInGuardConcurrencyTest(ServerTestCase):
+    """"Past either count every sign-in for that email from that scope ... answers 429": counted
+    before it is checked, so guesses sent all at once cannot pass the limit either."""
+    with_stub = False
+    LIMIT, GUESSES = 10, 60
+    # Room for every guess in the hash queue, so a 503 cannot hide how many were checked.
+    server_env = {"SIGN_IN_MAX_FAILURES": str(LIMIT), "PASSWORD_HASH_WORKERS": "2",
+                  "PASSWORD_HASH_QUEUE_LIMIT": "200", "PASSWORD_HASH_QUEUE_PER_CLIENT": "200"}
+
+    def test_concurrent_wrong_guesses_stop_at_the_limit(self):
+        c = self.server.new_customer()
+        start = threading.Barrier(self.GUESSES)
+        answers = []
+        lock = threading.Lock()
+
+        def guess(i):
+            start.wait(timeout=30)
+            a = sign_in_from(self.server, "127.0.0.40", c.email, f"wrong-guess-{i:04d}")
+            with lock:
+                answers.append(a[:2])
+
+        threads = [threading.Thread(target=guess, args=(i,)) for i in range(self.GUESSES)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        counts = collections.Counter(answers)
+        # A 401 is an answer of the hash check: exactly the limit reached it, the rest were locked.
+        self.assertEqual(counts[(401, "invalid_credentials")], self.LIMIT, counts)
+        self.assertEqual(counts[(429, "too_many_attempts")], self.GUESSES - self.LIMIT, counts)
+        # "Answers given while locked are not counted": the email's count from every address is
+        # the limit, not the number of guesses.
+        rows = self.server.sql(f"SELECT failures FROM sign_in_failures WHERE email = '{c.email}' AND scope = '*'")
+        self.assertEqual(rows, [[str(self.LIMIT)]])
+        status, detail, _ = sign_in_from(self.server, "127.0.0.40", c.email, c.password)
+        self.assertEqual((status, detail), (429, "too_many_attempts"), "right password while locked")
+        self.assertEqual(sign_in_from(self.server, "127.0.0.41", c.email, c.password)[0], 200, "another address")
+
+
+class SignInInputTest(ServerTestCase):
+    """§8 "Sign-in input": "An email or password that sign-up would refuse (too long, not an
+    address) answers sign-in at once with 401 `invalid_credentials` (or 422), never 5xx." """
+    with_stub = False
+    server_env = GUARD_ENV
+
+    def test_inputs_sign_up_would_refuse_answer_401_and_store_nothing(self):
+        c = self.server.new_customer()
+        long_local = "a" * 290 + "@example.com"  # 302 characters: over varchar(255)
+        cases = [
+            (long_local, "some-password"),
+            ("b" * 65400, "some-password"),  # near the body limit, not an address
+            ("x" * 65380 + "@example.com", "some-password"),
+            ("not-an-address", "some-password"),
+            (c.email, "short"),          # under 8 characters
+            (c.email, "p" * 129),        # over 128
+            (c.email, "p" * 60000),
+            (c.email.upper(), "q" * 300),
+        ]
+        for email, password in cases:
+            for source in ("127.0.0.50", "127.0.0.51"):
+                status, detail, _ = sign_in_from(self.server, source, email, password)
+                self.assertIn(status, (401, 422), f"{len(email)}-char email, {len(password)}-char password")
+                if status == 401:
+                    self.assertEqual(detail, "invalid_credentials")
+        # Refused before the guard: nothing was counted, no oversized key was stored.
+        rows = self.server.sql("SELECT count(*) FROM sign_in_failures WHERE length(email) > 255")
+        self.assertEqual(rows, [["0"]])
+        rows = self.server.sql(f"SELECT count(*) FROM sign_in_failures WHERE email = '{c.email}'")
+        self.assertEqual(rows, [["0"]], "refused input was counted as a failure")
+        self.assertEqual(sign_in_from(self.server, "127.0.0.50", c.email, c.password)[0], 200)
+        self.assertFalse([l for l in self.server.log_lines() if '"status":5' in l.replace(" ", "")],
+                         "a 5xx answer")
 
 
 class SignInGuardPersistenceTest(unittest.TestCase):

@@ -548,9 +548,12 @@ TEST_P(store_contract, sign_in_failures_count_clear_and_restart_their_window) {
   auto counts = run(st_->sign_in_failures("a@example.com", "10.0.0.1"));
   EXPECT_EQ(counts.by_address.failures, 0);
   EXPECT_EQ(counts.by_email.failures, 0);
-  for (int i = 0; i < 3; ++i) run(st_->record_sign_in_failure("a@example.com", "10.0.0.1", t0 + i * second, window));
-  run(st_->record_sign_in_failure("a@example.com", "::1", t0 + 5 * second, window));
-  run(st_->record_sign_in_failure("b@example.com", "10.0.0.1", t0 + 5 * second, window));
+  for (int i = 0; i < 3; ++i) {
+    counts = run(st_->count_sign_in_attempt("a@example.com", "10.0.0.1", t0 + i * second, window));
+    EXPECT_EQ(counts.by_address.failures, i + 1);  // the count with this attempt
+  }
+  run(st_->count_sign_in_attempt("a@example.com", "::1", t0 + 5 * second, window));
+  run(st_->count_sign_in_attempt("b@example.com", "10.0.0.1", t0 + 5 * second, window));
   counts = run(st_->sign_in_failures("a@example.com", "10.0.0.1"));
   EXPECT_EQ(counts.by_address.failures, 3);
   EXPECT_EQ(counts.by_address.window_start, t0);  // the window starts at its first failure
@@ -564,25 +567,50 @@ TEST_P(store_contract, sign_in_failures_count_clear_and_restart_their_window) {
   EXPECT_EQ(counts.by_email.failures, 4);
 
   // A failure after the window starts the count over.
-  run(st_->record_sign_in_failure("a@example.com", "::1", t0 + window + 6 * second, window));
+  run(st_->count_sign_in_attempt("a@example.com", "::1", t0 + window + 6 * second, window));
   counts = run(st_->sign_in_failures("a@example.com", "::1"));
   EXPECT_EQ(counts.by_address.failures, 1);
   EXPECT_EQ(counts.by_address.window_start, t0 + window + 6 * second);
   EXPECT_EQ(counts.by_email.failures, 1);
 }
 
-net::awaitable<int> record_one_failure(fav::store::store& st) {
-  co_await st.record_sign_in_failure("c@example.com", "10.0.0.9", t0, 900 * second);
-  co_return 0;
+net::awaitable<int> count_one_attempt(fav::store::store& st) {
+  const auto counted = co_await st.count_sign_in_attempt("c@example.com", "10.0.0.9", t0, 900 * second);
+  co_return static_cast<int>(counted.by_address.failures);
 }
 
+// §8 "Sign-in guard": an attempt is counted before it is checked, by an increment that returns
+// its count, so concurrent attempts each see their own number and none passes the limit unseen.
 TEST_P(store_contract, concurrent_sign_in_failures_are_all_counted) {
   std::vector<net::awaitable<int>> all;
-  for (int i = 0; i < 20; ++i) all.push_back(record_one_failure(*st_));
-  run_all(std::move(all));
+  for (int i = 0; i < 20; ++i) all.push_back(count_one_attempt(*st_));
+  auto seen = run_all(std::move(all));
+  std::sort(seen.begin(), seen.end());
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(seen[static_cast<std::size_t>(i)], i + 1) << "each attempt its own count";
   const auto counts = run(st_->sign_in_failures("c@example.com", "10.0.0.9"));
   EXPECT_EQ(counts.by_address.failures, 20);
   EXPECT_EQ(counts.by_email.failures, 20);
+}
+
+// An attempt that was no failure (answered while locked, or a success) is taken back, in each
+// scope only while that scope's window is still the one it was counted in.
+TEST_P(store_contract, uncounted_sign_in_attempts_leave_their_window_as_it_was) {
+  const core::micros window = 900 * second;
+  run(st_->count_sign_in_attempt("d@example.com", "10.0.0.1", t0, window));
+  const auto counted = run(st_->count_sign_in_attempt("d@example.com", "10.0.0.1", t0 + second, window));
+  EXPECT_EQ(counted.by_address.failures, 2);
+  EXPECT_EQ(counted.by_email.failures, 2);
+  run(st_->uncount_sign_in_attempt("d@example.com", "10.0.0.1", counted));
+  auto counts = run(st_->sign_in_failures("d@example.com", "10.0.0.1"));
+  EXPECT_EQ(counts.by_address.failures, 1);
+  EXPECT_EQ(counts.by_email.failures, 1);
+  EXPECT_EQ(counts.by_address.window_start, t0);
+  // A new window since: the old attempt is not taken from it.
+  run(st_->count_sign_in_attempt("d@example.com", "10.0.0.1", t0 + window + second, window));
+  run(st_->uncount_sign_in_attempt("d@example.com", "10.0.0.1", counted));
+  counts = run(st_->sign_in_failures("d@example.com", "10.0.0.1"));
+  EXPECT_EQ(counts.by_address.failures, 1);
+  EXPECT_EQ(counts.by_email.failures, 1);
 }
 
 TEST_P(store_contract, revoke_token_is_idempotent) {

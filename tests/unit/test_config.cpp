@@ -110,7 +110,80 @@ TEST(Config, PostgresFromReferenceVariables) {
                               {"API_KEY", std::string(32, 'k')},
                               {"JWT_SECRET_KEY", std::string(32, 'j')},
                               {"DATABASE_URL", "postgresql://u:p@h:5432/d"}});
-  EXPECT_EQ(prod.database_url, "postgresql://u:p@h:5432/d?sslmode=require");
+  EXPECT_EQ(prod.database_url, "postgresql://u:p@h:5432/d?sslmode=verify-full");
+}
+
+// Contract §8 "Transport to the database": with ENV=prod, a TCP connection to a host other than
+// loopback gets sslmode=verify-full unless DATABASE_URL names an sslmode itself.
+TEST(Config, ProdPostgresVerifiesTheServerOffLoopback) {
+  auto url_in = [](const std::string& env_name, const std::string& url) {
+    return load_config(env{{"ENV", env_name},
+                           {"API_KEY", std::string(32, 'k')},
+                           {"JWT_SECRET_KEY", std::string(32, 'j')},
+                           {"DATABASE_URL", url}})
+        .database_url;
+  };
+  const std::pair<const char*, const char*> rewritten[] = {
+      {"postgresql://u:p@db.example/d", "postgresql://u:p@db.example/d?sslmode=verify-full"},
+      {"postgresql://u:p@10.0.0.5:5432/d?connect_timeout=3",
+       "postgresql://u:p@10.0.0.5:5432/d?connect_timeout=3&sslmode=verify-full"},
+      {"postgresql://u:p@[2001:db8::1]/d", "postgresql://u:p@[2001:db8::1]/d?sslmode=verify-full"},
+      {"postgresql://u@localhost,db2.example/d", "postgresql://u@localhost,db2.example/d?sslmode=verify-full"},
+      {"postgresql://u@localhost/d?hostaddr=10.1.2.3",
+       "postgresql://u@localhost/d?hostaddr=10.1.2.3&sslmode=verify-full"},
+  };
+  for (auto [in, out] : rewritten) {
+    EXPECT_EQ(url_in("prod", in), out) << in;
+    EXPECT_EQ(url_in("dev", in), in) << "ENV=dev leaves the URL alone: " << in;
+  }
+  const char* untouched[] = {
+      "postgresql://u:p@db.example/d?sslmode=require",  // the URL's own choice
+      "postgresql://u:p@db.example/d?sslmode=disable",
+      "postgresql://u:p@localhost/d",
+      "postgresql://u:p@127.0.0.1:5432/d",
+      "postgresql://u:p@127.8.9.1/d",
+      "postgresql://u:p@[::1]/d",
+      "postgresql:///d?host=/var/run/postgresql",  // a Unix socket
+      "postgresql:///d",                           // libpq's default socket
+      "postgresql://u@db.example/d?host=/tmp",     // host= wins over the URI's host
+  };
+  for (auto in : untouched) EXPECT_EQ(url_in("prod", in), in) << in;
+}
+
+// Contract §7: "no passwords (a database URL's included, even a malformed one)". And what libpq
+// would refuse (serve refuses it) stops check-config too.
+TEST(Config, MalformedDatabaseUrlsAreRefusedWithoutTheirPassword) {
+  const char* bad[] = {
+      "postgresq://u:S3cretPW@h/db",      // a mistyped scheme
+      "postgresql://u:S3cretPW@[::1/db",  // libpq quotes this one back
+      "postgresql://u:S3cretPW@h/db?sslmode=bogus",
+      "postgresql://u:S3cretPW@h/db?bogus=1",
+      "postgresql://u:S3cret%zzPW@h/db",  // a bad percent-escape, quoted back raw
+      "postgresql://u@h/db?password=S3cretPW&sslmode=nope",
+      "postgresql://u:S3cretPW@h:99999/db",
+      "host=h password=S3cretPW",
+  };
+  for (auto url : bad) {
+    try {
+      load_config(env{{"DATABASE_URL", url}});
+      ADD_FAILURE() << "accepted: " << url;
+    } catch (const fav::util::config_error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("DATABASE_URL"), std::string::npos) << what;
+      EXPECT_EQ(what.find("S3cret"), std::string::npos) << "password leaked: " << what;
+      EXPECT_EQ(what.find("PW@"), std::string::npos) << "password leaked: " << what;
+    }
+  }
+}
+
+TEST(Config, HidePasswords) {
+  using fav::util::hide_passwords;
+  EXPECT_EQ(hide_passwords("bad: \"postgresql://u:pw@[::1/db\"", "postgresql://u:pw@[::1/db"),
+            "bad: \"postgresql://u:***@[::1/db\"");
+  EXPECT_EQ(hide_passwords("x postgres://a:b%40c@h/d y", ""), "x postgres://a:***@h/d y");
+  EXPECT_EQ(hide_passwords("token b@c", "postgres://a:b%40c@h/d"), "token ***");  // decoded too
+  EXPECT_EQ(hide_passwords("host=h password='p w' port=1", "host=h password='p w'"), "host=h password='***' port=1");
+  EXPECT_EQ(hide_passwords("nothing secret", "postgresql://u@h/db"), "nothing secret");
 }
 
 TEST(Config, SqliteUrlAndCors) {

@@ -61,3 +61,15 @@ TEST(sign_in_guard, decimal_windows) {
 }
 
 }  // namespace
+
+// An attempt counted before it is checked (store::count_sign_in_attempt returns the counts with
+// it): with a limit of 10 the 10th attempt of a window is checked, the 11th is locked.
+TEST(sign_in_guard, a_counted_attempt_passes_up_to_the_limit) {
+  const sign_in_limits l;
+  using fav::auth::attempt_locked_for_s;
+  EXPECT_FALSE(attempt_locked_for_s(counts(1, 1), l, t0));
+  EXPECT_FALSE(attempt_locked_for_s(counts(10, 10), l, t0 + 60 * s));
+  EXPECT_EQ(attempt_locked_for_s(counts(11, 11), l, t0 + 60 * s), 14 * 60);
+  EXPECT_EQ(attempt_locked_for_s(counts(1, 101), l, t0), 900);
+  EXPECT_FALSE(attempt_locked_for_s(counts(1, 100), l, t0));
+}
