@@ -13,9 +13,10 @@ command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
 command -v git >/dev/null 2>&1 || pkgs+=(git)
 case "$want" in
   # clang, its sanitizer and libFuzzer runtimes and llvm-symbolizer: the sanitizer builds and
-  # the fuzz targets of scripts/test-sanitizers.sh.
+  # the fuzz targets of scripts/test-sanitizers.sh. pgbouncer: the transaction-pooling test of
+  # tests/http/test_pg_availability.py.
   test)  pkgs+=(postgresql postgresql-contrib curl chromium clang-format sqlite3 procps nginx-light
-               clang libclang-rt-dev llvm) ;;
+               clang libclang-rt-dev llvm pgbouncer) ;;
   bench) pkgs+=(postgresql postgresql-contrib curl wrk nginx-light gnuplot-nox) ;;
 esac
 missing=()
