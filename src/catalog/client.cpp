@@ -349,8 +349,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
   template <class Judge>
   net::awaitable<std::optional<double>> run_attempts(
       const std::string& target, std::size_t limit, const Judge& judge, const log_context& ctx,
-      clock_type::time_point deadline, int& made,
-      clock_type::time_point slot_deadline = clock_type::time_point::max(), bool* faulted = nullptr) {
+      clock_type::time_point deadline, int& made, clock_type::time_point slot_deadline = clock_type::time_point::max(),
+      bool* faulted = nullptr) {
     std::optional<double> server_hint;
     std::string last_error = "client shut down";
     const int max_retries = std::max(0, opts_.max_retries);

@@ -46,10 +46,10 @@ struct log_context {
 using log_sink = std::function<void(std::string_view message, const log_context& ctx)>;
 
 struct client_options {
-  std::string base_url;      // http(s)://host[:port][/prefix]
-  double timeout_s = 5.0;    // one attempt: resolve + connect + TLS + write + read
-  int max_retries = 3;       // extra attempts after the first
-  int max_concurrency = 10;  // attempts in flight at once, over all callers
+  std::string base_url;                  // http(s)://host[:port][/prefix]
+  double timeout_s = 5.0;                // one attempt: resolve + connect + TLS + write + read
+  int max_retries = 3;                   // extra attempts after the first
+  int max_concurrency = 10;              // attempts in flight at once, over all callers
   int max_concurrency_per_customer = 2;  // lookups one customer leads at once (§8 "Fair shares")
   double backoff_base_s = 1.0;
   double backoff_cap_s = 4.0;

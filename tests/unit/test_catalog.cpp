@@ -1047,9 +1047,9 @@ TEST(customer_shares, a_share_handed_over_as_the_deadline_came_is_held) {
   EXPECT_EQ(shares.take("a", w), customer_shares::take_result::granted);
   EXPECT_EQ(shares.take("a", w), customer_shares::take_result::waiting);
   EXPECT_EQ(shares.take("a", next), customer_shares::take_result::waiting);
-  shares.give_back("a");  // handed to w...
+  shares.give_back("a");                  // handed to w...
   EXPECT_FALSE(shares.withdraw("a", w));  // ...whose deadline came meanwhile: it holds the share
-  shares.give_back("a");  // and passes it on
+  shares.give_back("a");                  // and passes it on
   EXPECT_TRUE(next->granted);
   shares.give_back("a");
   EXPECT_EQ(shares.customers(), 0u);
