@@ -233,7 +233,7 @@ int serve(const util::config& cfg) {
   util::metrics metrics;
   util::task_tracker background;
   auth::jwt_codec jwt(cfg.jwt_secret);
-  auth::hash_pool hashes(cfg.hash_workers, cfg.hash_queue_limit);
+  auth::hash_pool hashes(cfg.hash_workers, cfg.hash_queue_limit, cfg.hash_queue_per_client);
   auth::token_cache tokens(*db, feed, cfg.auth_cache_ttl_s);
   std::optional<store::pg_listener> listener;
   if (cfg.database_is_postgres) {

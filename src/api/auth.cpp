@@ -92,7 +92,8 @@ net::awaitable<http::response> sign_up(http::request& req, app& a) {
 
   // A cheap early answer for a taken email; the INSERT below still decides races.
   if (co_await a.db.find_customer_by_email(*good_email)) co_return fail(errc::email_already_exists);
-  auto hash = co_await a.hashes.hash(std::move(*password));
+  // The hash queue's share is per client address (§8 "Fair shares").
+  auto hash = co_await a.hashes.hash(std::string(req.client_address()), std::move(*password));
   if (!hash) co_return fail(errc::server_busy);
 
   auto now = util::now_micros();
@@ -135,7 +136,7 @@ net::awaitable<http::response> sign_in(http::request& req, app& a) {
   }
   auto found = co_await a.db.find_customer_by_email(normalized);
   // Unknown emails verify against a dummy hash: same work, same answer, no enumeration.
-  auto ok = co_await a.hashes.verify(found ? found->password_hash : auth::dummy_hash(), std::move(*password));
+  auto ok = co_await a.hashes.verify(address, found ? found->password_hash : auth::dummy_hash(), std::move(*password));
   if (!ok) {
     if (guarded) co_await a.db.uncount_sign_in_attempt(normalized, address, counted);
     co_return fail(errc::server_busy);

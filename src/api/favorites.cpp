@@ -49,7 +49,8 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
   if (co_await a.db.get_favorite(customer_id, *product_id)) co_return fail(errc::product_already_in_favorites);
 
   const auto ctx = log_context_of(req);  // named: g++ 12 destroys temporaries in co_await twice
-  auto found = co_await a.products.get_for_favorite(*product_id, ctx);
+  // The customer's own share of the catalog (§8 "Fair shares").
+  auto found = co_await a.products.get_for_favorite(*product_id, ctx, customer_id.str());
   if (found.status == catalog::fetch_status::not_found) co_return fail(errc::product_not_found);
   if (found.status == catalog::fetch_status::unavailable)
     co_return fail(errc::catalog_unavailable, std::nullopt, {}, found.retry_after_s);

@@ -63,4 +63,54 @@ bool breaker::open(double now_s) const {
   return state_ == state::half_open || (state_ == state::open && now_s < open_until_s_);
 }
 
+customer_shares::take_result customer_shares::take(const std::string& customer, const std::shared_ptr<waiter>& w) {
+  std::lock_guard lk(mu_);
+  auto it = entries_.find(customer);
+  if (it == entries_.end()) {
+    if (entries_.size() >= max_customers_) return take_result::refused;
+    it = entries_.emplace(customer, entry{}).first;
+  }
+  auto& e = it->second;
+  if (e.held < per_customer_) {
+    ++e.held;
+    return take_result::granted;
+  }
+  if (e.waiting.size() >= max_waiting_) return take_result::refused;  // e.held > 0: the entry stays
+  e.waiting.push_back(w);
+  return take_result::waiting;
+}
+
+void customer_shares::give_back(const std::string& customer) {
+  std::shared_ptr<waiter> next;
+  {
+    std::lock_guard lk(mu_);
+    auto it = entries_.find(customer);
+    if (it == entries_.end()) return;
+    auto& e = it->second;
+    if (!e.waiting.empty()) {
+      next = std::move(e.waiting.front());  // the share passes on: `held` stays as it is
+      e.waiting.pop_front();
+      next->granted = true;
+    } else if (--e.held <= 0) {
+      entries_.erase(it);
+    }
+  }
+  if (next && next->wake) next->wake();
+}
+
+bool customer_shares::withdraw(const std::string& customer, const std::shared_ptr<waiter>& w) {
+  std::lock_guard lk(mu_);
+  if (w->granted) return false;
+  auto it = entries_.find(customer);
+  if (it == entries_.end()) return true;
+  auto& q = it->second.waiting;
+  std::erase(q, w);
+  return true;
+}
+
+std::size_t customer_shares::customers() const {
+  std::lock_guard lk(mu_);
+  return entries_.size();
+}
+
 }  // namespace fav::catalog

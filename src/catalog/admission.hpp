@@ -3,7 +3,12 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
 #include <mutex>
+#include <string>
+#include <unordered_map>
 
 #include "catalog/expiring_map.hpp"
 
@@ -60,6 +65,47 @@ class missing_products {
  private:
   struct none {};
   expiring_map<none> ids_;
+};
+
+// Per-customer shares of the catalog (contract §8 "Fair shares"): one customer's favoritings hold
+// at most `per_customer` lookups at once; its other lookups wait, first come first served, for a
+// share of its own and never for another customer's. An entry lives only while its customer holds
+// or waits for a share: at most `max_customers` of them, and at most `max_waiting` waiters per
+// customer (past either bound a lookup is refused at once). How a waiter waits (and until when) is
+// the caller's: it is told by `wake`. Thread-safe; no clock needed.
+class customer_shares {
+ public:
+  struct waiter {
+    std::function<void()> wake;  // called once, outside the lock, when a share is handed over
+    bool granted = false;        // under the lock: the share is this waiter's now
+  };
+
+  customer_shares(int per_customer, std::size_t max_customers, std::size_t max_waiting)
+      : per_customer_(per_customer < 1 ? 1 : per_customer), max_customers_(max_customers), max_waiting_(max_waiting) {}
+
+  enum class take_result { granted, waiting, refused };
+  // granted: the caller holds a share now. waiting: `w` is queued; its `wake` runs when a share
+  // is handed to it. refused: a bound was reached; nothing is held.
+  take_result take(const std::string& customer, const std::shared_ptr<waiter>& w);
+  // Gives a held share back: to the customer's oldest waiter if there is one, else the entry
+  // shrinks (and goes when idle).
+  void give_back(const std::string& customer);
+  // A waiter gives up (its deadline came). true: it left the queue and holds nothing. false: a
+  // share had been handed to it meanwhile; it holds it and must give it back.
+  bool withdraw(const std::string& customer, const std::shared_ptr<waiter>& w);
+
+  std::size_t customers() const;
+
+ private:
+  struct entry {
+    int held = 0;
+    std::deque<std::shared_ptr<waiter>> waiting;
+  };
+  mutable std::mutex mu_;
+  int per_customer_;
+  std::size_t max_customers_;
+  std::size_t max_waiting_;
+  std::unordered_map<std::string, entry> entries_;
 };
 
 }  // namespace fav::catalog

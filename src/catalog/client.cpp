@@ -34,6 +34,9 @@ namespace {
 
 constexpr std::size_t product_body_limit = 1 << 20;  // one product is a few hundred bytes
 constexpr std::size_t catalog_body_limit = 64 << 20;
+// Bounds of the per-customer shares' map (§8 "Bounded state"); past them a lookup answers 503.
+constexpr std::size_t max_customers_with_shares = 10000;
+constexpr std::size_t max_share_waiters_per_customer = 1000;
 
 double jitter01() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -76,6 +79,7 @@ client_options options_from(const util::config& cfg) {
   o.backoff_cap_s = cfg.catalog_backoff_cap_s;
   o.breaker_failures = cfg.catalog_breaker_failures;
   o.breaker_open_s = cfg.catalog_breaker_open_s;
+  o.max_concurrency_per_customer = cfg.catalog_max_concurrency_per_customer;
   // Long enough for any caller that raced the first answer's save (milliseconds, more under
   // load); a tenth of the soft TTL at most, so a product due for a refresh is really asked for.
   o.linger_s = std::min(1.0, std::max(0.0, cfg.cache_soft_ttl_s) / 10);
@@ -90,6 +94,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
         transport_(ex_, opts_.base_url, static_cast<std::size_t>(std::max(1, opts_.max_concurrency))),
         slots_(ex_, static_cast<std::size_t>(std::max(1, opts_.max_concurrency))),
         breaker_(opts_.breaker_failures, opts_.breaker_open_s),
+        shares_(opts_.max_concurrency_per_customer, max_customers_with_shares, max_share_waiters_per_customer),
         landed_(static_cast<std::int64_t>(std::max(0.0, opts_.linger_s) * 1e6),
                 std::min<std::size_t>(4096, std::max<std::size_t>(1, opts_.max_flights))) {}
 
@@ -146,22 +151,66 @@ struct client::impl : std::enable_shared_from_this<impl> {
     }
   };
 
+  // --- per-customer shares (§8 "Fair shares") ---------------------------------------------
+
+  // Waits until `deadline` for one of `customer`'s shares; false when the deadline came first,
+  // a bound was reached or the client is shutting down (nothing is held then).
+  net::awaitable<bool> take_share(const std::string& customer, clock_type::time_point deadline) {
+    if (stopping_.load()) co_return false;
+    auto w = std::make_shared<customer_shares::waiter>();
+    auto woken = std::make_shared<signal_channel>(ex_, 1);
+    w->wake = [woken] { woken->try_send(error_code{}); };
+    switch (shares_.take(customer, w)) {
+      case customer_shares::take_result::granted: co_return true;
+      case customer_shares::take_result::refused: co_return false;
+      case customer_shares::take_result::waiting: break;
+    }
+    if (!co_await until(woken->async_receive(net::deferred), deadline)) co_return true;
+    if (shares_.withdraw(customer, w)) co_return false;
+    shares_.give_back(customer);  // handed over just as the deadline came: it passes on
+    co_return false;
+  }
+
+  struct share_held {
+    share_held(impl* s, std::string c) : self(s), customer(std::move(c)) {}
+    share_held(const share_held&) = delete;
+    share_held& operator=(const share_held&) = delete;
+    ~share_held() { self->shares_.give_back(customer); }
+    impl* self;
+    std::string customer;
+  };
+
   net::awaitable<fetch_result> fetch_product(std::int64_t id, log_context ctx, clock_type::time_point deadline,
-                                             clock_type::time_point slot_deadline, bool share_recent) {
+                                             clock_type::time_point slot_deadline, bool share_recent,
+                                             std::string customer) {
     std::shared_ptr<flight> f;
     bool leader = false;
     std::optional<core::product> landed;
-    {
-      std::lock_guard lk(flights_mu_);
-      if (auto it = flights_.find(id); it != flights_.end()) {
-        f = it->second;
-      } else if (share_recent && (landed = landed_.get(id, now_us()))) {
-        // found a moment ago: shared like a flight's result
-      } else if (flights_.size() < std::max<std::size_t>(1, opts_.max_flights)) {
-        f = flights_[id] = std::make_shared<flight>(ex_);
-        leader = true;
+    // A customer's lookup takes one of its shares only to lead a new call: joining a flight or
+    // sharing a product found a moment ago costs the catalog nothing. The share is taken before
+    // the flight is registered, so nobody joins a lookup that is still waiting for its share.
+    std::optional<share_held> share;
+    for (;;) {
+      bool need_share = false;
+      {
+        std::lock_guard lk(flights_mu_);
+        if (auto it = flights_.find(id); it != flights_.end()) {
+          f = it->second;
+        } else if (share_recent && (landed = landed_.get(id, now_us()))) {
+          // found a moment ago: shared like a flight's result
+        } else if (!customer.empty() && !share) {
+          need_share = true;
+        } else if (flights_.size() < std::max<std::size_t>(1, opts_.max_flights)) {
+          f = flights_[id] = std::make_shared<flight>(ex_);
+          leader = true;
+        }
       }
+      if (!need_share) break;
+      // Its own share did not come in time: unavailable, and not the catalog's fault.
+      if (!co_await take_share(customer, deadline)) co_return unavailable(std::nullopt);
+      share.emplace(this, customer);
     }
+    if (!leader) share.reset();  // joining or sharing: the share goes to the customer's next lookup
     if (landed) {
       bump(metrics_.singleflight_joins);
       fetch_result r;
@@ -189,16 +238,18 @@ struct client::impl : std::enable_shared_from_this<impl> {
       fin.finish(r);
       co_return r;
     }
-    bool asked = false;  // an attempt reached the catalog (a lookup that never did says nothing)
+    // The catalog itself failed an attempt (an error, or its own timeout). A lookup that never
+    // reached it, or was only cut by the request's deadline, says nothing about its health (§8).
+    bool faulted = false;
     try {
-      r = co_await fetch_product_now(id, ctx, deadline, slot_deadline, asked);
+      r = co_await fetch_product_now(id, ctx, deadline, slot_deadline, faulted);
     } catch (const std::exception& e) {
       r = unavailable(std::nullopt);
       warn("catalog: fetching product " + std::to_string(id) + " failed: " + e.what(), ctx);
     }
     if (r.status != fetch_status::unavailable) {
       breaker_.on_success();
-    } else if (asked && !stopping_.load()) {
+    } else if (faulted && !stopping_.load()) {
       const bool was_open = breaker_.open(now_s());
       breaker_.on_failure(now_s());
       if (!was_open && breaker_.open(now_s()))
@@ -216,7 +267,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
 
   net::awaitable<fetch_result> fetch_product_now(std::int64_t id, const log_context& ctx,
                                                  clock_type::time_point deadline, clock_type::time_point slot_deadline,
-                                                 bool& asked) {
+                                                 bool& faulted) {
     const std::string target = transport_.prefix() + "/products/" + std::to_string(id);
     fetch_result r;
     const auto judge = [&](const detail::http_outcome& o) {
@@ -250,8 +301,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
       return step::fail;
     };
     int made = 0;
-    const auto hint = co_await run_attempts(target, product_body_limit, judge, ctx, deadline, made, slot_deadline);
-    asked = made > 0;
+    const auto hint =
+        co_await run_attempts(target, product_body_limit, judge, ctx, deadline, made, slot_deadline, &faulted);
     if (hint) co_return unavailable(*hint);
     co_return r;
   }
@@ -298,8 +349,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
   template <class Judge>
   net::awaitable<std::optional<double>> run_attempts(
       const std::string& target, std::size_t limit, const Judge& judge, const log_context& ctx,
-      clock_type::time_point deadline, int& made,
-      clock_type::time_point slot_deadline = clock_type::time_point::max()) {
+      clock_type::time_point deadline, int& made, clock_type::time_point slot_deadline = clock_type::time_point::max(),
+      bool* faulted = nullptr) {
     std::optional<double> server_hint;
     std::string last_error = "client shut down";
     const int max_retries = std::max(0, opts_.max_retries);
@@ -311,20 +362,26 @@ struct client::impl : std::enable_shared_from_this<impl> {
         break;
       }
       detail::http_outcome o;
+      bool cut = false;  // the attempt ended because the request's deadline came, not the catalog's
       {
         permit held{this};
         ++made;
-        const auto attempt_deadline = std::min(deadline, clock_type::now() + seconds(opts_.timeout_s));
+        const auto own_deadline = clock_type::now() + seconds(opts_.timeout_s);
+        const auto attempt_deadline = std::min(deadline, own_deadline);
         // Contract §10: a call made for a request carries its trace id with a new parent id.
         std::string traceparent;
         if (!ctx.trace_id.empty())
           traceparent = http::child_traceparent(http::trace_context{ctx.trace_id, {}, ctx.trace_flags});
         o = co_await transport_.get(target, attempt_deadline, limit, std::move(traceparent));
+        cut = o.ec && deadline < own_deadline && clock_type::now() >= deadline;
       }
       const step verdict = judge(o);
       if (verdict == step::done) co_return std::nullopt;
 
-      if (!o.error_text.empty())
+      if (!cut && faulted) *faulted = true;
+      if (cut)
+        last_error = "the request's deadline came first";
+      else if (!o.error_text.empty())
         last_error = o.error_text;
       else if (o.ec)
         last_error = o.ec.message();
@@ -374,6 +431,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
   detail::transport transport_;
   signal_channel slots_;
   breaker breaker_;
+  customer_shares shares_;
   std::atomic<bool> stopping_{false};
 
   std::mutex flights_mu_;
@@ -389,9 +447,11 @@ client::~client() {
 }
 
 net::awaitable<fetch_result> client::fetch_product(std::int64_t id, log_context ctx, steady_clock::time_point deadline,
-                                                   steady_clock::time_point slot_deadline, bool share_recent) {
+                                                   steady_clock::time_point slot_deadline, bool share_recent,
+                                                   std::string customer) {
   auto self = impl_;  // keeps the state alive for as long as this frame exists
-  co_return co_await self->fetch_product(id, std::move(ctx), deadline, slot_deadline, share_recent);
+  co_return co_await self->fetch_product(id, std::move(ctx), deadline, slot_deadline, share_recent,
+                                         std::move(customer));
 }
 
 net::awaitable<std::optional<std::vector<core::product>>> client::fetch_all() {

@@ -46,10 +46,11 @@ struct log_context {
 using log_sink = std::function<void(std::string_view message, const log_context& ctx)>;
 
 struct client_options {
-  std::string base_url;      // http(s)://host[:port][/prefix]
-  double timeout_s = 5.0;    // one attempt: resolve + connect + TLS + write + read
-  int max_retries = 3;       // extra attempts after the first
-  int max_concurrency = 10;  // attempts in flight at once, over all callers
+  std::string base_url;                  // http(s)://host[:port][/prefix]
+  double timeout_s = 5.0;                // one attempt: resolve + connect + TLS + write + read
+  int max_retries = 3;                   // extra attempts after the first
+  int max_concurrency = 10;              // attempts in flight at once, over all callers
+  int max_concurrency_per_customer = 2;  // lookups one customer leads at once (§8 "Fair shares")
   double backoff_base_s = 1.0;
   double backoff_cap_s = 4.0;
   std::size_t max_flights = 10000;  // distinct products being looked up at once; past it → unavailable
@@ -85,10 +86,15 @@ class client {
   // of a row the cache holds as stale or expired always asks the catalog.
   // `slot_deadline` bounds the wait for a free connection slot before the first attempt (a
   // caller holding a stale copy gives up early when the catalog is saturated, §8).
+  // `customer`, when not empty, is who the lookup is for (§8 "Fair shares"): a lookup that
+  // needs a new call waits (within `deadline`) for one of that customer's
+  // `max_concurrency_per_customer` shares, so one customer's flood never holds every slot. A
+  // lookup cut by `deadline` (queueing, or an attempt the catalog had not yet answered) is not a
+  // failure for the breaker; only the catalog's own errors and timeouts are.
   net::awaitable<fetch_result> fetch_product(std::int64_t id, log_context ctx = {},
                                              steady_clock::time_point deadline = steady_clock::time_point::max(),
                                              steady_clock::time_point slot_deadline = steady_clock::time_point::max(),
-                                             bool share_recent = false);
+                                             bool share_recent = false, std::string customer = {});
 
   // GET {base}/products: the whole catalog (for warm-up); nullopt on any failure. Never throws.
   net::awaitable<std::optional<std::vector<core::product>>> fetch_all();

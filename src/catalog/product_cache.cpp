@@ -37,7 +37,7 @@ steady_clock::time_point product_cache::request_deadline() const {
                                    std::chrono::duration<double>(std::max(0.0, cfg_.catalog_request_deadline_s)));
 }
 
-net::awaitable<fetch_result> product_cache::get_for_favorite(std::int64_t id, log_context ctx) {
+net::awaitable<fetch_result> product_cache::get_for_favorite(std::int64_t id, log_context ctx, std::string customer) {
   const std::optional<core::product> cached = co_await db_.get_cached_product(id);
   std::optional<freshness> state;
   if (cached) {
@@ -56,7 +56,7 @@ net::awaitable<fetch_result> product_cache::get_for_favorite(std::int64_t id, lo
     // saved shares that answer instead of a second call (single-flight's window).
     const auto deadline = request_deadline();
     const auto no_slot_deadline = steady_clock::time_point::max();
-    r = co_await client_.fetch_product(id, std::move(ctx), deadline, no_slot_deadline, true);
+    r = co_await client_.fetch_product(id, std::move(ctx), deadline, no_slot_deadline, true, std::move(customer));
     if (r.status == fetch_status::not_found) missing_.remember(id, clock_());
   }
   switch (r.status) {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <unordered_set>
 #include <vector>
@@ -39,7 +40,9 @@ class product_cache {
   // unavailable (with a Retry-After hint). Catalog says gone → not_found when the cached row is
   // past the hard TTL or absent, else the cached copy. Throws store::unavailable if the database
   // cannot be read (a failed cache write is only logged). Catalog trouble is logged with `ctx`.
-  net::awaitable<fetch_result> get_for_favorite(std::int64_t id, log_context ctx);
+  // `customer` is who favorites: its lookups that need a catalog call share its
+  // PRODUCT_CATALOG_MAX_CONCURRENCY_PER_CUSTOMER shares (§8 "Fair shares"; empty: no share).
+  net::awaitable<fetch_result> get_for_favorite(std::int64_t id, log_context ctx, std::string customer = {});
 
   // For listing/reading favorites (rows already joined with the cache): the product to show for
   // each entry, in order. fresh → as is; stale → as is plus one background refresh per product;

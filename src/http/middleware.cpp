@@ -140,7 +140,11 @@ void apply_date(raw_response& out) {
 }
 
 void log_access(const request& req, int status, double seconds) {
-  util::log(status >= 500 ? util::log_level::error : util::log_level::info, "request",
+  // A 503 sheds load (a full queue, a catalog or database down): whatever refused logs the cause
+  // itself, once per interval at most where one client can repeat it (§8 "Fair shares"), so its
+  // access line is not an error line per request.
+  const bool error = status >= 500 && status != 503;
+  util::log(error ? util::log_level::error : util::log_level::info, "request",
             {{"correlation_id", req.correlation_id},
              {"method", std::string_view(req.raw->method_string())},
              {"path", req.path.empty() ? std::string_view(req.raw->target()) : req.path},

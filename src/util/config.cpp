@@ -85,6 +85,8 @@ constexpr config_variable variables[] = {
     {"CORS_ALLOW_ORIGINS", "*", "Comma-separated origins allowed by CORS (* for any)"},
     {"PASSWORD_HASH_WORKERS", "", "argon2id workers, 64 MiB each (default: the number of cores)"},
     {"PASSWORD_HASH_QUEUE_LIMIT", "64", "Sign-ins waiting for a hash worker; past it 503 server_busy"},
+    {"PASSWORD_HASH_QUEUE_PER_CLIENT", "4",
+     "Hash-queue places (waiting or hashing) one client address may hold; past it 503 server_busy"},
     {"DATABASE_STATEMENT_TIMEOUT_SECONDS", "10",
      "Deadline of every database statement (decimals allowed); past it 503 database_unavailable"},
     {"PRODUCT_CATALOG_REQUEST_DEADLINE_SECONDS", "10",
@@ -95,6 +97,8 @@ constexpr config_variable variables[] = {
      "Consecutive failed lookups that open the catalog circuit breaker (0: off)"},
     {"PRODUCT_CATALOG_BREAKER_OPEN_SECONDS", "30",
      "How long an open breaker answers 503 at once before one probe call"},
+    {"PRODUCT_CATALOG_MAX_CONCURRENCY_PER_CUSTOMER", "2",
+     "Catalog lookups one customer's favoritings hold at once; the others wait for its share"},
     {"RATE_LIMIT_PER_SECOND", "10", "Token-bucket rate limit per client address: tokens added a second"},
     {"RATE_LIMIT_BURST", "0", "Token-bucket rate limit per client address: the bucket size (0: no rate limit)"},
     {"TRUSTED_PROXIES", "",
@@ -461,6 +465,7 @@ config load_config(const env_map& raw) {
   c.api_threads = static_cast<int>(integer(env, "API_THREADS", cores, 1, 256));
   c.hash_workers = static_cast<int>(integer(env, "PASSWORD_HASH_WORKERS", cores, 1, 256));
   c.hash_queue_limit = static_cast<int>(integer(env, "PASSWORD_HASH_QUEUE_LIMIT", 64, 0, 100000));
+  c.hash_queue_per_client = static_cast<int>(integer(env, "PASSWORD_HASH_QUEUE_PER_CLIENT", 4, 1, 100000));
   c.body_limit = integer(env, "API_BODY_LIMIT_BYTES", 64 * 1024, 1024, 64 * 1024 * 1024);
   c.header_timeout_s = number(env, "API_HEADER_TIMEOUT_SECONDS", 10, 0.1, 3600);
   c.request_timeout_s = number(env, "API_REQUEST_TIMEOUT_SECONDS", 30, 0.1, 3600);
@@ -486,6 +491,8 @@ config load_config(const env_map& raw) {
   c.cache_missing_ttl_s = 60 * number(env, "PRODUCT_CACHE_MISSING_TTL_MINUTES", 5, 0, 1e7);
   c.catalog_breaker_failures = static_cast<int>(integer(env, "PRODUCT_CATALOG_BREAKER_FAILURES", 5, 0, 1000000));
   c.catalog_breaker_open_s = number(env, "PRODUCT_CATALOG_BREAKER_OPEN_SECONDS", 30, 0, 86400);
+  c.catalog_max_concurrency_per_customer =
+      static_cast<int>(integer(env, "PRODUCT_CATALOG_MAX_CONCURRENCY_PER_CUSTOMER", 2, 1, 10000));
 
   // Development secrets: fine on loopback, never facing a network unless API_HOST says so (§8).
   if (c.api_key == dev_api_key) c.default_secrets.push_back("API_KEY");

@@ -73,6 +73,7 @@ struct config {
   double drain_timeout_s = 10;
   int hash_workers = 0;  // 0 → number of cores
   int hash_queue_limit = 64;
+  int hash_queue_per_client = 4;  // §8 "Fair shares": places one client address may hold
   double refresh_expire_days = 30;
   double catalog_warm_interval_s = 10 * 60;  // 0 disables the periodic warm-up
   double catalog_backoff_base_s = 1.0;       // 1 s, 2 s, 4 s cap (contract §4)
@@ -89,6 +90,7 @@ struct config {
   double cache_missing_ttl_s = 5 * 60;     // "no such product" remembered this long (0 turns it off)
   int catalog_breaker_failures = 5;        // consecutive failed lookups that open the breaker (0: off)
   double catalog_breaker_open_s = 30;
+  int catalog_max_concurrency_per_customer = 2;  // §8 "Fair shares": one customer's lookups at once
 
   std::int64_t jwt_expire_seconds() const { return static_cast<std::int64_t>(jwt_expire_days * 86400 + 0.5); }
 };

@@ -1004,4 +1004,132 @@ TEST_F(catalog_client, too_many_products_at_once_are_refused) {
   EXPECT_EQ(b.get().status, fetch_status::found);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Per-customer shares (contract §8 "Fair shares"): "one customer's favoritings hold at most
+// `PRODUCT_CATALOG_MAX_CONCURRENCY_PER_CUSTOMER` (default 2) catalog lookups at once; its other
+// lookups wait (within the request deadline) for its own share, and other customers' lookups
+// never wait behind them."
+
+std::shared_ptr<customer_shares::waiter> counting_waiter(std::atomic<int>& woken) {
+  auto w = std::make_shared<customer_shares::waiter>();
+  w->wake = [&woken] { ++woken; };
+  return w;
+}
+
+TEST(customer_shares, a_customer_waits_for_its_own_share_only) {
+  customer_shares shares(2, 100, 100);
+  std::atomic<int> woken{0};
+  auto w1 = counting_waiter(woken), w2 = counting_waiter(woken), other = counting_waiter(woken);
+  EXPECT_EQ(shares.take("a", w1), customer_shares::take_result::granted);
+  EXPECT_EQ(shares.take("a", w1), customer_shares::take_result::granted);
+  EXPECT_EQ(shares.take("a", w1), customer_shares::take_result::waiting);
+  EXPECT_EQ(shares.take("a", w2), customer_shares::take_result::waiting);
+  EXPECT_EQ(shares.take("b", other), customer_shares::take_result::granted);  // never behind "a"
+  EXPECT_EQ(shares.customers(), 2u);
+  // A share given back goes to "a"'s oldest waiter.
+  shares.give_back("a");
+  EXPECT_EQ(woken.load(), 1);
+  EXPECT_TRUE(w1->granted);
+  EXPECT_FALSE(w2->granted);
+  // The second waiter's deadline comes: it leaves holding nothing.
+  EXPECT_TRUE(shares.withdraw("a", w2));
+  shares.give_back("a");
+  shares.give_back("a");
+  EXPECT_EQ(woken.load(), 1);
+  shares.give_back("b");
+  EXPECT_EQ(shares.customers(), 0u);  // idle entries go
+}
+
+TEST(customer_shares, a_share_handed_over_as_the_deadline_came_is_held) {
+  customer_shares shares(1, 100, 100);
+  std::atomic<int> woken{0};
+  auto w = counting_waiter(woken), next = counting_waiter(woken);
+  EXPECT_EQ(shares.take("a", w), customer_shares::take_result::granted);
+  EXPECT_EQ(shares.take("a", w), customer_shares::take_result::waiting);
+  EXPECT_EQ(shares.take("a", next), customer_shares::take_result::waiting);
+  shares.give_back("a");                  // handed to w...
+  EXPECT_FALSE(shares.withdraw("a", w));  // ...whose deadline came meanwhile: it holds the share
+  shares.give_back("a");                  // and passes it on
+  EXPECT_TRUE(next->granted);
+  shares.give_back("a");
+  EXPECT_EQ(shares.customers(), 0u);
+}
+
+TEST(customer_shares, bounded_in_customers_and_waiters) {
+  customer_shares shares(1, 2, 1);
+  std::atomic<int> woken{0};
+  auto w = counting_waiter(woken);
+  EXPECT_EQ(shares.take("a", w), customer_shares::take_result::granted);
+  EXPECT_EQ(shares.take("b", w), customer_shares::take_result::granted);
+  EXPECT_EQ(shares.take("c", w), customer_shares::take_result::refused);  // two customers at most
+  EXPECT_EQ(shares.take("a", w), customer_shares::take_result::waiting);
+  EXPECT_EQ(shares.take("a", w), customer_shares::take_result::refused);  // one waiter at most
+  EXPECT_EQ(shares.customers(), 2u);
+}
+
+// The client end to end: one customer's lookups hold at most its shares of the catalog's slots,
+// and another customer's lookup goes first.
+TEST_F(catalog_client, one_customer_holds_at_most_its_shares) {
+  scripted_server server([](int, const std::string& t) {
+    plan p = ok_product(t);
+    p.delay_ms = 300;
+    return p;
+  });
+  auto o = options(server.url());
+  o.max_concurrency = 4;
+  o.max_concurrency_per_customer = 2;
+  client c(ioc_.get_executor(), o, metrics_);
+  const auto none = steady_clock::time_point::max();
+  const auto deadline = steady_clock::now() + 10s;
+  std::vector<std::future<fetch_result>> flood;
+  for (std::int64_t id = 1; id <= 12; ++id)
+    flood.push_back(net::co_spawn(ioc_, c.fetch_product(id, {}, deadline, none, false, "a"), net::use_future));
+  for (int i = 0; i < 1000 && server.calls() < 2; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(server.calls(), 2);
+  const auto start = steady_clock::now();
+  EXPECT_EQ(run(c.fetch_product(100, {}, deadline, none, false, "b")).status, fetch_status::found);
+  const double waited = std::chrono::duration<double>(steady_clock::now() - start).count();
+  // One call's time with slack for a loaded machine; behind "a"'s flood it would be ≥ 1.2 s.
+  EXPECT_LT(waited, 0.8);
+  for (auto& f : flood) EXPECT_EQ(f.get().status, fetch_status::found);
+  EXPECT_LE(server.max_in_flight(), 3);  // "a"'s two and "b"'s one, never all four slots
+  EXPECT_EQ(server.calls(), 13);
+}
+
+TEST_F(catalog_client, a_customer_waiting_past_the_deadline_is_unavailable_and_not_a_failure) {
+  scripted_server server([](int, const std::string&) { return hang_forever(); });
+  auto o = options(server.url());
+  o.max_concurrency_per_customer = 1;
+  o.max_retries = 0;
+  o.timeout_s = 5;
+  o.breaker_failures = 1;  // one failed lookup would open it
+  client c(ioc_.get_executor(), o, metrics_);
+  const auto none = steady_clock::time_point::max();
+  const auto deadline = steady_clock::now() + 300ms;
+  auto held = net::co_spawn(ioc_, c.fetch_product(1, {}, deadline, none, false, "a"), net::use_future);
+  const auto start = steady_clock::now();
+  const auto r = run(c.fetch_product(2, {}, deadline, none, false, "a"));
+  EXPECT_EQ(r.status, fetch_status::unavailable);
+  EXPECT_GE(r.retry_after_s, 1);
+  EXPECT_LT(std::chrono::duration<double>(steady_clock::now() - start).count(), 0.3 + 0.8);
+  // The first lookup was cut by the request's deadline while the catalog still had 5 s: the
+  // catalog did not fail, so the breaker stays closed.
+  EXPECT_EQ(held.get().status, fetch_status::unavailable);
+  EXPECT_EQ(server.calls(), 1);
+  EXPECT_FALSE(c.breaker_open());
+}
+
+TEST_F(catalog_client, the_catalogs_own_timeout_is_a_failure) {
+  scripted_server server([](int, const std::string&) { return hang_forever(); });
+  auto o = options(server.url());
+  o.max_retries = 0;
+  o.timeout_s = 0.2;  // the catalog's own timeout comes before the request's deadline
+  o.breaker_failures = 1;
+  client c(ioc_.get_executor(), o, metrics_);
+  const auto deadline = steady_clock::now() + 5s;
+  EXPECT_EQ(run(c.fetch_product(1, {}, deadline, steady_clock::time_point::max(), false, "a")).status,
+            fetch_status::unavailable);
+  EXPECT_TRUE(c.breaker_open());
+}
+
 }  // namespace

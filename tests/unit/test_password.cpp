@@ -1,5 +1,6 @@
 // Unit tests for fav::auth password hashing: the reference's argon2-cffi hashes (p=4) verify,
-// our hashes have the agreed parameters and verify in libargon2 too, bad strings are refused.
+// our hashes have the agreed parameters and verify in libargon2 too, bad strings are refused;
+// the hash queue serves clients in turn and logs its refusals once per interval.
 #include <argon2.h>
 #include <gtest/gtest.h>
 #include <sodium.h>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "auth/hash_pool.hpp"
 #include "auth/password.hpp"
 
 namespace json = boost::json;
@@ -115,4 +117,125 @@ TEST(password, dummy_hash_is_stable_valid_and_matches_nothing) {
   EXPECT_EQ(dummy_hash().substr(0, our_prefix.size()), our_prefix);
   EXPECT_FALSE(verify_password(dummy_hash(), ""));
   EXPECT_FALSE(verify_password(dummy_hash(), "password"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hash queue's fairness (contract §8 "Fair shares"): "at most `PASSWORD_HASH_QUEUE_PER_CLIENT`
+// (default 4) of the password-hash queue's places (sign-ins and sign-ups, waiting or hashing);
+// past it that client's next one answers 503 `server_busy` with `Retry-After` at once, and the
+// queue serves clients in turn, so another client's sign-in never waits behind one client's flood".
+
+namespace {
+
+// A job that records its name when it runs.
+fair_queue::job named(std::vector<std::string>& ran, std::string name) {
+  return [&ran, name] { ran.push_back(name); };
+}
+
+// Runs what finish() hands out, one job at a time, as a single worker would. Returns the order
+// in which the waiting jobs ran.
+std::vector<std::string> drain(fair_queue& q, std::vector<std::string>& ran, std::string running_client) {
+  ran.clear();
+  for (int guard = 0; guard < 100; ++guard) {
+    auto next = q.finish(running_client);
+    if (!next) break;
+    (*next)();
+    running_client = ran.back().substr(0, 1);  // jobs are named "<client><n>"
+  }
+  return ran;
+}
+
+}  // namespace
+
+TEST(fair_queue, serves_waiting_clients_in_turn) {
+  fair_queue q(1, 64, 4);
+  std::vector<std::string> ran;
+  auto first = named(ran, "A0");
+  ASSERT_EQ(q.push("A", first), fair_queue::verdict::run);  // the one worker was free
+  for (auto name : {"A1", "A2", "A3"}) {
+    auto j = named(ran, name);
+    ASSERT_EQ(q.push("A", j), fair_queue::verdict::wait);
+  }
+  for (auto name : {"B1", "B2"}) {
+    auto j = named(ran, name);
+    ASSERT_EQ(q.push("B", j), fair_queue::verdict::wait);
+  }
+  auto c1 = named(ran, "C1");
+  ASSERT_EQ(q.push("C", c1), fair_queue::verdict::wait);
+  EXPECT_EQ(q.waiting(), 6);
+  EXPECT_EQ(q.running(), 1);
+  // One job per client per round: B and C never wait behind A's whole flood.
+  EXPECT_EQ(drain(q, ran, "A"), (std::vector<std::string>{"A1", "B1", "C1", "A2", "B2", "A3"}));
+  EXPECT_EQ(q.waiting(), 0);
+  EXPECT_EQ(q.running(), 0);
+  EXPECT_EQ(q.clients(), 0u);  // every entry went when its client held no place
+}
+
+TEST(fair_queue, a_client_holds_at_most_its_places_waiting_or_running) {
+  fair_queue q(2, 64, 4);
+  std::vector<std::string> ran;
+  for (int i = 0; i < 4; ++i) {
+    auto j = named(ran, "A" + std::to_string(i));
+    EXPECT_EQ(q.push("A", j), i < 2 ? fair_queue::verdict::run : fair_queue::verdict::wait) << i;
+  }
+  auto fifth = named(ran, "A4");
+  EXPECT_EQ(q.push("A", fifth), fair_queue::verdict::client_full);
+  EXPECT_TRUE(static_cast<bool>(fifth));  // a refused job is left with the caller
+  // Another client still gets a place (waiting: both workers are busy).
+  auto b = named(ran, "B0");
+  EXPECT_EQ(q.push("B", b), fair_queue::verdict::wait);
+  // One of A's places frees: A waited first, so its next job runs, and A may queue one more.
+  auto next = q.finish("A");
+  ASSERT_TRUE(next);
+  (*next)();
+  EXPECT_EQ(ran.back(), "A2");
+  auto again = named(ran, "A5");
+  EXPECT_EQ(q.push("A", again), fair_queue::verdict::wait);
+  // The next place goes to B, whose turn it is, before A's other waiting jobs.
+  next = q.finish("A");
+  ASSERT_TRUE(next);
+  (*next)();
+  EXPECT_EQ(ran.back(), "B0");
+}
+
+TEST(fair_queue, the_whole_queue_keeps_its_limit) {
+  fair_queue q(1, 2, 4);
+  std::vector<std::string> ran;
+  auto a = named(ran, "A"), b = named(ran, "B"), c = named(ran, "C"), d = named(ran, "D");
+  EXPECT_EQ(q.push("a", a), fair_queue::verdict::run);
+  EXPECT_EQ(q.push("b", b), fair_queue::verdict::wait);
+  EXPECT_EQ(q.push("c", c), fair_queue::verdict::wait);
+  EXPECT_EQ(q.push("d", d), fair_queue::verdict::queue_full);
+  EXPECT_EQ(q.clients(), 3u);  // a refused client leaves no entry behind
+  q.clear();
+  EXPECT_EQ(q.waiting(), 0);
+  EXPECT_EQ(q.clients(), 1u);  // "a" still runs
+  EXPECT_FALSE(q.finish("a"));
+  EXPECT_EQ(q.clients(), 0u);
+}
+
+TEST(fair_queue, no_waiting_room_means_run_or_refuse) {
+  fair_queue q(1, 0, 4);
+  std::vector<std::string> ran;
+  auto a = named(ran, "A"), b = named(ran, "B");
+  EXPECT_EQ(q.push("a", a), fair_queue::verdict::run);
+  EXPECT_EQ(q.push("b", b), fair_queue::verdict::queue_full);
+}
+
+// "Log a full queue once per interval with a count": times are plain seconds.
+TEST(refusal_log, one_line_per_interval_with_the_counts_since_the_last) {
+  refusal_log log(10);
+  auto first = log.refused(true, 100);
+  ASSERT_TRUE(first);  // the first refusal is told at once
+  EXPECT_EQ(first->over_client_share, 1);
+  EXPECT_EQ(first->queue_full, 0);
+  for (int i = 0; i < 500; ++i) EXPECT_FALSE(log.refused(i % 2 == 0, 100 + i * 0.01)) << i;
+  auto next = log.refused(false, 110);  // the interval has passed
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->over_client_share, 250);
+  EXPECT_EQ(next->queue_full, 251);
+  EXPECT_FALSE(log.refused(true, 119.9));
+  auto third = log.refused(true, 120);
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->over_client_share, 2);
 }
