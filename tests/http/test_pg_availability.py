@@ -33,21 +33,15 @@ import threading
 import time
 import unittest
 import urllib.parse
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import _pg_url_with_db, _psql, backend, free_port, start_server, start_stub  # noqa: E402
+from harness import _psql, backend, free_port, start_server, start_stub  # noqa: E402
+from test_postgres_ops import fresh_database  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER_SCRIPT = os.path.join(ROOT, "scripts", "pg-test-cluster.sh")
 PG = backend() == "postgresql" and bool(os.environ.get("FAV_TEST_PG_URL"))
 FAULT = PG and bool(os.environ.get("FAV_TEST_PG_FAULT_URL")) and bool(os.environ.get("FAV_TEST_PG_FAULT_DIR"))
-
-
-def fresh_database(admin_url: str) -> str:
-    name = f"fav_ha_{uuid.uuid4().hex[:12]}"
-    _psql(admin_url, f'CREATE DATABASE "{name}"')
-    return _pg_url_with_db(admin_url, name)
 
 
 def db_name(url: str) -> str:
