@@ -118,6 +118,7 @@ class SeveralHostsTest(unittest.TestCase):
         finally:
             hung.close()
             if server:
+                server.kill9()  # a no-op after a clean stop
                 server.cleanup()
             stub.stop()
 
@@ -152,6 +153,7 @@ class ReadOnlyServerTest(unittest.TestCase):
             self.assertNotIn('"status":500', server.all_output())
             self.assertEqual(server.stop(), 0)
         finally:
+            server.kill9()  # a no-op after a clean stop
             server.cleanup()
             stub.stop()
 
@@ -203,6 +205,7 @@ class FeedHeartbeatTest(unittest.TestCase):
                 os.kill(stopped_pid, signal.SIGCONT)
             for s in (a, b):
                 if s:
+                    s.kill9()  # a no-op after a clean stop
                     s.cleanup()
             stub.stop()
 
@@ -278,6 +281,7 @@ class OutageTest(unittest.TestCase):
         finally:
             if paused:
                 self.cluster("resume")
+            server.kill9()  # a no-op after a clean stop
             server.cleanup()
             stub.stop()
 
@@ -318,6 +322,7 @@ class OutageTest(unittest.TestCase):
             if waiting:
                 _psql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
                 _psql(admin, "SELECT pg_reload_conf()")
+            server.kill9()  # a no-op after a clean stop
             server.cleanup()
             stub.stop()
 
@@ -427,6 +432,7 @@ class TransactionPoolerTest(unittest.TestCase):
         finally:
             for s in (a, b):
                 if s:
+                    s.kill9()  # a no-op after a clean stop
                     s.cleanup()
             stub.stop()
             bouncer.stop()
