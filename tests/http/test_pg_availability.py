@@ -33,21 +33,15 @@ import threading
 import time
 import unittest
 import urllib.parse
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import _pg_url_with_db, _psql, backend, free_port, start_server, start_stub  # noqa: E402
+from harness import _psql, backend, free_port, start_server, start_stub  # noqa: E402
+from test_postgres_ops import fresh_database  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER_SCRIPT = os.path.join(ROOT, "scripts", "pg-test-cluster.sh")
 PG = backend() == "postgresql" and bool(os.environ.get("FAV_TEST_PG_URL"))
 FAULT = PG and bool(os.environ.get("FAV_TEST_PG_FAULT_URL")) and bool(os.environ.get("FAV_TEST_PG_FAULT_DIR"))
-
-
-def fresh_database(admin_url: str) -> str:
-    name = f"fav_ha_{uuid.uuid4().hex[:12]}"
-    _psql(admin_url, f'CREATE DATABASE "{name}"')
-    return _pg_url_with_db(admin_url, name)
 
 
 def db_name(url: str) -> str:
@@ -124,6 +118,7 @@ class SeveralHostsTest(unittest.TestCase):
         finally:
             hung.close()
             if server:
+                server.kill9()  # a no-op after a clean stop
                 server.cleanup()
             stub.stop()
 
@@ -158,6 +153,7 @@ class ReadOnlyServerTest(unittest.TestCase):
             self.assertNotIn('"status":500', server.all_output())
             self.assertEqual(server.stop(), 0)
         finally:
+            server.kill9()  # a no-op after a clean stop
             server.cleanup()
             stub.stop()
 
@@ -209,6 +205,7 @@ class FeedHeartbeatTest(unittest.TestCase):
                 os.kill(stopped_pid, signal.SIGCONT)
             for s in (a, b):
                 if s:
+                    s.kill9()  # a no-op after a clean stop
                     s.cleanup()
             stub.stop()
 
@@ -284,6 +281,7 @@ class OutageTest(unittest.TestCase):
         finally:
             if paused:
                 self.cluster("resume")
+            server.kill9()  # a no-op after a clean stop
             server.cleanup()
             stub.stop()
 
@@ -324,6 +322,7 @@ class OutageTest(unittest.TestCase):
             if waiting:
                 _psql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
                 _psql(admin, "SELECT pg_reload_conf()")
+            server.kill9()  # a no-op after a clean stop
             server.cleanup()
             stub.stop()
 
@@ -433,6 +432,7 @@ class TransactionPoolerTest(unittest.TestCase):
         finally:
             for s in (a, b):
                 if s:
+                    s.kill9()  # a no-op after a clean stop
                     s.cleanup()
             stub.stop()
             bouncer.stop()
