@@ -30,6 +30,7 @@
 #include "store/feed_store.hpp"
 #include "store/pg_listener.hpp"
 #include "store/pg_store.hpp"
+#include "store/read_failover_store.hpp"
 #include "store/sqlite_store.hpp"
 #include "util/log.hpp"
 #include "util/time.hpp"
@@ -53,9 +54,14 @@ class service_context : public net::io_context {
   void destroy_pending_work() { shutdown(); }
 };
 
-std::unique_ptr<store::store> open_store(const util::config& cfg, net::any_io_executor ex) {
-  const auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+// DATABASE_STATEMENT_TIMEOUT_SECONDS as the stores take it.
+std::chrono::steady_clock::duration statement_timeout(const util::config& cfg) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(cfg.db_statement_timeout_s));
+}
+
+std::unique_ptr<store::store> open_store(const util::config& cfg, net::any_io_executor ex) {
+  const auto timeout = statement_timeout(cfg);
   if (cfg.database_is_postgres) return store::make_pg_store(ex, cfg.database_url, cfg.db_pool_size, timeout);
   std::string path = cfg.database_url.substr(std::string("sqlite:").size());
   // One SQLite worker per core at most: more threads only add context switches (measured on
@@ -181,7 +187,7 @@ int connection_cap(const util::config& cfg) {
   }
   if (lim.rlim_cur == RLIM_INFINITY) return cfg.max_connections;
   auto fds = static_cast<std::int64_t>(lim.rlim_cur);
-  std::int64_t reserve = 32 + cfg.db_pool_size + cfg.catalog_max_concurrency;
+  std::int64_t reserve = 32 + cfg.db_pool_size * (cfg.database_read_url.empty() ? 1 : 2) + cfg.catalog_max_concurrency;
   std::int64_t fit = fds > 2 * reserve ? fds - reserve : std::max<std::int64_t>(1, fds / 2);
   return static_cast<int>(std::min<std::int64_t>(cfg.max_connections, fit));
 }
@@ -209,6 +215,13 @@ int serve(const util::config& cfg) {
         static_cast<std::size_t>(cfg.read_cache_bytes));
     reads = &cached->cache();
     db = std::move(cached);
+    // Outside everything, the standbys for reads while the primary cannot be reached (contract
+    // §11). Never migrated (a standby refuses writes); its connections open on first use.
+    if (!cfg.database_read_url.empty()) {
+      db = std::make_unique<store::read_failover_store>(
+          std::move(db),
+          store::make_pg_store(ioc.get_executor(), cfg.database_read_url, cfg.db_pool_size, statement_timeout(cfg)));
+    }
     run_sync(ioc, db->migrate());
   } catch (const std::exception& e) {
     util::log(util::log_level::critical, "cannot open the database", {{"error", reason(e)}});

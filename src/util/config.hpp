@@ -51,6 +51,8 @@ struct config {
   // The store: "sqlite:<path>" or a postgresql:// URI (built from DATABASE_* when given so).
   std::string database_url;
   bool database_is_postgres = false;
+  // DATABASE_READ_URL: standbys for reads while the primary cannot be reached; empty: none.
+  std::string database_read_url;
 
   // Ours.
   std::string host = "0.0.0.0";  // API_HOST; 127.0.0.1 when unset with development secrets
