@@ -30,6 +30,7 @@
 #include "store/feed_store.hpp"
 #include "store/pg_listener.hpp"
 #include "store/pg_store.hpp"
+#include "store/read_failover_store.hpp"
 #include "store/sqlite_store.hpp"
 #include "util/log.hpp"
 #include "util/time.hpp"
@@ -57,16 +58,21 @@ std::chrono::steady_clock::duration seconds(double s) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
 }
 
+// The PostgreSQL pools' deadlines and mode, the same for the primary's and the standbys'.
+store::pg_limits pg_limits_of(const util::config& cfg) {
+  store::pg_limits limits;
+  limits.query_timeout = seconds(cfg.db_statement_timeout_s);
+  limits.connect_timeout = seconds(cfg.db_connect_timeout_s);
+  limits.transaction_pooler = cfg.db_transaction_pooler;
+  return limits;
+}
+
 // `pg`, when given, is pointed at the PostgreSQL store (the change feed's heartbeat reports to it).
 std::unique_ptr<store::store> open_store(const util::config& cfg, net::any_io_executor ex,
                                          store::pg_store** pg = nullptr) {
   const auto timeout = seconds(cfg.db_statement_timeout_s);
   if (cfg.database_is_postgres) {
-    store::pg_limits limits;
-    limits.query_timeout = timeout;
-    limits.connect_timeout = seconds(cfg.db_connect_timeout_s);
-    limits.transaction_pooler = cfg.db_transaction_pooler;
-    auto s = store::make_pg_store(ex, cfg.database_url, cfg.db_pool_size, limits);
+    auto s = store::make_pg_store(ex, cfg.database_url, cfg.db_pool_size, pg_limits_of(cfg));
     if (pg) *pg = s.get();
     return s;
   }
@@ -194,7 +200,7 @@ int connection_cap(const util::config& cfg) {
   }
   if (lim.rlim_cur == RLIM_INFINITY) return cfg.max_connections;
   auto fds = static_cast<std::int64_t>(lim.rlim_cur);
-  std::int64_t reserve = 32 + cfg.db_pool_size + cfg.catalog_max_concurrency;
+  std::int64_t reserve = 32 + cfg.db_pool_size * (cfg.database_read_url.empty() ? 1 : 2) + cfg.catalog_max_concurrency;
   std::int64_t fit = fds > 2 * reserve ? fds - reserve : std::max<std::int64_t>(1, fds / 2);
   return static_cast<int>(std::min<std::int64_t>(cfg.max_connections, fit));
 }
@@ -223,6 +229,13 @@ int serve(const util::config& cfg) {
         static_cast<std::size_t>(cfg.read_cache_bytes));
     reads = &cached->cache();
     db = std::move(cached);
+    // Outside everything, the standbys for reads while the primary cannot be reached (contract
+    // §11). Never migrated (a standby refuses writes); its connections open on first use.
+    if (!cfg.database_read_url.empty()) {
+      db = std::make_unique<store::read_failover_store>(
+          std::move(db),
+          store::make_pg_store(ioc.get_executor(), cfg.database_read_url, cfg.db_pool_size, pg_limits_of(cfg)));
+    }
     run_sync(ioc, db->migrate());
   } catch (const std::exception& e) {
     util::log(util::log_level::critical, "cannot open the database", {{"error", reason(e)}});

@@ -200,7 +200,8 @@ TEST(Config, HighAvailabilityVariables) {
                            {"DATABASE_POOL_MODE", "transaction"},
                            {"DATABASE_CONNECT_TIMEOUT_SECONDS", "0.5"}});
   EXPECT_DOUBLE_EQ(c.db_connect_timeout_s, 0.5);
-  EXPECT_EQ(c.database_listen_url, "postgresql://u:p@db:5432/d?sslmode=require");
+  // §8 "Transport to the database": off loopback, in prod, verify-full like DATABASE_URL.
+  EXPECT_EQ(c.database_listen_url, "postgresql://u:p@db:5432/d?sslmode=verify-full");
   EXPECT_TRUE(c.db_transaction_pooler);
   try {
     load_config(env{{"DATABASE_POOL_MODE", "statement"},
@@ -210,6 +211,37 @@ TEST(Config, HighAvailabilityVariables) {
   } catch (const config_error& e) {
     ASSERT_EQ(e.problems.size(), 3u) << e.what();
     EXPECT_EQ(std::string(e.what()).find("secret"), std::string::npos) << "a password reached the message";
+  }
+}
+
+// Contract §11 "Reads through a failover": DATABASE_READ_URL names PostgreSQL servers that take
+// reads from any server listed (never read-write only), beside a PostgreSQL DATABASE_URL.
+TEST(Config, ReadUrlForStandbys) {
+  EXPECT_EQ(load_config({}).database_read_url, "");
+  auto c = load_config(
+      env{{"DATABASE_URL", "postgresql://u:p@h1:5432/d"}, {"DATABASE_READ_URL", "postgresql://u:p@h2:5432,h3:5432/d"}});
+  EXPECT_EQ(c.database_read_url, "postgresql://u:p@h2:5432,h3:5432/d?target_session_attrs=any");
+  auto named = load_config(env{{"DATABASE_URL", "postgresql://u:p@h1:5432/d"},
+                               {"DATABASE_READ_URL", "postgresql://u:p@h2/d?target_session_attrs=prefer-standby"}});
+  EXPECT_EQ(named.database_read_url, "postgresql://u:p@h2/d?target_session_attrs=prefer-standby");
+  auto prod = load_config(env{{"ENV", "prod"},
+                              {"API_KEY", std::string(32, 'k')},
+                              {"JWT_SECRET_KEY", std::string(32, 'j')},
+                              {"DATABASE_URL", "postgresql://u:p@h1:5432/d"},
+                              {"DATABASE_READ_URL", "postgresql://u:p@h2:5432/d"}});
+  // §8 "Transport to the database": off loopback, in prod, the standbys are verified like the primary.
+  EXPECT_EQ(prod.database_read_url, "postgresql://u:p@h2:5432/d?sslmode=verify-full&target_session_attrs=any");
+  // Not PostgreSQL, or beside SQLite: refused, naming the variable and never echoing the value.
+  for (auto& e : {env{{"DATABASE_URL", "postgresql://u@h/d"}, {"DATABASE_READ_URL", "mysql://u:secret@h/d"}},
+                  env{{"DATABASE_READ_URL", "postgresql://u:secret@h/d"}}}) {
+    try {
+      load_config(e);
+      ADD_FAILURE() << "accepted";
+    } catch (const config_error& err) {
+      const std::string what = err.what();
+      EXPECT_NE(what.find("DATABASE_READ_URL"), std::string::npos) << what;
+      EXPECT_EQ(what.find("secret"), std::string::npos) << what;
+    }
   }
 }
 
@@ -300,7 +332,9 @@ TEST(Config, EveryReadVariableIsInTheTable) {
   std::string strong(32, 'k');
   for (auto& e : {env{}, env{{"DATABASE_DIALECT", "postgresql"}},
                   env{{"ENV", "prod"}, {"API_KEY", strong}, {"JWT_SECRET_KEY", strong}},
-                  env{{"DATABASE_URL", "postgresql://u@h/d"}, {"PRODUCT_CATALOG_WARMUP", "false"}}}) {
+                  env{{"DATABASE_URL", "postgresql://u@h/d"},
+                      {"DATABASE_READ_URL", "postgresql://u@h2/d"},
+                      {"PRODUCT_CATALOG_WARMUP", "false"}}}) {
     EXPECT_NO_THROW(load_config(e));
   }
 }
