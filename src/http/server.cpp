@@ -1,7 +1,8 @@
 // See server.hpp. The session loop follows Beast's awaitable servers: a fresh parser per
 // request, limits, deadlines, keep-alive, and a lingering close after errors so the client
-// reads our answer instead of a reset. Contract §8 lives here too: the connection cap and the
-// accept back-off, the header/request deadlines (408), framing (501/400) and rate limits (429).
+// reads our answer instead of a reset. Contract §8 lives here too: the connection caps (global
+// and per client) and the accept back-off, the header/request deadlines (408), framing
+// (501/400), request bytes (a bounded read buffer, 431/413) and rate limits (429).
 #include "http/server.hpp"
 
 #include <boost/asio/co_spawn.hpp>
