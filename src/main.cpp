@@ -281,6 +281,7 @@ int serve(const util::config& cfg) {
   opts.request_timeout_s = cfg.request_timeout_s;
   opts.idle_timeout_s = cfg.idle_timeout_s;
   opts.max_connections = connection_cap(cfg);
+  opts.max_connections_per_client = cfg.max_connections_per_client;
   opts.cors_origins = cfg.cors_origins;
   opts.rate_per_second = cfg.rate_limit_per_second;
   opts.rate_burst = cfg.rate_limit_burst;

@@ -89,6 +89,10 @@ struct Faults {
   std::int64_t latency_ms = 0, hang_count = 0, reset_count = 0, fail_count = 0, rate_limit_count = 0, fail_status = 500,
                retry_after_s = 1;
   std::string not_found_style = "empty";
+  // The next `flood_count` catalog answers never end: a chunk extension, a trailer, a header
+  // field or chunked body data that goes on until the peer hangs up (a hostile catalog).
+  std::int64_t flood_count = 0;
+  std::string flood_style = "chunk_extension";
   std::set<std::int64_t> only_ids;  // empty: faults apply to every catalog request
 
   json::object to_json() const {
@@ -97,7 +101,8 @@ struct Faults {
     return {
         {"latency_ms", latency_ms},       {"hang_count", hang_count},           {"reset_count", reset_count},
         {"fail_count", fail_count},       {"fail_status", fail_status},         {"rate_limit_count", rate_limit_count},
-        {"retry_after_s", retry_after_s}, {"not_found_style", not_found_style}, {"only_ids", ids}};
+        {"retry_after_s", retry_after_s}, {"not_found_style", not_found_style}, {"only_ids", ids},
+        {"flood_count", flood_count},     {"flood_style", flood_style}};
   }
 };
 
@@ -130,7 +135,13 @@ std::optional<std::string> apply_faults(Faults& f, const json::object& o) {
       ok = integer(n.fail_status, 400, 599);
     else if (k == "retry_after_s")
       ok = integer(n.retry_after_s, 0, 86'400);
-    else if (k == "not_found_style") {
+    else if (k == "flood_count")
+      ok = integer(n.flood_count, 0, 1'000'000'000);
+    else if (k == "flood_style") {
+      std::string s = v.is_string() ? std::string(v.get_string()) : "";
+      ok = s == "chunk_extension" || s == "trailer" || s == "header" || s == "body";
+      if (ok) n.flood_style = s;
+    } else if (k == "not_found_style") {
       std::string s = v.is_string() ? std::string(v.get_string()) : v.is_int64() ? std::to_string(v.get_int64()) : "";
       ok = s == "empty" || s == "404" || s == "null";
       if (ok) n.not_found_style = s;
@@ -157,7 +168,7 @@ struct Override {
   std::optional<json::value> price;
 };
 
-enum class Action { serve, hang, reset, fail, rate_limit };
+enum class Action { serve, hang, reset, fail, rate_limit, flood };
 
 struct Stub {
   std::mutex mu;  // guards everything below except `products` (read-only after load)
@@ -199,6 +210,7 @@ struct Outcome {
   Action action = Action::serve;
   std::int64_t latency_ms = 0;
   Response res;
+  std::string flood_style;  // Action::flood: which part never ends
 };
 
 Response make_response(const Request& req, unsigned status, std::string body) {
@@ -262,6 +274,12 @@ Outcome handle_catalog(Stub& st, const Request& req, std::string_view path) {
       out.action = Action::fail;
       out.res = make_response(req, static_cast<unsigned>(f.fail_status),
                               to_json(json::object{{"message", "injected failure"}, {"status", f.fail_status}}));
+      return out;
+    }
+    if (f.flood_count > 0) {
+      --f.flood_count;
+      out.action = Action::flood;
+      out.flood_style = f.flood_style;
       return out;
     }
     if (f.rate_limit_count > 0) {
@@ -354,19 +372,49 @@ Response handle_admin(Stub& st, const Request& req, std::string_view path) {
   return message(req, 404, "not found");
 }
 
+// An answer served as is, at once.
+Outcome served(Response res) {
+  Outcome o;
+  o.res = std::move(res);
+  return o;
+}
+
 Outcome handle(Stub& st, const Request& req) {
   std::string_view target = req.target();
   std::string_view path = target.substr(0, target.find('?'));  // fakestore ignores unknown params
   try {
     if (path == "/products" || path.starts_with("/products/")) {
-      if (req.method() != http::verb::get) return {Action::serve, 0, message(req, 405, "method not allowed")};
+      if (req.method() != http::verb::get) return served(message(req, 405, "method not allowed"));
       return handle_catalog(st, req, path);
     }
-    if (path.starts_with("/__admin/")) return {Action::serve, 0, handle_admin(st, req, path)};
-    return {Action::serve, 0, message(req, 404, "not found")};
+    if (path.starts_with("/__admin/")) return served(handle_admin(st, req, path));
+    return served(message(req, 404, "not found"));
   } catch (const std::exception& e) {  // never let one request take the stub down
-    return {Action::serve, 0, message(req, 500, e.what())};
+    return served(message(req, 500, e.what()));
   }
+}
+
+// An answer that never ends in the part `style` names; stops when the peer hangs up, after 1 GiB
+// or after 60 s.
+awaitable<void> flood(beast::tcp_stream& stream, const std::string& style) {
+  std::string head = "HTTP/1.1 200 OK\r\nServer: catalog-stub\r\nContent-Type: application/json; charset=utf-8\r\n";
+  std::string fill(16384, 'a');
+  if (style == "header") {
+    head += "X-Flood: ";
+  } else {
+    head += "Transfer-Encoding: chunked\r\n\r\n";
+    if (style == "chunk_extension")
+      head += "1;";
+    else if (style == "trailer")
+      head += "2\r\n{}\r\n0\r\nX-Flood: ";
+    else
+      fill = "4000\r\n" + std::string(0x4000, ' ') + "\r\n";  // body: 16 KiB chunks for ever
+  }
+  boost::system::error_code ec;
+  stream.expires_after(60s);
+  co_await asio::async_write(stream, asio::buffer(head), asio::redirect_error(use_awaitable, ec));
+  for (std::size_t sent = 0; !ec && sent < (std::size_t{1} << 30); sent += fill.size())
+    co_await asio::async_write(stream, asio::buffer(fill), asio::redirect_error(use_awaitable, ec));
 }
 
 awaitable<void> session(Stub& st, beast::tcp_stream stream) {
@@ -403,6 +451,10 @@ awaitable<void> session(Stub& st, beast::tcp_stream stream) {
       ec = {};
       char sink[4096];
       while (!ec) co_await stream.async_read_some(asio::buffer(sink), with_ec);
+      break;
+    }
+    if (out.action == Action::flood) {
+      co_await flood(stream, out.flood_style);
       break;
     }
     if (out.action == Action::reset) {

@@ -23,7 +23,7 @@ http::status status_of(errc e) {
     case errc::invalid_name:
     case errc::invalid_password: return st::unprocessable_entity;
     case errc::payload_too_large: return st::payload_too_large;
-    case errc::headers_too_large: return st::request_header_fields_too_large;
+    case errc::request_header_too_large: return st::request_header_fields_too_large;
     case errc::unsupported_media_type: return st::unsupported_media_type;
     case errc::bad_request: return st::bad_request;
     case errc::email_already_exists:
@@ -56,7 +56,7 @@ std::string_view title_of(errc e) {
     case errc::method_not_allowed: return "This method is not allowed on this resource.";
     case errc::invalid_body: return "The request body is not valid.";
     case errc::payload_too_large: return "The request body is too large.";
-    case errc::headers_too_large: return "The request headers are too large.";
+    case errc::request_header_too_large: return "The request headers are too large.";
     case errc::unsupported_media_type: return "The request body must be JSON.";
     case errc::bad_request: return "The request is malformed.";
     case errc::invalid_pagination: return "The pagination parameters are not valid.";
@@ -125,7 +125,7 @@ http::response fail(errc e, std::optional<http::status> override_status, const s
 http::response fail(http::failure f) {
   switch (f) {
     case http::failure::too_large: return fail(errc::payload_too_large);
-    case http::failure::headers_too_large: return fail(errc::headers_too_large);
+    case http::failure::headers_too_large: return fail(errc::request_header_too_large);
     case http::failure::request_timeout: return fail(errc::request_timeout);
     case http::failure::not_implemented: return fail(errc::not_implemented);
     case http::failure::rate_limited: return fail(errc::rate_limited);  // the server adds Retry-After

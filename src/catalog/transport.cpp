@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "catalog/parse.hpp"
+#include "http/bounded_read.hpp"
 
 namespace fav::catalog::detail {
 
@@ -37,6 +38,9 @@ namespace {
 
 constexpr auto idle_limit = std::chrono::seconds(30);  // servers drop idle keep-alives after 5–60 s
 constexpr auto dns_ttl = std::chrono::seconds(60);
+// A catalog answer's status line and header fields at most, and so the read buffer's size
+// (contract §8 "Request bytes": the catalog client bounds what it reads like the server).
+constexpr std::size_t header_limit = 8 * 1024;
 
 struct base_url {
   bool tls = false;
@@ -87,7 +91,8 @@ struct connection {
   net::strand<net::any_io_executor> strand;
   std::optional<beast::tcp_stream> plain;
   std::optional<ssl::stream<beast::tcp_stream>> tls;
-  beast::flat_buffer buffer;
+  // Bounded: a line or trailer that never ends fills it and fails the attempt, not the memory.
+  beast::flat_buffer buffer{fav::http::read_buffer_limit(header_limit)};
   bool connected = false;
   clock_type::time_point idle_since{};
 
@@ -155,19 +160,24 @@ auto async_resolve_until(net::any_io_executor strand, std::string host, std::str
       token, std::move(strand), std::move(host), std::move(port), deadline);
 }
 
+// One request and its answer. The answer's framing (header, chunk-size lines, trailers) may
+// take the header limit plus as many bytes as the body may: a large list sent in small chunks
+// is still read, and what one answer sends is bounded either way.
 template <class Stream>
 net::awaitable<error_code> round_trip(Stream& s, beast::flat_buffer& buffer, const http::request<http::empty_body>& req,
-                                      http::response_parser<http::string_body>& parser) {
+                                      http::response_parser<http::string_body>& parser, std::size_t body_limit) {
   error_code ec;
   co_await http::async_write(s, req, net::redirect_error(net::use_awaitable, ec));
-  if (!ec) co_await http::async_read(s, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+  std::size_t framing = 0;
+  if (!ec) ec = co_await fav::http::read_bounded(s, buffer, parser, header_limit + body_limit, framing);
   co_return ec;
 }
 
 }  // namespace
 
 bool permanent(const error_code& ec) {
-  return ec.category() == net::error::get_ssl_category() || ec == http::error::body_limit;
+  return ec.category() == net::error::get_ssl_category() || ec == http::error::body_limit ||
+         ec == http::error::header_limit || ec == http::error::buffer_overflow;
 }
 
 struct transport::state {
@@ -222,8 +232,9 @@ struct transport::state {
       if (!traceparent.empty()) req.set("traceparent", traceparent);
       http::response_parser<http::string_body> parser;
       parser.body_limit(limit);
-      const error_code ec = c.tls ? co_await round_trip(*c.tls, c.buffer, req, parser)
-                                  : co_await round_trip(*c.plain, c.buffer, req, parser);
+      parser.header_limit(header_limit);
+      const error_code ec = c.tls ? co_await round_trip(*c.tls, c.buffer, req, parser, limit)
+                                  : co_await round_trip(*c.plain, c.buffer, req, parser, limit);
       if (ec && round == 0 && reused && !parser.got_some() && closed_by_peer(ec)) {
         c.close();  // a pooled connection the server had closed: reconnect once, same attempt
         continue;

@@ -26,8 +26,8 @@ struct http_outcome {
   bool reusable = false;              // the connection went back to the pool
 };
 
-// TLS protocol and certificate failures, and an oversized body, do not heal in seconds: not
-// worth a retry.
+// TLS protocol and certificate failures, and an oversized body or framing (header fields,
+// chunk-size lines, trailers), do not heal in seconds: not worth a retry.
 bool permanent(const boost::system::error_code& ec);
 
 class transport {
@@ -43,7 +43,8 @@ class transport {
   const std::string& prefix() const;
 
   // GET `target` on a pooled (or new) connection, everything (lookup, connect, TLS, write,
-  // read) done by `deadline`; a body over `limit` bytes is an error. A pooled connection the
+  // read) done by `deadline`; a body over `limit` bytes, a header block over 8 KiB, or framing
+  // (header, chunk-size lines, trailers) over 8 KiB + `limit` is an error. A pooled connection the
   // server had closed is replaced once within the same call. `traceparent`, when not empty, is
   // sent as that header (W3C trace context, contract §10). Never throws.
   net::awaitable<http_outcome> get(std::string target, clock_type::time_point deadline, std::size_t limit,

@@ -9,7 +9,7 @@ std::string_view code(errc e) noexcept {
     case errc::method_not_allowed: return "method_not_allowed";
     case errc::invalid_body: return "invalid_body";
     case errc::payload_too_large: return "payload_too_large";
-    case errc::headers_too_large: return "headers_too_large";
+    case errc::request_header_too_large: return "request_header_too_large";
     case errc::unsupported_media_type: return "unsupported_media_type";
     case errc::bad_request: return "bad_request";
     case errc::invalid_pagination: return "invalid_pagination";

@@ -9,7 +9,7 @@ enum class errc {
   method_not_allowed,
   invalid_body,
   payload_too_large,
-  headers_too_large,
+  request_header_too_large,
   unsupported_media_type,
   bad_request,
   invalid_pagination,

@@ -64,7 +64,8 @@ struct request {
   std::vector<std::pair<std::string, std::string>> query;   // percent-decoded, in order
   path_params params;                                       // path parameters, by name
   std::string correlation_id;
-  std::string client_addr;  // §8: the peer, or behind a trusted proxy the X-Forwarded-For client
+  std::string client_addr;  // §8: the peer, or behind a trusted proxy the X-Forwarded-For client, as
+                            // its client key (an IPv6 client as its /64 network)
   std::string_view route;   // the matched route template, for logs and metrics
   trace_context trace;      // W3C trace context: continued from `traceparent`, or started here
   std::any auth;            // opaque to http/: the auth policy stores who is calling
@@ -72,7 +73,7 @@ struct request {
   // The peer is in TRUSTED_PROXIES, so its X-Forwarded-Host/-Proto count (the cross-site rule).
   bool from_trusted_proxy = false;
 
-  // The client's address for per-client rules (rate limits, the sign-in guard).
+  // The client's key for per-client rules (rate limits, the sign-in guard, fair shares).
   std::string_view client_address() const { return client_addr; }
 
   std::string_view body() const { return raw->body(); }

@@ -53,10 +53,7 @@ rate_decision rate_limiter::take(std::string_view client, double now_s) {
 std::string client_address(const ip::address& peer0, const std::vector<std::string_view>& forwarded_for,
                            const std::vector<util::cidr>& trusted) {
   ip::address peer = util::unmapped(peer0);
-  auto is_trusted = [&](const ip::address& a) {
-    return std::any_of(trusted.begin(), trusted.end(), [&](const util::cidr& c) { return c.contains(a); });
-  };
-  if (!is_trusted(peer)) return peer.to_string();
+  if (!is_trusted(peer, trusted)) return client_key(peer);
   // Every X-Forwarded-For entry, left to right across repeated fields.
   std::vector<std::string_view> hops;
   for (auto field : forwarded_for) {
@@ -71,9 +68,44 @@ std::string client_address(const ip::address& peer0, const std::vector<std::stri
     auto a = util::parse_address(*it);
     if (!a) break;
     client = *a;
-    if (!is_trusted(client)) break;
+    if (!is_trusted(client, trusted)) break;
   }
-  return client.to_string();
+  return client_key(client);
+}
+
+bool is_trusted(const ip::address& a, const std::vector<util::cidr>& trusted) {
+  return std::any_of(trusted.begin(), trusted.end(), [&](const util::cidr& c) { return c.contains(a); });
+}
+
+std::string client_key(const ip::address& a0) {
+  ip::address a = util::unmapped(a0);
+  if (a.is_v4()) return a.to_string();
+  auto bytes = a.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);  // the interface half: the host's to choose
+  return ip::address_v6(bytes).to_string() + "/64";
+}
+
+bool client_counts::try_add(const std::string& key) {
+  std::lock_guard lk(mu_);
+  auto& n = counts_[key];
+  if (n >= cap_) {
+    if (n == 0) counts_.erase(key);  // a cap of 0 keeps no entry
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void client_counts::remove(const std::string& key) {
+  std::lock_guard lk(mu_);
+  auto it = counts_.find(key);
+  if (it == counts_.end()) return;
+  if (--it->second == 0) counts_.erase(it);
+}
+
+std::size_t client_counts::size() const {
+  std::lock_guard lk(mu_);
+  return counts_.size();
 }
 
 }  // namespace fav::http

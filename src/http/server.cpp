@@ -1,7 +1,8 @@
 // See server.hpp. The session loop follows Beast's awaitable servers: a fresh parser per
 // request, limits, deadlines, keep-alive, and a lingering close after errors so the client
-// reads our answer instead of a reset. Contract §8 lives here too: the connection cap and the
-// accept back-off, the header/request deadlines (408), framing (501/400) and rate limits (429).
+// reads our answer instead of a reset. Contract §8 lives here too: the connection caps (global
+// and per client) and the accept back-off, the header/request deadlines (408), framing
+// (501/400), request bytes (a bounded read buffer, 431/413) and rate limits (429).
 #include "http/server.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -23,6 +24,7 @@
 #include <boost/url/parse.hpp>
 #include <chrono>
 
+#include "http/bounded_read.hpp"
 #include "http/middleware.hpp"
 #include "util/log.hpp"
 
@@ -109,6 +111,8 @@ server::server(net::io_context& ioc, server_options opts, dispatcher d, error_re
       dispatch_(std::move(d)),
       render_error_(std::move(e)),
       observe_(std::move(o)),
+      per_client_(static_cast<std::size_t>(std::max(0, opts_.max_connections_per_client))),
+      forwarding_notes_(1.0 / 3600, 1, 1024),
       acceptor_(net::make_strand(ioc)) {
   if (opts_.rate_burst >= 1 && opts_.rate_per_second > 0) limiter_.emplace(opts_.rate_per_second, opts_.rate_burst);
 }
@@ -131,7 +135,7 @@ void server::start() {
 net::awaitable<void> server::accept_loop() {
   net::steady_timer backoff(acceptor_.get_executor());
   auto pause = std::chrono::milliseconds(0);
-  log_budget failed_log, full_log;
+  log_budget failed_log, full_log, client_full_log;
   for (;;) {
     boost::system::error_code ec;
     tcp::socket sock(net::make_strand(ioc_));
@@ -162,10 +166,31 @@ net::awaitable<void> server::accept_loop() {
                   {{"times", static_cast<std::int64_t>(n)}, {"max_connections", opts_.max_connections}});
       continue;
     }
+    auto peer = sock.remote_endpoint(ec).address();
+    if (ec) {
+      sock.close(ec);  // gone before we looked at it
+      continue;
+    }
+    peer = util::unmapped(peer);
+    // Fair shares (§8): one client holds at most its cap of the slots; a trusted proxy carries
+    // many clients, so it is not counted.
+    std::string key;
+    if (!is_trusted(peer, opts_.trusted_proxies)) {
+      key = client_key(peer);
+      if (!per_client_.try_add(key)) {
+        sock.close(ec);
+        if (auto n = client_full_log.due())
+          util::log(util::log_level::warning, "per-client connection limit reached; closing its new connections",
+                    {{"client", key},
+                     {"times", static_cast<std::int64_t>(n)},
+                     {"max_connections_per_client", opts_.max_connections_per_client}});
+        continue;
+      }
+    }
     ++open_connections_;
     sock.set_option(tcp::no_delay(true), ec);
     auto ex = sock.get_executor();
-    net::co_spawn(ex, session(std::move(sock)), [](std::exception_ptr ep) {
+    net::co_spawn(ex, session(std::move(sock), peer, std::move(key)), [](std::exception_ptr ep) {
       if (!ep) return;
       try {
         std::rethrow_exception(ep);
@@ -206,9 +231,16 @@ std::optional<rate_decision> server::take_token(const request& req) {
   return limiter_->take(req.client_address(), now);
 }
 
-net::awaitable<void> server::session(tcp::socket sock) {
+void server::note_untrusted_forwarding(const net::ip::address& peer) {
+  auto now = std::chrono::duration<double>(steady::now().time_since_epoch()).count();
+  if (forwarding_notes_.take(client_key(peer), now).allowed)
+    util::log(util::log_level::warning,
+              "X-Forwarded-For from a peer not in TRUSTED_PROXIES: ignored, so per-client limits count that peer",
+              {{"peer", peer.to_string()}});
+}
+
+net::awaitable<void> server::session(tcp::socket sock, net::ip::address peer, std::string key) {
   boost::system::error_code ec;
-  auto peer = sock.remote_endpoint(ec).address();
   auto c = std::make_shared<conn>(std::move(sock));
   {
     std::lock_guard lk(conns_mu_);
@@ -217,11 +249,17 @@ net::awaitable<void> server::session(tcp::socket sock) {
   }
   struct closer {
     std::atomic<int>& n;
-    ~closer() { --n; }
-  } closer_{open_connections_};  // counted up by the accept loop
+    client_counts& per_client;
+    const std::string& key;
+    ~closer() {
+      if (!key.empty()) per_client.remove(key);
+      --n;
+    }
+  } closer_{open_connections_, per_client_, key};  // counted up by the accept loop
 
   auto& stream = c->stream;
-  beast::flat_buffer buffer;
+  // Bounded (§8 "Request bytes"): a line or trailer that never ends fills it and is refused.
+  beast::flat_buffer buffer(read_buffer_limit(opts_.header_limit));
 
   // After an error answer: stop sending, then read and discard what the client still sends
   // (bounded) so it sees our response rather than a connection reset.
@@ -263,7 +301,8 @@ net::awaitable<void> server::session(tcp::socket sock) {
     parser.body_limit(static_cast<std::uint64_t>(opts_.body_limit));
     parser.header_limit(opts_.header_limit);
     std::optional<failure> refused;
-    co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    std::size_t framing =
+        co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
     if (!ec) refused = framing_failure(parser.get());
     if (!ec && !refused && !parser.is_done()) {
       c->arm(c, request_deadline);
@@ -273,7 +312,7 @@ net::awaitable<void> server::session(tcp::socket sock) {
         bhttp::response<bhttp::empty_body> cont{status::continue_, 11};
         co_await bhttp::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
       }
-      if (!ec) co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+      if (!ec) ec = co_await read_bounded(stream, buffer, parser, opts_.header_limit, framing);
     }
     c->disarm();
     // Only now is it a request being handled: until here a shutdown closes the connection at
@@ -290,9 +329,12 @@ net::awaitable<void> server::session(tcp::socket sock) {
       if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
           ec == net::error::connection_reset || ec == net::error::operation_aborted)
         break;
-      refused = ec == bhttp::error::body_limit     ? failure::too_large
-                : ec == bhttp::error::header_limit ? failure::headers_too_large
-                                                   : failure::bad_request;
+      if (ec == bhttp::error::body_limit)
+        refused = failure::too_large;
+      else if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
+        refused = failure::headers_too_large;  // framing past the header limit, or a line past the buffer
+      else
+        refused = failure::bad_request;
     }
     ec = {};
 
@@ -317,9 +359,9 @@ net::awaitable<void> server::session(tcp::socket sock) {
       // Contract §10: the request's trace, continued from a valid `traceparent` or started here.
       req.trace = continue_or_start(req.header("traceparent"));
       std::vector<std::string_view> forwarded;
-      if (!opts_.trusted_proxies.empty())
-        for (auto [it, end] = req.raw->equal_range("x-forwarded-for"); it != end; ++it)
-          forwarded.push_back(it->value());
+      for (auto [it, end] = req.raw->equal_range("x-forwarded-for"); it != end; ++it) forwarded.push_back(it->value());
+      // §8: a balancer left out of TRUSTED_PROXIES makes every client one; say so (rarely).
+      if (!forwarded.empty() && !is_trusted(peer, opts_.trusted_proxies)) note_untrusted_forwarding(peer);
       req.client_addr = client_address(peer, forwarded, opts_.trusted_proxies);
       for (const auto& c : opts_.trusted_proxies)
         req.from_trusted_proxy = req.from_trusted_proxy || c.contains(util::unmapped(peer));

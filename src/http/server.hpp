@@ -34,6 +34,8 @@ struct server_options {
   double request_timeout_s = 30;  // the whole request, from its first byte
   double idle_timeout_s = 60;
   int max_connections = 10000;  // past it a new connection is closed at once
+  // Per client key, peers in trusted_proxies exempt; past it that client's new connection is closed.
+  int max_connections_per_client = 256;
   std::vector<std::string> cors_origins{"*"};
   // Token bucket per client address (burst 0: off); exempt paths take no token.
   double rate_per_second = 0;
@@ -71,9 +73,12 @@ class server {
  private:
   struct conn;
   net::awaitable<void> accept_loop();
-  net::awaitable<void> session(net::ip::tcp::socket sock);
+  // `key`: the peer's client key as counted in per_client_, or empty when not counted.
+  net::awaitable<void> session(net::ip::tcp::socket sock, net::ip::address peer, std::string key);
   // A token from the bucket of `req`'s client address; nullopt when limits are off or the path is exempt.
   std::optional<rate_decision> take_token(const request& req);
+  // Logs, at most once an hour per client, that an untrusted peer sent X-Forwarded-For.
+  void note_untrusted_forwarding(const net::ip::address& peer);
 
   net::io_context& ioc_;
   server_options opts_;
@@ -81,6 +86,8 @@ class server {
   error_renderer render_error_;
   request_observer observe_;
   std::optional<rate_limiter> limiter_;
+  client_counts per_client_;
+  rate_limiter forwarding_notes_;  // one token an hour per client key: the warning's budget
   net::ip::tcp::acceptor acceptor_;
   std::atomic<bool> draining_{false};
   // Set by close_idle(): from then on a connection back at its idle wait closes instead of

@@ -49,6 +49,8 @@ constexpr config_variable variables[] = {
     {"API_HEADER_TIMEOUT_SECONDS", "10",
      "A request's headers must arrive within this of its first byte, else 408 request_timeout"},
     {"API_MAX_CONNECTIONS", "10000", "Open client connections at most (lowered at start to fit the descriptor limit)"},
+    {"API_MAX_CONNECTIONS_PER_CLIENT", "256",
+     "Open connections per client address (an IPv6 /64) at most; TRUSTED_PROXIES are exempt"},
     {"API_IDLE_TIMEOUT_SECONDS", "60", "A kept-alive connection with no request is closed after this"},
     {"API_DRAIN_TIMEOUT_SECONDS", "10", "On SIGTERM/SIGINT, in-flight work is awaited at most this long"},
     {"API_KEY", "",
@@ -489,6 +491,7 @@ config load_config(const env_map& raw) {
   c.header_timeout_s = number(env, "API_HEADER_TIMEOUT_SECONDS", 10, 0.1, 3600);
   c.request_timeout_s = number(env, "API_REQUEST_TIMEOUT_SECONDS", 30, 0.1, 3600);
   c.max_connections = static_cast<int>(integer(env, "API_MAX_CONNECTIONS", 10000, 1, 1000000));
+  c.max_connections_per_client = static_cast<int>(integer(env, "API_MAX_CONNECTIONS_PER_CLIENT", 256, 1, 1000000));
   c.rate_limit_per_second = number(env, "RATE_LIMIT_PER_SECOND", 10, 0.001, 1e6);
   c.rate_limit_burst = static_cast<double>(integer(env, "RATE_LIMIT_BURST", 0, 0, 1000000));
   {

@@ -67,6 +67,8 @@ struct config {
   double header_timeout_s = 10;   // a request's headers, from its first byte
   double request_timeout_s = 30;  // the whole request, from its first byte
   int max_connections = 10000;    // lowered at start to fit RLIMIT_NOFILE
+  // Open connections per client address (§8 fair shares).
+  int max_connections_per_client = 256;
   double rate_limit_per_second = 10;
   double rate_limit_burst = 0;               // 0: rate limits off
   std::vector<util::cidr> trusted_proxies;   // TRUSTED_PROXIES

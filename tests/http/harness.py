@@ -420,7 +420,7 @@ class Stub:
 
     def faults(self, **kw):
         """POST /__admin/faults: latency_ms, hang_count, reset_count, fail_count, fail_status,
-        rate_limit_count, retry_after_s, not_found_style, only_ids."""
+        rate_limit_count, retry_after_s, not_found_style, only_ids, flood_count, flood_style."""
         return self._admin("POST", "/__admin/faults", kw)
 
     def product(self, pid: int, **kw):

@@ -228,13 +228,15 @@ class CatalogStubTest(unittest.TestCase):
         self.assertEqual(self.faults(), {
             "latency_ms": 0, "hang_count": 0, "reset_count": 0, "fail_count": 0,
             "fail_status": 500, "rate_limit_count": 0, "retry_after_s": 1,
-            "not_found_style": "empty", "only_ids": None})
+            "not_found_style": "empty", "only_ids": None,
+            "flood_count": 0, "flood_style": "chunk_extension"})
         self.assertEqual(self.get_json("/products/1"), self.by_id[1])
 
     def test_admin_errors_and_health(self):
         self.assertEqual(self.get_json("/__admin/health"), {"status": "ok"})
         for body in ("{not json", "[1]", json.dumps({"fail_count": -1}),
-                     json.dumps({"bogus": 1}), json.dumps({"not_found_style": "x"})):
+                     json.dumps({"bogus": 1}), json.dumps({"not_found_style": "x"}),
+                     json.dumps({"flood_style": "x"})):
             self.assertEqual(self.call("POST", "/__admin/faults", body)[0], 400, body)
         self.assertEqual(self.call("POST", "/__admin/products/1", "nope")[0], 400)
         self.assertEqual(self.call("POST", "/__admin/products/1", {"gone": "yes"})[0], 400)

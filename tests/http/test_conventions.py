@@ -372,10 +372,10 @@ class ConventionsTest(ServerTestCase):
 
     def test_oversized_headers_431(self):
         r = self.req("GET", "/health", headers={"X-Big": "a" * 20000})
-        self.assertError(r, 431, "headers_too_large")
+        self.assertError(r, 431, "request_header_too_large")
         many = {f"X-H{i}": "b" * 100 for i in range(400)}
         r = self.req("GET", "/health", headers=many)
-        self.assertError(r, 431, "headers_too_large")
+        self.assertError(r, 431, "request_header_too_large")
         self.assertEqual(request_once(self.server.port, "GET", "/health").status, 200)
 
     # -- invalid bodies -----------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Hostile load, the HTTP layer (CONTRACT §8): connection cap and descriptor exhaustion,
-slow clients, framing and request smuggling, per-address rate limits behind trusted proxies,
+"""Hostile load, the HTTP layer (CONTRACT §8): connection caps (global and per client) and
+descriptor exhaustion, slow clients, framing and request smuggling, per-address rate limits
+behind trusted proxies and the warning for an untrusted X-Forwarded-For,
 bounded metric labels and safe development defaults. Every attack is bounded in count and
 time and goes to loopback only."""
 
@@ -15,8 +16,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (API_KEY, Client, Server, ServerTestCase, fav_bin, parse_raw_response,  # noqa: E402
-                     request_once)
+from harness import (API_KEY, Client, Server, ServerTestCase, _read_response, fav_bin,  # noqa: E402
+                     parse_raw_response, request_once)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -268,6 +269,118 @@ class TrustedProxyTest(ServerTestCase):
         # ...and the rightmost untrusted hop is the client: a forged left part changes nothing.
         self.assertEqual(self.statuses("6.6.6.6, 203.0.113.1, 10.1.2.3", 1), [429])
         self.assertEqual(self.statuses("6.6.6.7, 203.0.113.2", 1), [429])
+
+
+def connect_from(source: str, port: int) -> socket.socket:
+    """A connection to the server from the loopback address `source` (127.0.0.0/8 is all local)."""
+    return socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+
+
+def health_on(s: socket.socket):
+    """GET /health on a kept-alive connection; the response, or None when the server closed it."""
+    try:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        return None
+    return _read_response(s, 10)
+
+
+class ConnectionsPerClientTest(ServerTestCase):
+    """§8 fair shares: "at most API_MAX_CONNECTIONS_PER_CLIENT (default 256; addresses in
+    TRUSTED_PROXIES exempt) open connections; past it a new connection from that address is
+    closed at once while others are still accepted." """
+
+    with_stub = False
+    server_env = {"API_MAX_CONNECTIONS_PER_CLIENT": "5"}
+
+    def test_one_address_at_its_cap_does_not_lock_out_another(self):
+        held = []
+        try:
+            for _ in range(5):
+                held.append(connect_from("127.0.0.2", self.server.port))
+                r = health_on(held[-1])
+                self.assertIsNotNone(r)
+                self.assertEqual(r.status, 200)
+            # The sixth from 127.0.0.2: closed at once, its request never answered.
+            with connect_from("127.0.0.2", self.server.port) as extra:
+                self.assertIsNone(health_on(extra))
+            note = self.server.wait_log(lambda o: "per-client connection limit" in o.get("message", ""), 10)
+            self.assertIsNotNone(note, self.server.output_tail())
+            self.assertEqual(note["client"], "127.0.0.2")
+            # Another address is still served, on new connections, while 127.0.0.2 holds its cap.
+            for _ in range(3):
+                with connect_from("127.0.0.3", self.server.port) as other:
+                    r = health_on(other)
+                    self.assertIsNotNone(r)
+                    self.assertEqual(r.status, 200)
+            # The held connections still work; one closing gives its slot back.
+            self.assertEqual(health_on(held[0]).status, 200)
+            held.pop(0).close()
+            deadline = time.monotonic() + 10
+            while True:
+                with connect_from("127.0.0.2", self.server.port) as again:
+                    r = health_on(again)
+                if r is not None:
+                    break
+                self.assertLess(time.monotonic(), deadline, "a closed connection's slot never came back")
+                time.sleep(0.05)
+            self.assertEqual(r.status, 200)
+        finally:
+            for s in held:
+                s.close()
+
+
+class TrustedProxyConnectionsTest(ServerTestCase):
+    """§8: "(default 256; addresses in TRUSTED_PROXIES exempt)": a balancer carries many clients."""
+
+    with_stub = False
+    server_env = {"API_MAX_CONNECTIONS_PER_CLIENT": "2", "TRUSTED_PROXIES": "127.0.0.4"}
+
+    def test_trusted_proxy_is_not_capped(self):
+        held = []
+        try:
+            for _ in range(6):
+                held.append(connect_from("127.0.0.4", self.server.port))
+                r = health_on(held[-1])
+                self.assertIsNotNone(r, "a trusted proxy's connection was closed")
+                self.assertEqual(r.status, 200)
+        finally:
+            for s in held:
+                s.close()
+
+
+class UntrustedForwardedForTest(ServerTestCase):
+    """§8: "a request carrying X-Forwarded-For from a peer that is not [in TRUSTED_PROXIES] is
+    logged as a warning naming that peer (at most once an hour per peer), so the
+    misconfiguration is visible." """
+
+    with_stub = False
+    server_env = {"TRUSTED_PROXIES": "127.0.0.6"}
+
+    def warnings(self) -> list:
+        return [o for o in self.server.log_objects()
+                if o.get("level") == "warning" and "X-Forwarded-For" in o.get("message", "")]
+
+    def send(self, source: str, xff=True):
+        with connect_from(source, self.server.port) as s:
+            extra = b"X-Forwarded-For: 198.51.100.9\r\n" if xff else b""
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n")
+            self.assertEqual(_read_response(s, 10).status, 200)
+
+    def test_warned_once_per_peer(self):
+        self.send("127.0.0.6")  # trusted: no warning
+        self.send("127.0.0.7", xff=False)  # no header: no warning
+        for _ in range(5):
+            self.send("127.0.0.5")
+        first = self.server.wait_log(lambda o: "X-Forwarded-For" in o.get("message", ""), 10)
+        self.assertIsNotNone(first, self.server.output_tail())
+        self.assertEqual(first["level"], "warning")
+        self.assertEqual(first["peer"], "127.0.0.5")
+        self.assertIn("TRUSTED_PROXIES", first["message"])
+        # Another untrusted peer gets its own line; after it, no more from 127.0.0.5.
+        self.send("127.0.0.8")
+        self.assertIsNotNone(self.server.wait_log(lambda o: o.get("peer") == "127.0.0.8", 10))
+        self.assertEqual([o["peer"] for o in self.warnings()], ["127.0.0.5", "127.0.0.8"])
 
 
 class MetricLabelsTest(ServerTestCase):

@@ -10,7 +10,7 @@ Rules (each is also stated in the document's info.description):
   404 not_found (contract §1); tests/unit/test_openapi.cpp holds the route table to the document;
 - HEAD is checked against the GET operation (contract §10: "the same status and headers");
 - the connection layer's own refusals (400 bad_request, 408 request_timeout, 431
-  headers_too_large, 501 not_implemented) come before any routing, on any method and path; the
+  request_header_too_large, 501 not_implemented) come before any routing, on any method and path; the
   document states them once in its conventions, so they pass wherever they are seen, provided
   the document's info.description still names each of them;
 - OPTIONS (CORS preflight, 204) and 405 on a known path with an undocumented method are global
@@ -112,7 +112,7 @@ def observations(directory):
 
 
 # Refusals of the connection layer (src/http/server.cpp), answered before a route is chosen.
-CONNECTION_LAYER = {(400, "bad_request"), (408, "request_timeout"), (431, "headers_too_large"),
+CONNECTION_LAYER = {(400, "bad_request"), (408, "request_timeout"), (431, "request_header_too_large"),
                     (501, "not_implemented")}
 
 

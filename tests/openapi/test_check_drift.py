@@ -27,16 +27,16 @@ class DriftCheck(unittest.TestCase):
                   ("PUT", "/customers", 405, "method_not_allowed"),
                   ("GET", "/no/such/path", 404, "not_found"),
                   ("POST", "/health", 400, "bad_request"),
-                  ("GET", "/health", 431, "headers_too_large"))
+                  ("GET", "/health", 431, "request_header_too_large"))
         self.assertEqual(check_drift.check(DOC, ok), {})
 
     def test_connection_layer_answers_need_the_conventions(self):
         """A connection-layer refusal passes anywhere only while info.description names it."""
         import copy
         doc = copy.deepcopy(DOC)
-        doc["info"]["description"] = doc["info"]["description"].replace("431 `headers_too_large`", "431")
-        missing = check_drift.check(doc, seen(("GET", "/health", 431, "headers_too_large")))
-        self.assertEqual(set(missing), {("GET", "/health", 431, "headers_too_large")})
+        doc["info"]["description"] = doc["info"]["description"].replace("431 `request_header_too_large`", "431")
+        missing = check_drift.check(doc, seen(("GET", "/health", 431, "request_header_too_large")))
+        self.assertEqual(set(missing), {("GET", "/health", 431, "request_header_too_large")})
 
     def test_undocumented_answers_are_named(self):
         bad = seen(("GET", f"/customers/{CID}", 418, "teapot"),

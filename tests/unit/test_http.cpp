@@ -1,4 +1,5 @@
-// Pure parts of the HTTP layer: middleware, and (§8) rate-limit buckets and client addresses.
+// Pure parts of the HTTP layer: middleware, and (§8) rate-limit buckets, client keys and
+// connections per client.
 #include <gtest/gtest.h>
 
 #include "http/middleware.hpp"
@@ -124,13 +125,59 @@ TEST(RateLimit, ClientAddressBehindTrustedProxies) {
   EXPECT_EQ(http::client_address(ip("203.0.113.9"), {"1.2.3.4"}, trusted), "203.0.113.9");
   // Trusted peer: the rightmost untrusted hop, across repeated fields.
   EXPECT_EQ(http::client_address(ip("127.0.0.1"), {"6.6.6.6, 1.2.3.4", "10.0.0.5"}, trusted), "1.2.3.4");
-  EXPECT_EQ(http::client_address(ip("127.0.0.1"), {"2001:db8::1"}, trusted), "2001:db8::1");
+  EXPECT_EQ(http::client_address(ip("127.0.0.1"), {"2001:db8::1"}, trusted), "2001:db8::/64");
   // Trusted peer without the header, or with only trusted hops: the last address seen.
   EXPECT_EQ(http::client_address(ip("127.0.0.1"), {}, trusted), "127.0.0.1");
   EXPECT_EQ(http::client_address(ip("127.0.0.1"), {"10.1.1.1"}, trusted), "10.1.1.1");
   // Garbage stops the walk: the client cannot pick an address left of it.
   EXPECT_EQ(http::client_address(ip("127.0.0.1"), {"1.1.1.1, junk, 10.0.0.2"}, trusted), "10.0.0.2");
   EXPECT_EQ(http::client_address(ip("::ffff:127.0.0.1"), {"9.9.9.9"}, trusted), "9.9.9.9");
+}
+
+// §8: "An IPv6 client counts by its /64 network, for the rate limits and the sign-in guard", and
+// for the fair shares ("A client here is the client address of the rate limits (an IPv6 address
+// counts by its /64 network)"). A v4-mapped address is the IPv4 client.
+TEST(RateLimit, ClientKeyIsTheIpv4AddressOrTheIpv6Slash64) {
+  auto ip = [](const char* s) { return boost::asio::ip::make_address(s); };
+  EXPECT_EQ(http::client_key(ip("203.0.113.9")), "203.0.113.9");
+  EXPECT_EQ(http::client_key(ip("::ffff:203.0.113.9")), "203.0.113.9");
+  EXPECT_EQ(http::client_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), "2001:db8:1:2::/64");
+  EXPECT_EQ(http::client_key(ip("2001:db8:1:2::1")), http::client_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")));
+  EXPECT_NE(http::client_key(ip("2001:db8:1:2::1")), http::client_key(ip("2001:db8:1:3::1")));
+  EXPECT_EQ(http::client_key(ip("::1")), "::/64");
+  // The untrusted peer and the forwarded client alike.
+  auto trusted = *util::parse_cidrs("10.0.0.0/8");
+  EXPECT_EQ(http::client_address(ip("2001:db8:5:6::7"), {}, trusted), "2001:db8:5:6::/64");
+  EXPECT_EQ(http::client_address(ip("10.0.0.1"), {"2001:db8:5:6:1:2:3:4"}, trusted), "2001:db8:5:6::/64");
+  EXPECT_EQ(http::client_address(ip("10.0.0.1"), {"[::ffff:198.51.100.4]"}, trusted), "198.51.100.4");
+  EXPECT_TRUE(http::is_trusted(ip("::ffff:10.1.2.3"), trusted));
+  EXPECT_FALSE(http::is_trusted(ip("11.1.2.3"), trusted));
+}
+
+// §8: "at most API_MAX_CONNECTIONS_PER_CLIENT ... open connections; past it a new connection
+// from that address is closed at once while others are still accepted." The map keeps no entry
+// at zero, so it never holds more entries than there are open connections.
+TEST(RateLimit, ConnectionsPerClientCappedAndForgottenAtZero) {
+  http::client_counts counts(2);
+  EXPECT_TRUE(counts.try_add("a"));
+  EXPECT_TRUE(counts.try_add("a"));
+  EXPECT_FALSE(counts.try_add("a"));  // a holds its cap
+  EXPECT_TRUE(counts.try_add("b"));   // others are still accepted
+  EXPECT_EQ(counts.size(), 2u);
+  counts.remove("a");
+  EXPECT_TRUE(counts.try_add("a"));  // a slot came back
+  counts.remove("a");
+  counts.remove("a");
+  counts.remove("b");
+  EXPECT_EQ(counts.size(), 0u);
+  for (int i = 0; i < 1000; ++i) {
+    EXPECT_TRUE(counts.try_add("c" + std::to_string(i)));
+    counts.remove("c" + std::to_string(i));
+  }
+  EXPECT_EQ(counts.size(), 0u);
+  http::client_counts none(0);
+  EXPECT_FALSE(none.try_add("a"));
+  EXPECT_EQ(none.size(), 0u);
 }
 
 // Contract §8 framing: "A Transfer-Encoding other than chunked: 501 not_implemented.
