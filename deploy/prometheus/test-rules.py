@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks and unit-tests the Prometheus rules (ctest deploy.prometheus_rules).
 
-1. `promtool check rules favorites-api.rules.yml`: the rules parse and the queries are valid.
+1. `promtool check rules favorites-api.rules.yml`: the rules parse and the queries are valid;
+   `promtool check config prometheus.yml` (the compose `scaled` profile's Prometheus).
 2. Every alert of the rules file is covered by the test files (favorites-api.rules.test.yml, and
    favorites-api.rules.slow.test.yml for the three-day windows) both ways: at least one case
    where it fires and one where it stays quiet (an empty `exp_alerts`).
@@ -45,6 +46,11 @@ def main() -> int:
     rc = subprocess.run([promtool, "check", "rules", RULES]).returncode
     if rc != 0:
         print("FAIL: promtool check rules")
+        return 1
+    # The compose profile's configuration (it loads the same rules).
+    rc = subprocess.run([promtool, "check", "config", os.path.join(HERE, "prometheus.yml")]).returncode
+    if rc != 0:
+        print("FAIL: promtool check config prometheus.yml")
         return 1
 
     rules = yaml.safe_load(open(RULES, encoding="utf-8"))
