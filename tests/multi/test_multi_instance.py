@@ -610,8 +610,6 @@ class MultiInstanceTest(unittest.TestCase):
         recording rule of deploy/prometheus/favorites-api.rules.yml and every panel query of
         deploy/grafana/favorites-api.json returns data (a query answering nothing fails)."""
         prom = self.prometheus
-        self.assertEqual(sorted(t["labels"]["instance"] for t in prom.api("targets")["activeTargets"]),
-                         sorted(f"127.0.0.1:{p}" for p in self.ports))
         load = Load(self.nginx.port, self.customers_for_load()).start()
         try:
             # A signal, not a sleep: every instance scraped, and every rule group evaluated, after
@@ -624,7 +622,12 @@ class MultiInstanceTest(unittest.TestCase):
         finally:
             load.stop()
         self.assertGreater(load.ok, 0, load.summary())
+        # Twice more: the rules are then evaluated over at least two scrapes that saw the load
+        # (rate() needs two), even when this test runs alone on a Prometheus just started.
         self.wait_for_prometheus(time.time(), "after the load")
+        self.wait_for_prometheus(time.time(), "after the load, again")
+        self.assertEqual(sorted(t["labels"]["instance"] for t in prom.api("targets")["activeTargets"]),
+                         sorted(f"127.0.0.1:{p}" for p in self.ports))
 
         groups = prom.api("rules")["groups"]
         health = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r.get("health") != "ok"]
@@ -662,7 +665,7 @@ class MultiInstanceTest(unittest.TestCase):
             scraped = [t for t in targets if t["health"] == "up" and _rfc3339(t["lastScrape"]) > since]
             groups = prom.api("rules")["groups"]
             evaluated = [g for g in groups if g.get("lastEvaluation") and _rfc3339(g["lastEvaluation"]) > since]
-            if len(scraped) == len(self.ports) and len(evaluated) == len(groups):
+            if len(scraped) == len(self.ports) and groups and len(evaluated) == len(groups):
                 return
             if time.monotonic() > deadline:
                 raise AssertionError(f"prometheus {what}: scraped {[(t['scrapeUrl'], t['health'], t['lastError']) for t in targets]}, "
