@@ -173,14 +173,14 @@ def miss_ppm(out, scenario):
 
 
 def round_trips_per_request(out, backend):
-    """fav_db_round_trips ÷ the HTTP requests counted by the service (its /metrics dump), or None."""
+    """fav_db_round_trips_total ÷ the HTTP requests counted by the service (its /metrics dump), or None."""
     path = os.path.join(out, "raw", f"metrics-{backend}.txt")
     if not os.path.exists(path):
         return None
     trips, requests = None, 0
     pat = re.compile(r'^fav_http_requests_total\{method="GET",route="/customers/\{id\}/favorites",[^}]*\} (\d+)')
     for line in open(path):
-        if line.startswith("fav_db_round_trips "):
+        if line.startswith("fav_db_round_trips_total "):
             trips = float(line.split()[1])
         m = pat.match(line)
         if m:
@@ -434,7 +434,7 @@ def report(out, md_path, png):
             trips = round_trips_per_request(out, pg + "-nocheck")
             if trips is not None:
                 w(f"With both caches off, each request sends `check_token` and `list_favorites` pipelined: the "
-                  f"service's `fav_db_round_trips` ÷ its requests over that run (warm-up included) is **{trips:.3f}** "
+                  f"service's `fav_db_round_trips_total` ÷ its requests over that run (warm-up included) is **{trips:.3f}** "
                   "round trips per request.")
                 w("")
 

@@ -379,7 +379,7 @@ bench_backend() {  # sqlite | postgresql
 
   if [ "$backend" = postgresql ]; then
     # (a) with the token cache off too: every request sends the token check with its read, in one
-    # round trip (pipeline mode); the service's fav_db_round_trips tells how many it made.
+    # round trip (pipeline mode); the service's fav_db_round_trips_total tells how many it made.
     start_service "$backend-nocheck" "$DB_URL" READ_CACHE_BYTES=0 AUTH_CACHE_TTL_SECONDS=0
     log_cmd "(same service command with READ_CACHE_BYTES=0 AUTH_CACHE_TTL_SECONDS=0)"
     run_wrk "$backend-nocheck" favorites "$CONNECTIONS" "$SVC_URL"

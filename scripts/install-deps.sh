@@ -14,9 +14,10 @@ command -v git >/dev/null 2>&1 || pkgs+=(git)
 case "$want" in
   # clang, its sanitizer and libFuzzer runtimes and llvm-symbolizer: the sanitizer builds and
   # the fuzz targets of scripts/test-sanitizers.sh. pgbouncer: the transaction-pooling test of
-  # tests/http/test_pg_availability.py.
+  # tests/http/test_pg_availability.py. prometheus: promtool (rule unit tests, `check metrics`) and
+  # the server the multi-instance test scrapes with; python3-yaml reads the rule files.
   test)  pkgs+=(postgresql postgresql-contrib curl chromium clang-format sqlite3 procps nginx-light
-               clang libclang-rt-dev llvm pgbouncer) ;;
+               clang libclang-rt-dev llvm pgbouncer prometheus python3-yaml) ;;
   bench) pkgs+=(postgresql postgresql-contrib curl wrk nginx-light gnuplot-nox) ;;
 esac
 missing=()
@@ -29,4 +30,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's prometheus package enables and starts a server on :9090; the tests start their own
+  # on a free loopback port, so one we just installed is stopped and left disabled.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 &&
+     [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 fi

@@ -2,7 +2,10 @@
 # Several instances behind a real load balancer, on loopback: a throwaway PostgreSQL, three
 # favorites-api instances and nginx (keep-alive upstreams, idempotent retries), then the checks
 # of tests/multi/test_multi_instance.py (propagation delay, kill -9 and rolling restart under
-# load, starting together). Prints the measured figures as "[multi] ..." lines.
+# load, starting together), with Debian's prometheus (free loopback port, throwaway folder)
+# scraping the instances under the rules of deploy/prometheus: every recording rule and every
+# query of deploy/grafana/favorites-api.json must return data. Prints the measured figures as
+# "[multi] ..." lines.
 #
 #   scripts/multi-instance.sh            (after a build: build/favorites-api, build/catalog-stub)
 #

@@ -36,10 +36,10 @@ net::awaitable<http::response> metrics(http::request&, app& a) {
   std::vector<util::metrics::gauge> gauges{
       {"fav_db_pool_in_use", "Database connections (SQLite: workers) busy with a statement.", double(pool.in_use)},
       {"fav_db_pool_waiting", "Statements waiting for a database connection.", double(pool.waiting)},
-      {"fav_db_round_trips",
+      {"fav_db_round_trips_total",
        "Exchanges with PostgreSQL on the pool's connections since the start (a pipeline counts once; 0 on SQLite).",
        double(pool.round_trips)},
-      {"fav_db_connect_attempts",
+      {"fav_db_connect_attempts_total",
        "PostgreSQL connection attempts since the start (while unreachable: one probe at a time; 0 on SQLite).",
        double(pool.connects)},
       {"fav_db_unreachable",
@@ -51,9 +51,9 @@ net::awaitable<http::response> metrics(http::request&, app& a) {
        double(a.background.active())},
       {"fav_change_feed_up", "1 while the PostgreSQL change feed (LISTEN) is connected, else 0.",
        a.feed.live() ? 1.0 : 0.0},
-      {"fav_change_feed_connects", "Times the change feed connected (first connection and reconnections).",
+      {"fav_change_feed_connects_total", "Times the change feed connected (first connection and reconnections).",
        double(a.feed.reconnects())},
-      {"fav_change_feed_notifications", "Change notifications received from other instances.",
+      {"fav_change_feed_notifications_total", "Change notifications received from other instances.",
        double(a.feed.received())},
       {"fav_token_cache_entries", "Entries in the in-process token-check cache.", double(a.tokens.size())},
   };
@@ -63,9 +63,9 @@ net::awaitable<http::response> metrics(http::request&, app& a) {
     gauges.push_back({"fav_read_cache_entries", "Entries in the read cache (customers, favorites pages, products).",
                       double(a.reads->entries())});
     gauges.push_back(
-        {"fav_read_cache_hits", "Reads answered by the read cache since the start.", double(a.reads->hits())});
-    gauges.push_back(
-        {"fav_read_cache_misses", "Reads the read cache could not answer since the start.", double(a.reads->misses())});
+        {"fav_read_cache_hits_total", "Reads answered by the read cache since the start.", double(a.reads->hits())});
+    gauges.push_back({"fav_read_cache_misses_total", "Reads the read cache could not answer since the start.",
+                      double(a.reads->misses())});
   }
   auto res = http::json(http::status::ok, a.metrics.render(gauges));
   res.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -153,7 +153,9 @@ std::string metrics::render(const std::vector<gauge>& gauges) const {
   help("fav_product_cache_warmups_total", "counter", "Whole-catalog warm-ups stored in the cache.");
   line("fav_product_cache_warmups_total", "", static_cast<double>(warmups.load()));
   for (auto& g : gauges) {
-    help(g.name, "gauge", g.help);
+    // A value read at scrape time may still be monotonic (round trips, cache hits): Prometheus's
+    // convention names those `_total` and types them counter, so rate() knows to handle resets.
+    help(g.name, g.name.ends_with("_total") ? "counter" : "gauge", g.help);
     line(g.name, "", g.value);
   }
   help("fav_build_info", "gauge", "Build information; the value is always 1.");

@@ -41,7 +41,7 @@ struct metrics {
   // Records one finished request under its route template (e.g. "/customers/{id}").
   void observe_request(std::string_view route, std::string_view method, int status, double seconds);
 
-  // A value read at scrape time, with its HELP text.
+  // A value read at scrape time, with its HELP text; typed counter when its name ends in `_total`.
   struct gauge {
     std::string_view name;
     std::string_view help;

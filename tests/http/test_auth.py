@@ -517,7 +517,7 @@ class TokenCheckWithTheReadTest(ServerTestCase):
     server_env = {"AUTH_CACHE_TTL_SECONDS": "0", "READ_CACHE_BYTES": "0", "PRODUCT_CATALOG_WARMUP": "false"}
 
     def round_trips(self) -> float:
-        return gauge(self, "fav_db_round_trips")
+        return gauge(self, "fav_db_round_trips_total")
 
     def reads(self, c, token=None, **kw):
         """The two routes whose read carries the check, GET and HEAD."""

@@ -242,17 +242,17 @@ class FavoritesTest(FavoritesBase):
         # own notification of the add may forget a first cached copy: read (bounded) until both
         # reads are answered from memory before counting.
         for _ in range(50):
-            hits = metric_value(self, "fav_read_cache_hits")
+            hits = metric_value(self, "fav_read_cache_hits_total")
             self.listing(c)
             self.req("GET", f"/customers/{c.id}", token=c.token)
-            if metric_value(self, "fav_read_cache_hits") - hits >= 2:
+            if metric_value(self, "fav_read_cache_hits_total") - hits >= 2:
                 break
             time.sleep(0.05)
-        hits = metric_value(self, "fav_read_cache_hits")
+        hits = metric_value(self, "fav_read_cache_hits_total")
         for _ in range(3):  # answered from memory
             self.assertEqual([i["id"] for i in self.listing(c).json["data"]], [other])
             self.assertEqual(self.req("GET", f"/customers/{c.id}", token=c.token).json["name"], "Test Customer")
-        self.assertGreaterEqual(metric_value(self, "fav_read_cache_hits") - hits, 6, "the read cache is not on")
+        self.assertGreaterEqual(metric_value(self, "fav_read_cache_hits_total") - hits, 6, "the read cache is not on")
         self.assertEqual(self.add(c, pid).status, 201)
         r = self.listing(c)
         self.assertEqual([i["id"] for i in r.json["data"]], [pid, other])

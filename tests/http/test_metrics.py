@@ -6,6 +6,7 @@ the right amounts (the catalog warm-up is off, so nothing else moves them)."""
 import datetime
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -114,6 +115,32 @@ LOOKUPS = "fav_product_cache_lookups_total"
 JOINS = "fav_catalog_singleflight_joins_total"
 REFRESHES = "fav_product_cache_background_refreshes_total"
 GAUGES = ("fav_db_pool_in_use", "fav_db_pool_waiting", "fav_password_hash_queue_depth")
+# Values that only grow, read at scrape time: counters named `_total` (Prometheus's conventions),
+# so that rate() and increase() handle a restart. The read cache's pair exists only while the
+# read cache is on (MetricsReadCacheTest below).
+MONOTONIC = ("fav_db_round_trips_total", "fav_change_feed_connects_total", "fav_change_feed_notifications_total")
+READ_CACHE_COUNTERS = ("fav_read_cache_hits_total", "fav_read_cache_misses_total")
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+
+
+def assert_counters(test, s: Scrape, names):
+    """Each name is one counter sample, and no gauge of its old name (without `_total`) is left."""
+    for name in names:
+        test.assertEqual(s.types.get(name), "counter", name)
+        test.assertEqual(len(s.series(name)), 1, name)
+        test.assertNotIn(name[: -len("_total")], s.types, f"{name} also exported under its old gauge name")
+    # A gauge is a value that can go down: none may describe a running count.
+    for family, kind in s.types.items():
+        if kind == "gauge":
+            test.assertNotIn("since the start", s.helps.get(family, ""), f"{family} is monotonic: a counter")
+
+
+def assert_promtool_clean(test, text: str):
+    """`promtool check metrics` (Debian's prometheus package) finds nothing to say."""
+    if not os.path.exists(PROMTOOL):
+        test.fail("promtool not installed (scripts/install-deps.sh test installs prometheus)")
+    r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    test.assertEqual((r.returncode, r.stdout + r.stderr), (0, ""), "promtool check metrics")
 
 
 def _db_time(dt: datetime.datetime) -> str:
@@ -225,6 +252,17 @@ class MetricsTest(ServerTestCase):
             self.assertEqual(buckets[-1][0], float("inf"), labels)
             self.assertEqual(values[-1], s.samples[(DUR + "_count", labels)], labels)
             self.assertIn((DUR + "_sum", labels), s.samples)
+
+    def test_monotonic_values_are_counters(self):
+        """Round trips and the change feed's connects and notifications only grow: counters."""
+        assert_counters(self, self.scrape(), MONOTONIC)
+
+    def test_promtool_check_metrics(self):
+        """Prometheus's own linter accepts the exposition, after traffic on several routes."""
+        self.req("GET", "/health")
+        self.req("GET", "/no-such-path")
+        self.list_favorites(self.alice)
+        assert_promtool_clean(self, self.scrape().text)
 
     def test_scrape_counts_itself_once(self):
         """Each scrape is a request like any other, counted once under route /metrics."""
@@ -507,6 +545,23 @@ class MetricsTest(ServerTestCase):
                 return False
 
         return _Lock()
+
+
+class MetricsReadCacheTest(ServerTestCase):
+    """The read cache's hits and misses, with the read cache on (its default size)."""
+    server_env = {"PRODUCT_CATALOG_WARMUP": "false"}
+
+    def test_read_cache_hits_and_misses_are_counters(self):
+        c = self.server.new_customer("Reader")
+        for _ in range(3):
+            r = self.req("GET", f"/customers/{c.id}/favorites", token=c.token)
+            self.assertEqual(r.status, 200, r)
+        r = self.server.client().req("GET", "/metrics")
+        self.assertEqual(r.status, 200, r)
+        s = Scrape(r.body.decode("utf-8"))
+        assert_counters(self, s, MONOTONIC + READ_CACHE_COUNTERS)
+        self.assertGreaterEqual(s.get("fav_read_cache_hits_total") + s.get("fav_read_cache_misses_total"), 3)
+        assert_promtool_clean(self, s.text)
 
 
 if __name__ == "__main__":

@@ -228,7 +228,7 @@ class OutageTest(unittest.TestCase):
             paused = True
             r = server.req("POST", f"/customers/{c.id}/favorites/4", token=c.token)
             self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
-            connects_before = gauge(server, "fav_db_connect_attempts")
+            connects_before = gauge(server, "fav_db_connect_attempts_total")
             self.assertEqual(gauge(server, "fav_db_unreachable"), 1)
 
             latencies, answers = [], []
@@ -252,7 +252,7 @@ class OutageTest(unittest.TestCase):
                 for t in threads:
                     t.join(30)
             elapsed = time.monotonic() - started
-            connects = gauge(server, "fav_db_connect_attempts") - connects_before
+            connects = gauge(server, "fav_db_connect_attempts_total") - connects_before
             latencies.sort()
             print(f"\n[figure] stopped database, 120 adds in 3 waves of 40: median "
                   f"{statistics.median(latencies) * 1000:.1f} ms, p90 {latencies[107] * 1000:.1f} ms, "

@@ -14,12 +14,19 @@ loopback ports and nginx (Debian nginx-light) in front of them, then checks:
   — no GET fails; failed non-idempotent requests are printed (target 0).
 - "Instances may start together on an empty or old database (migrations under a lock)" — three
   started at the same moment on an empty database and on one the reference's DDL created.
+- README "On call": Debian's prometheus, on a free loopback port, scrapes the three instances
+  with the repository's rules (deploy/prometheus/favorites-api.rules.yml) while the load runs;
+  then every recording rule and every query of every panel of deploy/grafana/favorites-api.json,
+  asked through Prometheus's HTTP API, returns data.
 
 Run it with scripts/multi-instance.sh, or through ctest (multi.postgresql.instances).
 """
 import http.client
+import json
+import math
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -28,6 +35,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
+import urllib.request
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,6 +45,11 @@ from harness import (API_KEY, Server, _pg_url_with_db, _psql, free_port, start_s
                      unique_email)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+ROOT = os.path.dirname(os.path.dirname(HERE))
+RULES = os.path.join(ROOT, "deploy", "prometheus", "favorites-api.rules.yml")
+DASHBOARD = os.path.join(ROOT, "deploy", "grafana", "favorites-api.json")
+PROM_JOB = "favorites-api"  # the job name of deploy/prometheus/prometheus.yml
 PROPAGATION_BOUND_S = 1.0
 PRODUCTS = list(range(1, 21))
 
@@ -181,6 +195,83 @@ class Nginx:
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
+class Prometheus:
+    """Debian's prometheus on a free loopback port with a throwaway data folder, scraping the
+    instances every second and evaluating the repository's rules every second."""
+
+    def __init__(self, ports):
+        self.dir = tempfile.mkdtemp(prefix="fav-prometheus-")
+        self.port = free_port()
+        targets = ", ".join(f'"127.0.0.1:{p}"' for p in ports)
+        self.conf = os.path.join(self.dir, "prometheus.yml")
+        with open(self.conf, "w", encoding="utf-8") as f:
+            f.write(f"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                    f"rule_files:\n  - {RULES}\n"
+                    f"scrape_configs:\n  - job_name: {PROM_JOB}\n    static_configs:\n"
+                    f"      - targets: [{targets}]\n")
+        self.log = open(os.path.join(self.dir, "prometheus.log"), "wb")
+        self.proc = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={self.conf}", f"--storage.tsdb.path={self.dir}/data",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        tail = self.log_tail()
+        self.stop()
+        raise AssertionError(f"prometheus did not become ready: {tail}")
+
+    def log_tail(self):
+        self.log.flush()
+        with open(os.path.join(self.dir, "prometheus.log"), encoding="utf-8", errors="replace") as f:
+            return f.read()[-3000:]
+
+    def api(self, path, **params):
+        url = f"http://127.0.0.1:{self.port}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=30) as r:
+            body = json.loads(r.read())
+        if body.get("status") != "success":
+            raise AssertionError(f"{path} {params}: {body}")
+        return body["data"]
+
+    def query(self, expr):
+        return self.api("query", query=expr)["result"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def dashboard_queries():
+    """(panel title, refId, expression) of every target of every panel, with the dashboard's
+    variables set as Grafana would with "All" selected and a 1-minute rate interval."""
+    with open(DASHBOARD, encoding="utf-8") as f:
+        dash = json.load(f)
+    out = []
+    for panel in dash["panels"]:
+        for t in panel.get("targets", []):
+            expr = t["expr"].replace("$__rate_interval", "1m").replace("$job", ".+").replace("$instance", ".+")
+            out.append((panel["title"], t["refId"], expr))
+    return out
+
+
 class Load:
     """Mixed load through nginx: each worker owns one customer and cycles through favorite,
     unfavorite, list, patch and (now and then) sign-in, remembering what was acknowledged."""
@@ -289,20 +380,25 @@ class MultiInstanceTest(unittest.TestCase):
             if os.environ.get("CI"):
                 raise AssertionError("nginx not installed (scripts/install-deps.sh test installs nginx-light)")
             raise unittest.SkipTest("nginx not installed")
+        if not os.path.exists(PROMETHEUS):
+            raise AssertionError("prometheus not installed (scripts/install-deps.sh test installs it)")
         cls.stub = start_stub()
         cls.url = fresh_database()
         cls.ports = [free_port() for _ in range(3)]
-        cls.servers, cls.nginx = [], None
+        cls.servers, cls.nginx, cls.prometheus = [], None, None
         try:
             # Started at the same moment on an empty database: migrations run under the lock.
             cls.servers = start_instances(cls.url, cls.stub, cls.ports)
             cls.nginx = Nginx(cls.ports)
+            cls.prometheus = Prometheus(cls.ports)
         except BaseException:
             cls.tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
+        if cls.prometheus:
+            cls.prometheus.stop()
         if cls.nginx:
             cls.nginx.stop()
         for s in cls.servers:
@@ -412,13 +508,13 @@ class MultiInstanceTest(unittest.TestCase):
         for p in others:
             # Read until the page is answered from memory (the add's own notification may still
             # arrive and forget a first copy).
-            hits = self.metric(p, "fav_read_cache_hits")
+            hits = self.metric(p, "fav_read_cache_hits_total")
             for _ in range(50):
                 st, body = request(p, "GET", path, token=token)
                 self.assertEqual((st, [i["id"] for i in body["data"]]), (200, [3]))
-                if self.metric(p, "fav_read_cache_hits") > hits:
+                if self.metric(p, "fav_read_cache_hits_total") > hits:
                     break
-            self.assertGreater(self.metric(p, "fav_read_cache_hits"), hits, f":{p} did not cache the page")
+            self.assertGreater(self.metric(p, "fav_read_cache_hits_total"), hits, f":{p} did not cache the page")
 
         def follow(what, expected):
             for p in others:
@@ -508,6 +604,83 @@ class MultiInstanceTest(unittest.TestCase):
         checked, wrong = load.check_acknowledged(self.url)
         self.assertEqual(wrong, [])
         self.assertEqual(load.failed["GET"], 0, load.failures)
+
+    def test_5_prometheus_rules_and_dashboard(self):
+        """README "On call": with Prometheus scraping the three instances while load runs, every
+        recording rule of deploy/prometheus/favorites-api.rules.yml and every panel query of
+        deploy/grafana/favorites-api.json returns data (a query answering nothing fails)."""
+        prom = self.prometheus
+        load = Load(self.nginx.port, self.customers_for_load()).start()
+        try:
+            # A signal, not a sleep: every instance scraped, and every rule group evaluated, after
+            # the load had been running for a while (so rates over the load are there to see).
+            first_scrape = time.time()
+            t0 = time.monotonic()
+            self.wait_for_prometheus(first_scrape, "during the load")
+            report(f"prometheus: all three instances scraped and rules evaluated during the load after "
+                   f"{time.monotonic() - t0:.1f} s")
+        finally:
+            load.stop()
+        self.assertGreater(load.ok, 0, load.summary())
+        # Twice more: the rules are then evaluated over at least two scrapes that saw the load
+        # (rate() needs two), even when this test runs alone on a Prometheus just started.
+        self.wait_for_prometheus(time.time(), "after the load")
+        self.wait_for_prometheus(time.time(), "after the load, again")
+        self.assertEqual(sorted(t["labels"]["instance"] for t in prom.api("targets")["activeTargets"]),
+                         sorted(f"127.0.0.1:{p}" for p in self.ports))
+
+        groups = prom.api("rules")["groups"]
+        health = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r.get("health") != "ok"]
+        self.assertEqual(health, [], "rules that failed to evaluate")
+        recording = [(r["name"], r["query"]) for g in groups for r in g["rules"] if r["type"] == "recording"]
+        alerts = [r["name"] for g in groups for r in g["rules"] if r["type"] == "alerting"]
+        self.assertGreaterEqual(len(recording), 20)
+        empty = []
+        for name, _ in recording:
+            if not self.has_data(prom.query(name)):
+                empty.append(name)
+        panels = dashboard_queries()
+        self.assertGreaterEqual(len(panels), 25)
+        for title, ref, expr in panels:
+            if not self.has_data(prom.query(expr)):
+                empty.append(f"panel '{title}' {ref}: {expr}")
+        report(f"prometheus: {len(recording)} recording rules, {len(panels)} panel queries, {len(alerts)} alerts "
+               f"loaded; without data: {len(empty)}")
+        self.assertEqual(empty, [], "queries that return no data")
+        # Reported, not asserted: test_3 and test_4 restart instances on purpose.
+        firing = {a["labels"]["alertname"] for a in prom.api("alerts")["alerts"] if a["state"] == "firing"}
+        report(f"prometheus: alerts firing at the end: {sorted(firing) or 'none'}")
+
+    @staticmethod
+    def has_data(result):
+        """At least one series with a number in it (NaN alone shows nothing on a panel)."""
+        return any(not math.isnan(float(r["value"][1])) for r in result)
+
+    def wait_for_prometheus(self, since, what, timeout=60):
+        """Until each instance has been scraped, and each rule group evaluated, after `since`."""
+        prom = self.prometheus
+        deadline = time.monotonic() + timeout
+        while True:
+            targets = prom.api("targets")["activeTargets"]
+            scraped = [t for t in targets if t["health"] == "up" and _rfc3339(t["lastScrape"]) > since]
+            groups = prom.api("rules")["groups"]
+            evaluated = [g for g in groups if g.get("lastEvaluation") and _rfc3339(g["lastEvaluation"]) > since]
+            if len(scraped) == len(self.ports) and groups and len(evaluated) == len(groups):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"prometheus {what}: scraped {[(t['scrapeUrl'], t['health'], t['lastError']) for t in targets]}, "
+                                     f"{len(evaluated)}/{len(groups)} groups evaluated; log: {prom.log_tail()}")
+            time.sleep(0.2)
+
+
+def _rfc3339(text):
+    """Seconds since the epoch of Prometheus's RFC 3339 timestamps (nanoseconds, 'Z' or offset)."""
+    import datetime
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", text)
+    if not m:
+        return 0.0
+    base = datetime.datetime.fromisoformat(m.group(1) + ("+00:00" if m.group(3) == "Z" else m.group(3)))
+    return base.timestamp() + float(m.group(2) or 0)
 
 
 @unittest.skipUnless(os.environ.get("FAV_TEST_PG_URL"), "needs FAV_TEST_PG_URL (scripts/multi-instance.sh)")
