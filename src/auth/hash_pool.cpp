@@ -145,26 +145,8 @@ void hash_pool::finished(const std::string& client) {
 // Like util::offload, through the fair queue: nullopt when `client` may not queue now.
 template <class R, class F>
 net::awaitable<std::optional<R>> hash_pool::run(std::string client, F f) {
-  return net::async_initiate<decltype(net::use_awaitable), void(std::exception_ptr, std::optional<R>)>(
-      [this](auto handler, std::string who, F fn) {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        auto finish = [h](std::exception_ptr ep, std::optional<R> r) {
-          auto ex = net::get_associated_executor(*h);
-          net::dispatch(ex, [h, ep, r = std::move(r)]() mutable { std::move (*h)(ep, std::move(r)); });
-        };
-        auto job = [finish, fn = std::make_shared<F>(std::move(fn))]() mutable {
-          std::optional<R> r;
-          try {
-            r.emplace((*fn)());
-          } catch (...) {
-            finish(std::current_exception(), std::nullopt);
-            return;
-          }
-          finish(nullptr, std::move(r));
-        };
-        if (!admit(who, std::move(job))) finish(nullptr, std::nullopt);
-      },
-      net::use_awaitable, std::move(client), std::move(f));
+  return util::offload_with<R>(
+      [this, who = std::move(client)](std::function<void()> job) { return admit(who, std::move(job)); }, std::move(f));
 }
 
 net::awaitable<std::optional<std::string>> hash_pool::hash(std::string client, std::string password) {

@@ -54,11 +54,14 @@ class worker_pool {
   std::vector<std::thread> threads_;
 };
 
-// Runs `f` on `pool`; nullopt when the pool refused it (queue full). Exceptions propagate.
-template <class R, class F>
-net::awaitable<std::optional<R>> offload(worker_pool& pool, F f) {
+// Hands `f`, wrapped as a job, to `submit` (a callable taking std::function<void()> and returning
+// false when it refuses the job) and awaits it: the coroutine resumes on its own executor when the
+// job is done; nullopt when `submit` refused it. Exceptions propagate. The one idiom for leaving
+// the I/O threads: `offload` below, and the password-hash pool's fair queue.
+template <class R, class Submit, class F>
+net::awaitable<std::optional<R>> offload_with(Submit submit, F f) {
   return net::async_initiate<decltype(net::use_awaitable), void(std::exception_ptr, std::optional<R>)>(
-      [&pool](auto handler, F fn) {
+      [](auto handler, Submit give, F fn) {
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
         auto finish = [h](std::exception_ptr ep, std::optional<R> r) {
           auto ex = net::get_associated_executor(*h);
@@ -74,9 +77,15 @@ net::awaitable<std::optional<R>> offload(worker_pool& pool, F f) {
           }
           finish(nullptr, std::move(r));
         };
-        if (!pool.submit(std::move(job))) finish(nullptr, std::nullopt);
+        if (!give(std::function<void()>(std::move(job)))) finish(nullptr, std::nullopt);
       },
-      net::use_awaitable, std::move(f));
+      net::use_awaitable, std::move(submit), std::move(f));
+}
+
+// Runs `f` on `pool`; nullopt when the pool refused it (queue full). Exceptions propagate.
+template <class R, class F>
+net::awaitable<std::optional<R>> offload(worker_pool& pool, F f) {
+  return offload_with<R>([&pool](std::function<void()> job) { return pool.submit(std::move(job)); }, std::move(f));
 }
 
 }  // namespace fav::util
