@@ -335,7 +335,7 @@ def report(out, md_path, png):
     w("")
 
     # ---- targets ----
-    # Issue 13's table (performance round two), plus issue 11's for the uncached path.
+    # The performance targets (bench/README.md), the uncached path's included.
     w(f"## Targets ({conns} connections)")
     w("")
     w("| ratio | measured | target | |")
@@ -377,7 +377,7 @@ def report(out, md_path, png):
     w("")
     w("The read cache (`READ_CACHE_BYTES`, on by default) answers (a) and (b) from memory; the row "
       "\"read cache off\" is (a) measured again on a service started with `READ_CACHE_BYTES=0`, "
-      "against the same pgbench ceiling (issue 11's target for the uncached path).")
+      "against the same pgbench ceiling.")
     w("")
 
     # ---- per backend ----

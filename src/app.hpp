@@ -26,7 +26,7 @@ struct app {
   util::metrics& metrics;
   util::task_tracker& background;            // detached work that shutdown drains
   store::change_feed& feed;                  // invalidations from every instance (contract §9)
-  const store::read_cache* reads = nullptr;  // the hot GETs' memory (issue 13), for /metrics
+  const store::read_cache* reads = nullptr;  // the hot GETs' memory, for /metrics
 };
 
 }  // namespace fav

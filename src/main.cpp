@@ -223,7 +223,7 @@ int serve(const util::config& cfg) {
   store::pg_store* pg = nullptr;
   const store::read_cache* reads = nullptr;
   try {
-    // Outermost the read cache (issue 13): its own writes and the feed's news keep it coherent.
+    // Outermost the read cache: its own writes and the feed's news keep it coherent.
     auto cached = std::make_unique<store::cached_store>(
         std::make_unique<store::feed_store>(open_store(cfg, ioc.get_executor(), &pg), feed), feed,
         static_cast<std::size_t>(cfg.read_cache_bytes));

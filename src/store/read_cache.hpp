@@ -1,6 +1,6 @@
-// In-memory answers for the hot GETs (issue 13 point 2): customer records, pages of a
-// customer's favorites (product ids, favorited_at, total) and the products_cache rows those
-// pages show. One LRU per shard with a byte budget (READ_CACHE_BYTES, split evenly over the
+// In-memory answers for the hot GETs (README, "Running several instances"): customer records,
+// pages of a customer's favorites (product ids, favorited_at, total) and the products_cache rows
+// those pages show. One LRU per shard with a byte budget (READ_CACHE_BYTES, split evenly over the
 // shards, so the whole never holds more); 0 turns it off.
 //
 // Coherence is the caller's (cached_store): every write forgets what it touched at once, the

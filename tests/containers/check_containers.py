@@ -765,7 +765,7 @@ class ContainerFiles(unittest.TestCase):
         self.assertRegex(line, r"^catalog-stub listening on port \d+", line)
 
     def test_compose_scaled_profile(self):
-        """Issue 11: a scaled profile — three API replicas of the same image behind nginx, the
+        """A scaled profile — three API replicas of the same image behind nginx, the
         nginx configuration in the repository (keep-alive upstreams, idempotent retries)."""
         services = self.compose()["services"]
         (app_name, app), (db_name, _), _ = self.roles()

@@ -81,7 +81,7 @@ class BreakerTest(AdmissionBase):
 
 class StarvationTest(AdmissionBase):
     """"a slow catalog plus many unknown ids never delays another customer's cached favoriting
-    or listing, and no request waits past the deadline" (issue 9), scaled down: 60 unknown ids
+    or listing, and no request waits past the deadline", scaled down: 60 unknown ids
     against a 3 s catalog with 2 slots and a 2 s deadline."""
 
     DEADLINE_S = 2.0
@@ -124,7 +124,7 @@ class StarvationTest(AdmissionBase):
 
 class ExpiredListingDuringFloodTest(AdmissionBase):
     """The listing half of "a slow catalog plus many unknown ids never delays another customer's
-    cached favoriting or listing" (issue 9) for a product whose cached copy is past the hard TTL:
+    cached favoriting or listing" for a product whose cached copy is past the hard TTL:
     §4 "Age > hard TTL or absent: fetched before answering", and "when the catalog cannot be
     reached, a cached copy of any age" serves. With every catalog slot held by the flood the
     catalog cannot be reached in time, so the copy answers at once instead of after the deadline."""

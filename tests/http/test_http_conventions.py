@@ -1,4 +1,4 @@
-"""HTTP and operator conventions (CONTRACT §10, issue 12): Date, HEAD, problem details, ETag /
+"""HTTP and operator conventions (CONTRACT §10): Date, HEAD, problem details, ETag /
 If-None-Match, Link, W3C trace context, metrics exposition, the access log's route, start-up
 failures as JSON lines, and the command line's version / help / check-config."""
 
@@ -372,7 +372,7 @@ class HttpConventionsTest(ServerTestCase):
     # -- access log ------------------------------------------------------------------------
 
     def test_access_log_has_the_route_template(self):
-        """Issue 12: the access line records `route` (the template) beside the raw path."""
+        """The access line records `route` (the template) beside the raw path."""
         a = self.alice
         cid = "route-" + uuid.uuid4().hex[:8]
         self.req("GET", f"/customers/{a.id}/favorites/2?x=1", token=a.token, headers={"x-correlation-id": cid})
@@ -414,7 +414,7 @@ class HttpConventionsTest(ServerTestCase):
         return fams
 
     def test_metrics_exposition(self):
-        """§10 and issue 12: readable bucket bounds reaching at least 10 s, the standard process
+        """§10: readable bucket bounds reaching at least 10 s, the standard process
         series, fav_build_info{version}, a real HELP on every series, route templates only."""
         a = self.alice
         self.req("GET", f"/customers/{a.id}", token=a.token)
@@ -511,7 +511,7 @@ class HeadOnRefusalsTest(ServerTestCase):
 
 
 class StartupAndCliTest(unittest.TestCase):
-    """Issue 12 items 6 and 7: start-up failures are one JSON line each, naming the variable or
+    """Start-up failures are one JSON line each, naming the variable or
     the cause, without source paths; check-config reports every bad variable and warns about
     unknown ones that look like ours; `version`, `help` and `-V` exit 0."""
 

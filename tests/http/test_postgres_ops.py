@@ -1,4 +1,4 @@
-"""PostgreSQL as the production store, end to end against the real binary (issue: PostgreSQL).
+"""PostgreSQL as the production store, end to end against the real binary.
 
 - Compatibility: a database created by the reference service's own DDL (CONTRACT §5), holding a
   customer whose password hash the reference wrote and a favorite, is served as is: sign-in

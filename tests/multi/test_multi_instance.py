@@ -1,4 +1,4 @@
-"""Several instances on one PostgreSQL behind a real load balancer (issue 11, CONTRACT §9).
+"""Several instances on one PostgreSQL behind a real load balancer (CONTRACT §9).
 
 Starts PostgreSQL (the caller's FAV_TEST_PG_URL), three favorites-api instances on fixed
 loopback ports and nginx (Debian nginx-light) in front of them, then checks:

@@ -290,7 +290,7 @@ TEST(Config, SafeDevelopmentDefaults) {
                config_error);
 }
 
-// Issue 12: check-config "reports every bad variable at once" — one problem per variable.
+// check-config "reports every bad variable at once" — one problem per variable.
 TEST(Config, EveryBadVariableAtOnce) {
   try {
     load_config(env{{"API_PORT", "abc"}, {"LOG_LEVEL", "loud"}, {"ENV", "staging"}, {"DATABASE_POOL_SIZE", "0"}});
@@ -307,7 +307,7 @@ TEST(Config, EveryBadVariableAtOnce) {
   }
 }
 
-// Issue 12: "warns about unknown variables that look like ours (known prefixes)".
+// Unknown variables: "warns about unknown variables that look like ours (known prefixes)".
 TEST(Config, UnknownVariablesThatLookLikeOurs) {
   auto unknown = fav::util::unknown_variables(env{{"API_PROT", "1"},
                                                   {"DATABASE_URLL", "x"},

@@ -128,7 +128,7 @@ TEST(Conditional, PageLinks) {
             "</customers?page=1>; rel=\"first\", </customers?page=2>; rel=\"prev\", </customers?page=2>; rel=\"last\"");
 }
 
-// Issue 12: "Bucket labels print as le=\"0.00050000000000000001\"".
+// Metrics: "Bucket labels print as le=\"0.00050000000000000001\"".
 TEST(Metrics, ReadableNumbers) {
   EXPECT_EQ(fav::util::prometheus_number(0.0005), "0.0005");
   EXPECT_EQ(fav::util::prometheus_number(2.5), "2.5");

@@ -1,4 +1,4 @@
-// The read cache (issue 13 point 2): a byte budget it never exceeds, LRU eviction, the
+// The read cache: a byte budget it never exceeds, LRU eviction, the
 // generation rule that keeps a read racing a write from re-inserting the old answer, and the
 // product rows of a cached page following what this instance wrote.
 #include <gtest/gtest.h>
@@ -42,7 +42,7 @@ core::page<core::favorite> make_page(int n, std::int64_t first_product) {
 
 }  // namespace
 
-// Issue 13: "the cache never exceeds its budget under a scan of many customers".
+// "The cache never exceeds its budget under a scan of many customers".
 TEST(read_cache, a_scan_of_many_customers_never_exceeds_the_budget) {
   constexpr std::size_t budget = 256 * 1024;
   read_cache cache(budget);
