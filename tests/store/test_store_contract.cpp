@@ -31,6 +31,7 @@
 #include "store/sqlite_store.hpp"
 #include "store/sqlite_writer.hpp"
 #include "util/random.hpp"
+#include "util/time.hpp"
 
 namespace {
 
@@ -229,17 +230,33 @@ class backend_fixture : public ::testing::Test {
     return r;
   }
 
-  // Rows of the sign-ins table, counted from outside the store.
-  std::int64_t sign_in_rows() {
-    if (backend_ == "postgresql") return std::stoll(pg_exec(conninfo_, "SELECT count(*) FROM sign_ins").at(0));
+  // Runs `sql` from outside the store; the first column of the first row as a number (-1: none).
+  std::int64_t sql_number(const std::string& sql) {
+    if (backend_ == "postgresql") {
+      const auto rows = pg_exec(conninfo_, sql);
+      return rows.empty() || rows[0].empty() ? -1 : std::stoll(rows[0]);
+    }
     sqlite3_handle h;
     if (sqlite3_open(path_.c_str(), &h.db) != SQLITE_OK) throw std::runtime_error("test: cannot open the database");
+    sqlite3_busy_timeout(h.db, 10000);
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(h.db, "SELECT count(*) FROM sign_ins", -1, &st, nullptr);
+    if (sqlite3_prepare_v2(h.db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
+      throw std::runtime_error("test: " + std::string(sqlite3_errmsg(h.db)));
     std::int64_t n = -1;
-    if (st && sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    const int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) throw std::runtime_error("test: " + std::string(sqlite3_errmsg(h.db)));
     return n;
+  }
+
+  // Rows of the sign-ins table, counted from outside the store.
+  std::int64_t sign_in_rows() { return sql_number("SELECT count(*) FROM sign_ins"); }
+
+  // A time literal for this backend's SQL.
+  std::string time_sql(core::micros t) {
+    const std::string text = fav::util::format_db_time(t);
+    return backend_ == "postgresql" ? "'" + text + "'::timestamptz" : "'" + text + "'";
   }
 
   net::io_context ioc_;  // declared first: destroyed last
@@ -757,6 +774,28 @@ TEST_P(store_contract, the_sweep_deletes_only_expired_sign_ins) {
   EXPECT_EQ(run(st_->sweep_sign_ins(t0 + 20 * second)), 0);
 }
 
+// Upgrading: rows of the earlier one-row-per-rotation table and the revocations written before
+// the upgrade. Its refresh tokens are not read any more (they may stop working), but a sign-in's
+// access tokens revoked before stay revoked, and the sweep deletes the old table's expired rows.
+TEST_P(store_contract, after_the_upgrade_old_revocations_hold_and_the_sweep_empties_the_old_table) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const std::string owner = backend_ == "postgresql" ? "'" + a.id + "'::uuid" : "'" + a.id + "'";
+  for (int i = 0; i < 30; ++i) {
+    const core::micros expires = t0 + (i < 20 ? 10 : 100) * second;  // 20 expire before the other 10
+    sql_number("INSERT INTO refresh_tokens (token_hash, family_id, customer_id, created_at, expires_at) VALUES ('h" +
+               std::to_string(i) + "', 'fam-old', " + owner + ", " + time_sql(t0) + ", " + time_sql(expires) + ")");
+  }
+  run(st_->revoke_token("sid:fam-old", t0 + 100 * second));  // signed out before the upgrade
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-old", "sid:fam-old")), auth_state::revoked);
+  EXPECT_EQ(refresh("fam-old", 0, t0 + second), rotate_result::invalid);  // no row: nothing to rotate
+  EXPECT_NO_THROW(run(st_->end_sign_in("fam-old")));                      // a sign-out of it is harmless
+  EXPECT_EQ(run(st_->sweep_sign_ins(t0 + 50 * second)), 20);
+  EXPECT_EQ(sql_number("SELECT count(*) FROM refresh_tokens"), 10);
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-old", "sid:fam-old")), auth_state::revoked);
+  EXPECT_EQ(run(st_->sweep_sign_ins(t0 + 100 * second)), 10);
+  EXPECT_EQ(sql_number("SELECT count(*) FROM refresh_tokens"), 0);
+}
+
 // ---- product cache ----
 
 TEST_P(store_contract, product_cache_upsert_and_get) {
@@ -1214,7 +1253,8 @@ INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
   VALUES ('6f1c3c2e-0d7a-4d47-9a43-1f0b1c2d3e4f', 7, '2024-01-02 03:04:06+00');
 )sql");
   run(st_->migrate());
-  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3", "4"}));  // 3: sign_in_failures, 4: fav_ts/fav_us
+  // 3: sign_in_failures, 4: fav_ts/fav_us, 5: sign_ins
+  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3", "4", "5"}));
   auto c = run(st_->find_customer(cid("6f1c3c2e-0d7a-4d47-9a43-1f0b1c2d3e4f")));
   ASSERT_TRUE(c);
   EXPECT_EQ(c->name, "Ref");
@@ -1240,7 +1280,8 @@ TEST_F(pg_backend, instances_migrating_together_both_succeed) {
   ioc_.run();
   t.join();
   for (auto& f : fs) EXPECT_NO_THROW(f.get());
-  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3", "4"}));  // 3: sign_in_failures, 4: fav_ts/fav_us
+  // 3: sign_in_failures, 4: fav_ts/fav_us, 5: sign_ins
+  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3", "4", "5"}));
   other.reset();
 }
 
