@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -1203,6 +1204,52 @@ TEST_P(store_contract, a_product_refresh_notifies_the_other_instances) {
   }
   PQfinish(listener);
   EXPECT_EQ(got, (std::set<std::string>{"p:917001", "p:917002"}));
+}
+
+// §9: "Sign-outs, refresh-chain revocations ... made through one instance take effect on every
+// other within 1 second": a sign-in the cap ended is announced like a sign-out, on this instance's
+// feed at once and (PostgreSQL) to every other instance.
+TEST_P(store_contract, a_sign_in_ended_by_the_cap_is_announced_on_the_change_feed) {
+  store::change_feed feed(true);
+  std::mutex mu;
+  std::vector<std::string> heard;
+  feed.subscribe([&](const store::change& c) {
+    std::lock_guard lk(mu);
+    if (c.what == store::change::kind::signin) heard.push_back(c.id);
+  });
+  store::feed_store through_feed(make_store(), feed);
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  PGconn* listener = nullptr;
+  if (backend_ == "postgresql") {
+    listener = PQconnectdb(conninfo_.c_str());
+    ASSERT_EQ(PQstatus(listener), CONNECTION_OK) << PQerrorMessage(listener);
+    PQclear(PQexec(listener, "LISTEN favorites_api_changes"));
+  }
+  // Ids no other test uses (the channel is shared by every schema of the database).
+  const std::string oldest = "cap-" + fav::util::uuid_v4(), newest = "cap-" + fav::util::uuid_v4();
+  EXPECT_TRUE(run(through_feed.start_sign_in(make_sign_in(oldest, a.id, t0, 3600 * second), 1)).empty());
+  EXPECT_EQ(run(through_feed.start_sign_in(make_sign_in(newest, a.id, t0 + second, 3600 * second), 1)),
+            std::vector<std::string>{oldest});
+  {
+    std::lock_guard lk(mu);
+    EXPECT_EQ(heard, std::vector<std::string>{"sid:" + oldest});
+  }
+  if (!listener) return;
+  bool got = false;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!got && std::chrono::steady_clock::now() < until) {
+    PQconsumeInput(listener);
+    while (PGnotify* n = PQnotifies(listener)) {
+      got = got || std::string(n->extra) == "s:sid:" + oldest;
+      PQfreemem(n);
+    }
+    if (!got) {
+      pollfd pfd{PQsocket(listener), POLLIN, 0};
+      ::poll(&pfd, 1, 100);  // until something arrives (bounded by `until`)
+    }
+  }
+  PQfinish(listener);
+  EXPECT_TRUE(got) << "no s:sid:" << oldest << " notification";
 }
 
 // ---- migrations ----
