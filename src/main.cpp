@@ -22,6 +22,7 @@
 #include "api/errors.hpp"
 #include "app.hpp"
 #include "auth/password.hpp"
+#include "auth/sign_in_sweep.hpp"
 #include "core/json_text.hpp"
 #include "http/middleware.hpp"
 #include "http/server.hpp"
@@ -304,6 +305,7 @@ int serve(const util::config& cfg) {
   }
   srv.start();
   if (cfg.catalog_warm_interval_s >= 0) products.start_warmup();
+  auth::start_sign_in_sweep(ioc.get_executor(), *db, background, cfg.sign_in_sweep_interval_s);
 
   // SIGTERM/SIGINT: stop accepting, let in-flight requests and background work finish (bounded).
   std::promise<void> stopped;

@@ -1,4 +1,5 @@
 // Handlers for /auth: sign-up, sign-in, sign-out, refresh (contract §3 "Auth").
+#include <algorithm>
 #include <boost/json/object.hpp>
 
 #include "api/errors.hpp"
@@ -7,6 +8,7 @@
 #include "app.hpp"
 #include "auth/password.hpp"
 #include "auth/policy.hpp"
+#include "auth/refresh_token.hpp"
 #include "auth/revocation.hpp"
 #include "auth/sign_in_guard.hpp"
 #include "core/json_text.hpp"
@@ -35,15 +37,21 @@ auth::sign_in_limits sign_in_limits_of(const util::config& cfg) {
   return l;
 }
 
-// A new refresh token in `family`, stored hashed; returns the plain token for the client.
-net::awaitable<std::string> new_refresh_token(app& a, const std::string& customer_id, const std::string& family) {
-  auto now = util::now_micros();
-  std::string plain = util::random_token(32);
-  // A named row, not a temporary inside co_await: g++ 12 destroys such temporaries twice.
-  core::refresh_token row{util::sha256_hex(plain), family, customer_id, now,
-                          now + static_cast<core::micros>(a.cfg.refresh_expire_days * 86400e6)};
-  co_await a.db.insert_refresh_token(row);
-  co_return plain;
+// The Set-Cookie value that expires the access_token cookie. (Appended step by step: g++ 12
+// sees false array bounds in `std::string(...) + ...` once inlined into sign_out's frame.)
+std::string expired_cookie() {
+  std::string v = "access_token=";
+  v.append(cookie_attrs).append("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+  return v;
+}
+
+// The expiries a sign-in gets when it starts or refreshes at `now`: its refresh token's, and the
+// time every token it issued so far has expired (the sweep's cut-off).
+core::sign_in expiries_from(const app& a, core::micros now) {
+  core::sign_in s;
+  s.refresh_expires_at = now + static_cast<core::micros>(a.cfg.refresh_expire_days * 86400e6);
+  s.expires_at = std::max(s.refresh_expires_at, now + access_ttl_us(a));
+  return s;
 }
 
 // Mints an access token (sub, exp, iat, jti, sid) and answers like the reference's sign-in,
@@ -146,9 +154,16 @@ net::awaitable<http::response> sign_in(http::request& req, app& a) {
     co_await a.db.clear_sign_in_failures(normalized, address);
     co_await a.db.uncount_sign_in_attempt(normalized, address, counted);
   }
-  std::string family = util::uuid_v4();
-  auto refresh_token = co_await new_refresh_token(a, found->id, family);
-  co_return session_response(a, found->id, family, refresh_token);
+  // One row per sign-in (§8 "Token rows"); past the customer's cap the oldest sign-ins end, and
+  // the store revoked their access tokens with them.
+  const auto now = util::now_micros();
+  core::sign_in s = expiries_from(a, now);
+  s.id = util::uuid_v4();
+  s.customer_id = found->id;
+  s.created_at = now;
+  const auto ended = co_await a.db.start_sign_in(s, a.cfg.max_sign_ins_per_customer);
+  for (const auto& sid : ended) a.tokens.forget_sign_in(sid);
+  co_return session_response(a, found->id, s.id, auth::make_refresh_token(a.jwt, s.id, 0));
 }
 
 net::awaitable<http::response> sign_out(http::request& req, app& a) {
@@ -158,15 +173,15 @@ net::awaitable<http::response> sign_out(http::request& req, app& a) {
     auto v = a.jwt.verify(token, 0);
     if (v.status == auth::token_status::ok) {
       // The presented token, and (§8) the whole sign-in it belongs to.
-      const std::string key = auth::revocation_key(token, v.value.jti);  // named: see new_refresh_token
+      // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice.
+      const std::string key = auth::revocation_key(token, v.value.jti);
       co_await auth::revoke_access_token(a.db, a.tokens, key, v.value.exp * 1'000'000);
       if (v.value.sid)
         co_await auth::revoke_sign_in(a.db, a.tokens, *v.value.sid, util::now_micros(), access_ttl_us(a));
     }
   }
   auto res = http::no_content();
-  res.header("Set-Cookie",
-             std::string("access_token=") + cookie_attrs + "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+  res.header("Set-Cookie", expired_cookie());
   res.header("Cache-Control", "no-store");
   co_return res;
 }
@@ -177,16 +192,20 @@ net::awaitable<http::response> refresh(http::request& req, app& a) {
   auto& [token] = std::get<0>(fields);
   if (token->empty() || token->size() > 512) co_return fail(errc::invalid_refresh_token);
 
-  auto now = util::now_micros();
-  std::string next_token = util::random_token(32);
-  core::refresh_token next{util::sha256_hex(next_token), "", "", now,
-                           now + static_cast<core::micros>(a.cfg.refresh_expire_days * 86400e6)};
-  auto result = co_await a.db.rotate_refresh_token(util::sha256_hex(*token), next, now);
-  // Reuse of a rotated token: the store revoked the refresh chain; its access tokens go too (§8).
+  // A token this service did not make (or another key made) names no sign-in: refused with no query.
+  const auto claim = auth::read_refresh_token(a.jwt, *token);
+  if (!claim) co_return fail(errc::invalid_refresh_token);
+  const auto now = util::now_micros();
+  const core::sign_in next = expiries_from(a, now);
+  std::string customer_id;
+  auto result = co_await a.db.refresh_sign_in(claim->sid, claim->generation, now, next.refresh_expires_at,
+                                              next.expires_at, customer_id);
+  // Reuse of a rotated token: the store ended the sign-in; its access tokens go too (§8).
   if (result == store::rotate_result::reused)
-    co_await auth::revoke_sign_in(a.db, a.tokens, next.family_id, now, access_ttl_us(a));
+    co_await auth::revoke_sign_in(a.db, a.tokens, claim->sid, now, access_ttl_us(a));
   if (result != store::rotate_result::rotated) co_return fail(errc::invalid_refresh_token);
-  co_return session_response(a, next.customer_id, next.family_id, next_token);
+  co_return session_response(a, customer_id, claim->sid,
+                             auth::make_refresh_token(a.jwt, claim->sid, claim->generation + 1));
 }
 
 }  // namespace fav::api

@@ -208,4 +208,16 @@ verify_result jwt_codec::verify(std::string_view token, std::int64_t now_seconds
   return result;
 }
 
+std::string jwt_codec::mac(std::string_view data) const {
+  const mac_bytes m = compute_mac(id_, keyed_.get(), data);
+  return util::base64url_encode(std::string_view(reinterpret_cast<const char*>(m.data()), m.size()));
+}
+
+bool jwt_codec::check_mac(std::string_view data, std::string_view mac) const {
+  const auto given = util::base64url_decode(mac);
+  if (!given || given->size() != mac_size) return false;
+  const mac_bytes expected = compute_mac(id_, keyed_.get(), data);
+  return CRYPTO_memcmp(given->data(), expected.data(), mac_size) == 0;
+}
+
 }  // namespace fav::auth

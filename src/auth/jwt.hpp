@@ -48,6 +48,12 @@ class jwt_codec {
   // Never throws because of the input; only if memory or OpenSSL itself fails.
   verify_result verify(std::string_view token, std::int64_t now_seconds) const;
 
+  // The same key for another kind of token (refresh tokens): base64url of HMAC-SHA256(`data`).
+  // `data` must hold a character no JWT signing input has (':'), so neither kind passes for the other.
+  std::string mac(std::string_view data) const;
+  // True when `mac` is mac(data); compared in constant time.
+  bool check_mac(std::string_view data, std::string_view mac) const;
+
  private:
   struct ctx_deleter {
     void operator()(evp_mac_ctx_st* ctx) const noexcept;

@@ -14,18 +14,15 @@ namespace fav::auth {
 
 namespace net = boost::asio;
 
-// The revoked_tokens key that revokes every access token naming sign-in `sid` (no row per token;
-// "sid:" never starts a jti or a signature key).
-inline std::string sign_in_key(std::string_view sid) {
-  return "sid:" + std::string(sid);
-}
+// The revoked_tokens key that revokes every access token naming sign-in `sid`.
+using store::sign_in_key;
 
 // Revokes one access token (`key` from revocation_key) until it expires.
 net::awaitable<void> revoke_access_token(store::store& db, token_cache& tokens, std::string key,
                                          core::micros expires_at);
 
 // Revokes sign-in `sid`: every access token its refresh chain issued (they all expire by
-// now + access_ttl) and its refresh tokens. Idempotent.
+// now + access_ttl) and its refresh tokens (its one row goes). Idempotent.
 net::awaitable<void> revoke_sign_in(store::store& db, token_cache& tokens, std::string sid, core::micros now,
                                     core::micros access_ttl);
 

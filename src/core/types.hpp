@@ -74,13 +74,15 @@ struct customer_filter {
   std::optional<micros> created_to;    // inclusive
 };
 
-// A refresh token row; only the SHA-256 of the token is stored.
-struct refresh_token {
-  std::string token_hash;
-  std::string family_id;  // one per sign-in; rotations keep it
+// A sign-in's one row (contract §8 "Token rows"): refreshing moves its generation forward in
+// place, so however often it refreshes it stays one row. No token is stored: a refresh token
+// names its sign-in and generation and proves them with a MAC (auth/refresh_token.hpp).
+struct sign_in {
+  std::string id;  // the sign-in id: the access tokens' `sid` claim
   std::string customer_id;
-  micros created_at = 0;
-  micros expires_at = 0;
+  micros created_at = 0;          // orders a customer's sign-ins: the oldest ends first
+  micros refresh_expires_at = 0;  // the current refresh token's expiry (exclusive)
+  micros expires_at = 0;          // every token it issued has expired by then: the sweep may delete it
 };
 
 // Failed sign-ins counted in one window (contract §8 "Sign-in guard").

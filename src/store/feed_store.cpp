@@ -20,17 +20,16 @@ net::awaitable<void> feed_store::revoke_token(std::string jti, micros expires_at
   feed_.publish({change::kind::signin, std::move(jti)});
 }
 
-net::awaitable<rotate_result> feed_store::rotate_refresh_token(std::string old_hash, core::refresh_token& next,
-                                                               micros now) {
-  auto r = co_await inner_->rotate_refresh_token(std::move(old_hash), next, now);
-  // A reuse revoked the family; its id is not returned, and nothing cached depends on refresh
-  // tokens today: subscribers that do learn it from the database's notification (PostgreSQL).
-  co_return r;
+net::awaitable<std::vector<std::string>> feed_store::start_sign_in(const core::sign_in& s, int max_live) {
+  auto ended = co_await inner_->start_sign_in(s, max_live);
+  // The sign-ins it ended had their access tokens revoked: the same key revoke_token publishes.
+  for (const auto& id : ended) feed_.publish({change::kind::signin, sign_in_key(id)});
+  co_return ended;
 }
 
-net::awaitable<void> feed_store::revoke_refresh_family(std::string family_id, micros now) {
-  co_await inner_->revoke_refresh_family(family_id, now);
-  feed_.publish({change::kind::signin, std::move(family_id)});
+net::awaitable<void> feed_store::end_sign_in(std::string id) {
+  co_await inner_->end_sign_in(id);
+  feed_.publish({change::kind::signin, std::move(id)});
 }
 
 net::awaitable<insert_result> feed_store::insert_favorite(core::customer_id customer_id, std::int64_t product_id,

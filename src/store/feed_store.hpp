@@ -16,9 +16,8 @@ class feed_store final : public forwarding_store {
   net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now) override;
   net::awaitable<bool> delete_customer(core::customer_id id) override;
   net::awaitable<void> revoke_token(std::string jti, micros expires_at) override;
-  net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
-                                                     micros now) override;
-  net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override;
+  net::awaitable<std::vector<std::string>> start_sign_in(const core::sign_in& s, int max_live) override;
+  net::awaitable<void> end_sign_in(std::string id) override;
   net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
                                                 micros now) override;
   net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;

@@ -40,16 +40,16 @@ class forwarding_store : public store {
   net::awaitable<void> revoke_token(std::string jti, micros expires_at) override {
     return inner_->revoke_token(std::move(jti), expires_at);
   }
-  net::awaitable<void> insert_refresh_token(const core::refresh_token& t) override {
-    return inner_->insert_refresh_token(t);
+  net::awaitable<std::vector<std::string>> start_sign_in(const core::sign_in& s, int max_live) override {
+    return inner_->start_sign_in(s, max_live);
   }
-  net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
-                                                     micros now) override {
-    return inner_->rotate_refresh_token(std::move(old_hash), next, now);
+  net::awaitable<rotate_result> refresh_sign_in(std::string id, std::int64_t generation, micros now,
+                                                micros refresh_expires_at, micros expires_at,
+                                                std::string& customer_id) override {
+    return inner_->refresh_sign_in(std::move(id), generation, now, refresh_expires_at, expires_at, customer_id);
   }
-  net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override {
-    return inner_->revoke_refresh_family(std::move(family_id), now);
-  }
+  net::awaitable<void> end_sign_in(std::string id) override { return inner_->end_sign_in(std::move(id)); }
+  net::awaitable<std::int64_t> sweep_sign_ins(micros now) override { return inner_->sweep_sign_ins(now); }
 
   net::awaitable<core::failure_counts> sign_in_failures(std::string email, std::string address) override {
     return inner_->sign_in_failures(std::move(email), std::move(address));

@@ -15,7 +15,7 @@ struct migration {
   const char* sql;
 };
 
-constexpr std::array<migration, 4> migrations{{
+constexpr std::array<migration, 5> migrations{{
     {1, R"sql(
 CREATE TABLE IF NOT EXISTS customers (id UUID PRIMARY KEY, name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL UNIQUE, password_hash VARCHAR(255) NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS products_cache (id BIGINT PRIMARY KEY, title VARCHAR(255) NOT NULL, image_url TEXT NOT NULL, price DECIMAL(10,2) NOT NULL, review_rate DECIMAL(10,2), review_count INT, fetched_at TIMESTAMPTZ NOT NULL DEFAULT now());
@@ -58,6 +58,22 @@ CREATE OR REPLACE FUNCTION fav_ts(us int8) RETURNS timestamptz
 CREATE OR REPLACE FUNCTION fav_us(t timestamptz) RETURNS int8
   LANGUAGE sql IMMUTABLE PARALLEL SAFE
   AS $$ SELECT (extract(epoch FROM t) * 1000000)::int8 $$;
+)sql"},
+    // One row per sign-in (contract §8 "Token rows"): a refresh moves `generation` forward in
+    // place. No index covers a column a refresh changes, and pages keep room, so a refresh is a
+    // HOT update (no new index entries, dead versions pruned within the page); the hourly sweep
+    // scans instead. refresh_tokens (a row per rotation) stays for instances of the previous
+    // version during a rolling upgrade; nothing reads it any more, and the sweep deletes its
+    // expired rows.
+    {5, R"sql(
+CREATE TABLE IF NOT EXISTS sign_ins (
+  id TEXT PRIMARY KEY,
+  customer_id UUID NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+  generation BIGINT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  refresh_expires_at TIMESTAMPTZ NOT NULL,
+  expires_at TIMESTAMPTZ NOT NULL) WITH (fillfactor = 80);
+CREATE INDEX IF NOT EXISTS ix_sign_ins_customer ON sign_ins (customer_id, created_at, id);
 )sql"},
 }};
 

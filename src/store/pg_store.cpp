@@ -2,6 +2,7 @@
 // are converted in SQL (exactly: interval arithmetic, not float seconds); money as int8 cents.
 #include "store/pg_store.hpp"
 
+#include <algorithm>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -124,45 +125,59 @@ constexpr pg_statement clear_sign_in_failures{"clear_sign_in_failures",
 constexpr pg_statement prune_sign_in_failures{"prune_sign_in_failures",
                                               "DELETE FROM sign_in_failures WHERE window_start_us <= $1::int8"};
 
-constexpr pg_statement insert_refresh_token{"insert_refresh_token", R"sql(
-INSERT INTO refresh_tokens (token_hash, family_id, customer_id, created_at, expires_at)
-VALUES ($1, $2, $3::uuid,
-        fav_ts($4::int8),
-        fav_ts($5::int8)))sql"};
+// Sign-ins (contract §8 "Token rows"). start_sign_in is a pipeline of two statements in one
+// transaction: this lock first, so concurrent sign-ins of one customer take turns, and the next
+// statement's snapshot (taken after the lock) sees every sign-in committed before it.
+// FOR NO KEY UPDATE does not block favorites (their foreign-key checks take KEY SHARE).
+constexpr pg_statement lock_customer_sign_ins{"lock_customer_sign_ins",
+                                              "SELECT 1 FROM customers WHERE id = $1::uuid FOR NO KEY UPDATE"};
 
-// Locks the old token's row (FOR UPDATE), so of two concurrent rotations the second waits and
-// then sees the first one's used_at; rotates only an active token of a family with no revoked
-// token (closing the window where a reuse revokes the family while a rotation commits), the
-// new row inheriting family and owner. Returns the old row's owner, family, used, revoked,
-// and whether it was rotated now; no row when the token is unknown.
-constexpr pg_statement rotate_refresh_token{"rotate_refresh_token", R"sql(
-WITH old AS MATERIALIZED (
-  SELECT t.token_hash, t.family_id, t.customer_id, t.used_at, t.expires_at,
-         t.revoked_at IS NOT NULL OR EXISTS (
-           SELECT 1 FROM refresh_tokens f
-           WHERE f.family_id = t.family_id AND f.revoked_at IS NOT NULL) AS revoked
-  FROM refresh_tokens t WHERE t.token_hash = $1 FOR UPDATE OF t),
-rotated AS (
-  UPDATE refresh_tokens r SET used_at = fav_ts($2::int8)
-  FROM old
-  WHERE r.token_hash = old.token_hash AND old.used_at IS NULL AND NOT old.revoked
-    AND old.expires_at > fav_ts($2::int8)
-  RETURNING r.family_id, r.customer_id),
-inserted AS (
-  INSERT INTO refresh_tokens (token_hash, family_id, customer_id, created_at, expires_at)
-  SELECT $3, family_id, customer_id,
-         fav_ts($4::int8),
-         fav_ts($5::int8)
-  FROM rotated
-  RETURNING 1)
-SELECT old.customer_id::text, old.family_id, old.used_at IS NOT NULL, old.revoked,
-       EXISTS (SELECT 1 FROM inserted)
-FROM old)sql"};
+// The new row, and the customer's oldest live sign-ins past the newest $6 others deleted with
+// their access tokens revoked (each revocation tells every instance, as revoke_token does).
+constexpr pg_statement start_sign_in{"start_sign_in", R"sql(
+WITH ins AS (
+  INSERT INTO sign_ins (id, customer_id, generation, created_at, refresh_expires_at, expires_at)
+  VALUES ($1, $2::uuid, 0, fav_ts($3::int8), fav_ts($4::int8), fav_ts($5::int8))),
+ended AS (
+  DELETE FROM sign_ins s
+  USING (SELECT id FROM sign_ins
+         WHERE customer_id = $2::uuid AND expires_at > fav_ts($3::int8) AND id <> $1
+         ORDER BY created_at DESC, id DESC OFFSET $6::int8) AS old
+  WHERE s.id = old.id
+  RETURNING s.id, s.expires_at),
+revoked AS (
+  INSERT INTO revoked_tokens (jti, expires_at)
+  SELECT 'sid:' || id, expires_at FROM ended
+  ON CONFLICT DO NOTHING
+  RETURNING pg_notify('favorites_api_changes', 's:' || jti))
+SELECT id FROM ended)sql"};
 
-constexpr pg_statement revoke_refresh_family{"revoke_refresh_family", R"sql(
-UPDATE refresh_tokens SET revoked_at = fav_ts($2::int8)
-WHERE family_id = $1 AND revoked_at IS NULL
-RETURNING pg_notify('favorites_api_changes', 's:' || family_id))sql"};
+// A refresh: one row, compare-and-set on the generation.
+constexpr pg_statement refresh_sign_in{"refresh_sign_in", R"sql(
+UPDATE sign_ins
+SET generation = generation + 1, refresh_expires_at = fav_ts($4::int8),
+    expires_at = greatest(expires_at, fav_ts($5::int8))
+WHERE id = $1 AND generation = $2::int8 AND refresh_expires_at > fav_ts($3::int8)
+RETURNING customer_id::text)sql"};
+
+// A presented generation below the current one: reuse of a rotated token ends the sign-in.
+constexpr pg_statement reuse_sign_in{"reuse_sign_in", R"sql(
+DELETE FROM sign_ins WHERE id = $1 AND generation > $2::int8
+RETURNING customer_id::text, pg_notify('favorites_api_changes', 's:' || id))sql"};
+
+constexpr pg_statement end_sign_in{"end_sign_in", R"sql(
+DELETE FROM sign_ins WHERE id = $1
+RETURNING pg_notify('favorites_api_changes', 's:' || id))sql"};
+
+// The sweep deletes in batches, so no statement outlives its deadline on a large table. (A scan:
+// an index on expires_at would make every refresh a non-HOT update, see migration 5.)
+constexpr pg_statement sweep_sign_ins{"sweep_sign_ins", R"sql(
+DELETE FROM sign_ins WHERE id IN (
+  SELECT id FROM sign_ins WHERE expires_at <= fav_ts($1::int8) LIMIT $2::int8))sql"};
+
+constexpr pg_statement sweep_refresh_tokens{"sweep_refresh_tokens", R"sql(
+DELETE FROM refresh_tokens WHERE token_hash IN (
+  SELECT token_hash FROM refresh_tokens WHERE expires_at <= fav_ts($1::int8) LIMIT $2::int8))sql"};
 
 constexpr pg_statement get_cached_product{"get_cached_product", R"sql(
 SELECT id, title, image_url, round(price * 100)::int8, round(review_rate * 100)::int8,
@@ -408,35 +423,66 @@ net::awaitable<void> pg_store::revoke_token(std::string jti, micros expires_at) 
   }
 }
 
-net::awaitable<void> pg_store::insert_refresh_token(const core::refresh_token& t) {
-  co_await run(sql::insert_refresh_token, t.token_hash, t.family_id, t.customer_id, num(t.created_at),
-               num(t.expires_at));
+net::awaitable<std::vector<std::string>> pg_store::start_sign_in(const core::sign_in& s, int max_live) {
+  std::vector<pg_call> calls(2);
+  calls[0].st = &sql::lock_customer_sign_ins;
+  calls[0].params.emplace_back(s.customer_id);
+  calls[1].st = &sql::start_sign_in;
+  calls[1].params = {s.id,
+                     s.customer_id,
+                     num(s.created_at),
+                     num(s.refresh_expires_at),
+                     num(s.expires_at),
+                     num(std::max(0, max_live - 1))};
+  std::vector<pg_result> results;
+  {
+    auto c = co_await pool_.acquire();
+    try {
+      // One round trip, one transaction (the pipeline's implicit one, committed at its sync).
+      results = co_await c->pipeline(std::move(calls), pool_.limits().query_timeout);
+    } catch (const pg_error& e) {
+      if (e.sqlstate == "23503") throw customer_gone("postgresql: " + std::string(e.what()));
+      throw;
+    }
+  }
+  std::vector<std::string> ended;
+  for (int i = 0; i < results[1].rows(); ++i) ended.push_back(results[1].text(i, 0));
+  co_return ended;
 }
 
-net::awaitable<rotate_result> pg_store::rotate_refresh_token(std::string old_hash, core::refresh_token& next,
-                                                             micros now) {
-  const pg_result r = co_await run(sql::rotate_refresh_token, std::move(old_hash), num(now), next.token_hash,
-                                   num(next.created_at), num(next.expires_at));
-  if (r.rows() == 0) co_return rotate_result::invalid;
-  if (r.boolean(0, 4)) {
-    next.customer_id = r.text(0, 0);
-    next.family_id = r.text(0, 1);
+net::awaitable<rotate_result> pg_store::refresh_sign_in(std::string id, std::int64_t generation, micros now,
+                                                        micros refresh_expires_at, micros expires_at,
+                                                        std::string& customer_id) {
+  const pg_result r =
+      co_await run(sql::refresh_sign_in, id, num(generation), num(now), num(refresh_expires_at), num(expires_at));
+  if (r.rows() == 1) {
+    customer_id = r.text(0, 0);
     co_return rotate_result::rotated;
   }
-  if (r.boolean(0, 3)) co_return rotate_result::invalid;  // its sign-in already ended
-  if (r.boolean(0, 2)) {
-    // A separate statement on purpose: its fresh snapshot also sees a token that a racing
-    // rotation of the same old token committed while we waited for the row lock.
-    co_await run(sql::revoke_refresh_family, r.text(0, 1), num(now));
-    next.customer_id = r.text(0, 0);
-    next.family_id = r.text(0, 1);
-    co_return rotate_result::reused;
-  }
-  co_return rotate_result::invalid;  // expired
+  // A separate statement on purpose: its fresh snapshot also sees a refresh of the same
+  // generation that a concurrent call committed while the UPDATE waited for the row.
+  const pg_result reused = co_await run(sql::reuse_sign_in, std::move(id), num(generation));
+  if (reused.rows() == 0) co_return rotate_result::invalid;
+  customer_id = reused.text(0, 0);
+  co_return rotate_result::reused;
 }
 
-net::awaitable<void> pg_store::revoke_refresh_family(std::string family_id, micros now) {
-  co_await run(sql::revoke_refresh_family, std::move(family_id), num(now));
+net::awaitable<void> pg_store::end_sign_in(std::string id) {
+  co_await run(sql::end_sign_in, std::move(id));
+}
+
+net::awaitable<std::int64_t> pg_store::sweep_sign_ins(micros now) {
+  constexpr std::int64_t batch = 5000;
+  std::int64_t deleted = 0;
+  for (const pg_statement* st : {&sql::sweep_sign_ins, &sql::sweep_refresh_tokens}) {
+    // Bounded: at most 1000 batches a sweep; the next sweep goes on where this one stopped.
+    for (int i = 0; i < 1000; ++i) {
+      const pg_result r = co_await run(*st, num(now), num(batch));
+      deleted += r.affected();
+      if (r.affected() < batch) break;
+    }
+  }
+  co_return deleted;
 }
 
 net::awaitable<core::failure_counts> pg_store::sign_in_failures(std::string email, std::string address) {

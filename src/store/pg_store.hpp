@@ -36,11 +36,12 @@ class pg_store final : public store {
                                          std::string sign_in_key) override;
   net::awaitable<void> revoke_token(std::string jti, micros expires_at) override;
 
-  net::awaitable<void> insert_refresh_token(const core::refresh_token& t) override;
-  // Precedence: unknown or revoked → invalid; used → reused; expired → invalid.
-  net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
-                                                     micros now) override;
-  net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override;
+  net::awaitable<std::vector<std::string>> start_sign_in(const core::sign_in& s, int max_live) override;
+  net::awaitable<rotate_result> refresh_sign_in(std::string id, std::int64_t generation, micros now,
+                                                micros refresh_expires_at, micros expires_at,
+                                                std::string& customer_id) override;
+  net::awaitable<void> end_sign_in(std::string id) override;
+  net::awaitable<std::int64_t> sweep_sign_ins(micros now) override;
 
   net::awaitable<core::failure_counts> sign_in_failures(std::string email, std::string address) override;
   net::awaitable<core::failure_counts> count_sign_in_attempt(std::string email, std::string address, micros now,

@@ -54,6 +54,17 @@ CREATE TABLE IF NOT EXISTS sign_in_failures (
   PRIMARY KEY (email, scope));
 CREATE INDEX IF NOT EXISTS ix_sign_in_failures_window ON sign_in_failures (window_start_us);
 )sql"},
+    // One row per sign-in (contract §8 "Token rows"): a refresh moves `generation` forward in
+    // place. refresh_tokens (a row per rotation) is no longer read; the sweep deletes its
+    // expired rows.
+    {4, R"sql(
+CREATE TABLE IF NOT EXISTS sign_ins (
+  id TEXT PRIMARY KEY, customer_id UUID NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+  generation BIGINT NOT NULL, created_at TIMESTAMPTZ NOT NULL, refresh_expires_at TIMESTAMPTZ NOT NULL,
+  expires_at TIMESTAMPTZ NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_sign_ins_customer ON sign_ins (customer_id, created_at, id);
+CREATE INDEX IF NOT EXISTS ix_sign_ins_expires ON sign_ins (expires_at);
+)sql"},
 };
 
 // ---- statements ----
@@ -84,16 +95,24 @@ constexpr const char* sql_check_token =
 constexpr const char* sql_revoke_token =
     "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
 constexpr const char* sql_prune_revoked = "DELETE FROM revoked_tokens WHERE expires_at < ?1";
-constexpr const char* sql_insert_refresh =
-    "INSERT INTO refresh_tokens (token_hash, family_id, customer_id, created_at, expires_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5)";
-constexpr const char* sql_refresh_by_hash =
-    "SELECT family_id, customer_id, expires_at, used_at IS NOT NULL, revoked_at IS NOT NULL "
-    "FROM refresh_tokens WHERE token_hash = ?1";
-constexpr const char* sql_mark_refresh_used =
-    "UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL";
-constexpr const char* sql_revoke_family =
-    "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL";
+constexpr const char* sql_insert_sign_in =
+    "INSERT INTO sign_ins (id, customer_id, generation, created_at, refresh_expires_at, expires_at) "
+    "VALUES (?1, ?2, 0, ?3, ?4, ?5)";
+// The customer's live sign-ins past the newest ?4 others (the new one ?3 never among them).
+constexpr const char* sql_sign_ins_past_cap =
+    "SELECT id, expires_at FROM sign_ins WHERE customer_id = ?1 AND expires_at > ?2 AND id <> ?3 "
+    "ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?4";
+constexpr const char* sql_refresh_sign_in =
+    "UPDATE sign_ins SET generation = generation + 1, refresh_expires_at = ?4, expires_at = max(expires_at, ?5) "
+    "WHERE id = ?1 AND generation = ?2 AND refresh_expires_at > ?3 RETURNING customer_id";
+constexpr const char* sql_reuse_sign_in =
+    "DELETE FROM sign_ins WHERE id = ?1 AND generation > ?2 RETURNING customer_id";
+constexpr const char* sql_end_sign_in = "DELETE FROM sign_ins WHERE id = ?1";
+// The sweep deletes in batches, so the single writer is never held long.
+constexpr const char* sql_sweep_sign_ins =
+    "DELETE FROM sign_ins WHERE rowid IN (SELECT rowid FROM sign_ins WHERE expires_at <= ?1 LIMIT ?2)";
+constexpr const char* sql_sweep_refresh_tokens =
+    "DELETE FROM refresh_tokens WHERE rowid IN (SELECT rowid FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)";
 // Sign-in guard: scope is the client address, or '*' for every address.
 constexpr const char* sql_sign_in_failures =
     "SELECT scope, failures, window_start_us FROM sign_in_failures WHERE email = ?1 AND scope IN (?2, '*')";
@@ -337,67 +356,80 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<void> insert_refresh_token(const core::refresh_token& t) override {
-    co_await write<int>([&t](connection& c) {
-      query(c, sql_insert_refresh)
-          .bind(1, t.token_hash)
-          .bind(2, t.family_id)
-          .bind(3, t.customer_id)
-          .bind_time(4, t.created_at)
-          .bind_time(5, t.expires_at)
-          .run();
-      return 0;
-    });
-  }
-
-  net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
-                                                     micros now) override {
-    co_return co_await write<rotate_result>([&](connection& c) {
+  net::awaitable<std::vector<std::string>> start_sign_in(const core::sign_in& s, int max_live) override {
+    // The single writer serializes sign-ins: the cap holds however they race.
+    co_return co_await write<std::vector<std::string>>([&](connection& c) {
       savepoint tx(c);
-      std::string family, customer;
-      micros expires = 0;
-      bool used = false, revoked = false;
-      {
-        query q(c, sql_refresh_by_hash);
-        q.bind(1, old_hash);
-        if (!q.step()) return rotate_result::invalid;
-        family = q.text(0);
-        customer = q.text(1);
-        expires = q.time(2);
-        used = q.i64(3) != 0;
-        revoked = q.i64(4) != 0;
-      }
-      if (revoked) return rotate_result::invalid;
-      if (used) {
-        // Reuse of a rotated token: someone holds a stolen copy; end the whole sign-in.
-        query(c, sql_revoke_family).bind(1, family).bind_time(2, now).run();
-        tx.commit();
-        next.family_id = family;
-        next.customer_id = customer;
-        return rotate_result::reused;
-      }
-      if (expires <= now) return rotate_result::invalid;
-      query(c, sql_mark_refresh_used).bind(1, old_hash).bind_time(2, now).run();
-      if (c.changes() != 1) return rotate_result::invalid;
-      query(c, sql_insert_refresh)
-          .bind(1, next.token_hash)
-          .bind(2, family)
-          .bind(3, customer)
-          .bind_time(4, next.created_at)
-          .bind_time(5, next.expires_at)
+      query(c, sql_insert_sign_in)
+          .bind(1, s.id)
+          .bind(2, s.customer_id)
+          .bind_time(3, s.created_at)
+          .bind_time(4, s.refresh_expires_at)
+          .bind_time(5, s.expires_at)
           .run();
+      std::vector<std::pair<std::string, micros>> past;
+      {
+        query q(c, sql_sign_ins_past_cap);
+        q.bind(1, s.customer_id)
+            .bind_time(2, s.created_at)
+            .bind(3, s.id)
+            .bind(4, std::int64_t{std::max(0, max_live - 1)});
+        while (q.step()) past.emplace_back(q.text(0), q.time(1));
+      }
+      std::vector<std::string> ended;
+      for (auto& [id, expires] : past) {
+        query(c, sql_end_sign_in).bind(1, id).run();
+        const std::string key = sign_in_key(id);
+        query(c, sql_revoke_token).bind(1, key).bind_time(2, expires).run();
+        ended.push_back(id);
+      }
       tx.commit();
-      next.family_id = family;
-      next.customer_id = customer;
-      return rotate_result::rotated;
+      return ended;
     });
   }
 
-  net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override {
+  net::awaitable<rotate_result> refresh_sign_in(std::string id, std::int64_t generation, micros now,
+                                                micros refresh_expires_at, micros expires_at,
+                                                std::string& customer_id) override {
+    co_return co_await write<rotate_result>([&](connection& c) {
+      {
+        query q(c, sql_refresh_sign_in);
+        q.bind(1, id).bind(2, generation).bind_time(3, now).bind_time(4, refresh_expires_at).bind_time(5, expires_at);
+        if (q.step()) {
+          customer_id = q.text(0);
+          return rotate_result::rotated;
+        }
+      }
+      query q(c, sql_reuse_sign_in);
+      q.bind(1, id).bind(2, generation);
+      if (!q.step()) return rotate_result::invalid;
+      customer_id = q.text(0);
+      return rotate_result::reused;
+    });
+  }
+
+  net::awaitable<void> end_sign_in(std::string id) override {
     co_await write<int>([&](connection& c) {
-      query(c, sql_revoke_family).bind(1, family_id).bind_time(2, now).run();
+      query(c, sql_end_sign_in).bind(1, id).run();
       return 0;
     });
+  }
+
+  net::awaitable<std::int64_t> sweep_sign_ins(micros now) override {
+    constexpr std::int64_t batch = 5000;
+    std::int64_t deleted = 0;
+    for (const char* sql : {sql_sweep_sign_ins, sql_sweep_refresh_tokens}) {
+      // Bounded: at most 1000 batches a sweep; the next sweep goes on where this one stopped.
+      for (int i = 0; i < 1000; ++i) {
+        const std::int64_t n = co_await write<std::int64_t>([&](connection& c) {
+          query(c, sql).bind_time(1, now).bind(2, batch).run();
+          return static_cast<std::int64_t>(c.changes());
+        });
+        deleted += n;
+        if (n < batch) break;
+      }
+    }
+    co_return deleted;
   }
 
   net::awaitable<core::failure_counts> sign_in_failures(std::string email, std::string address) override {

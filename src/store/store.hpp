@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/types.hpp"
@@ -52,6 +53,13 @@ struct token_refused : std::runtime_error {
 };
 enum class rotate_result { rotated, reused, invalid };
 
+// The revoked_tokens key that revokes every access token naming sign-in `sid` (no row per token;
+// "sid:" never starts a jti or a signature key). The store writes it too, for the sign-ins that
+// start_sign_in ends.
+inline std::string sign_in_key(std::string_view sid) {
+  return "sid:" + std::string(sid);
+}
+
 struct customer_patch {
   std::optional<std::string> name;
   std::optional<std::string> email;
@@ -88,7 +96,7 @@ class store {
   virtual net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f, core::page_req p) = 0;
   // Sets the given fields; updated_at moves only when a value changes.
   virtual net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now) = 0;
-  // Deletes the customer, its favorites and refresh tokens; false when absent.
+  // Deletes the customer, its favorites and sign-ins; false when absent.
   virtual net::awaitable<bool> delete_customer(core::customer_id id) = 0;
 
   // One round trip for the per-request token check: does the customer exist, is `jti` or the
@@ -98,15 +106,28 @@ class store {
   // Records `jti` (or a sign-in key) as revoked until `expires_at` (idempotent).
   virtual net::awaitable<void> revoke_token(std::string jti, micros expires_at) = 0;
 
-  virtual net::awaitable<void> insert_refresh_token(const core::refresh_token& t) = 0;
-  // Atomically: an active `old_hash` is marked used and `next` stored in the same family
-  // (rotated; `next.family_id` and `next.customer_id` are then filled from the old row); a used
-  // one revokes its whole family (reused; `next.family_id` then names it); unknown, expired or
-  // revoked → invalid.
-  virtual net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
-                                                             micros now) = 0;
-  // Revokes every refresh token of a sign-in (sign-out).
-  virtual net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) = 0;
+  // Sign-ins and their refresh tokens (contract §8 "Token rows"): one row per sign-in.
+  // Inserts sign-in `s` at generation 0 and ends the customer's oldest live sign-ins (live: its
+  // expires_at after s.created_at) beyond `max_live`, the new one counted and never ended, in one
+  // transaction serialized per customer (racing sign-ins cannot pass the cap). An ended sign-in's
+  // row goes, and its access tokens are revoked (revoked_tokens "sid:<id>" until its expires_at).
+  // Returns the ended ids; throws customer_gone.
+  virtual net::awaitable<std::vector<std::string>> start_sign_in(const core::sign_in& s, int max_live) = 0;
+  // Presents generation `generation` of sign-in `id` at `now` (compare-and-set): the current one,
+  // not past its refresh expiry → rotated, the row moves to generation + 1 with the given
+  // expiries and `customer_id` is set; one below the current (a rotated token: reuse) → reused,
+  // the row is deleted and `customer_id` set; anything else (unknown or ended sign-in, expired,
+  // a generation ahead) → invalid. Of two concurrent calls with the current generation one
+  // rotates and the other is reuse.
+  virtual net::awaitable<rotate_result> refresh_sign_in(std::string id, std::int64_t generation, micros now,
+                                                        micros refresh_expires_at, micros expires_at,
+                                                        std::string& customer_id) = 0;
+  // Ends sign-in `id` (sign-out, reuse): deletes its one row; its refresh tokens are then
+  // invalid. Access tokens are revoked separately (revoke_token "sid:<id>"). Idempotent.
+  virtual net::awaitable<void> end_sign_in(std::string id) = 0;
+  // Deletes the sign-ins whose every token has expired by `now` (expires_at <= now), and rows of
+  // the earlier one-row-per-token table past their expiry. Returns the rows deleted.
+  virtual net::awaitable<std::int64_t> sweep_sign_ins(micros now) = 0;
 
   // Sign-in guard (contract §8): the failed sign-ins counted for `email` from `address` and from
   // every address ("*").

@@ -58,6 +58,10 @@ constexpr config_variable variables[] = {
     {"JWT_SECRET_KEY", "", "HS256 signing secret of the tokens; dev-only default, ENV=prod needs >= 32 bytes"},
     {"JWT_EXPIRE_DAYS", "2", "Access-token lifetime in days (decimals allowed)"},
     {"REFRESH_TOKEN_EXPIRE_DAYS", "30", "Refresh-token lifetime in days (decimals allowed)"},
+    {"AUTH_MAX_SIGN_INS_PER_CUSTOMER", "50",
+     "Live sign-ins (devices) a customer may hold; one more ends the oldest, whose tokens then answer 401"},
+    {"AUTH_SIGN_IN_SWEEP_INTERVAL_SECONDS", "3600",
+     "How often sign-ins whose tokens have all expired are deleted (also once at start)"},
     {"AUTH_CACHE_TTL_SECONDS", "300",
      "How long an instance trusts a token-not-revoked answer, only while its change feed is live (0: ask every time)"},
     {"READ_CACHE_BYTES", "16777216",
@@ -394,6 +398,9 @@ config load_config(const env_map& raw) {
   c.jwt_secret = text(env, "JWT_SECRET_KEY", dev_jwt_secret);
   c.jwt_expire_days = number(env, "JWT_EXPIRE_DAYS", 2, 1e-6, 3650);
   c.refresh_expire_days = number(env, "REFRESH_TOKEN_EXPIRE_DAYS", 30, 1e-6, 3650);
+  c.max_sign_ins_per_customer = static_cast<int>(integer(env, "AUTH_MAX_SIGN_INS_PER_CUSTOMER", 50, 1, 100000));
+  // At least daily (contract §8 "Token rows").
+  c.sign_in_sweep_interval_s = number(env, "AUTH_SIGN_IN_SWEEP_INTERVAL_SECONDS", 3600, 0.1, 86400);
   c.db_pool_size = static_cast<int>(integer(env, "DATABASE_POOL_SIZE", 5, 1, 1000));
   c.db_statement_timeout_s = number(env, "DATABASE_STATEMENT_TIMEOUT_SECONDS", 10, 0.01, 3600);
 

@@ -79,6 +79,8 @@ struct config {
   int hash_queue_limit = 64;
   int hash_queue_per_client = 4;  // §8 "Fair shares": places one client address may hold
   double refresh_expire_days = 30;
+  int max_sign_ins_per_customer = 50;        // live sign-ins a customer holds at most (contract §8 "Token rows")
+  double sign_in_sweep_interval_s = 3600;    // expired sign-ins are deleted this often
   double catalog_warm_interval_s = 10 * 60;  // 0 disables the periodic warm-up
   double catalog_backoff_base_s = 1.0;       // 1 s, 2 s, 4 s cap (contract §4)
   double catalog_backoff_cap_s = 4.0;

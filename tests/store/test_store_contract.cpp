@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -32,6 +33,7 @@
 #include "store/sqlite_store.hpp"
 #include "store/sqlite_writer.hpp"
 #include "util/random.hpp"
+#include "util/time.hpp"
 
 namespace {
 
@@ -155,9 +157,9 @@ store::customer_patch patch(std::optional<std::string> name, std::optional<std::
   return p;
 }
 
-core::refresh_token make_refresh(std::string hash, std::string family, std::string customer, core::micros created,
-                                 core::micros expires) {
-  return {std::move(hash), std::move(family), std::move(customer), created, expires};
+// A sign-in whose refresh token and every other token expire `ttl` after `created`.
+core::sign_in make_sign_in(std::string id, std::string customer, core::micros created, core::micros ttl) {
+  return {std::move(id), std::move(customer), created, created + ttl, created + ttl};
 }
 
 // ---- fixture ----
@@ -225,6 +227,48 @@ class backend_fixture : public ::testing::Test {
     core::customer c = make_customer(std::move(name), std::move(email), created);
     EXPECT_TRUE(run(st_->insert_customer(c)));
     return c;
+  }
+
+  // Starts a sign-in with no cap in the way; returns the ids it ended.
+  std::vector<std::string> open_sign_in(const core::sign_in& s, int max_live = 1000) {
+    return run(st_->start_sign_in(s, max_live));
+  }
+
+  // Presents generation `g` of sign-in `id` at `now`; a rotation's new expiries are now + 1 h.
+  rotate_result refresh(const std::string& id, std::int64_t g, core::micros now, std::string* customer = nullptr) {
+    std::string who;
+    const auto r = run(st_->refresh_sign_in(id, g, now, now + 3600 * second, now + 3600 * second, who));
+    if (customer) *customer = who;
+    return r;
+  }
+
+  // Runs `sql` from outside the store; the first column of the first row as a number (-1: none).
+  std::int64_t sql_number(const std::string& sql) {
+    if (backend_ == "postgresql") {
+      const auto rows = pg_exec(conninfo_, sql);
+      return rows.empty() || rows[0].empty() ? -1 : std::stoll(rows[0]);
+    }
+    sqlite3_handle h;
+    if (sqlite3_open(path_.c_str(), &h.db) != SQLITE_OK) throw std::runtime_error("test: cannot open the database");
+    sqlite3_busy_timeout(h.db, 10000);
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(h.db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
+      throw std::runtime_error("test: " + std::string(sqlite3_errmsg(h.db)));
+    std::int64_t n = -1;
+    const int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) throw std::runtime_error("test: " + std::string(sqlite3_errmsg(h.db)));
+    return n;
+  }
+
+  // Rows of the sign-ins table, counted from outside the store.
+  std::int64_t sign_in_rows() { return sql_number("SELECT count(*) FROM sign_ins"); }
+
+  // A time literal for this backend's SQL.
+  std::string time_sql(core::micros t) {
+    const std::string text = fav::util::format_db_time(t);
+    return backend_ == "postgresql" ? "'" + text + "'::timestamptz" : "'" + text + "'";
   }
 
   net::io_context ioc_;  // declared first: destroyed last
@@ -411,15 +455,14 @@ TEST_P(store_contract, delete_customer_cascades) {
   EXPECT_EQ(run(st_->insert_favorite(cid(a.id), 1, t0)), insert_result::added);
   EXPECT_EQ(run(st_->insert_favorite(cid(a.id), 2, t0)), insert_result::added);
   EXPECT_EQ(run(st_->insert_favorite(cid(b.id), 1, t0)), insert_result::added);
-  run(st_->insert_refresh_token(make_refresh("hash-a", "fam-a", a.id, t0, t0 + 3600 * second)));
+  open_sign_in(make_sign_in("sid-a", a.id, t0, 3600 * second));
 
   EXPECT_TRUE(run(st_->delete_customer(cid(a.id))));
   EXPECT_FALSE(run(st_->find_customer(cid(a.id))));
   EXPECT_FALSE(run(st_->delete_customer(cid(a.id))));
   EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 20})).total, 0);
   EXPECT_FALSE(run(st_->get_favorite(cid(a.id), 1)));
-  auto next = make_refresh("hash-a2", "", "", t0 + second, t0 + 7200 * second);
-  EXPECT_EQ(run(st_->rotate_refresh_token("hash-a", next, t0 + second)), rotate_result::invalid);
+  EXPECT_EQ(refresh("sid-a", 0, t0 + second), rotate_result::invalid);
   // Others keep theirs.
   EXPECT_EQ(run(st_->list_favorites(cid(b.id), {1, 20})).total, 1);
 }
@@ -632,73 +675,165 @@ TEST_P(store_contract, revoke_token_is_idempotent) {
   EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-1", "")), auth_state::revoked);
 }
 
-// ---- refresh tokens ----
+// ---- sign-ins and their refresh tokens (contract §3 refresh tokens, §8 "Token rows") ----
 
-TEST_P(store_contract, refresh_rotation_rotates_detects_reuse_and_rejects) {
+TEST_P(store_contract, refresh_rotates_detects_reuse_and_rejects) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
-  const core::micros ttl = 3600 * second;
-  run(st_->insert_refresh_token(make_refresh("h1", "fam-1", a.id, t0, t0 + ttl)));
-  run(st_->insert_refresh_token(make_refresh("other", "fam-2", a.id, t0, t0 + ttl)));
+  open_sign_in(make_sign_in("sid-1", a.id, t0, 3600 * second));
+  open_sign_in(make_sign_in("sid-2", a.id, t0, 3600 * second));
 
-  auto n2 = make_refresh("h2", "", "", t0 + 1 * second, t0 + 1 * second + ttl);
-  EXPECT_EQ(run(st_->rotate_refresh_token("h1", n2, t0 + 1 * second)), rotate_result::rotated);
-  EXPECT_EQ(n2.customer_id, a.id);
-  EXPECT_EQ(n2.family_id, "fam-1");
-  auto n3 = make_refresh("h3", "", "", t0 + 2 * second, t0 + 2 * second + ttl);
-  EXPECT_EQ(run(st_->rotate_refresh_token("h2", n3, t0 + 2 * second)), rotate_result::rotated);
-  EXPECT_EQ(n3.family_id, "fam-1");
+  std::string who;
+  EXPECT_EQ(refresh("sid-1", 0, t0 + 1 * second, &who), rotate_result::rotated);
+  EXPECT_EQ(who, a.id);
+  EXPECT_EQ(refresh("sid-1", 1, t0 + 2 * second), rotate_result::rotated);
 
-  // h1 was already used: the whole family ends, including the newest token.
-  auto again = make_refresh("h1-replay", "", "", t0 + 3 * second, t0 + 3 * second + ttl);
-  EXPECT_EQ(run(st_->rotate_refresh_token("h1", again, t0 + 3 * second)), rotate_result::reused);
-  EXPECT_EQ(again.family_id, "fam-1");  // names the chain, so its access tokens can be revoked too
-  auto n4 = make_refresh("h4", "", "", t0 + 4 * second, t0 + 4 * second + ttl);
-  EXPECT_EQ(run(st_->rotate_refresh_token("h3", n4, t0 + 4 * second)), rotate_result::invalid);
-  EXPECT_EQ(run(st_->rotate_refresh_token("h1-replay", n4, t0 + 4 * second)), rotate_result::invalid);
+  // Generation 0 was already rotated: the whole sign-in ends, including the newest token.
+  who.clear();
+  EXPECT_EQ(refresh("sid-1", 0, t0 + 3 * second, &who), rotate_result::reused);
+  EXPECT_EQ(who, a.id);  // names the owner, so the sign-in's access tokens can be revoked too
+  EXPECT_EQ(refresh("sid-1", 2, t0 + 4 * second), rotate_result::invalid);
+  EXPECT_EQ(refresh("sid-1", 0, t0 + 4 * second), rotate_result::invalid);
 
-  // Another sign-in's family is untouched.
-  auto o2 = make_refresh("other-2", "", "", t0 + 5 * second, t0 + 5 * second + ttl);
-  EXPECT_EQ(run(st_->rotate_refresh_token("other", o2, t0 + 5 * second)), rotate_result::rotated);
-
-  auto unknown = make_refresh("u2", "", "", t0, t0 + ttl);
-  EXPECT_EQ(run(st_->rotate_refresh_token("no-such-hash", unknown, t0 + 6 * second)), rotate_result::invalid);
+  // Another sign-in is untouched.
+  EXPECT_EQ(refresh("sid-2", 0, t0 + 5 * second), rotate_result::rotated);
+  // Unknown sign-ins, and generations the sign-in never issued, are nothing.
+  EXPECT_EQ(refresh("no-such-sign-in", 0, t0 + 6 * second), rotate_result::invalid);
+  EXPECT_EQ(refresh("sid-2", 7, t0 + 6 * second), rotate_result::invalid);
+  EXPECT_EQ(refresh("sid-2", 1, t0 + 7 * second), rotate_result::rotated);
 }
 
-TEST_P(store_contract, refresh_rotation_rejects_expired_and_signed_out) {
+// §8 "Refreshing adds no lasting row: however often a sign-in refreshes, the database holds a
+// bounded number of rows for it, and reuse of any token it rotated is still detected."
+TEST_P(store_contract, a_refresh_is_one_row_and_reuse_after_many_rotations_is_detected) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
-  run(st_->insert_refresh_token(make_refresh("exp", "fam-e", a.id, t0, t0 + 10 * second)));
-  auto n = make_refresh("exp-2", "", "", t0 + 10 * second, t0 + 100 * second);
-  // expires_at is exclusive: at the instant it is already expired.
-  EXPECT_EQ(run(st_->rotate_refresh_token("exp", n, t0 + 10 * second)), rotate_result::invalid);
-
-  run(st_->insert_refresh_token(make_refresh("so", "fam-s", a.id, t0, t0 + 100 * second)));
-  run(st_->revoke_refresh_family("fam-s", t0 + second));
-  auto n2 = make_refresh("so-2", "", "", t0 + 2 * second, t0 + 100 * second);
-  EXPECT_EQ(run(st_->rotate_refresh_token("so", n2, t0 + 2 * second)), rotate_result::invalid);
-  // Revoking twice is harmless.
-  EXPECT_NO_THROW(run(st_->revoke_refresh_family("fam-s", t0 + 3 * second)));
+  open_sign_in(make_sign_in("sid-long", a.id, t0, 3600 * second));
+  open_sign_in(make_sign_in("sid-other", a.id, t0, 3600 * second));
+  for (std::int64_t g = 0; g < 200; ++g) ASSERT_EQ(refresh("sid-long", g, t0 + g * 1000), rotate_result::rotated) << g;
+  EXPECT_EQ(sign_in_rows(), 2);
+  // Any generation it rotated, the first and one from the middle included, is reuse.
+  EXPECT_EQ(refresh("sid-long", 117, t0 + 300 * second), rotate_result::reused);
+  EXPECT_EQ(refresh("sid-long", 200, t0 + 301 * second), rotate_result::invalid);  // the newest went with it
+  EXPECT_EQ(sign_in_rows(), 1);
+  open_sign_in(make_sign_in("sid-long-2", a.id, t0, 3600 * second));
+  for (std::int64_t g = 0; g < 50; ++g) ASSERT_EQ(refresh("sid-long-2", g, t0 + g * 1000), rotate_result::rotated);
+  EXPECT_EQ(refresh("sid-long-2", 0, t0 + 300 * second), rotate_result::reused);
+  EXPECT_EQ(refresh("sid-other", 0, t0 + 300 * second), rotate_result::rotated);
 }
 
-TEST_P(store_contract, concurrent_rotations_of_one_token_rotate_once) {
+TEST_P(store_contract, refresh_rejects_expired_and_signed_out) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  open_sign_in(make_sign_in("sid-e", a.id, t0, 10 * second));
+  // refresh_expires_at is exclusive: at the instant it is already expired.
+  EXPECT_EQ(refresh("sid-e", 0, t0 + 10 * second), rotate_result::invalid);
+
+  open_sign_in(make_sign_in("sid-s", a.id, t0, 100 * second));
+  run(st_->end_sign_in("sid-s"));
+  EXPECT_EQ(refresh("sid-s", 0, t0 + 2 * second), rotate_result::invalid);
+  // Ending twice is harmless.
+  EXPECT_NO_THROW(run(st_->end_sign_in("sid-s")));
+  EXPECT_NO_THROW(run(st_->end_sign_in("never-existed")));
+}
+
+TEST_P(store_contract, concurrent_refreshes_of_one_token_rotate_once) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   const core::micros ttl = 3600 * second;
   for (int round = 0; round < 10; ++round) {
-    const std::string old = "r" + std::to_string(round);
-    const std::string fam = "fam-r" + std::to_string(round);
-    run(st_->insert_refresh_token(make_refresh(old, fam, a.id, t0, t0 + ttl)));
-    auto x = make_refresh(old + "-x", "", "", t0 + second, t0 + ttl);
-    auto y = make_refresh(old + "-y", "", "", t0 + second, t0 + ttl);
+    const std::string sid = "sid-r" + std::to_string(round);
+    open_sign_in(make_sign_in(sid, a.id, t0, ttl));
+    std::string w1, w2;
     std::vector<net::awaitable<rotate_result>> both;
-    both.push_back(st_->rotate_refresh_token(old, x, t0 + second));
-    both.push_back(st_->rotate_refresh_token(old, y, t0 + second));
+    both.push_back(st_->refresh_sign_in(sid, 0, t0 + second, t0 + ttl, t0 + ttl, w1));
+    both.push_back(st_->refresh_sign_in(sid, 0, t0 + second, t0 + ttl, t0 + ttl, w2));
     const auto r = run_all(std::move(both));
     ASSERT_EQ(std::count(r.begin(), r.end(), rotate_result::rotated), 1) << "round " << round;
-    // The loser presented a used token: reuse, which ends the family, winner's token included.
+    // The loser presented a rotated generation: reuse, which ends the sign-in, winner's token included.
     ASSERT_EQ(std::count(r.begin(), r.end(), rotate_result::reused), 1) << "round " << round;
-    const std::string winner = r[0] == rotate_result::rotated ? x.token_hash : y.token_hash;
-    auto z = make_refresh(old + "-z", "", "", t0 + 2 * second, t0 + ttl);
-    EXPECT_EQ(run(st_->rotate_refresh_token(winner, z, t0 + 2 * second)), rotate_result::invalid) << "round " << round;
+    EXPECT_EQ(refresh(sid, 1, t0 + 2 * second), rotate_result::invalid) << "round " << round;
   }
+}
+
+// §8 "A customer has at most AUTH_MAX_SIGN_INS_PER_CUSTOMER live sign-ins; one more ends the
+// oldest (its tokens answer 401 invalid_token)."
+TEST_P(store_contract, one_sign_in_past_the_cap_ends_the_oldest) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const core::customer b = add_customer("Bob", "bob@example.com", t0);
+  const core::micros ttl = 3600 * second;
+  open_sign_in(make_sign_in("b-1", b.id, t0, ttl), 3);
+  // An expired sign-in is not live: it does not count and is not ended (the sweep takes it).
+  open_sign_in(make_sign_in("a-expired", a.id, t0 - 2 * ttl, ttl), 3);
+  for (int i = 1; i <= 3; ++i)
+    EXPECT_TRUE(open_sign_in(make_sign_in("a-" + std::to_string(i), a.id, t0 + i * second, ttl), 3).empty());
+  EXPECT_EQ(open_sign_in(make_sign_in("a-4", a.id, t0 + 4 * second, ttl), 3), std::vector<std::string>{"a-1"});
+  EXPECT_EQ(refresh("a-1", 0, t0 + 5 * second), rotate_result::invalid);
+  // Its access tokens are revoked with it.
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-of-a-1", "sid:a-1")), auth_state::revoked);
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-of-a-2", "sid:a-2")), auth_state::ok);
+  for (const char* live : {"a-2", "a-3", "a-4"})
+    EXPECT_EQ(refresh(live, 0, t0 + 5 * second), rotate_result::rotated) << live;
+  // A lower cap ends as many as it takes; another customer's sign-ins never count.
+  const auto ended = open_sign_in(make_sign_in("a-5", a.id, t0 + 6 * second, ttl), 2);
+  EXPECT_EQ(std::set<std::string>(ended.begin(), ended.end()), (std::set<std::string>{"a-2", "a-3"}));
+  EXPECT_EQ(refresh("a-4", 1, t0 + 7 * second), rotate_result::rotated);
+  EXPECT_EQ(refresh("a-5", 0, t0 + 7 * second), rotate_result::rotated);
+  EXPECT_EQ(refresh("b-1", 0, t0 + 7 * second), rotate_result::rotated);
+}
+
+// "no way to exceed the cap by racing": concurrent sign-ins of one customer take turns.
+TEST_P(store_contract, racing_sign_ins_never_pass_the_cap) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const core::micros ttl = 3600 * second;
+  std::vector<core::sign_in> sign_ins;
+  for (int i = 0; i < 24; ++i) sign_ins.push_back(make_sign_in("race-" + std::to_string(i), a.id, t0 + i, ttl));
+  std::vector<net::awaitable<std::vector<std::string>>> all;
+  for (const auto& s : sign_ins) all.push_back(st_->start_sign_in(s, 5));
+  const auto ended = run_all(std::move(all));
+  std::size_t total_ended = 0;
+  for (const auto& e : ended) total_ended += e.size();
+  EXPECT_EQ(total_ended, 19u);
+  EXPECT_EQ(sign_in_rows(), 5);
+  int live = 0;
+  for (const auto& s : sign_ins) live += refresh(s.id, 0, t0 + second) == rotate_result::rotated ? 1 : 0;
+  EXPECT_EQ(live, 5);
+}
+
+// §8 "Rows whose tokens have all expired are deleted (at least daily)": the sweep deletes those
+// and only those.
+TEST_P(store_contract, the_sweep_deletes_only_expired_sign_ins) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  open_sign_in(make_sign_in("gone-1", a.id, t0, 10 * second));
+  open_sign_in(make_sign_in("gone-2", a.id, t0, 20 * second));
+  open_sign_in(make_sign_in("stays", a.id, t0, 60 * second));
+  // Refreshed: its row's expiries moved forward, so it stays.
+  open_sign_in(make_sign_in("refreshed", a.id, t0, 10 * second));
+  ASSERT_EQ(refresh("refreshed", 0, t0 + 5 * second), rotate_result::rotated);
+  EXPECT_EQ(run(st_->sweep_sign_ins(t0 + 5 * second)), 0);
+  EXPECT_EQ(run(st_->sweep_sign_ins(t0 + 20 * second)), 2);  // expires_at is exclusive
+  EXPECT_EQ(sign_in_rows(), 2);
+  EXPECT_EQ(refresh("stays", 0, t0 + 21 * second), rotate_result::rotated);
+  EXPECT_EQ(refresh("refreshed", 1, t0 + 21 * second), rotate_result::rotated);
+  EXPECT_EQ(run(st_->sweep_sign_ins(t0 + 20 * second)), 0);
+}
+
+// Upgrading: rows of the earlier one-row-per-rotation table and the revocations written before
+// the upgrade. Its refresh tokens are not read any more (they may stop working), but a sign-in's
+// access tokens revoked before stay revoked, and the sweep deletes the old table's expired rows.
+TEST_P(store_contract, after_the_upgrade_old_revocations_hold_and_the_sweep_empties_the_old_table) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const std::string owner = backend_ == "postgresql" ? "'" + a.id + "'::uuid" : "'" + a.id + "'";
+  for (int i = 0; i < 30; ++i) {
+    const core::micros expires = t0 + (i < 20 ? 10 : 100) * second;  // 20 expire before the other 10
+    sql_number("INSERT INTO refresh_tokens (token_hash, family_id, customer_id, created_at, expires_at) VALUES ('h" +
+               std::to_string(i) + "', 'fam-old', " + owner + ", " + time_sql(t0) + ", " + time_sql(expires) + ")");
+  }
+  run(st_->revoke_token("sid:fam-old", t0 + 100 * second));  // signed out before the upgrade
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-old", "sid:fam-old")), auth_state::revoked);
+  EXPECT_EQ(refresh("fam-old", 0, t0 + second), rotate_result::invalid);  // no row: nothing to rotate
+  EXPECT_NO_THROW(run(st_->end_sign_in("fam-old")));                      // a sign-out of it is harmless
+  EXPECT_EQ(run(st_->sweep_sign_ins(t0 + 50 * second)), 20);
+  EXPECT_EQ(sql_number("SELECT count(*) FROM refresh_tokens"), 10);
+  EXPECT_EQ(run(st_->check_token(cid(a.id), "jti-old", "sid:fam-old")), auth_state::revoked);
+  EXPECT_EQ(run(st_->sweep_sign_ins(t0 + 100 * second)), 10);
+  EXPECT_EQ(sql_number("SELECT count(*) FROM refresh_tokens"), 0);
 }
 
 // ---- product cache ----
@@ -829,7 +964,7 @@ TEST_P(store_contract, writes_for_a_deleted_customer_say_no_customer) {
   ASSERT_TRUE(run(st_->delete_customer(cid(a.id))));
   EXPECT_EQ(run(st_->insert_favorite(cid(a.id), 7, t0)), insert_result::no_customer);
   EXPECT_EQ(run(st_->delete_favorite(cid(a.id), 8)), delete_result::no_customer);
-  EXPECT_THROW(run(st_->insert_refresh_token(make_refresh("h1", "fam", a.id, t0, t0 + second))), store::customer_gone);
+  EXPECT_THROW(open_sign_in(make_sign_in("sid-gone", a.id, t0, second)), store::customer_gone);
   EXPECT_EQ(run(st_->update_customer(cid(a.id), patch("New"), t0)), update_result::not_found);
   EXPECT_EQ(run(st_->insert_favorite(cid(fav::util::uuid_v4()), 7, t0)), insert_result::no_customer);
   EXPECT_EQ(run(st_->delete_favorite(cid(fav::util::uuid_v4()), 7)), delete_result::no_customer);
@@ -913,9 +1048,9 @@ TEST_P(store_contract, a_write_blocked_past_its_deadline_fails_and_is_never_appl
 }
 
 // A write that is expected to fail, as a bool: false when it threw.
-net::awaitable<bool> try_insert_refresh(store::store& st, core::refresh_token t) {
+net::awaitable<bool> try_start_sign_in(store::store& st, core::sign_in s) {
   try {
-    co_await st.insert_refresh_token(t);
+    co_await st.start_sign_in(s, 50);
     co_return true;
   } catch (const std::exception&) {
     co_return false;
@@ -928,15 +1063,14 @@ TEST_P(store_contract, a_failing_write_among_concurrent_ones_leaves_the_others_c
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   std::vector<net::awaitable<bool>> writes;
   for (int i = 0; i < 10; ++i) writes.push_back(added(st_->insert_favorite(cid(a.id), 100 + i, t0 + i)));
-  // A refresh token of a customer who does not exist: the foreign key refuses it.
-  writes.push_back(try_insert_refresh(*st_, make_refresh("orphan", "fam-o", fav::util::uuid_v4(), t0, t0 + second)));
+  // A sign-in of a customer who does not exist: the foreign key refuses it.
+  writes.push_back(try_start_sign_in(*st_, make_sign_in("orphan", fav::util::uuid_v4(), t0, second)));
   for (int i = 10; i < 20; ++i) writes.push_back(added(st_->insert_favorite(cid(a.id), 100 + i, t0 + i)));
   const auto results = run_all(std::move(writes));
   EXPECT_EQ(std::count(results.begin(), results.end(), true), 20);
   EXPECT_FALSE(results[10]);
   EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 50})).total, 20);
-  core::refresh_token next = make_refresh("next", "", "", t0, t0 + second);
-  EXPECT_EQ(run(st_->rotate_refresh_token("orphan", next, t0)), rotate_result::invalid);
+  EXPECT_EQ(refresh("orphan", 0, t0), rotate_result::invalid);
 }
 
 // ---- the read cache over the store (issue 13 point 2) ----
@@ -1236,6 +1370,52 @@ TEST_P(store_contract, reads_go_to_the_standbys_only_when_the_primary_cannot_be_
   EXPECT_EQ(up.standby_reads(), 0u);
 }
 
+// §9: "Sign-outs, refresh-chain revocations ... made through one instance take effect on every
+// other within 1 second": a sign-in the cap ended is announced like a sign-out, on this instance's
+// feed at once and (PostgreSQL) to every other instance.
+TEST_P(store_contract, a_sign_in_ended_by_the_cap_is_announced_on_the_change_feed) {
+  store::change_feed feed(true);
+  std::mutex mu;
+  std::vector<std::string> heard;
+  feed.subscribe([&](const store::change& c) {
+    std::lock_guard lk(mu);
+    if (c.what == store::change::kind::signin) heard.push_back(c.id);
+  });
+  store::feed_store through_feed(make_store(), feed);
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  PGconn* listener = nullptr;
+  if (backend_ == "postgresql") {
+    listener = PQconnectdb(conninfo_.c_str());
+    ASSERT_EQ(PQstatus(listener), CONNECTION_OK) << PQerrorMessage(listener);
+    PQclear(PQexec(listener, "LISTEN favorites_api_changes"));
+  }
+  // Ids no other test uses (the channel is shared by every schema of the database).
+  const std::string oldest = "cap-" + fav::util::uuid_v4(), newest = "cap-" + fav::util::uuid_v4();
+  EXPECT_TRUE(run(through_feed.start_sign_in(make_sign_in(oldest, a.id, t0, 3600 * second), 1)).empty());
+  EXPECT_EQ(run(through_feed.start_sign_in(make_sign_in(newest, a.id, t0 + second, 3600 * second), 1)),
+            std::vector<std::string>{oldest});
+  {
+    std::lock_guard lk(mu);
+    EXPECT_EQ(heard, std::vector<std::string>{"sid:" + oldest});
+  }
+  if (!listener) return;
+  bool got = false;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!got && std::chrono::steady_clock::now() < until) {
+    PQconsumeInput(listener);
+    while (PGnotify* n = PQnotifies(listener)) {
+      got = got || std::string(n->extra) == "s:sid:" + oldest;
+      PQfreemem(n);
+    }
+    if (!got) {
+      pollfd pfd{PQsocket(listener), POLLIN, 0};
+      ::poll(&pfd, 1, 100);  // until something arrives (bounded by `until`)
+    }
+  }
+  PQfinish(listener);
+  EXPECT_TRUE(got) << "no s:sid:" << oldest << " notification";
+}
+
 // ---- migrations ----
 
 TEST_P(store_contract, migrate_again_is_a_no_op) {
@@ -1284,7 +1464,8 @@ INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
   VALUES ('6f1c3c2e-0d7a-4d47-9a43-1f0b1c2d3e4f', 7, '2024-01-02 03:04:06+00');
 )sql");
   run(st_->migrate());
-  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3", "4"}));  // 3: sign_in_failures, 4: fav_ts/fav_us
+  // 3: sign_in_failures, 4: fav_ts/fav_us, 5: sign_ins
+  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3", "4", "5"}));
   auto c = run(st_->find_customer(cid("6f1c3c2e-0d7a-4d47-9a43-1f0b1c2d3e4f")));
   ASSERT_TRUE(c);
   EXPECT_EQ(c->name, "Ref");
@@ -1310,7 +1491,8 @@ TEST_F(pg_backend, instances_migrating_together_both_succeed) {
   ioc_.run();
   t.join();
   for (auto& f : fs) EXPECT_NO_THROW(f.get());
-  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3", "4"}));  // 3: sign_in_failures, 4: fav_ts/fav_us
+  // 3: sign_in_failures, 4: fav_ts/fav_us, 5: sign_ins
+  EXPECT_EQ(versions(), (std::vector<std::string>{"1", "2", "3", "4", "5"}));
   other.reset();
 }
 
@@ -1688,7 +1870,7 @@ TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_bac
   start(added(st_->insert_favorite(cid(a.id), 1, t0)));  // the first batch, alone: it waits in BEGIN
   EXPECT_TRUE(wait_until([&] { return st_->usage().in_use == 1; }));
   for (int i = 0; i < 8; ++i) start(added(st_->insert_favorite(cid(a.id), 100 + i, t0 + i)));
-  start(try_insert_refresh(*st_, make_refresh("orphan", "fam-o", fav::util::uuid_v4(), t0, t0 + second)));
+  start(try_start_sign_in(*st_, make_sign_in("orphan", fav::util::uuid_v4(), t0, second)));
   for (int i = 0; i < 5; ++i) start(added(st_->insert_favorite(cid(a.id), 42, t0 + i)));  // one winner
   start(removed(st_->delete_favorite(cid(a.id), 100)));  // sees the insert earlier in its batch
   const int queued_behind = static_cast<int>(futures_.size()) - 1;
@@ -1709,8 +1891,7 @@ TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_bac
   // 1, 101..107 and 42 are there; 100 was deleted; the orphan token left nothing.
   EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 50})).total, 9);
   EXPECT_FALSE(run(st_->get_favorite(cid(a.id), 100)));
-  core::refresh_token next = make_refresh("next", "", "", t0, t0 + second);
-  EXPECT_EQ(run(st_->rotate_refresh_token("orphan", next, t0)), rotate_result::invalid);
+  EXPECT_EQ(refresh("orphan", 0, t0), rotate_result::invalid);
   // And it is on disk for a store opened afterwards.
   st_.reset();
   st_ = make_store();

@@ -1,5 +1,6 @@
 // Unit tests for fav::auth::jwt_codec: the reference's compat vectors, algorithm pinning,
-// signature checks, claim types, hostile input and concurrent use.
+// signature checks, claim types, hostile input and concurrent use; and the refresh tokens made
+// with its key.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "auth/refresh_token.hpp"
 #include "util/base64url.hpp"
 
 namespace json = boost::json;
@@ -241,3 +243,64 @@ TEST_F(jwt_test, codecs_with_different_keys_alternate_on_one_thread) {
     EXPECT_EQ(codec.verify(theirs, now_2026).status, token_status::bad_signature);
   }
 }
+
+// ---- refresh tokens (auth/refresh_token.hpp): "<sign-in id>.<generation>.<MAC>" ----
+
+namespace {
+
+using fav::auth::make_refresh_token;
+using fav::auth::read_refresh_token;
+
+const std::string sid = "0b7f3f5e-8a51-4f6c-9a53-2f7ad2d6c0de";
+
+TEST(refresh_token, names_its_sign_in_and_generation) {
+  const jwt_codec key("refresh-secret-0123456789abcdef");
+  for (std::int64_t g : {std::int64_t{0}, std::int64_t{1}, std::int64_t{200}, std::int64_t{999999999999}}) {
+    const std::string t = make_refresh_token(key, sid, g);
+    EXPECT_EQ(t.rfind(sid + "." + std::to_string(g) + ".", 0), 0u) << t;
+    const auto claim = read_refresh_token(key, t);
+    ASSERT_TRUE(claim) << t;
+    EXPECT_EQ(claim->sid, sid);
+    EXPECT_EQ(claim->generation, g);
+  }
+  // Each generation has its own proof: one cannot be turned into another.
+  EXPECT_NE(make_refresh_token(key, sid, 0).substr(sid.size() + 3),
+            make_refresh_token(key, sid, 1).substr(sid.size() + 3));
+}
+
+TEST(refresh_token, refuses_forged_altered_and_malformed_tokens) {
+  const jwt_codec key("refresh-secret-0123456789abcdef");
+  const jwt_codec other("another-secret-0123456789abcdef");
+  const std::string good = make_refresh_token(key, sid, 3);
+  const std::string proof = good.substr(good.rfind('.') + 1);
+  std::string flipped = good;
+  flipped[flipped.size() - 2] = flipped[flipped.size() - 2] == 'A' ? 'B' : 'A';
+  const std::vector<std::string> bad = {
+      "",
+      "garbage",
+      sid,
+      sid + ".3",
+      sid + ".3.",
+      flipped,
+      sid + ".4." + proof,                                // another generation, same proof
+      "1b7f3f5e-8a51-4f6c-9a53-2f7ad2d6c0de.3." + proof,  // another sign-in
+      sid + ".03." + proof,                               // not canonical
+      sid + ".+3." + proof,
+      sid + ".-3." + proof,
+      sid + ".3x." + proof,
+      sid + ".99999999999999999999." + proof,  // out of range
+      "../etc.3." + proof,                     // not an id this service makes
+      sid + ".3." + proof + ".extra",
+      std::string(300, 'a'),
+      make_refresh_token(other, sid, 3),  // another key
+  };
+  for (const auto& t : bad) EXPECT_FALSE(read_refresh_token(key, t)) << t;
+  // An access token is not a refresh token, and a refresh token's proof is no JWT signature.
+  claims c;
+  c.sub = sid;
+  c.exp = 4102444800;
+  EXPECT_FALSE(read_refresh_token(key, key.sign(c)));
+  EXPECT_NE(key.verify(good, 0).status, token_status::ok);
+}
+
+}  // namespace

@@ -1,0 +1,17 @@
+// The sweep of expired sign-ins (contract §8 "Token rows": rows whose tokens have all expired are
+// deleted, at least daily): once at start, then every AUTH_SIGN_IN_SWEEP_INTERVAL_SECONDS.
+#pragma once
+#include <boost/asio/any_io_executor.hpp>
+
+#include "store/store.hpp"
+#include "util/task_tracker.hpp"
+
+namespace fav::auth {
+
+// Spawns the sweep loop on `ex`, tracked by `background` (shutdown stops and drains it). Each
+// sweep that deleted rows logs "expired sign-ins deleted" with the count; a failed one logs a
+// warning and the next interval tries again. `db` must outlive the loop.
+void start_sign_in_sweep(boost::asio::any_io_executor ex, store::store& db, util::task_tracker& background,
+                         double interval_s);
+
+}  // namespace fav::auth
