@@ -14,8 +14,9 @@ command -v git >/dev/null 2>&1 || pkgs+=(git)
 case "$want" in
   # clang, its sanitizer and libFuzzer runtimes and llvm-symbolizer: the sanitizer builds and
   # the fuzz targets of scripts/test-sanitizers.sh.
+  # patroni, etcd-server, etcd-client and pgbouncer: the high-availability test (tests/ha/run.sh).
   test)  pkgs+=(postgresql postgresql-contrib curl chromium clang-format sqlite3 procps nginx-light
-               clang libclang-rt-dev llvm) ;;
+               clang libclang-rt-dev llvm patroni etcd-server etcd-client pgbouncer) ;;
   bench) pkgs+=(postgresql postgresql-contrib curl wrk nginx-light gnuplot-nox) ;;
 esac
 missing=()
@@ -26,6 +27,29 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   [ "$(id -u)" = 0 ] && sudo= || sudo=sudo
   export DEBIAN_FRONTEND=noninteractive
+  # The tests start their own etcd, Patroni and PgBouncer on free ports: the system services
+  # these packages would start on install (etcd on 2379, PgBouncer on 6432) must not run. A
+  # policy-rc.d answering 101 is Debian's way to say so (invoke-rc.d and deb-systemd-invoke
+  # honour it); one that is already there (as in containers) is left alone.
+  daemons=()
+  for p in "${missing[@]}"; do
+    case "$p" in patroni|etcd-server|pgbouncer) daemons+=("$p") ;; esac
+  done
+  policy=
+  if [ "${#daemons[@]}" -gt 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\n# scripts/install-deps.sh: no service starts while it installs\nexit 101\n' |
+      $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    trap '$sudo rm -f "$policy"' EXIT
+  fi
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "${#daemons[@]}" -gt 0 ] && [ -d /run/systemd/system ]; then
+    # Not at boot either: nothing of the test's needs a system-wide etcd, Patroni or PgBouncer.
+    for d in "${daemons[@]}"; do
+      unit="${d%-server}"
+      $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    done
+  fi
 fi
