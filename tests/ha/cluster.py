@@ -359,8 +359,9 @@ class Cluster:
             hosts = ",".join(f"127.0.0.1:{self.nodes[n].pg_port}" for n in (names or NODES))
         return f"postgresql://{APP_USER}:{self.password}@{hosts}/{db}" + (f"?{params}" if params else "")
 
-    def walreceiver_pid(self, name: str) -> Optional[int]:
-        out = self.psql(name, "SELECT pid FROM pg_stat_wal_receiver").strip()
+    def walsender_pid(self, primary: str, standby: str) -> Optional[int]:
+        """The primary's WAL sender for `standby` (Patroni names the stream after the node)."""
+        out = self.psql(primary, f"SELECT pid FROM pg_stat_replication WHERE application_name = '{standby}'").strip()
         return int(out) if out else None
 
     def switchover(self, leader: str, candidate: str):
