@@ -13,8 +13,9 @@ command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
 command -v git >/dev/null 2>&1 || pkgs+=(git)
 case "$want" in
   # clang, its sanitizer and libFuzzer runtimes and llvm-symbolizer: the sanitizer builds and
-  # the fuzz targets of scripts/test-sanitizers.sh.
-  # patroni, etcd-server, etcd-client and pgbouncer: the high-availability test (tests/ha/run.sh).
+  # the fuzz targets of scripts/test-sanitizers.sh. pgbouncer: the transaction-pooling test of
+  # tests/http/test_pg_availability.py. patroni, etcd-server, etcd-client and pgbouncer: the
+  # high-availability test (tests/ha/run.sh).
   test)  pkgs+=(postgresql postgresql-contrib curl chromium clang-format sqlite3 procps nginx-light
                clang libclang-rt-dev llvm patroni etcd-server etcd-client pgbouncer) ;;
   bench) pkgs+=(postgresql postgresql-contrib curl wrk nginx-light gnuplot-nox) ;;

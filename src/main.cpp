@@ -53,10 +53,23 @@ class service_context : public net::io_context {
   void destroy_pending_work() { shutdown(); }
 };
 
-std::unique_ptr<store::store> open_store(const util::config& cfg, net::any_io_executor ex) {
-  const auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(cfg.db_statement_timeout_s));
-  if (cfg.database_is_postgres) return store::make_pg_store(ex, cfg.database_url, cfg.db_pool_size, timeout);
+std::chrono::steady_clock::duration seconds(double s) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
+}
+
+// `pg`, when given, is pointed at the PostgreSQL store (the change feed's heartbeat reports to it).
+std::unique_ptr<store::store> open_store(const util::config& cfg, net::any_io_executor ex,
+                                         store::pg_store** pg = nullptr) {
+  const auto timeout = seconds(cfg.db_statement_timeout_s);
+  if (cfg.database_is_postgres) {
+    store::pg_limits limits;
+    limits.query_timeout = timeout;
+    limits.connect_timeout = seconds(cfg.db_connect_timeout_s);
+    limits.transaction_pooler = cfg.db_transaction_pooler;
+    auto s = store::make_pg_store(ex, cfg.database_url, cfg.db_pool_size, limits);
+    if (pg) *pg = s.get();
+    return s;
+  }
   std::string path = cfg.database_url.substr(std::string("sqlite:").size());
   // One SQLite worker per core at most: more threads only add context switches (measured on
   // 2 cores: 5 workers served GET favorites at 11k req/s, 2 workers at 15k).
@@ -201,11 +214,12 @@ int serve(const util::config& cfg) {
   // PostgreSQL once the listener's LISTEN is in place.
   store::change_feed feed(!cfg.database_is_postgres);
   std::unique_ptr<store::store> db;
+  store::pg_store* pg = nullptr;
   const store::read_cache* reads = nullptr;
   try {
     // Outermost the read cache (issue 13): its own writes and the feed's news keep it coherent.
     auto cached = std::make_unique<store::cached_store>(
-        std::make_unique<store::feed_store>(open_store(cfg, ioc.get_executor()), feed), feed,
+        std::make_unique<store::feed_store>(open_store(cfg, ioc.get_executor(), &pg), feed), feed,
         static_cast<std::size_t>(cfg.read_cache_bytes));
     reads = &cached->cache();
     db = std::move(cached);
@@ -223,7 +237,11 @@ int serve(const util::config& cfg) {
   auth::token_cache tokens(*db, feed, cfg.auth_cache_ttl_s);
   std::optional<store::pg_listener> listener;
   if (cfg.database_is_postgres) {
-    listener.emplace(ioc.get_executor(), cfg.database_url, feed);
+    // A heartbeat unanswered means a hung server: the pool's breaker opens (contract §11).
+    listener.emplace(ioc.get_executor(), cfg.database_listen_url, feed, seconds(cfg.db_connect_timeout_s),
+                     [pg](const std::string& why) {
+                       if (pg) pg->report_unreachable(why);
+                     });
     listener->start();
   }
   auto warn = [](std::string_view m) { util::log(util::log_level::warning, m); };

@@ -36,42 +36,11 @@ bool is_outage(std::string_view state) {
   return cls == "08" || cls == "53" || cls == "57" || cls == "58" || cls == "40";
 }
 
-// Keyword/value pairs for PQconnectStartParams, owning their text.
-struct conn_params {
-  std::vector<std::string> keys, values;
-
-  std::string* find(std::string_view key) {
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-      if (keys[i] == key) return &values[i];
-    }
-    return nullptr;
-  }
-};
-
-conn_params parse_conninfo(const std::string& conninfo) {
-  char* err = nullptr;
-  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
-  if (!opts) {
-    const std::string msg = err ? trimmed(err) : "out of memory";
-    PQfreemem(err);
-    throw unavailable("postgresql: invalid connection string: " + msg);
-  }
-  conn_params p;
-  for (PQconninfoOption* o = opts; o->keyword; ++o) {
-    if (o->val && *o->val) {
-      p.keys.emplace_back(o->keyword);
-      p.values.emplace_back(o->val);
-    }
-  }
-  PQconninfoFree(opts);
-  return p;
-}
-
 // libpq resolves host names with a blocking getaddrinfo inside PQconnectPoll, so a single
 // DNS host name is resolved here, off the I/O threads (Asio's resolver thread), and handed
 // over as `hostaddr`: every address, in order, so libpq still falls back from one to the next.
 // IP literals, socket directories and multi-host lists are left to libpq.
-net::awaitable<void> resolve_host(net::any_io_executor ex, conn_params& p) {
+net::awaitable<void> resolve_host(net::any_io_executor ex, pg_params& p) {
   std::string* host = p.find("host");
   if (!host || p.find("hostaddr") || host->empty() || host->front() == '/' || host->front() == '@' ||
       host->find(',') != std::string::npos) {
@@ -100,9 +69,9 @@ net::awaitable<void> resolve_host(net::any_io_executor ex, conn_params& p) {
   p.values.push_back(addrs);
 }
 
-// Server notices (e.g. "relation already exists, skipping") would otherwise go to stderr
-// and break the one-JSON-object-per-line log.
-void ignore_notice(void*, const char*) {}
+bool contains(const char* text, std::string_view part) {
+  return text && std::string_view(text).find(part) != std::string_view::npos;
+}
 
 }  // namespace
 
@@ -186,22 +155,21 @@ void pg_conn::bind_socket() {
   if (fd >= 0) sock_.assign(fd);
 }
 
-net::awaitable<std::unique_ptr<pg_conn>> pg_conn::connect(net::any_io_executor ex, const std::string& conninfo,
-                                                          pg_clock::duration timeout,
-                                                          pg_clock::duration server_statement_timeout) {
-  const auto deadline = pg_clock::now() + timeout;
-  conn_params params = parse_conninfo(conninfo);
-  if (server_statement_timeout > pg_clock::duration::zero()) {
-    // Sent in the startup packet (no extra round trip); appended to any options already given.
-    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(server_statement_timeout).count();
-    const std::string opt = "-c statement_timeout=" + std::to_string(ms);
-    if (std::string* o = params.find("options")) {
-      *o += " " + opt;
-    } else {
-      params.keys.emplace_back("options");
-      params.values.push_back(opt);
-    }
+void pg_conn::on_notice(void* self, const PGresult* notice) {
+  // Other notices ("relation already exists, skipping") are dropped: on stderr they would break
+  // the one-JSON-object-per-line log. The synchronous-replication warning is recognised by the
+  // server source file that raises it (language-independent), or by its English text.
+  const char* file = PQresultErrorField(notice, PG_DIAG_SOURCE_FILE);
+  if ((file && std::string_view(file) == "syncrep.c") ||
+      contains(PQresultErrorField(notice, PG_DIAG_MESSAGE_DETAIL), "might not have been replicated") ||
+      contains(PQresultErrorField(notice, PG_DIAG_MESSAGE_PRIMARY), "synchronous replication")) {
+    static_cast<pg_conn*>(self)->unreplicated_ = true;
   }
+}
+
+net::awaitable<std::unique_ptr<pg_conn>> pg_conn::connect_one(net::any_io_executor ex, pg_params params,
+                                                              pg_clock::time_point deadline, bool& timed_out) {
+  timed_out = false;
   co_await resolve_host(ex, params);
   std::vector<const char*> keys, values;
   for (std::size_t i = 0; i < params.keys.size(); ++i) {
@@ -215,19 +183,73 @@ net::awaitable<std::unique_ptr<pg_conn>> pg_conn::connect(net::any_io_executor e
   c->conn_ = PQconnectStartParams(keys.data(), values.data(), 0);
   if (!c->conn_) throw unavailable("postgresql: connect: out of memory");
   if (PQstatus(c->conn_) == CONNECTION_BAD) c->fail("connect");
-  PQsetNoticeProcessor(c->conn_, &ignore_notice, nullptr);
+  PQsetNoticeReceiver(c->conn_, &pg_conn::on_notice, c.get());
   // libpq's protocol: start as if PQconnectPoll had asked for writability.
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   while (st != PGRES_POLLING_OK) {
     if (st == PGRES_POLLING_FAILED) c->fail("connect");
     c->bind_socket();
     if (!c->sock_.is_open()) c->fail("connect");
-    co_await c->wait(st == PGRES_POLLING_READING ? io::read : io::write, deadline);
+    const auto ready = co_await c->wait_until(st == PGRES_POLLING_READING ? io::read : io::write, deadline);
+    if (!ready) {
+      timed_out = true;
+      c->timed_out();
+    }
     st = PQconnectPoll(c->conn_);
   }
   if (PQsetnonblocking(c->conn_, 1) != 0) c->fail("connect");
   c->bind_socket();
   co_return c;
+}
+
+net::awaitable<std::unique_ptr<pg_conn>> pg_conn::connect(net::any_io_executor ex, pg_hosts& hosts,
+                                                          pg_connect_options options) {
+  // prefer-standby over several hosts: a standby anywhere in the list first, then any host that
+  // answered (libpq's own two passes, which a host-by-host connect must redo itself).
+  std::vector<std::string> passes{""};
+  if (hosts.size() > 1 && hosts.session_attrs() == "prefer-standby") passes = {"standby", "any"};
+  std::vector<bool> unreachable(hosts.size(), false);
+  std::string last_error = "postgresql: connect: no host to try";
+  for (const std::string& attrs : passes) {
+    for (const std::size_t i : hosts.order(pg_clock::now())) {
+      if (unreachable[i]) continue;
+      pg_params params = hosts.params_for(i);
+      if (!attrs.empty()) params.set("target_session_attrs", attrs);
+      if (options.server_statement_timeout > pg_clock::duration::zero() && !options.transaction_pooler) {
+        // Sent in the startup packet (no extra round trip); appended to any options already given.
+        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(options.server_statement_timeout).count();
+        const std::string opt = "-c statement_timeout=" + std::to_string(ms);
+        if (std::string* o = params.find("options")) {
+          *o += " " + opt;
+        } else {
+          params.set("options", opt);
+        }
+      }
+      bool timed_out = false;
+      try {
+        auto c = co_await connect_one(ex, std::move(params), pg_clock::now() + options.host_timeout, timed_out);
+        c->named_ = !options.transaction_pooler;
+        hosts.succeeded(i);
+        co_return c;
+      } catch (const unavailable& e) {
+        hosts.failed(i, pg_clock::now());
+        unreachable[i] = timed_out;
+        last_error = e.what();
+        if (hosts.size() > 1) last_error += " (host " + hosts.label(i) + ")";
+      }
+    }
+  }
+  throw unavailable(last_error);
+}
+
+net::awaitable<std::unique_ptr<pg_conn>> pg_conn::connect(net::any_io_executor ex, const std::string& conninfo,
+                                                          pg_clock::duration timeout,
+                                                          pg_clock::duration server_statement_timeout) {
+  pg_hosts hosts(conninfo);
+  pg_connect_options options;
+  options.host_timeout = timeout;
+  options.server_statement_timeout = server_statement_timeout;
+  co_return co_await connect(std::move(ex), hosts, options);
 }
 
 net::awaitable<bool> pg_conn::wait(io what, pg_clock::time_point deadline) {
@@ -322,6 +344,7 @@ net::awaitable<std::optional<bool>> pg_conn::wait_until(io what, pg_clock::time_
 net::awaitable<bool> pg_conn::wait_statement(io what, pg_clock::time_point& deadline) {
   for (;;) {
     if (auto ready = co_await wait_until(what, deadline)) co_return *ready;
+    if (!cancel_on_deadline_) timed_out();
     // Past the deadline: the statement must not go on to commit after we answer. Ask the
     // server to cancel it and wait a little for its answer (the error "canceling statement",
     // or the result if it finished first). Without a cancel thread the server's own
@@ -403,7 +426,17 @@ void pg_conn::after_results(std::optional<pg_error>& error) {
   // connection is dropped, never reused.
   if (cancel_requested_) broken_ = true;
   if (PQstatus(conn_) == CONNECTION_BAD) fail("connection lost");
+  if (unreplicated_) {
+    // Contract §11: a commit PostgreSQL kept locally without the synchronous standby's
+    // confirmation is never acknowledged (a failover now would lose it).
+    broken_ = true;
+    throw unavailable("postgresql: commit not confirmed by the synchronous standby (wait cancelled)");
+  }
   if (error) {
+    if (error->sqlstate == "25006") {
+      mark_read_only();
+      throw read_only_server("postgresql: 25006: " + std::string(error->what()));
+    }
     if (is_outage(error->sqlstate)) {
       throw unavailable("postgresql: " + error->sqlstate + ": " + error->what());
     }
@@ -439,6 +472,18 @@ net::awaitable<pg_result> pg_conn::query(const pg_statement& st, std::vector<pg_
                                          pg_clock::duration timeout) {
   const auto deadline = pg_clock::now() + timeout;
   const disarm_at_exit disarm{*this};
+  unreplicated_ = false;
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  if (!named_) {
+    // Behind a transaction pooler: the unnamed statement, parsed and run in one exchange.
+    if (!PQsendQueryParams(conn_, st.text, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr,
+                           0)) {
+      fail("send");
+    }
+    co_return co_await finish(deadline);
+  }
   if (!prepared_.contains(st.name)) {
     if (!PQsendPrepare(conn_, st.name, st.text, 0, nullptr)) fail("send");
     co_await finish(deadline);
@@ -446,9 +491,6 @@ net::awaitable<pg_result> pg_conn::query(const pg_statement& st, std::vector<pg_
     // The prepare itself outlived the deadline: the statement is not sent at all.
     if (cancel_requested_) throw unavailable("postgresql: query timed out");
   }
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
   if (!PQsendQueryPrepared(conn_, st.name, static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0)) {
     fail("send");
   }
@@ -458,6 +500,7 @@ net::awaitable<pg_result> pg_conn::query(const pg_statement& st, std::vector<pg_
 net::awaitable<std::vector<pg_result>> pg_conn::pipeline(std::vector<pg_call> calls, pg_clock::duration timeout) {
   const auto deadline = pg_clock::now() + timeout;
   const disarm_at_exit disarm{*this};
+  unreplicated_ = false;
   if (PQenterPipelineMode(conn_) != 1) fail("pipeline");
   // Until the pipeline is read to its end and left, the connection is unusable for anything
   // else: an exception on the way leaves it broken (the pool drops it).
@@ -468,13 +511,21 @@ net::awaitable<std::vector<pg_result>> pg_conn::pipeline(std::vector<pg_call> ca
   std::vector<const char*> values;
   for (std::size_t i = 0; i < calls.size(); ++i) {
     const pg_statement& st = *calls[i].st;
+    values.clear();
+    for (const auto& p : calls[i].params) values.push_back(p ? p->c_str() : nullptr);
+    if (!named_) {
+      if (!PQsendQueryParams(conn_, st.text, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr,
+                             0)) {
+        fail("send");
+      }
+      commands.push_back(static_cast<int>(i));
+      continue;
+    }
     if (!prepared_.contains(st.name) && std::find(preparing.begin(), preparing.end(), st.name) == preparing.end()) {
       if (!PQsendPrepare(conn_, st.name, st.text, 0, nullptr)) fail("send");
       commands.push_back(-1);
       preparing.push_back(st.name);
     }
-    values.clear();
-    for (const auto& p : calls[i].params) values.push_back(p ? p->c_str() : nullptr);
     if (!PQsendQueryPrepared(conn_, st.name, static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0)) {
       fail("send");
     }
@@ -511,8 +562,18 @@ net::awaitable<std::vector<pg_result>> pg_conn::pipeline(std::vector<pg_call> ca
 net::awaitable<pg_result> pg_conn::script(const char* sql, pg_clock::duration timeout) {
   const auto deadline = pg_clock::now() + timeout;
   const disarm_at_exit disarm{*this};
+  unreplicated_ = false;
   if (!PQsendQuery(conn_, sql)) fail("send");
   co_return co_await finish(deadline);
+}
+
+net::awaitable<void> pg_conn::heartbeat(pg_clock::duration timeout) {
+  const auto deadline = pg_clock::now() + timeout;
+  const disarm_at_exit disarm{*this};
+  if (!PQsendQuery(conn_, "SELECT 1")) fail("send");
+  cancel_on_deadline_ = false;  // a timeout breaks the connection, so this is never reset late
+  co_await finish(deadline);
+  cancel_on_deadline_ = true;
 }
 
 net::awaitable<std::vector<std::string>> pg_conn::notifications(pg_clock::time_point deadline) {

@@ -19,11 +19,31 @@
 #include <unordered_set>
 #include <vector>
 
+#include "store/pg_hosts.hpp"
 #include "store/store.hpp"
 
 namespace fav::store {
 
 using pg_clock = std::chrono::steady_clock;
+
+// How a connection is opened and used (contract §11).
+struct pg_connect_options {
+  // Each host's own connect deadline (DATABASE_CONNECT_TIMEOUT_SECONDS).
+  pg_clock::duration host_timeout = std::chrono::seconds(2);
+  // Positive: the session's `statement_timeout`, sent in the startup packet, so the server stops
+  // a statement by itself even if a client-side cancel is lost. Not behind a pooler.
+  pg_clock::duration server_statement_timeout{};
+  // DATABASE_POOL_MODE=transaction: a transaction-pooling PgBouncer hands each transaction to any
+  // server connection, so nothing may outlive one: no named prepared statements, no startup
+  // `options` (PgBouncer refuses the parameter).
+  bool transaction_pooler = false;
+};
+
+// A statement refused because the server is read-only (SQLSTATE 25006: a standby, or a primary
+// demoted by a switchover): answered 503 like any outage, and the pool drops the connection.
+struct read_only_server : unavailable {
+  using unavailable::unavailable;
+};
 
 // SQL text with its name; the name is also the prepared-statement name on every connection.
 struct pg_statement {
@@ -66,9 +86,12 @@ class pg_result {
 class pg_conn {
  public:
   // Opens a connection (PQconnectStartParams/PQconnectPoll; a DNS host name is resolved
-  // asynchronously first); throws unavailable when it fails or takes longer than `timeout`.
-  // A positive `server_statement_timeout` becomes the session's `statement_timeout`, so the
-  // server stops a statement by itself even if a client-side cancel is lost.
+  // asynchronously first), trying `hosts` one at a time in their current order, each with its
+  // own deadline (options.host_timeout); a host that fails is remembered (tried last for a few
+  // seconds). Throws unavailable when no host gave a connection.
+  static net::awaitable<std::unique_ptr<pg_conn>> connect(net::any_io_executor ex, pg_hosts& hosts,
+                                                          pg_connect_options options);
+  // The same for a connection string, `timeout` being each host's deadline.
   static net::awaitable<std::unique_ptr<pg_conn>> connect(net::any_io_executor ex, const std::string& conninfo,
                                                           pg_clock::duration timeout,
                                                           pg_clock::duration server_statement_timeout = {});
@@ -92,6 +115,11 @@ class pg_conn {
   // server skips the rest); a connection whose pipeline failed is not reused.
   net::awaitable<std::vector<pg_result>> pipeline(std::vector<pg_call> calls, pg_clock::duration timeout);
 
+  // The change feed's heartbeat: `SELECT 1` answered within `timeout`, else unavailable and the
+  // connection is broken. No cancel and no grace: a server that does not answer is what it
+  // detects (contract §9).
+  net::awaitable<void> heartbeat(pg_clock::duration timeout);
+
   // For a connection that ran LISTEN: the payloads of the notifications that arrived, waiting
   // for the first one until `deadline` (then an empty list). Throws unavailable when the
   // connection is lost.
@@ -107,11 +135,23 @@ class pg_conn {
   bool alive();
   // May go back to the pool: healthy, idle, outside any transaction.
   bool reusable() const;
+  // It found itself on a read-only server (SQLSTATE 25006, or a ping that saw it): the pool
+  // drops it and the idle connections opened beside it.
+  bool found_read_only() const { return read_only_; }
+  void mark_read_only() {
+    read_only_ = true;
+    broken_ = true;
+  }
 
  private:
   enum class io { read, write, either };
 
   explicit pg_conn(net::any_io_executor ex);
+  // One host, one deadline; `timed_out` tells whether it was the deadline that ended it.
+  static net::awaitable<std::unique_ptr<pg_conn>> connect_one(net::any_io_executor ex, pg_params params,
+                                                              pg_clock::time_point deadline, bool& timed_out);
+  // libpq's notice receiver: notes a commit whose synchronous-replication wait was cancelled.
+  static void on_notice(void* self, const PGresult* notice);
   void bind_socket();
   // Waits until the socket is ready for `what`; true when readable. Throws on the deadline.
   net::awaitable<bool> wait(io what, pg_clock::time_point deadline);
@@ -152,7 +192,13 @@ class pg_conn {
   std::unordered_set<std::string> prepared_;
   bool broken_ = false;
   std::atomic<std::uint64_t>* round_trips_ = nullptr;
-  bool cancel_requested_ = false;  // for the statement being collected
+  bool cancel_requested_ = false;   // for the statement being collected
+  bool cancel_on_deadline_ = true;  // false for the heartbeat: its deadline ends it at once
+  bool named_ = true;               // named prepared statements (not behind a transaction pooler)
+  bool read_only_ = false;
+  // The server said the commit was kept locally but might not have been replicated (its wait
+  // for the synchronous standby was cancelled): the command is answered unavailable.
+  bool unreplicated_ = false;
 
   // One deadline timer per connection, armed once per operation (connect, query, script,
   // notifications) and again for a cancel's grace, never per wait: a socket wait is a plain

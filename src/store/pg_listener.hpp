@@ -6,6 +6,8 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "store/change_feed.hpp"
@@ -18,7 +20,12 @@ inline constexpr const char* feed_channel = "favorites_api_changes";
 
 class pg_listener {
  public:
-  pg_listener(net::any_io_executor ex, std::string conninfo, change_feed& feed);
+  // `conninfo`: DATABASE_LISTEN_URL (a direct connection: a transaction pooler does not keep a
+  // LISTEN). `unresponsive` runs when a heartbeat goes unanswered (a hung server keeps its
+  // sockets open): the pool then stops sending requests to it (pg_pool::report_unreachable).
+  pg_listener(net::any_io_executor ex, std::string conninfo, change_feed& feed,
+              pg_clock::duration connect_timeout = std::chrono::seconds(2),
+              std::function<void(const std::string&)> unresponsive = {});
   // Starts the listening loop (detached on the executor).
   void start();
   // The loop ends at its next wake-up (within a second); nothing is logged for it.
@@ -31,6 +38,9 @@ class pg_listener {
   net::any_io_executor ex_;
   std::string conninfo_;
   change_feed& feed_;
+  pg_clock::duration connect_timeout_;
+  std::unique_ptr<pg_hosts> hosts_;  // parsed at the first connect; remembers failed hosts
+  std::function<void(const std::string&)> unresponsive_;
   std::atomic<bool> stopping_{false};
 };
 

@@ -7,12 +7,19 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "util/log.hpp"
+
 namespace fav::store {
 
 pg_pool::pg_pool(net::any_io_executor ex, std::string conninfo, int size, pg_limits limits)
-    : ex_(std::move(ex)), conninfo_(std::move(conninfo)), size_(std::max(size, 1)), limits_(limits), deadlines_(ex_) {
+    : ex_(std::move(ex)), size_(std::max(size, 1)), limits_(limits), deadlines_(ex_) {
   idle_.reserve(static_cast<std::size_t>(size_));  // so release() never allocates
   guard_->pool = this;
+  try {
+    hosts_ = std::make_shared<pg_hosts>(conninfo);
+  } catch (const unavailable& e) {
+    invalid_ = e.what();
+  }
 }
 
 pg_pool::~pg_pool() {
@@ -23,18 +30,80 @@ pg_pool::~pg_pool() {
 
 pg_pool::stats pg_pool::snapshot() const {
   std::lock_guard lk(mu_);
-  return {size_, open_, static_cast<int>(idle_.size()), static_cast<int>(waiters_.size()),
-          round_trips_.load(std::memory_order_relaxed)};
+  return {size_,
+          open_,
+          static_cast<int>(idle_.size()),
+          static_cast<int>(waiters_.size()),
+          round_trips_.load(std::memory_order_relaxed),
+          connects_.load(std::memory_order_relaxed),
+          breaker_open_};
+}
+
+pg_connect_options pg_pool::connect_options() const {
+  pg_connect_options o;
+  o.host_timeout = limits_.connect_timeout;
+  o.server_statement_timeout = limits_.query_timeout + server_timeout_margin;
+  o.transaction_pooler = limits_.transaction_pooler;
+  return o;
+}
+
+void pg_pool::report_unreachable(const std::string& why) {
+  trip(why);
+}
+
+void pg_pool::end_probe(bool connected) {
+  {
+    std::lock_guard lk(mu_);
+    probing_ = false;
+    if (!connected) {
+      next_probe_ = pg_clock::now() + limits_.probe_interval;
+      return;
+    }
+    breaker_open_ = false;
+  }
+  util::log(util::log_level::info, "database reachable again", {});
+}
+
+bool pg_pool::trip(const std::string& why) {
+  std::deque<std::shared_ptr<waiter>> refused;
+  std::vector<std::unique_ptr<pg_conn>> dropped;  // closed after unlocking
+  {
+    std::lock_guard lk(mu_);
+    if (breaker_open_) return false;
+    breaker_open_ = true;
+    next_probe_ = pg_clock::now();  // the next caller probes at once
+    dropped = std::move(idle_);
+    idle_.clear();
+    idle_.reserve(static_cast<std::size_t>(size_));
+    open_ -= static_cast<int>(dropped.size());
+    refused.swap(waiters_);
+    for (auto& w : refused) w->refused = true;
+    disarm_locked();
+  }
+  for (auto& w : refused) w->wake.try_send(boost::system::error_code{});
+  util::log(util::log_level::warning, "database unreachable; answering 503 until a probe connects", {{"error", why}});
+  return true;
 }
 
 net::awaitable<pg_pool::lease> pg_pool::acquire() {
+  if (!hosts_) throw unavailable(invalid_);
   const auto deadline = pg_clock::now() + limits_.acquire_timeout;
   for (;;) {
     std::unique_ptr<pg_conn> conn;
     std::shared_ptr<waiter> w;
+    bool probe = false;
     {
       std::lock_guard lk(mu_);
-      if (!idle_.empty()) {
+      if (breaker_open_) {
+        // Half open: one caller at a time, at most every probe_interval, connects as the probe;
+        // every other caller is answered at once.
+        if (probing_ || pg_clock::now() < next_probe_ || open_ >= size_) {
+          throw unavailable("postgresql: the database cannot be reached (answering at once until a probe connects)");
+        }
+        probing_ = true;
+        probe = true;
+        ++open_;
+      } else if (!idle_.empty()) {
         conn = std::move(idle_.back());  // most recently used: least likely to have gone stale
         idle_.pop_back();
       } else if (open_ < size_) {
@@ -55,13 +124,20 @@ net::awaitable<pg_pool::lease> pg_pool::acquire() {
       continue;
     }
     // We hold a free slot: connect, or give the slot back (to a waiter, if any) on failure.
+    connects_.fetch_add(1, std::memory_order_relaxed);
     try {
-      conn = co_await pg_conn::connect(ex_, conninfo_, limits_.connect_timeout,
-                                       limits_.query_timeout + server_timeout_margin);
+      conn = co_await pg_conn::connect(ex_, *hosts_, connect_options());
+    } catch (const unavailable& e) {
+      if (probe) end_probe(false);
+      release(nullptr);
+      trip(e.what());
+      throw;
     } catch (...) {
+      if (probe) end_probe(false);
       release(nullptr);
       throw;
     }
+    if (probe) end_probe(true);
     conn->count_round_trips_in(&round_trips_);
     co_return lease(this, std::move(conn));
   }
@@ -75,6 +151,7 @@ net::awaitable<std::unique_ptr<pg_conn>> pg_pool::wait_turn(std::shared_ptr<wait
   // Still queued when cancelled; sweep() has already taken it off at its deadline.
   if (auto it = std::find(waiters_.begin(), waiters_.end(), w); it != waiters_.end()) waiters_.erase(it);
   if (waiters_.empty()) disarm_locked();
+  if (w->refused) throw unavailable("postgresql: the database cannot be reached");
   throw unavailable("postgresql: timed out waiting for a free connection");
 }
 
@@ -129,6 +206,12 @@ void pg_pool::release(std::unique_ptr<pg_conn> c) noexcept {
   std::shared_ptr<waiter> next;
   {
     std::lock_guard lk(mu_);
+    if (c && c->found_read_only()) {
+      // The server was demoted: the idle connections beside this one are on it too (and the
+      // next connect goes through target_session_attrs to the new primary).
+      open_ -= static_cast<int>(idle_.size());
+      idle_.clear();
+    }
     if (c && !c->reusable()) drop = std::move(c);
     if (!waiters_.empty()) {
       // The slot passes on: with a connection, or empty for the waiter to connect itself.

@@ -20,11 +20,14 @@ namespace fav::store {
 
 // Every bound on waiting for the database.
 struct pg_limits {
-  pg_clock::duration connect_timeout = std::chrono::milliseconds(2500);
+  pg_clock::duration connect_timeout = std::chrono::seconds(2);    // each host's (DATABASE_CONNECT_TIMEOUT_SECONDS)
   pg_clock::duration query_timeout = std::chrono::seconds(10);     // DATABASE_STATEMENT_TIMEOUT_SECONDS
   pg_clock::duration acquire_timeout = std::chrono::seconds(5);    // waiting for a free connection
   pg_clock::duration migrate_timeout = std::chrono::seconds(120);  // lock wait + DDL
   std::size_t max_waiters = 1000;
+  bool transaction_pooler = false;  // DATABASE_POOL_MODE=transaction (see pg_connect_options)
+  // While the database cannot be reached, the least time between two probe connects.
+  pg_clock::duration probe_interval = std::chrono::milliseconds(200);
 };
 
 class pg_pool {
@@ -53,15 +56,27 @@ class pg_pool {
     int idle = 0;                   // open and not on loan
     int waiting = 0;                // callers queued for a connection
     std::uint64_t round_trips = 0;  // exchanges with the server on the pool's connections so far
+    std::uint64_t connects = 0;     // connection attempts so far (probes included)
+    bool unreachable = false;       // the breaker is open
   };
 
+  // Never throws for the database's sake: a connection string libpq cannot parse fails every
+  // acquire() instead.
   pg_pool(net::any_io_executor ex, std::string conninfo, int size, pg_limits limits);
   // Every lease must have been returned; the io_context must still exist.
   ~pg_pool();
 
   // A live connection: an idle one, a new one, or the next one released.
-  // Throws unavailable when connecting fails, the queue is full, or the wait passes the limit.
+  // Throws unavailable when connecting fails, the queue is full, or the wait passes the limit,
+  // and at once while the database is known to be unreachable (below).
   net::awaitable<lease> acquire();
+
+  // Contract §11 "Outages answer fast", the database's breaker: a failed connect, or this call
+  // (the change feed's heartbeat went unanswered), opens it. While open, acquire() throws at
+  // once, the callers queued are failed, and the idle connections are dropped (a hung server
+  // keeps their sockets open); one caller at a time, at most every probe_interval, connects
+  // instead as the probe, and its success closes the breaker.
+  void report_unreachable(const std::string& why);
 
   const pg_limits& limits() const { return limits_; }
   stats snapshot() const;
@@ -73,6 +88,7 @@ class pg_pool {
     net::experimental::concurrent_channel<void(boost::system::error_code)> wake;
     pg_clock::time_point deadline;
     bool granted = false;
+    bool refused = false;           // failed because the breaker opened
     std::unique_ptr<pg_conn> conn;  // null with granted: a free slot, connect a new one
   };
   // What the deadline timer's handler reaches the pool through: it may run after the pool is
@@ -94,14 +110,20 @@ class pg_pool {
   // The timer's work: wakes every waiter past its deadline (not granted: it gives up) and arms
   // the timer for the next deadline.
   void sweep();
-
+  // Opens the breaker (see report_unreachable); true when it was closed.
+  bool trip(const std::string& why);
+  // The probe's connect ended: success closes the breaker, failure spaces the next probe.
+  void end_probe(bool connected);
+  pg_connect_options connect_options() const;
   net::any_io_executor ex_;
-  std::string conninfo_;
+  std::shared_ptr<pg_hosts> hosts_;
+  std::string invalid_;  // why the connection string was refused (hosts_ is null)
   int size_;
   pg_limits limits_;
 
   // Declared before the connections: they count into it until they are gone.
   std::atomic<std::uint64_t> round_trips_{0};
+  std::atomic<std::uint64_t> connects_{0};
   mutable std::mutex mu_;  // guards everything below
   std::vector<std::unique_ptr<pg_conn>> idle_;
   int open_ = 0;
@@ -111,6 +133,9 @@ class pg_pool {
   net::steady_timer deadlines_;
   bool armed_ = false;
   pg_clock::time_point armed_for_;
+  bool breaker_open_ = false;
+  bool probing_ = false;
+  pg_clock::time_point next_probe_ = pg_clock::time_point::min();
   std::shared_ptr<sweep_guard> guard_ = std::make_shared<sweep_guard>();
 };
 

@@ -17,7 +17,10 @@ namespace {
 
 namespace sql {
 
-constexpr pg_statement ping{"ping", "SELECT 1"};
+// Readiness: a connection, and a server that takes writes (contract §11: /health/ready is 503
+// while the pool cannot write, e.g. on a demoted primary).
+constexpr pg_statement ping{"ping",
+                            "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"};
 
 constexpr pg_statement insert_customer{"insert_customer", R"sql(
 INSERT INTO customers (id, name, email, password_hash, created_at, updated_at)
@@ -252,7 +255,7 @@ pg_store::pg_store(net::any_io_executor ex, std::string conninfo, int pool_size,
 
 store::pool_usage pg_store::usage() const {
   const pg_pool::stats s = pool_.snapshot();
-  return {s.open - s.idle, s.waiting, s.round_trips};
+  return {s.open - s.idle, s.waiting, s.round_trips, s.connects, s.unreachable};
 }
 
 template <class... A>
@@ -279,8 +282,11 @@ net::awaitable<void> pg_store::migrate() {
 
 net::awaitable<bool> pg_store::ping() {
   try {
-    co_await run(sql::ping);
-    co_return true;
+    auto c = co_await pool_.acquire();
+    const pg_result r = co_await c->query(sql::ping, std::vector<pg_param>(), pool_.limits().query_timeout);
+    if (r.boolean(0, 0)) co_return true;
+    c->mark_read_only();  // dropped with the idle ones: the next connect looks for the primary
+    co_return false;
   } catch (const std::exception&) {
     co_return false;
   }
@@ -495,6 +501,11 @@ std::unique_ptr<store> make_pg_store(net::any_io_executor ex, std::string connin
                                      pg_clock::duration statement_timeout) {
   pg_limits limits;
   limits.query_timeout = statement_timeout;
+  return std::make_unique<pg_store>(std::move(ex), std::move(conninfo), pool_size, limits);
+}
+
+std::unique_ptr<pg_store> make_pg_store(net::any_io_executor ex, std::string conninfo, int pool_size,
+                                        pg_limits limits) {
   return std::make_unique<pg_store>(std::move(ex), std::move(conninfo), pool_size, limits);
 }
 

@@ -18,9 +18,12 @@ class pg_store final : public store {
   pg_store(net::any_io_executor ex, std::string conninfo, int pool_size, pg_limits limits = {});
 
   net::awaitable<void> migrate() override;
+  // True when a connection answers and the server accepts writes (a primary, not read-only).
   net::awaitable<bool> ping() override;
   std::string backend() const override { return "postgresql"; }
   pool_usage usage() const override;
+  // The change feed's heartbeat went unanswered: see pg_pool::report_unreachable.
+  void report_unreachable(const std::string& why) { pool_.report_unreachable(why); }
 
   net::awaitable<bool> insert_customer(const core::customer& c) override;
   net::awaitable<std::optional<core::customer>> find_customer(core::customer_id id) override;
@@ -77,5 +80,6 @@ class pg_store final : public store {
 // statement (DATABASE_STATEMENT_TIMEOUT_SECONDS).
 std::unique_ptr<store> make_pg_store(net::any_io_executor ex, std::string conninfo, int pool_size,
                                      pg_clock::duration statement_timeout = std::chrono::seconds(10));
+std::unique_ptr<pg_store> make_pg_store(net::any_io_executor ex, std::string conninfo, int pool_size, pg_limits limits);
 
 }  // namespace fav::store

@@ -68,6 +68,8 @@ class store {
     int in_use = 0;
     int waiting = 0;
     std::uint64_t round_trips = 0;  // exchanges with a database server (PostgreSQL; a pipeline is one)
+    std::uint64_t connects = 0;     // connection attempts so far (PostgreSQL)
+    bool unreachable = false;       // the database breaker is open (PostgreSQL, contract §11)
   };
   virtual pool_usage usage() const { return {}; }
   // Shutdown: finishes calls already running or queued and stops taking new ones (they fail

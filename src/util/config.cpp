@@ -102,6 +102,12 @@ constexpr config_variable variables[] = {
     {"SIGN_IN_MAX_FAILURES_PER_EMAIL", "100",
      "Failed sign-ins per email from all addresses within the window; past it 429 too_many_attempts (0: off)"},
     {"SIGN_IN_FAILURE_WINDOW_MINUTES", "15", "The window failed sign-ins are counted in (decimals allowed)"},
+    {"DATABASE_CONNECT_TIMEOUT_SECONDS", "2",
+     "PostgreSQL: each host's connect deadline (decimals allowed); past it the next host listed is tried"},
+    {"DATABASE_LISTEN_URL", "",
+     "PostgreSQL: the change feed's LISTEN connection, which must reach the server directly (default: DATABASE_URL)"},
+    {"DATABASE_POOL_MODE", "session",
+     "session, or transaction behind a transaction-pooling PgBouncer (no prepared statements or session state)"},
 };
 
 const config_variable* find_variable(std::string_view name) {
@@ -269,8 +275,27 @@ config load_config(const env_map& raw) {
       env.bad("DATABASE_DIALECT", dialect, "expected sqlite or postgresql");
     }
   }
-  if (c.database_is_postgres && c.env == "prod" && c.database_url.find("sslmode=") == std::string::npos)
-    c.database_url += (c.database_url.find('?') == std::string::npos ? "?" : "&") + std::string("sslmode=require");
+  c.db_connect_timeout_s = number(env, "DATABASE_CONNECT_TIMEOUT_SECONDS", 2, 0.01, 3600);
+  {
+    const std::string mode = text(env, "DATABASE_POOL_MODE", "session");
+    if (mode != "session" && mode != "transaction")
+      env.bad("DATABASE_POOL_MODE", mode, "expected session or transaction");
+    c.db_transaction_pooler = mode == "transaction";
+  }
+  if (auto url = get(env, "DATABASE_LISTEN_URL")) {
+    c.database_listen_url = trim(*url);
+    if (c.database_listen_url.rfind("postgresql://", 0) != 0 && c.database_listen_url.rfind("postgres://", 0) != 0)
+      env.bad("DATABASE_LISTEN_URL", "<hidden>", "expected postgresql://...");
+  }
+  auto require_ssl = [&](std::string& url) {
+    if (c.database_is_postgres && c.env == "prod" && url.find("sslmode=") == std::string::npos)
+      url += (url.find('?') == std::string::npos ? "?" : "&") + std::string("sslmode=require");
+  };
+  require_ssl(c.database_url);
+  if (c.database_listen_url.empty())
+    c.database_listen_url = c.database_url;
+  else
+    require_ssl(c.database_listen_url);
 
   c.log_level = text(env, "LOG_LEVEL", "info");
   for (auto& ch : c.log_level) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));

@@ -51,6 +51,10 @@ struct config {
   // The store: "sqlite:<path>" or a postgresql:// URI (built from DATABASE_* when given so).
   std::string database_url;
   bool database_is_postgres = false;
+  // Contract §11.
+  double db_connect_timeout_s = 2;     // DATABASE_CONNECT_TIMEOUT_SECONDS: each host's connect deadline
+  std::string database_listen_url;     // DATABASE_LISTEN_URL: the change feed's connection (default database_url)
+  bool db_transaction_pooler = false;  // DATABASE_POOL_MODE=transaction
 
   // Ours.
   std::string host = "0.0.0.0";  // API_HOST; 127.0.0.1 when unset with development secrets

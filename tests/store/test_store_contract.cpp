@@ -1164,6 +1164,115 @@ TEST_F(pg_backend, a_server_that_never_answers_fails_within_the_connect_timeout)
   EXPECT_FALSE(run(s.ping()));
 }
 
+// Contract §11 "Several hosts": a host that accepts TCP and never answers, listed first, costs
+// its own connect deadline and no more; then it is tried last for a few seconds.
+TEST_F(pg_backend, a_hung_host_listed_first_costs_at_most_its_connect_deadline) {
+  const auto at = conninfo_.find("@127.0.0.1:");
+  if (at == std::string::npos) GTEST_SKIP() << "FAV_TEST_PG_URL does not name 127.0.0.1";
+  net::ip::tcp::acceptor hung(ioc_, {net::ip::make_address("127.0.0.1"), 0});  // never accepts
+  std::string both = conninfo_;
+  both.insert(at + 1, "127.0.0.1:" + std::to_string(hung.local_endpoint().port()) + ",");
+  store::pg_limits limits;
+  limits.connect_timeout = 500ms;
+  store::pg_store s(ioc_.get_executor(), both, 2, limits);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(run(s.ping()));
+  const auto first = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(first, 450ms) << "the hung host was not tried first";
+  EXPECT_LT(first, 1500ms) << "the hung host cost more than its own deadline";
+  // Within the failure memory the pool's second connection goes to the working host first.
+  std::vector<net::awaitable<bool>> two;
+  two.push_back(s.ping());
+  two.push_back(s.ping());
+  start = std::chrono::steady_clock::now();
+  const auto answers = run_all(std::move(two));
+  EXPECT_EQ(answers, (std::vector<bool>{true, true}));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 450ms) << "the failed host was not tried last";
+}
+
+TEST_F(pg_backend, host_lists_are_split_with_their_ports_and_read_write_is_added) {
+  store::pg_hosts two("postgresql://u:p@h1:5441,h2:5442/db?connect_timeout=3");
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two.session_attrs(), "read-write");
+  const auto p1 = two.params_for(1);
+  EXPECT_EQ(*p1.find("host"), "h2");
+  EXPECT_EQ(*p1.find("port"), "5442");
+  EXPECT_EQ(*p1.find("dbname"), "db");
+  EXPECT_EQ(*p1.find("target_session_attrs"), "read-write");
+  EXPECT_EQ(two.label(0), "h1:5441");
+  const auto now = std::chrono::steady_clock::now();
+  EXPECT_EQ(two.order(now), (std::vector<std::size_t>{0, 1}));
+  two.failed(0, now);
+  EXPECT_EQ(two.order(now + 1s), (std::vector<std::size_t>{1, 0})) << "a failed host is tried last";
+  EXPECT_EQ(two.order(now + store::pg_hosts::failure_memory), (std::vector<std::size_t>{0, 1}))
+      << "for a few seconds only";
+  store::pg_hosts named("postgresql://u@h1,h2:5432/db?target_session_attrs=any");
+  EXPECT_EQ(named.session_attrs(), "any");
+  EXPECT_EQ(*named.params_for(0).find("port"), "5432") << "one port serves every host";
+  store::pg_hosts one("postgresql://u@h1/db");
+  EXPECT_EQ(one.session_attrs(), "any");
+  EXPECT_EQ(one.params_for(0).find("target_session_attrs"), nullptr);
+  EXPECT_THROW(store::pg_hosts("postgresql://u@h1,h2:1,2,3/db"), store::unavailable);
+}
+
+// Contract §11 "After a switchover": a connection on a read-only server is dropped, its
+// statement answers unavailable (503), and ping (readiness) says the pool cannot write.
+TEST_F(pg_backend, a_read_only_server_is_unavailable_and_not_ready) {
+  run(st_->migrate());
+  const core::customer a = make_customer("Alice", "alice@example.com", t0);
+  ASSERT_TRUE(run(st_->insert_customer(a)));
+  // A session that starts read-only, as on a standby or a demoted primary.
+  store::pg_store s(ioc_.get_executor(), conninfo_ + "%20-cdefault_transaction_read_only%3Don", 2);
+  EXPECT_FALSE(run(s.ping())) << "a read-only server is not ready";
+  try {
+    run(s.insert_favorite(cid(a.id), 1, t0));
+    ADD_FAILURE() << "a write on a read-only server did not throw";
+  } catch (const store::unavailable& e) {
+    EXPECT_NE(std::string(e.what()).find("25006"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(s.usage().in_use, 0);
+  EXPECT_TRUE(run(s.find_customer(cid(a.id)))) << "reads still work";
+}
+
+// Contract §11 "Outages answer fast": once a connect failed, callers are answered at once, and
+// only one of them at a time (at most every probe interval) tries to connect.
+TEST_F(pg_backend, an_unreachable_database_answers_at_once_with_one_probe_at_a_time) {
+  std::uint16_t port = 0;
+  {
+    net::ip::tcp::acceptor a(ioc_, {net::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }
+  store::pg_limits limits;
+  limits.probe_interval = 10s;  // no second probe within this test
+  store::pg_store s(ioc_.get_executor(), "postgresql://u:p@127.0.0.1:" + std::to_string(port) + "/db", 5, limits);
+  EXPECT_THROW(run(s.find_customer(cid(fav::util::uuid_v4()))), store::unavailable);
+  EXPECT_TRUE(s.usage().unreachable);
+  EXPECT_EQ(s.usage().connects, 1u);
+  EXPECT_FALSE(run(s.ping())) << "the first caller after the failure probes";
+  EXPECT_EQ(s.usage().connects, 2u);
+  std::vector<net::awaitable<bool>> many;
+  for (int i = 0; i < 40; ++i) many.push_back(s.ping());
+  const auto start = std::chrono::steady_clock::now();
+  const auto answers = run_all(std::move(many));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 100ms);
+  EXPECT_EQ(std::count(answers.begin(), answers.end(), false), 40);
+  EXPECT_EQ(s.usage().connects, 2u) << "a caller connected while the breaker was open";
+}
+
+// The change feed's heartbeat reports a hung server: the breaker opens, and the next caller's
+// probe closes it again when the server answers.
+TEST_F(pg_backend, a_reported_outage_opens_the_breaker_until_a_probe_connects) {
+  run(st_->migrate());
+  store::pg_limits limits;
+  limits.probe_interval = 0s;
+  store::pg_store s(ioc_.get_executor(), conninfo_, 2, limits);
+  EXPECT_TRUE(run(s.ping()));
+  s.report_unreachable("test");
+  EXPECT_TRUE(s.usage().unreachable);
+  EXPECT_TRUE(run(s.ping())) << "the probe connected";
+  EXPECT_FALSE(s.usage().unreachable);
+}
+
 TEST_F(pg_backend, a_closed_port_fails_fast) {
   std::uint16_t port = 0;
   {

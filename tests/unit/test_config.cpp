@@ -113,6 +113,33 @@ TEST(Config, PostgresFromReferenceVariables) {
   EXPECT_EQ(prod.database_url, "postgresql://u:p@h:5432/d?sslmode=require");
 }
 
+// Contract §11: per-host connect deadline, the feed's own URL, the pooler mode.
+TEST(Config, HighAvailabilityVariables) {
+  auto d = load_config(env{{"DATABASE_URL", "postgresql://u:p@h1:5432,h2:5432/d"}});
+  EXPECT_DOUBLE_EQ(d.db_connect_timeout_s, 2);
+  EXPECT_EQ(d.database_listen_url, d.database_url);
+  EXPECT_FALSE(d.db_transaction_pooler);
+  auto c = load_config(env{{"ENV", "prod"},
+                           {"API_KEY", std::string(32, 'k')},
+                           {"JWT_SECRET_KEY", std::string(32, 'j')},
+                           {"DATABASE_URL", "postgresql://u:p@bouncer:6432/d"},
+                           {"DATABASE_LISTEN_URL", "postgresql://u:p@db:5432/d"},
+                           {"DATABASE_POOL_MODE", "transaction"},
+                           {"DATABASE_CONNECT_TIMEOUT_SECONDS", "0.5"}});
+  EXPECT_DOUBLE_EQ(c.db_connect_timeout_s, 0.5);
+  EXPECT_EQ(c.database_listen_url, "postgresql://u:p@db:5432/d?sslmode=require");
+  EXPECT_TRUE(c.db_transaction_pooler);
+  try {
+    load_config(env{{"DATABASE_POOL_MODE", "statement"},
+                    {"DATABASE_LISTEN_URL", "mysql://u:secret@h/d"},
+                    {"DATABASE_CONNECT_TIMEOUT_SECONDS", "0"}});
+    ADD_FAILURE() << "bad values were accepted";
+  } catch (const config_error& e) {
+    ASSERT_EQ(e.problems.size(), 3u) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("secret"), std::string::npos) << "a password reached the message";
+  }
+}
+
 TEST(Config, SqliteUrlAndCors) {
   auto c = load_config(
       env{{"DATABASE_URL", "sqlite:/tmp/x.db"}, {"CORS_ALLOW_ORIGINS", "https://a.example, https://b.example"}});
