@@ -30,6 +30,7 @@
 #include "store/feed_store.hpp"
 #include "store/pg_listener.hpp"
 #include "store/pg_store.hpp"
+#include "store/read_failover_store.hpp"
 #include "store/sqlite_store.hpp"
 #include "util/log.hpp"
 #include "util/time.hpp"
@@ -55,6 +56,15 @@ class service_context : public net::io_context {
 
 std::chrono::steady_clock::duration seconds(double s) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
+}
+
+// DATABASE_READ_URL's standbys: the same statement and per-host connect deadlines, never
+// through a transaction pooler's constraints (the URL names the standbys themselves).
+store::pg_limits read_limits(const util::config& cfg) {
+  store::pg_limits limits;
+  limits.query_timeout = seconds(cfg.db_statement_timeout_s);
+  limits.connect_timeout = seconds(cfg.db_connect_timeout_s);
+  return limits;
 }
 
 // `pg`, when given, is pointed at the PostgreSQL store (the change feed's heartbeat reports to it).
@@ -194,7 +204,7 @@ int connection_cap(const util::config& cfg) {
   }
   if (lim.rlim_cur == RLIM_INFINITY) return cfg.max_connections;
   auto fds = static_cast<std::int64_t>(lim.rlim_cur);
-  std::int64_t reserve = 32 + cfg.db_pool_size + cfg.catalog_max_concurrency;
+  std::int64_t reserve = 32 + cfg.db_pool_size * (cfg.database_read_url.empty() ? 1 : 2) + cfg.catalog_max_concurrency;
   std::int64_t fit = fds > 2 * reserve ? fds - reserve : std::max<std::int64_t>(1, fds / 2);
   return static_cast<int>(std::min<std::int64_t>(cfg.max_connections, fit));
 }
@@ -223,6 +233,13 @@ int serve(const util::config& cfg) {
         static_cast<std::size_t>(cfg.read_cache_bytes));
     reads = &cached->cache();
     db = std::move(cached);
+    // Outside everything, the standbys for reads while the primary cannot be reached (contract
+    // §11). Never migrated (a standby refuses writes); its connections open on first use.
+    if (!cfg.database_read_url.empty()) {
+      db = std::make_unique<store::read_failover_store>(
+          std::move(db),
+          store::make_pg_store(ioc.get_executor(), cfg.database_read_url, cfg.db_pool_size, read_limits(cfg)));
+    }
     run_sync(ioc, db->migrate());
   } catch (const std::exception& e) {
     util::log(util::log_level::critical, "cannot open the database", {{"error", reason(e)}});

@@ -26,7 +26,7 @@ using clock_type = std::chrono::steady_clock;
 // As in src/store/sqlite_store.cpp (sql_insert_favorite, sql_delete_favorite).
 constexpr const char* sql_insert_favorite =
     "INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at) "
-    "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+    "SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM customers WHERE id = ?1) ON CONFLICT DO NOTHING";
 constexpr const char* sql_delete_favorite =
     "DELETE FROM customer_favorite_products WHERE customer_id = ?1 AND product_id = ?2";
 

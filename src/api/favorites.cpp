@@ -18,6 +18,13 @@ std::string item_path(const core::customer_id& customer_id, std::int64_t product
   return "/customers/" + customer_id.str() + "/favorites/" + std::to_string(product_id);
 }
 
+// The caller was deleted while the request ran: answered as that customer's token now is
+// (contract §5), and the token cache forgets it.
+http::response customer_gone(app& a, const core::customer_id& customer_id) {
+  a.tokens.forget_customer(customer_id.str());
+  return fail(errc::invalid_token);
+}
+
 // Who is asking, for the catalog's log lines.
 catalog::log_context log_context_of(const http::request& req) {
   return catalog::log_context{req.correlation_id, req.trace.trace_id, req.trace.flags};
@@ -45,8 +52,9 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
   auto product_id = core::parse_product_id(req.params.get("product_id"));
   if (!product_id) co_return fail(errc::invalid_product_id);
   const auto& customer_id = auth::caller(req).customer_id;
-  // Already there: answer without asking the catalog (the INSERT below still decides races).
-  if (co_await a.db.get_favorite(customer_id, *product_id)) co_return fail(errc::product_already_in_favorites);
+  // Already there: 409 without asking the catalog. Asked of the database, never of the read cache:
+  // a write's answer reflects the database (contract §9); the INSERT below still decides races.
+  if (co_await a.db.has_favorite(customer_id, *product_id)) co_return fail(errc::product_already_in_favorites);
 
   const auto ctx = log_context_of(req);  // named: g++ 12 destroys temporaries in co_await twice
   auto found = co_await a.products.get_for_favorite(*product_id, ctx);
@@ -55,7 +63,11 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
     co_return fail(errc::catalog_unavailable, std::nullopt, {}, found.retry_after_s);
 
   auto now = util::now_micros();
-  if (!co_await a.db.insert_favorite(customer_id, *product_id, now)) co_return fail(errc::product_already_in_favorites);
+  switch (co_await a.db.insert_favorite(customer_id, *product_id, now)) {
+    case store::insert_result::added: break;
+    case store::insert_result::duplicate: co_return fail(errc::product_already_in_favorites);
+    case store::insert_result::no_customer: co_return customer_gone(a, customer_id);
+  }
   std::string body;
   render_favorite(body, *product_id, now, found.product);
   auto res = http::json(http::status::created, std::move(body));
@@ -79,9 +91,14 @@ net::awaitable<http::response> get_favorite(http::request& req, app& a) {
 net::awaitable<http::response> remove_favorite(http::request& req, app& a) {
   auto product_id = core::parse_product_id(req.params.get("product_id"));
   if (!product_id) co_return fail(errc::invalid_product_id);
-  // The reference answers 422 for "not a favorite" here; keep it.
-  if (!co_await a.db.delete_favorite(auth::caller(req).customer_id, *product_id))
-    co_return fail(errc::product_not_in_favorites, http::status::unprocessable_entity);
+  const auto& customer_id = auth::caller(req).customer_id;
+  switch (co_await a.db.delete_favorite(customer_id, *product_id)) {
+    case store::delete_result::removed: break;
+    // The reference answers 422 for "not a favorite" here; keep it.
+    case store::delete_result::absent:
+      co_return fail(errc::product_not_in_favorites, http::status::unprocessable_entity);
+    case store::delete_result::no_customer: co_return customer_gone(a, customer_id);
+  }
   co_return http::no_content();
 }
 

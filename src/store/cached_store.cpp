@@ -108,9 +108,10 @@ net::awaitable<bool> cached_store::delete_customer(core::customer_id id) {
   }
 }
 
-net::awaitable<bool> cached_store::insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) {
+net::awaitable<insert_result> cached_store::insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                            micros now) {
   try {
-    bool r = co_await inner_->insert_favorite(customer_id, product_id, now);
+    const insert_result r = co_await inner_->insert_favorite(customer_id, product_id, now);
     cache_.forget_favorites(customer_id.str());
     co_return r;
   } catch (...) {
@@ -119,9 +120,9 @@ net::awaitable<bool> cached_store::insert_favorite(core::customer_id customer_id
   }
 }
 
-net::awaitable<bool> cached_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
+net::awaitable<delete_result> cached_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
   try {
-    bool r = co_await inner_->delete_favorite(customer_id, product_id);
+    const delete_result r = co_await inner_->delete_favorite(customer_id, product_id);
     cache_.forget_favorites(customer_id.str());
     co_return r;
   } catch (...) {

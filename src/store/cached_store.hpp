@@ -1,6 +1,8 @@
 // A store that answers the hot reads from memory (read_cache): find_customer (GET /customers/me),
-// list_favorites (GET .../favorites) and get_favorite (GET .../favorites/{product_id}, and the
-// "already a favorite?" check of favoriting), with the products_cache rows they show.
+// list_favorites (GET .../favorites) and get_favorite (GET .../favorites/{product_id}), with the
+// products_cache rows they show. A write's answer never comes from here (contract §9): favoriting
+// asks has_favorite, which passes through to the database, and the writes decide in their own
+// statement.
 // Coherence (contract §9):
 // - every write through this store forgets what it touched when it returns (or throws), before
 //   its caller answers: the next read on this instance reads the database ("at once");
@@ -30,8 +32,10 @@ class cached_store final : public forwarding_store {
   net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now) override;
   net::awaitable<bool> delete_customer(core::customer_id id) override;
   net::awaitable<void> upsert_products(std::vector<core::product> products) override;
-  net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) override;
-  net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
+  // Writes decide in the database (never here) and forget what they touched.
+  net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                micros now) override;
+  net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
   net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override;
   net::awaitable<core::page<core::favorite>> list_favorites_checked(token_check* check, core::customer_id customer_id,
                                                                     core::page_req p) override;

@@ -33,16 +33,17 @@ net::awaitable<void> feed_store::revoke_refresh_family(std::string family_id, mi
   feed_.publish({change::kind::signin, std::move(family_id)});
 }
 
-net::awaitable<bool> feed_store::insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) {
-  bool added = co_await inner_->insert_favorite(customer_id, product_id, now);
-  if (added) feed_.publish({change::kind::favorites, customer_id.str()});
-  co_return added;
+net::awaitable<insert_result> feed_store::insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                          micros now) {
+  const insert_result r = co_await inner_->insert_favorite(customer_id, product_id, now);
+  if (r == insert_result::added) feed_.publish({change::kind::favorites, customer_id.str()});
+  co_return r;
 }
 
-net::awaitable<bool> feed_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
-  bool removed = co_await inner_->delete_favorite(customer_id, product_id);
-  if (removed) feed_.publish({change::kind::favorites, customer_id.str()});
-  co_return removed;
+net::awaitable<delete_result> feed_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
+  const delete_result r = co_await inner_->delete_favorite(customer_id, product_id);
+  if (r == delete_result::removed) feed_.publish({change::kind::favorites, customer_id.str()});
+  co_return r;
 }
 
 }  // namespace fav::store

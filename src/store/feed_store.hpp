@@ -19,8 +19,9 @@ class feed_store final : public forwarding_store {
   net::awaitable<rotate_result> rotate_refresh_token(std::string old_hash, core::refresh_token& next,
                                                      micros now) override;
   net::awaitable<void> revoke_refresh_family(std::string family_id, micros now) override;
-  net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) override;
-  net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
+  net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                micros now) override;
+  net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
 
  private:
   change_feed& feed_;

@@ -69,11 +69,15 @@ class forwarding_store : public store {
     return inner_->upsert_products(std::move(products));
   }
 
-  net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) override {
+  net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                micros now) override {
     return inner_->insert_favorite(std::move(customer_id), product_id, now);
   }
-  net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override {
+  net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override {
     return inner_->delete_favorite(std::move(customer_id), product_id);
+  }
+  net::awaitable<bool> has_favorite(core::customer_id customer_id, std::int64_t product_id) override {
+    return inner_->has_favorite(std::move(customer_id), product_id);
   }
   net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override {
     return inner_->list_favorites(std::move(customer_id), p);

@@ -171,15 +171,27 @@ ON CONFLICT (id) DO UPDATE SET
   fetched_at = excluded.fetched_at
 RETURNING pg_notify('favorites_api_changes', 'p:' || id::text))sql"};
 
+// One row: (the customer exists, the favorite was added). Added only for an existing customer;
+// ON CONFLICT decides duplicates (one winner among concurrent ones). A customer deleted by a
+// transaction that commits after this statement's snapshot still trips the foreign key (23503).
 constexpr pg_statement insert_favorite{"insert_favorite", R"sql(
-INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
-VALUES ($1::uuid, $2::int8, fav_ts($3::int8))
-ON CONFLICT DO NOTHING
-RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))sql"};
+WITH c AS (SELECT id FROM customers WHERE id = $1::uuid),
+added AS (
+  INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
+  SELECT id, $2::int8, fav_ts($3::int8) FROM c
+  ON CONFLICT DO NOTHING
+  RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))
+SELECT EXISTS (SELECT 1 FROM c), EXISTS (SELECT 1 FROM added))sql"};
 
+// One row: (the customer exists, the favorite was removed).
 constexpr pg_statement delete_favorite{"delete_favorite", R"sql(
-DELETE FROM customer_favorite_products WHERE customer_id = $1::uuid AND product_id = $2::int8
-RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))sql"};
+WITH removed AS (
+  DELETE FROM customer_favorite_products WHERE customer_id = $1::uuid AND product_id = $2::int8
+  RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))
+SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid), EXISTS (SELECT 1 FROM removed))sql"};
+
+constexpr pg_statement has_favorite{"has_favorite", R"sql(
+SELECT EXISTS (SELECT 1 FROM customer_favorite_products WHERE customer_id = $1::uuid AND product_id = $2::int8))sql"};
 
 // Columns 0..8 as read by read_favorite().
 constexpr pg_statement get_favorite{"get_favorite", R"sql(
@@ -463,14 +475,28 @@ net::awaitable<void> pg_store::upsert_products(std::vector<core::product> produc
   co_await run(sql::upsert_products, boost::json::serialize(rows));
 }
 
-net::awaitable<bool> pg_store::insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) {
-  const pg_result r = co_await run(sql::insert_favorite, customer_id.str(), num(product_id), num(now));
-  co_return r.affected() == 1;
+net::awaitable<insert_result> pg_store::insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                        micros now) {
+  bool gone = false;
+  try {
+    const pg_result r = co_await run(sql::insert_favorite, customer_id.str(), num(product_id), num(now));
+    if (r.boolean(0, 1)) co_return insert_result::added;
+    gone = !r.boolean(0, 0);
+  } catch (const customer_gone&) {
+    gone = true;  // deleted by a transaction that committed while this one ran
+  }
+  co_return gone ? insert_result::no_customer : insert_result::duplicate;
 }
 
-net::awaitable<bool> pg_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
+net::awaitable<delete_result> pg_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
   const pg_result r = co_await run(sql::delete_favorite, customer_id.str(), num(product_id));
-  co_return r.affected() > 0;
+  if (r.boolean(0, 1)) co_return delete_result::removed;
+  co_return r.boolean(0, 0) ? delete_result::absent : delete_result::no_customer;
+}
+
+net::awaitable<bool> pg_store::has_favorite(core::customer_id customer_id, std::int64_t product_id) {
+  const pg_result r = co_await run(sql::has_favorite, customer_id.str(), num(product_id));
+  co_return r.boolean(0, 0);
 }
 
 net::awaitable<core::page<core::favorite>> pg_store::list_favorites(core::customer_id customer_id, core::page_req p) {

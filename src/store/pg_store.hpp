@@ -51,9 +51,10 @@ class pg_store final : public store {
   // Titles longer than the column (255 characters) are truncated rather than rejected.
   net::awaitable<void> upsert_products(std::vector<core::product> products) override;
 
-  // Throws customer_gone when the customer does not exist (deleted meanwhile).
-  net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) override;
-  net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
+  net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                micros now) override;
+  net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
+  net::awaitable<bool> has_favorite(core::customer_id customer_id, std::int64_t product_id) override;
   net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override;
   net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
                                                              std::int64_t product_id) override;

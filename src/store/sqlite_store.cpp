@@ -112,11 +112,16 @@ constexpr const char* sql_upsert_product =
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE SET title = excluded.title, "
     "image_url = excluded.image_url, price = excluded.price, review_rate = excluded.review_rate, "
     "review_count = excluded.review_count, fetched_at = excluded.fetched_at";
+// Added only for an existing customer (no foreign-key failure to catch); ON CONFLICT decides
+// duplicates. Nothing added: sql_customer_exists, in the same transaction, tells which.
 constexpr const char* sql_insert_favorite =
     "INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at) "
-    "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+    "SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM customers WHERE id = ?1) ON CONFLICT DO NOTHING";
 constexpr const char* sql_delete_favorite =
     "DELETE FROM customer_favorite_products WHERE customer_id = ?1 AND product_id = ?2";
+constexpr const char* sql_customer_exists = "SELECT EXISTS (SELECT 1 FROM customers WHERE id = ?1)";
+constexpr const char* sql_has_favorite =
+    "SELECT EXISTS (SELECT 1 FROM customer_favorite_products WHERE customer_id = ?1 AND product_id = ?2)";
 #define FAV_FAVORITE_COLUMNS                                                             \
   "SELECT f.product_id, f.favorited_at, p.id, p.title, p.image_url, "                    \
   "CAST(round(p.price * 100) AS INTEGER), CAST(round(p.review_rate * 100) AS INTEGER), " \
@@ -149,6 +154,12 @@ core::product read_product(query& q, int at) {
   if (!q.is_null(at + 5)) p.review_count = q.i64(at + 5);
   p.fetched_at = q.time(at + 6);
   return p;
+}
+
+bool customer_exists(connection& c, const core::customer_id& id) {
+  query q(c, sql_customer_exists);
+  q.bind(1, id.str());
+  return q.step() && q.i64(0) != 0;
 }
 
 core::favorite read_favorite(query& q) {
@@ -445,17 +456,30 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) override {
-    co_return co_await write<bool>([&](connection& c) {
+  // Each decided inside the single writer's transaction: the write, then (when it changed
+  // nothing) whether the customer exists, with no other write in between.
+  net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                micros now) override {
+    co_return co_await write<insert_result>([&](connection& c) {
       query(c, sql_insert_favorite).bind(1, customer_id.str()).bind(2, product_id).bind_time(3, now).run();
-      return c.changes() == 1;
+      if (c.changes() == 1) return insert_result::added;
+      return customer_exists(c, customer_id) ? insert_result::duplicate : insert_result::no_customer;
     });
   }
 
-  net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override {
-    co_return co_await write<bool>([&](connection& c) {
+  net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override {
+    co_return co_await write<delete_result>([&](connection& c) {
       query(c, sql_delete_favorite).bind(1, customer_id.str()).bind(2, product_id).run();
-      return c.changes() == 1;
+      if (c.changes() == 1) return delete_result::removed;
+      return customer_exists(c, customer_id) ? delete_result::absent : delete_result::no_customer;
+    });
+  }
+
+  net::awaitable<bool> has_favorite(core::customer_id customer_id, std::int64_t product_id) override {
+    co_return co_await run<bool>([&](connection& c) {
+      query q(c, sql_has_favorite);
+      q.bind(1, customer_id.str()).bind(2, product_id);
+      return q.step() && q.i64(0) != 0;
     });
   }
 

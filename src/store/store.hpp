@@ -28,6 +28,10 @@ struct customer_gone : std::runtime_error {
 };
 
 enum class update_result { updated, unchanged, not_found, email_taken };
+// What insert_favorite / delete_favorite did, as the database decided it in the write itself:
+// never from a cache (contract §9, "a write's answer never comes from a cache").
+enum class insert_result { added, duplicate, no_customer };
+enum class delete_result { removed, absent, no_customer };
 enum class auth_state { ok, revoked, no_customer };
 
 // A request's token check that authorization left to the request's first read (a read-only
@@ -118,11 +122,17 @@ class store {
   // Inserts or replaces cache rows (fetched_at taken from each product).
   virtual net::awaitable<void> upsert_products(std::vector<core::product> products) = 0;
 
-  // Adds a favorite; false when it already exists (ON CONFLICT DO NOTHING); throws
-  // customer_gone when the customer does not exist (any write that references a customer does).
-  virtual net::awaitable<bool> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now) = 0;
-  // False when it was not a favorite.
-  virtual net::awaitable<bool> delete_favorite(core::customer_id customer_id, std::int64_t product_id) = 0;
+  // Adds a favorite in one statement: added; duplicate when it is already there (ON CONFLICT DO
+  // NOTHING, so concurrent duplicates have one winner); no_customer when the customer does not
+  // exist (deleted meanwhile), never customer_gone.
+  virtual net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                        micros now) = 0;
+  // Removes a favorite in one statement: removed; absent when it was not a favorite; no_customer
+  // when the customer does not exist.
+  virtual net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) = 0;
+  // Whether it is a favorite, asked of the database itself: no decorator answers it from memory
+  // (favoriting's "already there?" before the catalog is asked; contract §9).
+  virtual net::awaitable<bool> has_favorite(core::customer_id customer_id, std::int64_t product_id) = 0;
   // Newest first: favorited_at DESC, product_id DESC; items joined with products_cache.
   virtual net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id,
                                                                     core::page_req p) = 0;

@@ -79,6 +79,9 @@ constexpr config_variable variables[] = {
     {"DATABASE_PASSWORD", "", "PostgreSQL password when DATABASE_DIALECT=postgresql"},
     {"DATABASE_NAME", "favorites", "PostgreSQL database when DATABASE_DIALECT=postgresql"},
     {"DATABASE_POOL_SIZE", "5", "PostgreSQL connections (SQLite: worker connections, at most one per core)"},
+    {"DATABASE_READ_URL", "",
+     "PostgreSQL standbys (multi-host allowed) that answer the customer and favorites GETs while the primary "
+     "cannot be reached (default: none)"},
     {"LOG_LEVEL", "info", "debug, info, warning, error or critical"},
     {"CORS_ALLOW_ORIGINS", "*", "Comma-separated origins allowed by CORS (* for any)"},
     {"PASSWORD_HASH_WORKERS", "", "argon2id workers, 64 MiB each (default: the number of cores)"},
@@ -296,6 +299,24 @@ config load_config(const env_map& raw) {
     c.database_listen_url = c.database_url;
   else
     require_ssl(c.database_listen_url);
+
+  // Contract §11 "Reads through a failover". The value is never echoed: it may hold a password.
+  if (auto url = get(env, "DATABASE_READ_URL")) {
+    std::string read = trim(*url);
+    if (read.rfind("postgresql://", 0) != 0 && read.rfind("postgres://", 0) != 0) {
+      env.bad("DATABASE_READ_URL", "...", "expected postgresql://...");
+    } else if (!c.database_is_postgres) {
+      env.bad("DATABASE_READ_URL", "...", "needs a PostgreSQL DATABASE_URL");
+    } else {
+      auto add = [&read](const char* param) {
+        read += (read.find('?') == std::string::npos ? "?" : "&") + std::string(param);
+      };
+      if (c.env == "prod" && read.find("sslmode=") == std::string::npos) add("sslmode=require");
+      // Any server will do for reads (a standby, or a primary listed there): never read-write only.
+      if (read.find("target_session_attrs=") == std::string::npos) add("target_session_attrs=any");
+      c.database_read_url = std::move(read);
+    }
+  }
 
   c.log_level = text(env, "LOG_LEVEL", "info");
   for (auto& ch : c.log_level) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));

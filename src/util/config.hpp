@@ -55,6 +55,8 @@ struct config {
   double db_connect_timeout_s = 2;     // DATABASE_CONNECT_TIMEOUT_SECONDS: each host's connect deadline
   std::string database_listen_url;     // DATABASE_LISTEN_URL: the change feed's connection (default database_url)
   bool db_transaction_pooler = false;  // DATABASE_POOL_MODE=transaction
+  // DATABASE_READ_URL: standbys for reads while the primary cannot be reached; empty: none.
+  std::string database_read_url;
 
   // Ours.
   std::string host = "0.0.0.0";  // API_HOST; 127.0.0.1 when unset with development secrets

@@ -39,11 +39,21 @@ namespace store = fav::store;
 namespace core = fav::core;
 using namespace std::chrono_literals;
 using store::auth_state;
+using store::delete_result;
+using store::insert_result;
 using store::rotate_result;
 using store::update_result;
 
 constexpr core::micros t0 = 1'700'000'000'123'457;  // odd microseconds: precision is checked
 constexpr core::micros second = 1'000'000;
+
+// A favorite write as "did it change anything", for tests that count winners among many.
+net::awaitable<bool> added(net::awaitable<insert_result> insert) {
+  co_return co_await std::move(insert) == insert_result::added;
+}
+net::awaitable<bool> removed(net::awaitable<delete_result> remove) {
+  co_return co_await std::move(remove) == delete_result::removed;
+}
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
@@ -397,9 +407,9 @@ TEST_P(store_contract, concurrent_updates_to_one_email_have_one_winner) {
 TEST_P(store_contract, delete_customer_cascades) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   const core::customer b = add_customer("Bob", "bob@example.com", t0);
-  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 1, t0)));
-  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 2, t0)));
-  EXPECT_TRUE(run(st_->insert_favorite(cid(b.id), 1, t0)));
+  EXPECT_EQ(run(st_->insert_favorite(cid(a.id), 1, t0)), insert_result::added);
+  EXPECT_EQ(run(st_->insert_favorite(cid(a.id), 2, t0)), insert_result::added);
+  EXPECT_EQ(run(st_->insert_favorite(cid(b.id), 1, t0)), insert_result::added);
   run(st_->insert_refresh_token(make_refresh("hash-a", "fam-a", a.id, t0, t0 + 3600 * second)));
 
   EXPECT_TRUE(run(st_->delete_customer(cid(a.id))));
@@ -444,7 +454,7 @@ TEST_P(store_contract, check_token_honours_a_revoked_sign_in) {
 TEST_P(store_contract, a_checked_read_carries_the_token_check) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   run(st_->upsert_products({make_product(7, 100, 450, 3, t0)}));
-  ASSERT_TRUE(run(st_->insert_favorite(cid(a.id), 7, t0)));
+  ASSERT_EQ(run(st_->insert_favorite(cid(a.id), 7, t0)), insert_result::added);
   const bool pg = backend_ == "postgresql";
   const auto trips = [this] { return st_->usage().round_trips; };
 
@@ -514,7 +524,7 @@ TEST_P(store_contract, through_the_read_cache_a_checked_read_still_checks_the_to
   store::change_feed feed(true);
   store::cached_store cached(std::make_unique<store::feed_store>(make_store(), feed), feed, 1 << 20);
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
-  ASSERT_TRUE(run(cached.insert_favorite(cid(a.id), 7, t0)));
+  ASSERT_EQ(run(cached.insert_favorite(cid(a.id), 7, t0)), insert_result::added);
   const bool pg = backend_ == "postgresql";
   const auto trips = [&cached] { return cached.usage().round_trips; };
 
@@ -712,13 +722,13 @@ TEST_P(store_contract, favorites_insert_list_get_delete) {
   const core::customer b = add_customer("Bob", "bob@example.com", t0);
   run(st_->upsert_products({make_product(10, 1999, 450, 7, t0)}));
 
-  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 10, t0 + 1 * second)));
-  EXPECT_FALSE(run(st_->insert_favorite(cid(a.id), 10, t0 + 9 * second)));  // duplicate
-  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 20, t0 + 2 * second)));
+  EXPECT_EQ(run(st_->insert_favorite(cid(a.id), 10, t0 + 1 * second)), insert_result::added);
+  EXPECT_EQ(run(st_->insert_favorite(cid(a.id), 10, t0 + 9 * second)), insert_result::duplicate);
+  EXPECT_EQ(run(st_->insert_favorite(cid(a.id), 20, t0 + 2 * second)), insert_result::added);
   // Same instant: product_id DESC breaks the tie.
-  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 30, t0 + 3 * second)));
-  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 31, t0 + 3 * second)));
-  EXPECT_TRUE(run(st_->insert_favorite(cid(b.id), 10, t0)));
+  EXPECT_EQ(run(st_->insert_favorite(cid(a.id), 30, t0 + 3 * second)), insert_result::added);
+  EXPECT_EQ(run(st_->insert_favorite(cid(a.id), 31, t0 + 3 * second)), insert_result::added);
+  EXPECT_EQ(run(st_->insert_favorite(cid(b.id), 10, t0)), insert_result::added);
 
   auto page = run(st_->list_favorites(cid(a.id), {1, 20}));
   EXPECT_EQ(page.total, 4);
@@ -754,20 +764,26 @@ TEST_P(store_contract, favorites_insert_list_get_delete) {
   ASSERT_TRUE(uncached);
   EXPECT_FALSE(uncached->cached);
   EXPECT_FALSE(run(st_->get_favorite(cid(a.id), 99)));
+  EXPECT_TRUE(run(st_->has_favorite(cid(a.id), 10)));
+  EXPECT_TRUE(run(st_->has_favorite(cid(a.id), 20)));
+  EXPECT_FALSE(run(st_->has_favorite(cid(a.id), 99)));
+  EXPECT_FALSE(run(st_->has_favorite(cid(b.id), 20)));
 
-  EXPECT_TRUE(run(st_->delete_favorite(cid(a.id), 10)));
-  EXPECT_FALSE(run(st_->delete_favorite(cid(a.id), 10)));
+  EXPECT_EQ(run(st_->delete_favorite(cid(a.id), 10)), delete_result::removed);
+  EXPECT_EQ(run(st_->delete_favorite(cid(a.id), 10)), delete_result::absent);
   EXPECT_FALSE(run(st_->get_favorite(cid(a.id), 10)));
+  EXPECT_FALSE(run(st_->has_favorite(cid(a.id), 10)));
   EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 20})).total, 3);
   EXPECT_TRUE(run(st_->get_favorite(cid(b.id), 10)));  // another customer's copy stays
 }
 
 TEST_P(store_contract, concurrent_identical_favorites_have_one_winner) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
-  std::vector<net::awaitable<bool>> inserts;
+  std::vector<net::awaitable<insert_result>> inserts;
   for (int i = 0; i < 20; ++i) inserts.push_back(st_->insert_favorite(cid(a.id), 42, t0 + i));
   const auto results = run_all(std::move(inserts));
-  EXPECT_EQ(std::count(results.begin(), results.end(), true), 1);
+  EXPECT_EQ(std::count(results.begin(), results.end(), insert_result::added), 1);
+  EXPECT_EQ(std::count(results.begin(), results.end(), insert_result::duplicate), 19);
   EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 20})).total, 1);
 }
 
@@ -775,29 +791,34 @@ TEST_P(store_contract, concurrent_identical_favorites_have_one_winner) {
 
 // "A request whose customer is deleted while it runs answers as a deleted customer's token does
 // (401 invalid_token), on both backends, never 500 or 409": every write that references a
-// missing customer throws customer_gone (which the API answers 401), never a bare constraint
-// error (500) or "already a favorite" (409).
-TEST_P(store_contract, writes_for_a_deleted_customer_throw_customer_gone) {
+// missing customer says so — a favorite write as no_customer, the others by throwing
+// customer_gone (both answered 401) — never a bare constraint error (500) or "already a
+// favorite" (409).
+TEST_P(store_contract, writes_for_a_deleted_customer_say_no_customer) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  ASSERT_EQ(run(st_->insert_favorite(cid(a.id), 8, t0)), insert_result::added);
   ASSERT_TRUE(run(st_->delete_customer(cid(a.id))));
-  EXPECT_THROW(run(st_->insert_favorite(cid(a.id), 7, t0)), store::customer_gone);
+  EXPECT_EQ(run(st_->insert_favorite(cid(a.id), 7, t0)), insert_result::no_customer);
+  EXPECT_EQ(run(st_->delete_favorite(cid(a.id), 8)), delete_result::no_customer);
   EXPECT_THROW(run(st_->insert_refresh_token(make_refresh("h1", "fam", a.id, t0, t0 + second))), store::customer_gone);
   EXPECT_EQ(run(st_->update_customer(cid(a.id), patch("New"), t0)), update_result::not_found);
-  EXPECT_THROW(run(st_->insert_favorite(cid(fav::util::uuid_v4()), 7, t0)), store::customer_gone);
+  EXPECT_EQ(run(st_->insert_favorite(cid(fav::util::uuid_v4()), 7, t0)), insert_result::no_customer);
+  EXPECT_EQ(run(st_->delete_favorite(cid(fav::util::uuid_v4()), 7)), delete_result::no_customer);
 }
 
-TEST_P(store_contract, favorites_racing_the_customers_deletion_are_added_or_customer_gone) {
+TEST_P(store_contract, favorites_racing_the_customers_deletion_are_added_or_no_customer) {
   for (int round = 0; round < 5; ++round) {
     const core::customer a = add_customer("Alice", "alice" + std::to_string(round) + "@example.com", t0);
     // Inserts and the delete interleave on two threads; each insert either lands before the
     // delete (and is cascaded away) or finds the customer gone. Nothing else is allowed.
     std::vector<net::awaitable<int>> work;
     auto insert = [](store::store& st, std::string id, std::int64_t pid) -> net::awaitable<int> {
-      try {
-        co_return co_await st.insert_favorite(cid(id), pid, t0 + pid) ? 1 : 2;
-      } catch (const store::customer_gone&) {
-        co_return 3;
+      switch (co_await st.insert_favorite(cid(id), pid, t0 + pid)) {
+        case insert_result::added: co_return 1;
+        case insert_result::duplicate: co_return 2;
+        case insert_result::no_customer: co_return 3;
       }
+      co_return -2;
     };
     auto remove = [](store::store& st, std::string id) -> net::awaitable<int> {
       co_return co_await st.delete_customer(cid(id)) ? 0 : -1;
@@ -858,7 +879,7 @@ TEST_P(store_contract, a_write_blocked_past_its_deadline_fails_and_is_never_appl
   std::this_thread::sleep_for(300ms);  // room for a late commit (none must come)
   EXPECT_FALSE(run(st_->get_favorite(cid(a.id), 42)));
   // The store serves again at once.
-  EXPECT_TRUE(run(fast->insert_favorite(cid(a.id), 43, t0)));
+  EXPECT_EQ(run(fast->insert_favorite(cid(a.id), 43, t0)), insert_result::added);
   fast.reset();
 }
 
@@ -877,10 +898,10 @@ net::awaitable<bool> try_insert_refresh(store::store& st, core::refresh_token t)
 TEST_P(store_contract, a_failing_write_among_concurrent_ones_leaves_the_others_committed) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   std::vector<net::awaitable<bool>> writes;
-  for (int i = 0; i < 10; ++i) writes.push_back(st_->insert_favorite(cid(a.id), 100 + i, t0 + i));
+  for (int i = 0; i < 10; ++i) writes.push_back(added(st_->insert_favorite(cid(a.id), 100 + i, t0 + i)));
   // A refresh token of a customer who does not exist: the foreign key refuses it.
   writes.push_back(try_insert_refresh(*st_, make_refresh("orphan", "fam-o", fav::util::uuid_v4(), t0, t0 + second)));
-  for (int i = 10; i < 20; ++i) writes.push_back(st_->insert_favorite(cid(a.id), 100 + i, t0 + i));
+  for (int i = 10; i < 20; ++i) writes.push_back(added(st_->insert_favorite(cid(a.id), 100 + i, t0 + i)));
   const auto results = run_all(std::move(writes));
   EXPECT_EQ(std::count(results.begin(), results.end(), true), 20);
   EXPECT_FALSE(results[10]);
@@ -906,7 +927,7 @@ TEST_P(store_contract, through_the_read_cache_a_write_is_seen_by_the_next_read_a
   EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 0);
   EXPECT_EQ(cached.cache().hits(), hits + 1) << "the second read was not answered from memory";
 
-  ASSERT_TRUE(run(cached.insert_favorite(cid(a.id), 7, t0)));
+  ASSERT_EQ(run(cached.insert_favorite(cid(a.id), 7, t0)), insert_result::added);
   auto page = run(cached.list_favorites(cid(a.id), first));
   ASSERT_EQ(page.total, 1);
   ASSERT_EQ(page.items.size(), 1u);
@@ -914,7 +935,7 @@ TEST_P(store_contract, through_the_read_cache_a_write_is_seen_by_the_next_read_a
   EXPECT_EQ(page.items[0].favorited_at, t0);
   ASSERT_TRUE(page.items[0].cached);
   EXPECT_EQ(page.items[0].cached->price_cents, 100);
-  ASSERT_TRUE(run(cached.insert_favorite(cid(a.id), 8, t0 + 1)));
+  ASSERT_EQ(run(cached.insert_favorite(cid(a.id), 8, t0 + 1)), insert_result::added);
   page = run(cached.list_favorites(cid(a.id), first));
   ASSERT_EQ(page.total, 2);
   EXPECT_EQ(page.items[0].product_id, 8);
@@ -931,7 +952,7 @@ TEST_P(store_contract, through_the_read_cache_a_write_is_seen_by_the_next_read_a
   EXPECT_EQ(page.items[1].cached->price_cents, 150);
   EXPECT_EQ(page.items[1].cached->fetched_at, t0 + second);
 
-  ASSERT_TRUE(run(cached.delete_favorite(cid(a.id), 8)));
+  ASSERT_EQ(run(cached.delete_favorite(cid(a.id), 8)), delete_result::removed);
   page = run(cached.list_favorites(cid(a.id), first));
   EXPECT_EQ(page.total, 1);
   ASSERT_EQ(page.items.size(), 1u);
@@ -963,7 +984,7 @@ TEST_P(store_contract, through_the_read_cache_nothing_is_trusted_while_the_feed_
 
   feed.set_down();
   EXPECT_EQ(run(st_->update_customer(cid(a.id), patch("Other"), t0 + second)), update_result::updated);
-  ASSERT_TRUE(run(st_->insert_favorite(cid(a.id), 9, t0)));
+  ASSERT_EQ(run(st_->insert_favorite(cid(a.id), 9, t0)), insert_result::added);
   EXPECT_EQ(run(cached.find_customer(cid(a.id)))->name, "Other");
   EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 1);
   EXPECT_EQ(cached.cache().entries(), 2u) << "only what was cached before the outage (not trusted)";
@@ -976,14 +997,14 @@ TEST_P(store_contract, through_the_read_cache_nothing_is_trusted_while_the_feed_
   EXPECT_EQ(cached.cache().hits(), hits + 1);
 
   // Another instance removes the favorite; its notification arrives through the feed.
-  ASSERT_TRUE(run(st_->delete_favorite(cid(a.id), 9)));
+  ASSERT_EQ(run(st_->delete_favorite(cid(a.id), 9)), delete_result::removed);
   feed.publish({store::change::kind::favorites, a.id});
   EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).total, 0);
 }
 
-// Issue 13 point 2, the single favorite (GET .../favorites/{product_id} and favoriting's
-// "already a favorite?" check): answered from memory once read, and a write through this
-// instance or news from the feed is seen by the next read at once.
+// Issue 13 point 2, the single favorite (GET .../favorites/{product_id}): answered from memory
+// once read, and a write through this instance or news from the feed is seen by the next read
+// at once.
 TEST_P(store_contract, through_the_read_cache_a_single_favorite_follows_every_write) {
   store::change_feed feed(true);
   store::cached_store cached(std::make_unique<store::feed_store>(make_store(), feed), feed, 1 << 20);
@@ -995,7 +1016,7 @@ TEST_P(store_contract, through_the_read_cache_a_single_favorite_follows_every_wr
   EXPECT_FALSE(run(cached.get_favorite(cid(a.id), 7)));
   EXPECT_EQ(cached.cache().hits(), hits + 1) << "the absence was not answered from memory";
 
-  ASSERT_TRUE(run(cached.insert_favorite(cid(a.id), 7, t0 + 5)));
+  ASSERT_EQ(run(cached.insert_favorite(cid(a.id), 7, t0 + 5)), insert_result::added);
   auto got = run(cached.get_favorite(cid(a.id), 7));
   ASSERT_TRUE(got) << "a cached absence outlived the insert";
   EXPECT_EQ(got->favorited_at, t0 + 5);
@@ -1006,19 +1027,53 @@ TEST_P(store_contract, through_the_read_cache_a_single_favorite_follows_every_wr
   EXPECT_EQ(got->cached->price_cents, 100);
 
   // Another instance removes it; its notification arrives through the feed.
-  ASSERT_TRUE(run(st_->delete_favorite(cid(a.id), 7)));
+  ASSERT_EQ(run(st_->delete_favorite(cid(a.id), 7)), delete_result::removed);
   EXPECT_TRUE(run(cached.get_favorite(cid(a.id), 7))) << "not cached: the test would prove nothing";
   feed.publish({store::change::kind::favorites, a.id});
   EXPECT_FALSE(run(cached.get_favorite(cid(a.id), 7)));
 
   // A row of a cached page answers too, and follows a delete through this instance.
-  ASSERT_TRUE(run(cached.insert_favorite(cid(a.id), 7, t0 + 6)));
+  ASSERT_EQ(run(cached.insert_favorite(cid(a.id), 7, t0 + 6)), insert_result::added);
   EXPECT_EQ(run(cached.list_favorites(cid(a.id), {1, 20})).total, 1);
   hits = cached.cache().hits();
   EXPECT_EQ(run(cached.get_favorite(cid(a.id), 7))->favorited_at, t0 + 6);
   EXPECT_EQ(cached.cache().hits(), hits + 1);
-  ASSERT_TRUE(run(cached.delete_favorite(cid(a.id), 7)));
+  ASSERT_EQ(run(cached.delete_favorite(cid(a.id), 7)), delete_result::removed);
   EXPECT_FALSE(run(cached.get_favorite(cid(a.id), 7)));
+}
+
+// Contract §9: "A write's answer never comes from a cache: 409 product_already_in_favorites and
+// 422 product_not_in_favorites reflect the database at the time of the write, so an add through
+// one instance right after a remove through another succeeds." This instance's memory still
+// shows the favorite (the other's notification has not arrived); the writes and favoriting's
+// "already there?" check answer what the database holds.
+TEST_P(store_contract, through_the_read_cache_a_writes_answer_is_the_databases) {
+  store::change_feed feed(true);
+  store::cached_store cached(std::make_unique<store::feed_store>(make_store(), feed), feed, 1 << 20);
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  ASSERT_EQ(run(cached.insert_favorite(cid(a.id), 7, t0)), insert_result::added);
+  ASSERT_TRUE(run(cached.get_favorite(cid(a.id), 7)));
+  ASSERT_TRUE(run(cached.has_favorite(cid(a.id), 7)));
+
+  // Another instance removes it: this one's memory is now stale...
+  ASSERT_EQ(run(st_->delete_favorite(cid(a.id), 7)), delete_result::removed);
+  const auto hits = cached.cache().hits();
+  EXPECT_TRUE(run(cached.get_favorite(cid(a.id), 7))) << "not cached: the test would prove nothing";
+  EXPECT_EQ(cached.cache().hits(), hits + 1);
+  // ...but what a write decides on is not.
+  EXPECT_FALSE(run(cached.has_favorite(cid(a.id), 7)));
+  EXPECT_EQ(cached.cache().hits(), hits + 1) << "has_favorite was answered from memory";
+  EXPECT_EQ(run(cached.insert_favorite(cid(a.id), 7, t0 + 1)), insert_result::added);
+
+  // And the other way round: another instance adds what this one remembers as absent.
+  ASSERT_EQ(run(cached.delete_favorite(cid(a.id), 7)), delete_result::removed);
+  EXPECT_FALSE(run(cached.get_favorite(cid(a.id), 7)));
+  ASSERT_EQ(run(st_->insert_favorite(cid(a.id), 7, t0 + 2)), insert_result::added);
+  EXPECT_FALSE(run(cached.get_favorite(cid(a.id), 7))) << "not cached: the test would prove nothing";
+  EXPECT_TRUE(run(cached.has_favorite(cid(a.id), 7)));
+  EXPECT_EQ(run(cached.insert_favorite(cid(a.id), 7, t0 + 3)), insert_result::duplicate);
+  EXPECT_EQ(run(cached.delete_favorite(cid(a.id), 7)), delete_result::removed);
+  EXPECT_EQ(run(cached.delete_favorite(cid(a.id), 7)), delete_result::absent);
 }
 
 // Issue 13 point 2: pages are rendered "with current product data". A product row another
@@ -1029,7 +1084,7 @@ TEST_P(store_contract, through_the_read_cache_another_instances_product_refresh_
   store::cached_store cached(std::make_unique<store::feed_store>(make_store(), feed), feed, 1 << 20);
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   run(cached.upsert_products({make_product(7, 100, 450, 3, t0)}));
-  ASSERT_TRUE(run(cached.insert_favorite(cid(a.id), 7, t0)));
+  ASSERT_EQ(run(cached.insert_favorite(cid(a.id), 7, t0)), insert_result::added);
   const core::page_req first{1, 20};
   EXPECT_EQ(run(cached.list_favorites(cid(a.id), first)).items.at(0).cached->price_cents, 100);
   const auto hits = cached.cache().hits();
@@ -1072,11 +1127,45 @@ TEST_P(store_contract, a_product_refresh_notifies_the_other_instances) {
   EXPECT_EQ(got, (std::set<std::string>{"p:917001", "p:917002"}));
 }
 
+// The favorite writes notify too, from the same statement, and only when they changed something:
+// an added and a removed favorite send "f:<customer>", a duplicate or an absent one nothing.
+TEST_P(store_contract, favorite_writes_notify_only_what_they_changed) {
+  if (backend_ != "postgresql") GTEST_SKIP() << "SQLite: one process, invalidation is in-process";
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  PGconn* listener = PQconnectdb(conninfo_.c_str());
+  ASSERT_EQ(PQstatus(listener), CONNECTION_OK) << PQerrorMessage(listener);
+  PQclear(PQexec(listener, "LISTEN favorites_api_changes"));
+  ASSERT_EQ(run(st_->insert_favorite(cid(a.id), 7, t0)), insert_result::added);
+  ASSERT_EQ(run(st_->insert_favorite(cid(a.id), 7, t0)), insert_result::duplicate);
+  ASSERT_EQ(run(st_->delete_favorite(cid(a.id), 7)), delete_result::removed);
+  ASSERT_EQ(run(st_->delete_favorite(cid(a.id), 7)), delete_result::absent);
+  // A last notification marks the end: notifications arrive in commit order.
+  run(st_->upsert_products({make_product(917003, 100, 450, 3, t0)}));
+  int favorites = 0;
+  bool end = false;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!end && std::chrono::steady_clock::now() < until) {
+    PQconsumeInput(listener);
+    while (PGnotify* n = PQnotifies(listener)) {
+      if (std::string(n->extra) == "f:" + a.id) ++favorites;
+      if (std::string(n->extra) == "p:917003") end = true;
+      PQfreemem(n);
+    }
+    if (!end) {
+      pollfd pfd{PQsocket(listener), POLLIN, 0};
+      ::poll(&pfd, 1, 100);  // until something arrives (bounded by `until`)
+    }
+  }
+  PQfinish(listener);
+  EXPECT_TRUE(end);
+  EXPECT_EQ(favorites, 2);
+}
+
 // ---- migrations ----
 
 TEST_P(store_contract, migrate_again_is_a_no_op) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
-  EXPECT_TRUE(run(st_->insert_favorite(cid(a.id), 1, t0)));
+  EXPECT_EQ(run(st_->insert_favorite(cid(a.id), 1, t0)), insert_result::added);
   run(st_->migrate());
   run(st_->migrate());
   EXPECT_TRUE(run(st_->find_customer(cid(a.id))));
@@ -1417,7 +1506,7 @@ TEST_F(pg_backend, many_callers_share_a_small_pool) {
   const core::customer a = make_customer("Alice", "alice@example.com", t0);
   ASSERT_TRUE(run(small->insert_customer(a)));
   std::vector<net::awaitable<bool>> inserts;
-  for (int i = 0; i < 200; ++i) inserts.push_back(small->insert_favorite(cid(a.id), i + 1, t0 + i));
+  for (int i = 0; i < 200; ++i) inserts.push_back(added(small->insert_favorite(cid(a.id), i + 1, t0 + i)));
   const auto results = run_all(std::move(inserts));
   EXPECT_EQ(std::count(results.begin(), results.end(), true), 200);
   EXPECT_EQ(small->usage().in_use, 0);
@@ -1465,12 +1554,12 @@ TEST_F(pg_backend, recovers_when_the_server_comes_back) {
   // Now with every pooled connection open and idle across a crash and restart (no call while
   // the server is down): each is found dead when taken, and no caller sees an error.
   std::vector<net::awaitable<bool>> before;
-  for (int i = 0; i < 12; ++i) before.push_back(db.insert_favorite(cid(a.id), 100 + i, t0));
+  for (int i = 0; i < 12; ++i) before.push_back(added(db.insert_favorite(cid(a.id), 100 + i, t0)));
   (void)run_all(std::move(before));
   ASSERT_EQ(std::system((script + " pause " + dir + " immediate").c_str()), 0);
   ASSERT_EQ(std::system((script + " resume " + dir).c_str()), 0);
   std::vector<net::awaitable<bool>> after;
-  for (int i = 0; i < 12; ++i) after.push_back(db.delete_favorite(cid(a.id), 100 + i));
+  for (int i = 0; i < 12; ++i) after.push_back(removed(db.delete_favorite(cid(a.id), 100 + i)));
   const auto deleted = run_all(std::move(after));
   EXPECT_EQ(std::count(deleted.begin(), deleted.end(), true), 12);
 }
@@ -1517,12 +1606,12 @@ TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_bac
 
   const auto before = store::sqlite_write_stats(*st_);
   run_in_background();
-  start(st_->insert_favorite(cid(a.id), 1, t0));  // the first batch, alone: it waits in BEGIN
+  start(added(st_->insert_favorite(cid(a.id), 1, t0)));  // the first batch, alone: it waits in BEGIN
   EXPECT_TRUE(wait_until([&] { return st_->usage().in_use == 1; }));
-  for (int i = 0; i < 8; ++i) start(st_->insert_favorite(cid(a.id), 100 + i, t0 + i));
+  for (int i = 0; i < 8; ++i) start(added(st_->insert_favorite(cid(a.id), 100 + i, t0 + i)));
   start(try_insert_refresh(*st_, make_refresh("orphan", "fam-o", fav::util::uuid_v4(), t0, t0 + second)));
-  for (int i = 0; i < 5; ++i) start(st_->insert_favorite(cid(a.id), 42, t0 + i));  // one winner
-  start(st_->delete_favorite(cid(a.id), 100));  // sees the insert earlier in its batch
+  for (int i = 0; i < 5; ++i) start(added(st_->insert_favorite(cid(a.id), 42, t0 + i)));  // one winner
+  start(removed(st_->delete_favorite(cid(a.id), 100)));  // sees the insert earlier in its batch
   const int queued_behind = static_cast<int>(futures_.size()) - 1;
   // Bounded well within the writer's busy timeout (5 s).
   EXPECT_TRUE(wait_until([&] { return st_->usage().waiting == queued_behind; }))
@@ -1555,7 +1644,7 @@ TEST_F(sqlite_backend, many_concurrent_writers_share_few_commits) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   const auto before = store::sqlite_write_stats(*st_);
   std::vector<net::awaitable<bool>> writes;
-  for (int i = 0; i < 200; ++i) writes.push_back(st_->insert_favorite(cid(a.id), 1000 + i, t0 + i));
+  for (int i = 0; i < 200; ++i) writes.push_back(added(st_->insert_favorite(cid(a.id), 1000 + i, t0 + i)));
   const auto results = run_all(std::move(writes));
   const auto after = store::sqlite_write_stats(*st_);
   EXPECT_EQ(std::count(results.begin(), results.end(), true), 200);

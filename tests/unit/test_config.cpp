@@ -140,6 +140,36 @@ TEST(Config, HighAvailabilityVariables) {
   }
 }
 
+// Contract §11 "Reads through a failover": DATABASE_READ_URL names PostgreSQL servers that take
+// reads from any server listed (never read-write only), beside a PostgreSQL DATABASE_URL.
+TEST(Config, ReadUrlForStandbys) {
+  EXPECT_EQ(load_config({}).database_read_url, "");
+  auto c = load_config(
+      env{{"DATABASE_URL", "postgresql://u:p@h1:5432/d"}, {"DATABASE_READ_URL", "postgresql://u:p@h2:5432,h3:5432/d"}});
+  EXPECT_EQ(c.database_read_url, "postgresql://u:p@h2:5432,h3:5432/d?target_session_attrs=any");
+  auto named = load_config(env{{"DATABASE_URL", "postgresql://u:p@h1:5432/d"},
+                               {"DATABASE_READ_URL", "postgresql://u:p@h2/d?target_session_attrs=prefer-standby"}});
+  EXPECT_EQ(named.database_read_url, "postgresql://u:p@h2/d?target_session_attrs=prefer-standby");
+  auto prod = load_config(env{{"ENV", "prod"},
+                              {"API_KEY", std::string(32, 'k')},
+                              {"JWT_SECRET_KEY", std::string(32, 'j')},
+                              {"DATABASE_URL", "postgresql://u:p@h1:5432/d"},
+                              {"DATABASE_READ_URL", "postgresql://u:p@h2:5432/d"}});
+  EXPECT_EQ(prod.database_read_url, "postgresql://u:p@h2:5432/d?sslmode=require&target_session_attrs=any");
+  // Not PostgreSQL, or beside SQLite: refused, naming the variable and never echoing the value.
+  for (auto& e : {env{{"DATABASE_URL", "postgresql://u@h/d"}, {"DATABASE_READ_URL", "mysql://u:secret@h/d"}},
+                  env{{"DATABASE_READ_URL", "postgresql://u:secret@h/d"}}}) {
+    try {
+      load_config(e);
+      ADD_FAILURE() << "accepted";
+    } catch (const config_error& err) {
+      const std::string what = err.what();
+      EXPECT_NE(what.find("DATABASE_READ_URL"), std::string::npos) << what;
+      EXPECT_EQ(what.find("secret"), std::string::npos) << what;
+    }
+  }
+}
+
 TEST(Config, SqliteUrlAndCors) {
   auto c = load_config(
       env{{"DATABASE_URL", "sqlite:/tmp/x.db"}, {"CORS_ALLOW_ORIGINS", "https://a.example, https://b.example"}});
@@ -227,7 +257,9 @@ TEST(Config, EveryReadVariableIsInTheTable) {
   std::string strong(32, 'k');
   for (auto& e : {env{}, env{{"DATABASE_DIALECT", "postgresql"}},
                   env{{"ENV", "prod"}, {"API_KEY", strong}, {"JWT_SECRET_KEY", strong}},
-                  env{{"DATABASE_URL", "postgresql://u@h/d"}, {"PRODUCT_CATALOG_WARMUP", "false"}}}) {
+                  env{{"DATABASE_URL", "postgresql://u@h/d"},
+                      {"DATABASE_READ_URL", "postgresql://u@h2/d"},
+                      {"PRODUCT_CATALOG_WARMUP", "false"}}}) {
     EXPECT_NO_THROW(load_config(e));
   }
 }
