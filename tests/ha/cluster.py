@@ -389,6 +389,21 @@ pidfile = {dir}/pgbouncer.pid
 """
 
 
+def procs_under(root: str) -> list:
+    """Pids of processes working inside ROOT (a PostgreSQL backend's working directory is its
+    data directory; its command line does not name it)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cwd = os.readlink(f"/proc/{d}/cwd")
+                if (cwd == root or cwd.startswith(root + "/")) and int(d) != os.getpid():
+                    out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
 def kill_all(root: str):
     """Stops every process a run under ROOT started, by the pids it recorded (SIGTERM, then
     SIGKILL after 15 s), then any PostgreSQL server left with a postmaster.pid under ROOT. A pid
@@ -423,6 +438,16 @@ def kill_all(root: str):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    # Backends whose postmaster died first exit on their own within moments; any left is killed.
+    deadline = time.monotonic() + 10
+    while procs_under(root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in procs_under(root):
+        print(f"cluster: pid {pid} ({_cmdline(pid)}) still works in {root}; killing it", file=sys.stderr)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 if __name__ == "__main__":

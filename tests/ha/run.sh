@@ -27,6 +27,8 @@ cleanup() {
     pgrep -af -- "$FAV_HA_DIR" >&2 || true
     rc=1
   fi
+  # A server that died while the folder was being removed may have written one more file.
+  rm -rf "$FAV_HA_DIR"
   exit "$rc"
 }
 trap cleanup EXIT
