@@ -33,10 +33,10 @@ import threading
 import time
 import unittest
 import urllib.parse
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import _pg_url_with_db, _psql, backend, free_port, start_server, start_stub  # noqa: E402
+from harness import _psql, backend, free_port, start_server, start_stub  # noqa: E402
+from test_postgres_ops import fresh_database  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER_SCRIPT = os.path.join(ROOT, "scripts", "pg-test-cluster.sh")
@@ -44,14 +44,15 @@ PG = backend() == "postgresql" and bool(os.environ.get("FAV_TEST_PG_URL"))
 FAULT = PG and bool(os.environ.get("FAV_TEST_PG_FAULT_URL")) and bool(os.environ.get("FAV_TEST_PG_FAULT_DIR"))
 
 
-def fresh_database(admin_url: str) -> str:
-    name = f"fav_ha_{uuid.uuid4().hex[:12]}"
-    _psql(admin_url, f'CREATE DATABASE "{name}"')
-    return _pg_url_with_db(admin_url, name)
-
-
 def db_name(url: str) -> str:
     return urllib.parse.urlsplit(url).path.lstrip("/")
+
+
+def fault_superuser() -> str:
+    """The fault cluster's superuser, over its unix socket (scripts/pg-test-cluster.sh keeps it in
+    the cluster's folder, with local trust): ALTER SYSTEM needs it."""
+    port = urllib.parse.urlsplit(os.environ["FAV_TEST_PG_FAULT_URL"]).port
+    return f"host={os.environ['FAV_TEST_PG_FAULT_DIR']} port={port} user=postgres dbname=postgres"
 
 
 def gauge(server, name: str) -> float:
@@ -117,6 +118,7 @@ class SeveralHostsTest(unittest.TestCase):
         finally:
             hung.close()
             if server:
+                server.kill9()  # a no-op after a clean stop
                 server.cleanup()
             stub.stop()
 
@@ -151,6 +153,7 @@ class ReadOnlyServerTest(unittest.TestCase):
             self.assertNotIn('"status":500', server.all_output())
             self.assertEqual(server.stop(), 0)
         finally:
+            server.kill9()  # a no-op after a clean stop
             server.cleanup()
             stub.stop()
 
@@ -202,6 +205,7 @@ class FeedHeartbeatTest(unittest.TestCase):
                 os.kill(stopped_pid, signal.SIGCONT)
             for s in (a, b):
                 if s:
+                    s.kill9()  # a no-op after a clean stop
                     s.cleanup()
             stub.stop()
 
@@ -277,12 +281,13 @@ class OutageTest(unittest.TestCase):
         finally:
             if paused:
                 self.cluster("resume")
+            server.kill9()  # a no-op after a clean stop
             server.cleanup()
             stub.stop()
 
     def test_a_commit_not_confirmed_by_the_synchronous_standby_answers_503(self):
-        admin = os.environ["FAV_TEST_PG_FAULT_URL"]
-        url = fresh_database(admin)
+        url = fresh_database(os.environ["FAV_TEST_PG_FAULT_URL"])
+        admin = fault_superuser()
         stub = start_stub()
         server = start_server(stub, {"PRODUCT_CATALOG_WARMUP": "false", "DATABASE_STATEMENT_TIMEOUT_SECONDS": "1"},
                               db=url)
@@ -295,14 +300,16 @@ class OutageTest(unittest.TestCase):
             self.assertEqual(server.req("DELETE", path, token=c.token).status, 204)
             # Every commit now waits for a standby that does not exist; the statement deadline
             # cancels the wait and PostgreSQL keeps the commit locally, with a warning.
-            _psql(admin, "ALTER SYSTEM SET synchronous_standby_names = 'nonexistent'; SELECT pg_reload_conf()")
+            _psql(admin, "ALTER SYSTEM SET synchronous_standby_names = 'nonexistent'")
+            _psql(admin, "SELECT pg_reload_conf()")
             waiting = True
             wait_until(lambda: _psql(admin, "SHOW synchronous_standby_names").strip() == "nonexistent", 10,
                        "the new setting")
             r = server.req("POST", path, token=c.token)
             self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
             self.assertTrue(r.headers.get("retry-after", "").isdigit(), r.headers)
-            _psql(admin, "ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf()")
+            _psql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
+            _psql(admin, "SELECT pg_reload_conf()")
             waiting = False
             wait_until(lambda: _psql(admin, "SHOW synchronous_standby_names").strip() == "", 10, "the reset")
             # The local commit stands: a retry says the earlier attempt took effect.
@@ -313,7 +320,9 @@ class OutageTest(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
         finally:
             if waiting:
-                _psql(admin, "ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf()")
+                _psql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
+                _psql(admin, "SELECT pg_reload_conf()")
+            server.kill9()  # a no-op after a clean stop
             server.cleanup()
             stub.stop()
 
@@ -406,7 +415,7 @@ class TransactionPoolerTest(unittest.TestCase):
                 self.assertEqual(s.req("GET", f"{base}/3", token=c.token).status, 200)
             self.assertEqual(b.req("DELETE", f"{base}/2", token=c.token).status, 204)
             self.assertEqual(a.req("DELETE", f"{base}/2", token=c.token).detail, "product_not_in_favorites")
-            self.assertEqual(a.req("PATCH", f"/customers/{c.id}", {"name": "Renamed"}, token=c.token).status, 200)
+            self.assertEqual(a.req("PATCH", f"/customers/{c.id}", {"name": "Renamed"}, token=c.token).status, 204)
             self.assertEqual(b.req("GET", f"/customers/{c.id}", token=c.token).json["name"], "Renamed")
             # A sign-out through one instance reaches the other within a second (§9).
             self.assertEqual(b.req("GET", f"/customers/{c.id}", token=c.token).status, 200)
@@ -423,6 +432,7 @@ class TransactionPoolerTest(unittest.TestCase):
         finally:
             for s in (a, b):
                 if s:
+                    s.kill9()  # a no-op after a clean stop
                     s.cleanup()
             stub.stop()
             bouncer.stop()

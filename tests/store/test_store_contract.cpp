@@ -1295,13 +1295,14 @@ TEST_F(pg_backend, host_lists_are_split_with_their_ports_and_read_write_is_added
   EXPECT_EQ(two.order(now + 1s), (std::vector<std::size_t>{1, 0})) << "a failed host is tried last";
   EXPECT_EQ(two.order(now + store::pg_hosts::failure_memory), (std::vector<std::size_t>{0, 1}))
       << "for a few seconds only";
-  store::pg_hosts named("postgresql://u@h1,h2:5432/db?target_session_attrs=any");
+  store::pg_hosts named("host=h1,h2 port=5432 dbname=db target_session_attrs=any");
   EXPECT_EQ(named.session_attrs(), "any");
+  ASSERT_NE(named.params_for(0).find("port"), nullptr);
   EXPECT_EQ(*named.params_for(0).find("port"), "5432") << "one port serves every host";
   store::pg_hosts one("postgresql://u@h1/db");
   EXPECT_EQ(one.session_attrs(), "any");
   EXPECT_EQ(one.params_for(0).find("target_session_attrs"), nullptr);
-  EXPECT_THROW(store::pg_hosts("postgresql://u@h1,h2:1,2,3/db"), store::unavailable);
+  EXPECT_THROW(store::pg_hosts("host=h1,h2 port=1,2,3 dbname=db"), store::unavailable);
 }
 
 // Contract §11 "After a switchover": a connection on a read-only server is dropped, its
