@@ -32,7 +32,7 @@ class read_failover_store final : public forwarding_store {
   net::awaitable<auth_state> check_token(core::customer_id customer_id, std::string jti,
                                          std::string sign_in_key) override;
 
-  // Calls the standbys answered after the primary failed, for tests and /metrics.
+  // Calls the standbys answered after the primary failed (tests).
   std::uint64_t standby_reads() const { return standby_reads_.load(std::memory_order_relaxed); }
 
  private:

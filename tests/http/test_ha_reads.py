@@ -62,7 +62,6 @@ class WriteAnswersAcrossInstancesTest(unittest.TestCase):
             item = f"/customers/{c.id}/favorites/3"
             r = a.req("POST", item, token=c.token)
             self.assertEqual(r.status, 201, r)
-            failures = []
             for i in range(ROUNDS):
                 reader, other = (a, b) if i % 2 == 0 else (b, a)
                 # The reader's read cache holds the favorite...
@@ -73,9 +72,7 @@ class WriteAnswersAcrossInstancesTest(unittest.TestCase):
                 r = other.req("DELETE", item, token=c.token)
                 self.assertEqual(r.status, 204, r)
                 r = reader.req("POST", item, token=c.token)
-                if r.status != 201:
-                    failures.append((i, r.status, r.detail))
-            self.assertEqual(failures, [], f"{len(failures)} of {ROUNDS} adds were not 201")
+                self.assertEqual(r.status, 201, f"round {i} of {ROUNDS}: {r} (and the add was not made)")
             rows = a.sql(f"SELECT count(*) FROM customer_favorite_products WHERE customer_id = '{c.id}'::uuid")
             self.assertEqual(rows, [["1"]])
             # And the other way round for the remove: added through one, removed through the other.
@@ -215,10 +212,16 @@ class ReadsThroughAFailoverTest(unittest.TestCase):
                 wait_feed(s, "down")
 
             # "...keep answering 200 through a failover": the same bodies, from the standby.
-            for p, r in before.items():
-                got = with_reads.req("GET", p, token=c.token)
-                self.assertEqual(got.status, 200, (p, got))
-                self.assertEqual(got.json, r.json, p)
+            took = []
+            for _ in range(5):
+                for p, r in before.items():
+                    started = time.monotonic()
+                    got = with_reads.req("GET", p, token=c.token)
+                    took.append(time.monotonic() - started)
+                    self.assertEqual(got.status, 200, (p, got))
+                    self.assertEqual(got.json, r.json, p)
+            print(f"[ha] {len(took)} GETs through the standby with the primary stopped: "
+                  f"median {sorted(took)[len(took) // 2] * 1000:.1f} ms, max {max(took) * 1000:.1f} ms", flush=True)
             self.assertEqual([i["id"] for i in with_reads.req("GET", me + "/favorites", token=c.token).json["data"]],
                              [2, 1])
             r = with_reads.req("GET", me + "/favorites/3", token=c.token)

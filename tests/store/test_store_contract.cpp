@@ -28,6 +28,7 @@
 #include "store/change_feed.hpp"
 #include "store/feed_store.hpp"
 #include "store/pg_store.hpp"
+#include "store/read_failover_store.hpp"
 #include "store/sqlite_store.hpp"
 #include "store/sqlite_writer.hpp"
 #include "util/random.hpp"
@@ -1159,6 +1160,52 @@ TEST_P(store_contract, favorite_writes_notify_only_what_they_changed) {
   PQfinish(listener);
   EXPECT_TRUE(end);
   EXPECT_EQ(favorites, 2);
+}
+
+// ---- reads through a failover (contract §11) ----
+
+// "DATABASE_READ_URL ... serves GET /customers/{id}, GET /customers/{id}/favorites,
+// GET /customers/{id}/favorites/{product_id} and the token checks they need while the primary
+// cannot be reached." The primary here is a PostgreSQL store on a loopback port nothing listens
+// on; the "standbys" are the backend under test (the HTTP suite's test_ha_reads runs a real
+// streaming standby). Writes and every other call still need the primary.
+TEST_P(store_contract, reads_go_to_the_standbys_only_when_the_primary_cannot_be_reached) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  ASSERT_EQ(run(st_->insert_favorite(cid(a.id), 7, t0)), insert_result::added);
+  run(st_->revoke_token("jti-revoked", t0 + 3600 * second));
+  auto unreachable = [this] {
+    return store::make_pg_store(ioc_.get_executor(), "postgresql://nobody@127.0.0.1:9/none", 1, 2s);
+  };
+
+  store::read_failover_store down(unreachable(), make_store());
+  EXPECT_EQ(run(down.find_customer(cid(a.id)))->email, "alice@example.com");
+  EXPECT_EQ(run(down.list_favorites(cid(a.id), {1, 20})).total, 1);
+  EXPECT_TRUE(run(down.get_favorite(cid(a.id), 7)));
+  EXPECT_FALSE(run(down.get_favorite(cid(a.id), 8)));
+  EXPECT_EQ(run(down.check_token(cid(a.id), "jti-ok", "")), auth_state::ok);
+  EXPECT_EQ(run(down.check_token(cid(a.id), "jti-revoked", "")), auth_state::revoked);
+  store::token_check ok{cid(a.id), "jti-ok", ""};
+  EXPECT_EQ(run(down.find_customer_checked(&ok, cid(a.id)))->id, a.id);
+  EXPECT_TRUE(ok.passed);
+  store::token_check revoked{cid(a.id), "jti-revoked", ""};
+  EXPECT_THROW(run(down.list_favorites_checked(&revoked, cid(a.id), {1, 20})), store::token_refused);
+  EXPECT_EQ(down.standby_reads(), 8u);
+
+  EXPECT_THROW(run(down.insert_favorite(cid(a.id), 8, t0)), store::unavailable);
+  EXPECT_THROW(run(down.delete_favorite(cid(a.id), 7)), store::unavailable);
+  EXPECT_THROW(run(down.has_favorite(cid(a.id), 7)), store::unavailable);
+  EXPECT_THROW(run(down.find_customer_by_email("alice@example.com")), store::unavailable);
+  EXPECT_FALSE(run(down.ping()));
+  EXPECT_EQ(down.standby_reads(), 8u);
+  EXPECT_TRUE(run(st_->get_favorite(cid(a.id), 7))) << "a failed write left something behind";
+
+  // While the primary answers, every read is its own (read-your-writes): unreachable standbys
+  // are never asked.
+  store::read_failover_store up(make_store(), unreachable());
+  EXPECT_EQ(run(up.find_customer(cid(a.id)))->email, "alice@example.com");
+  EXPECT_EQ(run(up.list_favorites(cid(a.id), {1, 20})).total, 1);
+  EXPECT_EQ(run(up.check_token(cid(a.id), "jti-revoked", "")), auth_state::revoked);
+  EXPECT_EQ(up.standby_reads(), 0u);
 }
 
 // ---- migrations ----
