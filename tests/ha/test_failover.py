@@ -121,6 +121,7 @@ class Writer(threading.Thread):
         self.rng = random.Random()
         self.unsettled = 0  # keys whose state could not be settled before the end
         self.settle_after_stop = True  # False: no ledger is checked, stop at once
+        self.turn = self.rng.randrange(len(ports))  # every request goes to the next instance
 
     def _send(self, method, pid, port):
         c = self.clients[port]
@@ -146,7 +147,8 @@ class Writer(threading.Thread):
         while time.monotonic() < deadline:
             if self.stop_.is_set() and not self.settle_after_stop:
                 return False
-            port = self.ports[i % len(self.ports)]
+            port = self.ports[self.turn % len(self.ports)]
+            self.turn += 1
             i += 1
             status, detail, _ = self._send(method, pid, port)
             if method == "POST" and (status == 201 or (status == 409 and detail == "product_already_in_favorites")):
@@ -808,11 +810,11 @@ class HighAvailability(unittest.TestCase):
         env.update({"FAV_TEST_BACKEND": "postgresql", "FAV_TEST_PG_URL": direct, "FAV_TEST_PG_APP_URL": pooled,
                     "FAV_TEST_PG_POOL_MODE": "transaction"})
         t0 = time.monotonic()
-        # The two modules side by side (each its own servers and databases): half the time.
-        procs = [subprocess.Popen([sys.executable, "-m", "unittest", mod], cwd=REPO, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # One after the other: test_auth times sign-ins (a second module beside it skews that).
+        procs = [subprocess.run([sys.executable, "-m", "unittest", mod], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
                  for mod in ("tests/http/test_favorites.py", "tests/http/test_auth.py")]
-        outputs = [p.communicate(timeout=600)[0] for p in procs]
+        outputs = [p.stdout for p in procs]
         suite_ok = all(p.returncode == 0 for p in procs)
         summary = [l for out in outputs for l in out.splitlines() if l.startswith(("Ran ", "OK", "FAILED"))]
         report(f"PgBouncer (transaction): tests/http/test_favorites.py and test_auth.py: {summary} "
