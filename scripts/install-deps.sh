@@ -14,10 +14,11 @@ command -v git >/dev/null 2>&1 || pkgs+=(git)
 case "$want" in
   # clang, its sanitizer and libFuzzer runtimes and llvm-symbolizer: the sanitizer builds and
   # the fuzz targets of scripts/test-sanitizers.sh. pgbouncer: the transaction-pooling test of
-  # tests/http/test_pg_availability.py. prometheus: promtool (rule unit tests, `check metrics`) and
-  # the server the multi-instance test scrapes with; python3-yaml reads the rule files.
+  # tests/http/test_pg_availability.py and the high-availability test (tests/ha/run.sh, with
+  # patroni, etcd-server and etcd-client). prometheus: promtool (rule unit tests, `check metrics`)
+  # and the server the multi-instance test scrapes with; python3-yaml reads the rule files.
   test)  pkgs+=(postgresql postgresql-contrib curl chromium clang-format sqlite3 procps nginx-light
-               clang libclang-rt-dev llvm pgbouncer prometheus python3-yaml) ;;
+               clang libclang-rt-dev llvm patroni etcd-server etcd-client pgbouncer prometheus python3-yaml) ;;
   bench) pkgs+=(postgresql postgresql-contrib curl wrk nginx-light gnuplot-nox) ;;
 esac
 missing=()
@@ -28,12 +29,30 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   [ "$(id -u)" = 0 ] && sudo= || sudo=sudo
   export DEBIAN_FRONTEND=noninteractive
+  # The tests start their own etcd, Patroni, PgBouncer and Prometheus on free ports: the system
+  # services these packages would start on install (etcd on 2379, PgBouncer on 6432, Prometheus
+  # on 9090) must not run. A
+  # policy-rc.d answering 101 is Debian's way to say so (invoke-rc.d and deb-systemd-invoke
+  # honour it); one that is already there (as in containers) is left alone.
+  daemons=()
+  for p in "${missing[@]}"; do
+    case "$p" in patroni|etcd-server|pgbouncer|prometheus) daemons+=("$p") ;; esac
+  done
+  policy=
+  if [ "${#daemons[@]}" -gt 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\n# scripts/install-deps.sh: no service starts while it installs\nexit 101\n' |
+      $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    trap '$sudo rm -f "$policy"' EXIT
+  fi
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian's prometheus package enables and starts a server on :9090; the tests start their own
-  # on a free loopback port, so one we just installed is stopped and left disabled.
-  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 &&
-     [ -d /run/systemd/system ]; then
-    $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  if [ "${#daemons[@]}" -gt 0 ] && [ -d /run/systemd/system ]; then
+    # Not at boot either: no test needs a system-wide etcd, Patroni, PgBouncer or Prometheus.
+    for d in "${daemons[@]}"; do
+      unit="${d%-server}"
+      $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    done
   fi
 fi

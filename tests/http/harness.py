@@ -7,6 +7,10 @@ Environment:
   STUB_PRODUCTS      stub products file   (default data/fakestore-products.json)
   FAV_TEST_BACKEND   sqlite (default) | postgresql
   FAV_TEST_PG_URL    admin libpq URI for postgresql (its user may CREATE DATABASE)
+  FAV_TEST_PG_APP_URL  optional: the servers connect through this URI instead (a pooler in front
+                     of FAV_TEST_PG_URL's server; its database name is replaced by the test's),
+                     listen for the change feed on FAV_TEST_PG_URL directly (DATABASE_LISTEN_URL)
+                     and run with DATABASE_POOL_MODE=FAV_TEST_PG_POOL_MODE (default transaction)
   FAV_CONTRACT_RECORD_DIR  when set, every (method, path, status, error code) a Client observes
                      is appended to a file there; tests/contract/check_openapi_drift.py checks
                      them against openapi/openapi.json after the suites ran
@@ -498,6 +502,7 @@ class Server:
                 f.write(dotenv)
         self.backend = backend()
         self._pg_db = None
+        self._pg_direct_url = None  # the server's own database, not through the pooler
         self.db_path = None  # the SQLite file, when that is the backend
         if database != "default":
             self.database_url = database  # None → no DATABASE_URL at all
@@ -505,6 +510,9 @@ class Server:
             self._pg_db = f"fav_http_{uuid.uuid4().hex[:12]}"
             _psql(_pg_admin_url(), f'CREATE DATABASE "{self._pg_db}"')
             self.database_url = _pg_url_with_db(_pg_admin_url(), self._pg_db)
+            if os.environ.get("FAV_TEST_PG_APP_URL"):
+                self._pg_direct_url = self.database_url
+                self.database_url = _pg_url_with_db(os.environ["FAV_TEST_PG_APP_URL"], self._pg_db)
         elif self.backend == "sqlite":
             self.db_path = os.path.join(self.workdir, "favorites.db")
             self.database_url = f"sqlite:{self.db_path}"
@@ -544,6 +552,9 @@ class Server:
         })
         if self.database_url is not None:
             env["DATABASE_URL"] = self.database_url
+        if self._pg_direct_url is not None:
+            env["DATABASE_LISTEN_URL"] = self._pg_direct_url
+            env["DATABASE_POOL_MODE"] = os.environ.get("FAV_TEST_PG_POOL_MODE", "transaction")
         for k, v in self.env_overrides.items():
             if v is None:
                 env.pop(k, None)
@@ -729,7 +740,7 @@ class Server:
                 raise RuntimeError(f"sqlite3 failed: {r.stderr.strip()}")
             out = r.stdout
         elif self._pg_db:
-            out = _psql(self.database_url, query)
+            out = _psql(self._pg_direct_url or self.database_url, query)
         else:
             raise RuntimeError("no database to query")
         return [line.split("|") for line in out.splitlines() if line != ""]
