@@ -308,6 +308,15 @@ class OutageTest(unittest.TestCase):
             r = server.req("POST", path, token=c.token)
             self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
             self.assertTrue(r.headers.get("retry-after", "").isdigit(), r.headers)
+            # "409 ... or 422 ... on the retry mean the earlier attempt took effect": while the
+            # standby has still confirmed nothing, a retry cannot say so either (a failover now
+            # would lose the local commit), so it answers 503 again, not 409.
+            r = server.req("POST", path, token=c.token)
+            self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
+            # Likewise a removal's 422 for a favorite that is not there: another product, never
+            # added, answers 503 while its answer could not be replicated.
+            r = server.req("DELETE", f"/customers/{c.id}/favorites/4", token=c.token)
+            self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
             _psql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
             _psql(admin, "SELECT pg_reload_conf()")
             waiting = False
