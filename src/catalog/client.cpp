@@ -209,6 +209,9 @@ struct client::impl : std::enable_shared_from_this<impl> {
       // Its own share did not come in time: unavailable, and not the catalog's fault.
       if (!co_await take_share(customer, deadline)) co_return unavailable(std::nullopt);
       share.emplace(this, customer);
+      // A share handed over as the deadline came (the lookup before it was cut by the same
+      // deadline) leaves no time for a call: unavailable, and the share passes on.
+      if (clock_type::now() >= deadline) co_return unavailable(std::nullopt);
     }
     if (!leader) share.reset();  // joining or sharing: the share goes to the customer's next lookup
     if (landed) {
