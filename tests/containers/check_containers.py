@@ -727,7 +727,8 @@ class ContainerFiles(unittest.TestCase):
         example names it. The compose stack's own database, on its private network, may say
         sslmode=disable."""
         files = ["docker-compose.yaml", "README.md", ".env.example"]
-        files += [os.path.join("deploy", f) for f in sorted(os.listdir(repo("deploy")))]
+        for folder, _, names in sorted(os.walk(repo("deploy"))):
+            files += [os.path.relpath(os.path.join(folder, n), repo(".")) for n in sorted(names)]
         for f in files:
             text = open(repo(f), encoding="utf-8").read()
             # The modes that encrypt (or not) without verifying who answers.
