@@ -202,32 +202,36 @@ RETURNING pg_notify('favorites_api_changes', 'p:' || id::text))sql"};
 
 // Contract §11: a 409 or 422 tells a client retrying a 503 write that its earlier attempt took
 // effect, so an answer that nothing changed must itself wait, like a commit, for the synchronous
-// standby: txid_current() gives the statement a transaction id, so its commit waits for the
+// standby. Locking the customer row FOR KEY SHARE writes WAL under a transaction id (what the
+// foreign key's check does anyway when a favorite is added), so the commit waits for the
 // standby to confirm the WAL up to here, which covers any earlier commit that was kept only
-// locally. A cancelled wait makes the notice that answers 503 (pg_conn), never 409/422.
+// locally; a transaction id alone writes no WAL and would not wait. A cancelled wait makes the
+// notice that answers 503 (pg_conn), never 409/422.
 //
 // One row: (the customer exists, the favorite was added). Added only for an existing customer;
 // ON CONFLICT decides duplicates (one winner among concurrent ones). A customer deleted by a
 // transaction that commits after this statement's snapshot still trips the foreign key (23503).
 constexpr pg_statement insert_favorite{"insert_favorite", R"sql(
-WITH c AS (SELECT id FROM customers WHERE id = $1::uuid),
+WITH c AS (SELECT id FROM customers WHERE id = $1::uuid FOR KEY SHARE),
 added AS (
   INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
   SELECT id, $2::int8, fav_ts($3::int8) FROM c
   ON CONFLICT DO NOTHING
   RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))
-SELECT EXISTS (SELECT 1 FROM c), EXISTS (SELECT 1 FROM added), txid_current())sql"};
+SELECT EXISTS (SELECT 1 FROM c), EXISTS (SELECT 1 FROM added))sql"};
 
 // One row: (the customer exists, the favorite was removed).
 constexpr pg_statement delete_favorite{"delete_favorite", R"sql(
-WITH removed AS (
+WITH c AS (SELECT id FROM customers WHERE id = $1::uuid FOR KEY SHARE),
+removed AS (
   DELETE FROM customer_favorite_products WHERE customer_id = $1::uuid AND product_id = $2::int8
   RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))
-SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid), EXISTS (SELECT 1 FROM removed), txid_current())sql"};
+SELECT EXISTS (SELECT 1 FROM c), EXISTS (SELECT 1 FROM removed))sql"};
 
-// (already a favorite, and when it is, a transaction id: the 409 waits for replication as above).
+// (already a favorite; when it is, the customer row is locked as above, so the 409 waits for
+// replication like a commit).
 constexpr pg_statement has_favorite{"has_favorite", R"sql(
-SELECT found, CASE WHEN found THEN txid_current() END FROM (
+SELECT found, CASE WHEN found THEN (SELECT 1 FROM customers WHERE id = $1::uuid FOR KEY SHARE) END FROM (
   SELECT EXISTS (SELECT 1 FROM customer_favorite_products WHERE customer_id = $1::uuid AND product_id = $2::int8)
   AS found) f)sql"};
 

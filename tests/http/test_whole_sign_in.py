@@ -166,7 +166,11 @@ class TokenRowsTest(ServerTestCase):
         with ThreadPoolExecutor(max_workers=12) as pool:
             results = list(pool.map(lambda _: self.server.sign_in_response(email, password), range(12)))
         ok = [r for r in results if r.status == 200]
-        self.assertTrue(all(r.status in (200, 503) for r in results), [r.status for r in results])
+        # 503 server_busy: the hash queue's share of one address; 429 too_many_attempts: the
+        # sign-in guard counts each attempt before it is checked (§8), so more concurrent attempts
+        # than SIGN_IN_MAX_FAILURES (10) may be refused while the others are still in flight.
+        self.assertTrue(all(r.status == 200 or (r.status, r.detail) in ((503, "server_busy"), (429, "too_many_attempts"))
+                            for r in results), [r.status for r in results])
         self.assertGreaterEqual(len(ok), 6, [r.status for r in results])
         self.assertEqual(self.rows("sign_ins", cid), 5)
         live = sum(1 for r in ok if self.refresh(r.json["refresh_token"]).status == 200)
