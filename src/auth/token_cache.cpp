@@ -13,6 +13,7 @@ token_cache::token_cache(store::store& db, store::change_feed& feed, double ttl_
       feed_(feed),
       ttl_us_(static_cast<std::int64_t>(ttl_s * 1e6)),
       per_shard_(std::max<std::size_t>(1, capacity / 16)) {
+  for (auto& s : shards_) s.by_key = util::lru_map<std::string, entry>(per_shard_);
   feed_.subscribe([this](const store::change& c) {
     switch (c.what) {
       case store::change::kind::customer: forget_customer(c.id); break;
@@ -24,14 +25,19 @@ token_cache::token_cache(store::store& db, store::change_feed& feed, double ttl_
   });
 }
 
-void token_cache::erase_locked(shard& s, std::unordered_map<std::string, entry>::iterator it) {
-  auto k = s.keys_of.find(it->second.customer_id);
+void token_cache::unindex(shard& s, const std::string& key, const entry& e) {
+  auto k = s.keys_of.find(e.customer_id);
   if (k != s.keys_of.end()) {
-    std::erase(k->second, it->first);
+    std::erase(k->second, key);
     if (k->second.empty()) s.keys_of.erase(k);
   }
-  s.lru.erase(it->second.lru);
-  s.by_key.erase(it);
+}
+
+void token_cache::erase_locked(shard& s, const std::string& key) {
+  if (const entry* e = s.by_key.peek(key)) {
+    unindex(s, key, *e);
+    s.by_key.erase(key);
+  }
 }
 
 token_cache::ticket token_cache::lookup(const core::customer_id& customer, const std::string& key,
@@ -44,14 +50,14 @@ token_cache::ticket token_cache::lookup(const core::customer_id& customer, const
   auto& s = shard_for(customer_id);
   const auto now = util::now_micros();
   std::lock_guard lk(s.mu);
-  auto it = s.by_key.find(key);
-  if (it != s.by_key.end() && it->second.customer_id == customer_id && it->second.sid == sid) {
-    if (it->second.expires_us > now) {
-      s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+  const entry* e = s.by_key.peek(key);
+  if (e && e->customer_id == customer_id && e->sid == sid) {
+    if (e->expires_us > now) {
+      s.by_key.touch(key);
       t.hit = true;
       return t;
     }
-    erase_locked(s, it);
+    erase_locked(s, key);
   }
   return t;
 }
@@ -67,9 +73,8 @@ void token_cache::remember(const core::customer_id& customer, const std::string&
   auto& s = shard_for(customer_id);
   std::lock_guard lk(s.mu);
   if (!feed_.live() || feed_.auth_epoch() != t.epoch || s.by_key.contains(key)) return;
-  while (s.by_key.size() >= per_shard_) erase_locked(s, s.by_key.find(s.lru.back()));
-  s.lru.push_front(key);
-  s.by_key.emplace(key, entry{customer_id, sid, util::now_micros() + ttl_us_, s.lru.begin()});
+  s.by_key.put(key, entry{customer_id, sid, util::now_micros() + ttl_us_}, 1,
+               [&s](const std::string& k, const entry& e) { unindex(s, k, e); });
   s.keys_of[customer_id].push_back(key);
 }
 
@@ -91,7 +96,7 @@ void token_cache::forget_token(const std::string& key) {
   // Only the key is known (a revocation notice): look in every shard.
   for (auto& s : shards_) {
     std::lock_guard lk(s.mu);
-    if (auto it = s.by_key.find(key); it != s.by_key.end()) erase_locked(s, it);
+    erase_locked(s, key);
   }
 }
 
@@ -99,11 +104,11 @@ void token_cache::forget_sign_in(const std::string& sid) {
   if (sid.empty()) return;
   for (auto& s : shards_) {
     std::lock_guard lk(s.mu);
-    for (auto it = s.by_key.begin(); it != s.by_key.end();) {
-      auto next = std::next(it);
-      if (it->second.sid == sid) erase_locked(s, it);
-      it = next;
-    }
+    s.by_key.erase_if([&](const std::string& key, const entry& e) {
+      if (e.sid != sid) return false;
+      unindex(s, key, e);
+      return true;
+    });
   }
 }
 
@@ -114,12 +119,7 @@ void token_cache::forget_customer(const std::string& customer_id) {
   if (k == s.keys_of.end()) return;
   const std::vector<std::string> keys = std::move(k->second);
   s.keys_of.erase(k);
-  for (const auto& key : keys) {
-    if (auto it = s.by_key.find(key); it != s.by_key.end()) {
-      s.lru.erase(it->second.lru);
-      s.by_key.erase(it);
-    }
-  }
+  for (const auto& key : keys) s.by_key.erase(key);
 }
 
 void token_cache::clear() {
@@ -127,7 +127,6 @@ void token_cache::clear() {
     std::lock_guard lk(s.mu);
     s.by_key.clear();
     s.keys_of.clear();
-    s.lru.clear();
   }
 }
 

@@ -7,7 +7,6 @@
 #include <array>
 #include <boost/asio/awaitable.hpp>
 #include <cstddef>
-#include <list>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -15,6 +14,7 @@
 
 #include "store/change_feed.hpp"
 #include "store/store.hpp"
+#include "util/lru_map.hpp"
 
 namespace fav::auth {
 
@@ -53,19 +53,19 @@ class token_cache {
     std::string customer_id;
     std::string sid;
     std::int64_t expires_us;
-    std::list<std::string>::iterator lru;  // position in the shard's recency list
   };
   // Sharded by customer, so a customer's keys are all in one shard.
   struct shard {
     mutable std::mutex mu;
-    std::unordered_map<std::string, entry> by_key;
+    util::lru_map<std::string, entry> by_key;                           // an entry costs 1
     std::unordered_map<std::string, std::vector<std::string>> keys_of;  // customer → keys
-    std::list<std::string> lru;                                         // keys, most recent first
   };
   shard& shard_for(const std::string& customer_id) {
     return shards_[std::hash<std::string>{}(customer_id) % shards_.size()];
   }
-  static void erase_locked(shard& s, std::unordered_map<std::string, entry>::iterator it);
+  // Drops `key` from its customer's list (the caller erases or evicts the entry itself).
+  static void unindex(shard& s, const std::string& key, const entry& e);
+  static void erase_locked(shard& s, const std::string& key);  // unindexes and erases
 
   store::store& db_;
   store::change_feed& feed_;

@@ -11,30 +11,21 @@ namespace fav::http {
 namespace ip = boost::asio::ip;
 
 rate_limiter::rate_limiter(double per_second, double burst, std::size_t max_clients)
-    : per_second_(per_second), burst_(burst), max_(std::max<std::size_t>(1, max_clients)) {}
+    : per_second_(per_second), burst_(burst), buckets_(std::max<std::size_t>(1, max_clients)) {}
 
 std::size_t rate_limiter::size() const {
   std::lock_guard lk(mu_);
-  return order_.size();
+  return buckets_.size();
 }
 
 rate_decision rate_limiter::take(std::string_view client, double now_s) {
   std::lock_guard lk(mu_);
-  auto it = index_.find(client);
-  bucket* b;
-  if (it != index_.end()) {
-    order_.splice(order_.begin(), order_, it->second);  // most recently used; iterators stay valid
-    b = &it->second->second;
+  bucket* b = buckets_.get(client);  // now the most recently used
+  if (b) {
     b->tokens = std::min(burst_, b->tokens + std::max(0.0, now_s - b->at) * per_second_);
     b->at = std::max(b->at, now_s);
   } else {
-    if (order_.size() >= max_) {
-      index_.erase(order_.back().first);
-      order_.pop_back();
-    }
-    order_.emplace_front(std::string(client), bucket{burst_, now_s});
-    index_.emplace(order_.front().first, order_.begin());
-    b = &order_.front().second;
+    b = buckets_.put(std::string(client), bucket{burst_, now_s});  // the least recently used may go
   }
   rate_decision d;
   d.limit = static_cast<int>(burst_);

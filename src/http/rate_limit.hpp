@@ -3,7 +3,7 @@
 // behind trusted proxies as the key these count by (an IPv6 client by its /64 network).
 #pragma once
 #include <cstddef>
-#include <list>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "util/cidr.hpp"
+#include "util/lru_map.hpp"
 
 namespace fav::http {
 
@@ -38,12 +39,14 @@ class rate_limiter {
     double tokens;
     double at;  // when `tokens` was computed
   };
-  using lru = std::list<std::pair<std::string, bucket>>;
+  // Looks a client up by string_view, without making a string of it.
+  struct key_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   double per_second_, burst_;
-  std::size_t max_;
   mutable std::mutex mu_;
-  lru order_;                                                  // most recently used first
-  std::unordered_map<std::string_view, lru::iterator> index_;  // keys point into order_
+  util::lru_map<std::string, bucket, key_hash, std::equal_to<>> buckets_;  // one bucket costs 1
 };
 
 // Open connections per client key, each client at most `cap`. An entry goes when its count is

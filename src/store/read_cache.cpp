@@ -19,7 +19,8 @@ std::string product_key(std::int64_t id) {
 }
 
 // A node of the map (key, entry, hash and next pointers, its bucket slot) and of the recency
-// list (a second copy of the key, two pointers), beside what the key and value own.
+// list (two pointers and the key's address), beside what the key and value own; the key's heap
+// is charged twice, a margin that keeps the estimate on the safe side.
 constexpr std::size_t node_overhead = 96;
 
 std::size_t heap(const std::string& s) {
@@ -29,14 +30,17 @@ std::size_t heap(const std::string& s) {
 
 }  // namespace
 
-read_cache::read_cache(std::size_t budget_bytes) : per_shard_(budget_bytes / 16) {}
+read_cache::read_cache(std::size_t budget_bytes) : per_shard_(budget_bytes / 16) {
+  for (auto& s : shards_) s.map = util::lru_map<std::string, value>(per_shard_);
+}
 
 read_cache::shard& read_cache::shard_for(const std::string& id) {
   return shards_[std::hash<std::string>{}(id) % shards_.size()];
 }
 
 std::size_t read_cache::cost_of(const std::string& key, const value& v) {
-  std::size_t n = node_overhead + sizeof(std::string) + sizeof(entry) + 2 * heap(key);
+  // The map's entry: the value, its cost and its place in the recency list.
+  std::size_t n = node_overhead + sizeof(std::string) + sizeof(value) + 2 * sizeof(std::size_t) + 2 * heap(key);
   if (const auto* c = std::get_if<core::customer>(&v)) {
     n += heap(c->id) + heap(c->name) + heap(c->email) + heap(c->password_hash);
   } else if (const auto* f = std::get_if<fav_pages>(&v)) {
@@ -49,20 +53,9 @@ std::size_t read_cache::cost_of(const std::string& key, const value& v) {
   return n;
 }
 
-void read_cache::erase_locked(shard& s, std::unordered_map<std::string, entry>::iterator it) {
-  s.bytes -= it->second.cost;
-  s.lru.erase(it->second.lru);
-  s.map.erase(it);
-}
-
 void read_cache::store_locked(shard& s, const std::string& key, value v) {
-  if (auto it = s.map.find(key); it != s.map.end()) erase_locked(s, it);
   const std::size_t cost = cost_of(key, v);
-  if (cost > per_shard_) return;  // larger than the whole shard: never held
-  while (s.bytes + cost > per_shard_ && !s.lru.empty()) erase_locked(s, s.map.find(s.lru.back()));
-  s.lru.push_front(key);
-  s.map.emplace(key, entry{std::move(v), cost, s.lru.begin()});
-  s.bytes += cost;
+  s.map.put(key, std::move(v), cost);  // larger than the whole shard: never held
 }
 
 std::uint64_t read_cache::generation(const std::string& customer_id) {
@@ -75,14 +68,13 @@ std::optional<core::customer> read_cache::customer(const std::string& id) {
   if (!enabled()) return std::nullopt;
   auto& s = shard_for(id);
   std::lock_guard lk(s.mu);
-  auto it = s.map.find(customer_key(id));
-  if (it == s.map.end()) {
+  const value* v = s.map.get(customer_key(id));
+  if (!v) {
     misses_.fetch_add(1, std::memory_order_relaxed);
     return std::nullopt;
   }
-  s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
   hits_.fetch_add(1, std::memory_order_relaxed);
-  return std::get<core::customer>(it->second.v);
+  return std::get<core::customer>(*v);
 }
 
 void read_cache::put_customer(const core::customer& c, std::uint64_t generation) {
@@ -97,10 +89,9 @@ std::optional<core::product> read_cache::product(std::int64_t id) {
   const std::string key = product_key(id);
   auto& s = shard_for(key);
   std::lock_guard lk(s.mu);
-  auto it = s.map.find(key);
-  if (it == s.map.end()) return std::nullopt;
-  s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
-  return std::get<core::product>(it->second.v);
+  const value* v = s.map.get(key);
+  if (!v) return std::nullopt;
+  return std::get<core::product>(*v);
 }
 
 std::optional<core::page<core::favorite>> read_cache::favorites(const std::string& customer_id, core::page_req p) {
@@ -110,17 +101,17 @@ std::optional<core::page<core::favorite>> read_cache::favorites(const std::strin
   {
     auto& s = shard_for(customer_id);
     std::lock_guard lk(s.mu);
-    auto it = s.map.find(favorites_key(customer_id));
+    const std::string key = favorites_key(customer_id);
     const fav_page* found = nullptr;
-    if (it != s.map.end()) {
-      for (const auto& pg : std::get<fav_pages>(it->second.v).pages)
+    if (const value* v = s.map.peek(key)) {
+      for (const auto& pg : std::get<fav_pages>(*v).pages)
         if (pg.req.page == p.page && pg.req.per_page == p.per_page) found = &pg;
     }
     if (!found) {
       misses_.fetch_add(1, std::memory_order_relaxed);
       return std::nullopt;
     }
-    s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+    s.map.touch(key);
     rows = found->rows;
     out.total = found->total;
   }
@@ -157,7 +148,7 @@ void read_cache::put_favorites(const std::string& customer_id, core::page_req p,
   if (s.generation != generation) return;  // changed while it was read
   const std::string key = favorites_key(customer_id);
   fav_pages pages;
-  if (auto it = s.map.find(key); it != s.map.end()) pages = std::get<fav_pages>(it->second.v);
+  if (const value* v = s.map.peek(key)) pages = std::get<fav_pages>(*v);
   std::erase_if(pages.pages, [&](const fav_page& x) { return x.req.page == p.page && x.req.per_page == p.per_page; });
   if (pages.pages.size() >= pages_per_customer) pages.pages.erase(pages.pages.begin());
   pages.pages.push_back(std::move(fp));
@@ -171,15 +162,15 @@ std::optional<std::optional<core::favorite>> read_cache::favorite(const std::str
   {
     auto& s = shard_for(customer_id);
     std::lock_guard lk(s.mu);
-    auto it = s.map.find(favorites_key(customer_id));
-    if (it != s.map.end()) {
-      const auto& held = std::get<fav_pages>(it->second.v);
+    const std::string key = favorites_key(customer_id);
+    if (const value* v = s.map.peek(key)) {
+      const auto& held = std::get<fav_pages>(*v);
       for (const auto& x : held.singles)
         if (x.product_id == product_id) found = x.row;
       for (const auto& pg : held.pages)
         for (const auto& r : pg.rows)
           if (r.product_id == product_id) found = r;
-      if (found) s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+      if (found) s.map.touch(key);
     }
   }
   if (!found) {
@@ -207,7 +198,7 @@ void read_cache::put_favorite(const std::string& customer_id, std::int64_t produ
   if (s.generation != generation) return;  // changed while it was read
   const std::string key = favorites_key(customer_id);
   fav_pages held;
-  if (auto it = s.map.find(key); it != s.map.end()) held = std::get<fav_pages>(it->second.v);
+  if (const value* v = s.map.peek(key)) held = std::get<fav_pages>(*v);
   std::erase_if(held.singles, [&](const fav_single& x) { return x.product_id == product_id; });
   if (held.singles.size() >= singles_per_customer) held.singles.erase(held.singles.begin());
   std::optional<fav_row> row;
@@ -222,7 +213,7 @@ void read_cache::put_products(const std::vector<core::product>& products) {
     const std::string key = product_key(p.id);
     auto& s = shard_for(key);
     std::lock_guard lk(s.mu);
-    if (auto it = s.map.find(key); it != s.map.end() && std::get<core::product>(it->second.v).fetched_at > p.fetched_at)
+    if (const value* v = s.map.peek(key); v && std::get<core::product>(*v).fetched_at > p.fetched_at)
       continue;  // what is held is newer
     store_locked(s, key, p);
   }
@@ -232,22 +223,22 @@ void read_cache::forget_customer(const std::string& id) {
   auto& s = shard_for(id);
   std::lock_guard lk(s.mu);
   ++s.generation;
-  if (auto it = s.map.find(customer_key(id)); it != s.map.end()) erase_locked(s, it);
-  if (auto it = s.map.find(favorites_key(id)); it != s.map.end()) erase_locked(s, it);
+  s.map.erase(customer_key(id));
+  s.map.erase(favorites_key(id));
 }
 
 void read_cache::forget_favorites(const std::string& customer_id) {
   auto& s = shard_for(customer_id);
   std::lock_guard lk(s.mu);
   ++s.generation;
-  if (auto it = s.map.find(favorites_key(customer_id)); it != s.map.end()) erase_locked(s, it);
+  s.map.erase(favorites_key(customer_id));
 }
 
 void read_cache::forget_product(std::int64_t id) {
   const std::string key = product_key(id);
   auto& s = shard_for(key);
   std::lock_guard lk(s.mu);
-  if (auto it = s.map.find(key); it != s.map.end()) erase_locked(s, it);
+  s.map.erase(key);
 }
 
 void read_cache::clear() {
@@ -255,8 +246,6 @@ void read_cache::clear() {
     std::lock_guard lk(s.mu);
     ++s.generation;
     s.map.clear();
-    s.lru.clear();
-    s.bytes = 0;
   }
 }
 
@@ -264,7 +253,7 @@ std::size_t read_cache::bytes() const {
   std::size_t n = 0;
   for (const auto& s : shards_) {
     std::lock_guard lk(s.mu);
-    n += s.bytes;
+    n += s.map.cost();
   }
   return n;
 }

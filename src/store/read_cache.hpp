@@ -12,15 +12,14 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <list>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <variant>
 #include <vector>
 
 #include "core/types.hpp"
+#include "util/lru_map.hpp"
 
 namespace fav::store {
 
@@ -90,24 +89,16 @@ class read_cache {
     std::vector<fav_single> singles;  // get_favorite's answers, most recent last
   };
   using value = std::variant<core::customer, fav_pages, core::product>;
-  struct entry {
-    value v;
-    std::size_t cost;
-    std::list<std::string>::iterator lru;
-  };
   struct shard {
     mutable std::mutex mu;
-    std::unordered_map<std::string, entry> map;
-    std::list<std::string> lru;  // keys, most recent first
-    std::size_t bytes = 0;
+    util::lru_map<std::string, value> map;  // charged cost_of() bytes an entry
     std::uint64_t generation = 0;
   };
 
   static std::size_t cost_of(const std::string& key, const value& v);
   shard& shard_for(const std::string& key);
-  // Inserts or replaces under the shard's lock, then evicts from the tail down to the budget.
-  void store_locked(shard& s, const std::string& key, value v);
-  void erase_locked(shard& s, std::unordered_map<std::string, entry>::iterator it);
+  // Inserts or replaces under the shard's lock (evicting the least recently used down to the budget).
+  static void store_locked(shard& s, const std::string& key, value v);
   std::optional<core::product> product(std::int64_t id);
 
   std::size_t per_shard_;
