@@ -20,6 +20,10 @@ MIB = 1024 * 1024
 RSS_GROWTH_LIMIT_MIB = 8
 # A flood is stopped early (the test then fails) once the server grew by this much.
 RSS_ABORT_MIB = 64
+# Under AddressSanitizer freed memory waits in its quarantine (256 MiB by default), so RSS says
+# nothing about what the service holds: there the floods still run and every refusal is checked,
+# and the memory bound is left to the release build (scripts/test.sh runs both).
+MEASURES_RSS = "address" not in os.environ.get("FAV_TEST_SANITIZE", "")
 
 CHUNKED_HEAD = (b"POST /auth/sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n")
@@ -143,7 +147,8 @@ class RequestBytesTest(ServerTestCase):
         growth, outcomes = self.flood(kind)
         print(f"\n{kind} flood, 4 connections x 3 s: RSS growth {growth:.1f} MiB, "
               f"{len(outcomes)} connections", file=sys.stderr)
-        self.assertLess(growth, RSS_GROWTH_LIMIT_MIB, f"{kind}: the server grew by {growth:.0f} MiB")
+        if MEASURES_RSS:
+            self.assertLess(growth, RSS_GROWTH_LIMIT_MIB, f"{kind}: the server grew by {growth:.0f} MiB")
         self.assertGreaterEqual(len(outcomes), 4)
         for o in outcomes:
             if o == b"closed":
@@ -226,7 +231,8 @@ class CatalogBytesTest(ServerTestCase):
                 growth = watch.stop()
                 print(f"\ncatalog {style} flood: RSS growth {growth:.1f} MiB", file=sys.stderr)
                 self.assertError(r, 503, "catalog_unavailable")
-                self.assertLess(growth, RSS_GROWTH_LIMIT_MIB, f"{style}: the server grew by {growth:.0f} MiB")
+                if MEASURES_RSS:
+                    self.assertLess(growth, RSS_GROWTH_LIMIT_MIB, f"{style}: the server grew by {growth:.0f} MiB")
                 self.stub.reset()
         # The catalog answering normally again: favoriting works.
         r = self.req("POST", f"/customers/{self.customer.id}/favorites/5", token=self.customer.token)
