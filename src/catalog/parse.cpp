@@ -16,6 +16,11 @@ namespace {
 // Beyond this many hundredths a value is garbage anyway (DECIMAL(10,2) holds < 1e8 units), and
 // staying far below INT64_MAX keeps the arithmetic below overflow-free.
 constexpr std::int64_t max_hundredths = 1'000'000'000'000'000;  // 1e15
+// What products_cache can hold (the reference's schema): price and review_rate DECIMAL(10,2),
+// review_count INT. A product past them could not be cached, and on PostgreSQL one such row made
+// the whole batch of a warm-up fail.
+constexpr std::int64_t max_decimal_10_2_hundredths = 9'999'999'999;
+constexpr std::int64_t max_int32 = 2'147'483'647;
 
 std::string_view trim(std::string_view s) {
   const auto first = s.find_first_not_of(" \t\r\n");
@@ -70,11 +75,13 @@ void read_rating(const json::object& o, core::product& p) {
   const auto* r = o.if_contains("rating");
   if (!r || !r->is_object()) return;
   const auto& rating = r->get_object();
-  if (const auto* rate = rating.if_contains("rate"); rate && !rate->is_null())
-    p.review_rate_cents = as_hundredths(*rate);
+  if (const auto* rate = rating.if_contains("rate"); rate && !rate->is_null()) {
+    const auto r = as_hundredths(*rate);
+    if (r && *r >= -max_decimal_10_2_hundredths && *r <= max_decimal_10_2_hundredths) p.review_rate_cents = r;
+  }
   if (const auto* count = rating.if_contains("count"); count && !count->is_null()) {
     const auto c = as_integer(*count);
-    if (c && *c >= 0) p.review_count = c;
+    if (c && *c >= 0 && *c <= max_int32) p.review_count = c;
   }
 }
 
@@ -102,6 +109,7 @@ parse_result product_from_value(const json::value& v) {
   if (const auto* price = o.if_contains("price"); price && !price->is_null()) {
     const auto cents = as_hundredths(*price);
     if (!cents || *cents < 0) return not_product("price is not a non-negative number");
+    if (*cents > max_decimal_10_2_hundredths) return not_product("price past what the cache holds (DECIMAL(10,2))");
     p.price_cents = *cents;
   }
   read_rating(o, p);

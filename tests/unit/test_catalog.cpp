@@ -187,6 +187,21 @@ TEST(parse_product, not_found_kinds) {
   EXPECT_FALSE(parse_product("[]").detail.empty());
 }
 
+// products_cache keeps the reference's column types (price DECIMAL(10,2), review_count INT): a
+// product past them is no product to cache (one such row used to fail PostgreSQL's whole warm-up
+// batch), and a rating past them only drops the review.
+TEST(parse_product, values_the_cache_cannot_hold) {
+  EXPECT_EQ(parse_product(R"({"id":1,"price":1e9})").kind, parse_kind::not_product);
+  EXPECT_EQ(parse_product(R"({"id":1,"price":100000000})").kind, parse_kind::not_product);
+  auto r = parse_product(R"({"id":1,"price":99999999.99})");
+  ASSERT_EQ(r.kind, parse_kind::product);
+  EXPECT_EQ(r.product->price_cents, 9'999'999'999);
+  r = parse_product(R"({"id":1,"price":1,"rating":{"rate":1e12,"count":3000000000}})");
+  ASSERT_EQ(r.kind, parse_kind::product);
+  EXPECT_EQ(r.product->review_rate_cents, std::nullopt);
+  EXPECT_EQ(r.product->review_count, std::nullopt);
+}
+
 TEST(parse_product, missing_or_partial_rating) {
   auto r = parse_product(R"({"id":9,"title":"t","price":5,"image":"i"})");
   ASSERT_EQ(r.kind, parse_kind::product);
@@ -214,6 +229,12 @@ TEST(parse_product_list, rejects_non_arrays_and_skips_non_products) {
   ASSERT_TRUE(list);
   EXPECT_EQ(list->size(), 2u);
   EXPECT_EQ(skipped, 2);
+  // The warm-up's list: one product priced past what the cache holds is skipped, the rest kept.
+  skipped = 0;
+  const auto warm = parse_product_list(R"([{"id":1,"price":3},{"id":2,"price":1e9},{"id":3,"price":4}])", skipped);
+  ASSERT_TRUE(warm);
+  EXPECT_EQ(warm->size(), 2u);
+  EXPECT_EQ(skipped, 1);
 }
 
 // ---------------------------------------------------------------------------------------------
