@@ -17,6 +17,7 @@ Environment:
 """
 
 import base64
+import datetime
 import gzip
 import hashlib
 import hmac
@@ -744,6 +745,22 @@ class Server:
         else:
             raise RuntimeError("no database to query")
         return [line.split("|") for line in out.splitlines() if line != ""]
+
+    def age_cached_product(self, pid: int, minutes: float) -> None:
+        """Makes the cached copy of product `pid` `minutes` old: the time knob for TTL tests,
+        without sleeping. It edits products_cache behind the service's back, so the instance must
+        run with READ_CACHE_BYTES=0 (the read cache learns only of writes made through an
+        instance, its own or the change feed's, and would keep showing the younger copy)."""
+        if self.db_path:
+            at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=minutes)
+            # The SQLite backend stores RFC 3339 UTC with microseconds.
+            self.sql(f"UPDATE products_cache SET fetched_at = '{at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}' "
+                     f"WHERE id = {pid}")
+        else:
+            self.sql(f"UPDATE products_cache SET fetched_at = now() - interval '{minutes} minutes' WHERE id = {pid}")
+        rows = self.sql(f"SELECT count(*) FROM products_cache WHERE id = {pid}")
+        if rows != [["1"]]:
+            raise AssertionError(f"product {pid} is not cached")
 
 
 def start_stub(extra_args=()) -> Stub:

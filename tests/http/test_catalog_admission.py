@@ -39,6 +39,15 @@ class AdmissionBase(ServerTestCase):
     def add(self, c, pid):
         return request_once(self.server.port, "POST", f"/customers/{c.id}/favorites/{pid}", token=c.token)
 
+    def wait_slots_held(self, before: int, slots: int = 2):
+        """Waits until the stub has received `slots` calls more than `before` (its total count):
+        with PRODUCT_CATALOG_API_MAX_CONCURRENCY=slots and a slow stub, every catalog slot is then
+        held by the flood (the stub counts a call when it arrives, before its latency)."""
+        deadline = time.monotonic() + 10
+        while self.stub.calls()["total"] < before + slots:
+            self.assertLess(time.monotonic(), deadline, "the flood never reached the catalog")
+            time.sleep(0.02)
+
 
 class MissingProductTest(AdmissionBase):
     server_env = {**BASE_ENV, "PRODUCT_CATALOG_BREAKER_FAILURES": "0"}
@@ -96,6 +105,7 @@ class StarvationTest(AdmissionBase):
         self.assertEqual(self.add(other, cached).status, 201)
         self.stub.faults(latency_ms=3000)
         port = self.server.port
+        before = self.stub.calls()["total"]
 
         def unknown(pid):
             t = time.monotonic()
@@ -104,7 +114,7 @@ class StarvationTest(AdmissionBase):
 
         with ThreadPoolExecutor(60) as ex:
             flood = [ex.submit(unknown, next(_ids)) for _ in range(60)]
-            time.sleep(0.3)  # the flood is queued on the catalog's two slots
+            self.wait_slots_held(before)  # the rest of the flood queues behind the two slots
             waits = []
             for o in others:
                 t = time.monotonic()
@@ -133,23 +143,25 @@ class ExpiredListingDuringFloodTest(AdmissionBase):
     server_env = {**BASE_ENV, "PRODUCT_CATALOG_REQUEST_DEADLINE_SECONDS": str(DEADLINE_S),
                   "PRODUCT_CATALOG_API_MAX_CONCURRENCY": "2", "PRODUCT_CATALOG_API_TIMEOUT_LIMIT": "5",
                   "PRODUCT_CATALOG_API_MAX_RETRIES": "0", "PRODUCT_CATALOG_BREAKER_FAILURES": "0",
-                  "PRODUCT_CACHE_SOFT_TTL_MINUTES": "0.005", "PRODUCT_CACHE_HARD_TTL_MINUTES": "0.01"}
+                  "PRODUCT_CACHE_SOFT_TTL_MINUTES": "5", "PRODUCT_CACHE_HARD_TTL_MINUTES": "10",
+                  "READ_CACHE_BYTES": "0"}  # the copy's age is set behind the service's back
 
     def test_expired_copy_is_listed_without_waiting_behind_the_flood(self):
         attacker, other = self.server.new_customer(), self.server.new_customer()
         pid = self.new_product()
         self.assertEqual(self.add(other, pid).status, 201)
-        time.sleep(1.0)  # black-box: the copy's age passes the hard TTL (0.6 s)
+        self.server.age_cached_product(pid, 20)  # past the hard TTL (10 min), without waiting
         self.stub.product(pid, title="Renamed while flooded", price=11)
         self.stub.faults(latency_ms=3000)
         port = self.server.port
+        before = self.stub.calls()["total"]
 
         def unknown(p):
             return request_once(port, "POST", f"/customers/{attacker.id}/favorites/{p}", token=attacker.token)
 
         with ThreadPoolExecutor(30) as ex:
             flood = [ex.submit(unknown, next(_ids)) for _ in range(30)]
-            time.sleep(0.3)  # both catalog slots are held by the flood now
+            self.wait_slots_held(before)  # both catalog slots are held by the flood now
             t = time.monotonic()
             r = request_once(port, "GET", f"/customers/{other.id}/favorites", token=other.token)
             waited = time.monotonic() - t

@@ -3,7 +3,6 @@ route and status, latency histogram, catalog calls by outcome, cache hits by kin
 Each test scrapes before and after its own requests and checks that the series moved by exactly
 the right amounts (the catalog warm-up is off, so nothing else moves them)."""
 
-import datetime
 import os
 import re
 import shutil
@@ -143,11 +142,6 @@ def assert_promtool_clean(test, text: str):
     test.assertEqual((r.returncode, r.stdout + r.stderr), (0, ""), "promtool check metrics")
 
 
-def _db_time(dt: datetime.datetime) -> str:
-    """A timestamp as the SQLite backend stores it (RFC 3339, UTC, microseconds)."""
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class MetricsTest(ServerTestCase):
     server_env = METRICS_ENV
 
@@ -194,15 +188,7 @@ class MetricsTest(ServerTestCase):
         return self.req("GET", f"/customers/{c.id}/favorites", token=c.token)
 
     def age_cached_product(self, pid: int, minutes: float):
-        """Makes the cached copy of `pid` `minutes` old (the time knob, without sleeping)."""
-        if self.server.db_path:
-            at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=minutes)
-            self.server.sql(f"UPDATE products_cache SET fetched_at = '{_db_time(at)}' WHERE id = {pid}")
-        else:
-            self.server.sql(f"UPDATE products_cache SET fetched_at = now() - interval '{minutes} minutes' "
-                            f"WHERE id = {pid}")
-        rows = self.server.sql(f"SELECT count(*) FROM products_cache WHERE id = {pid}")
-        self.assertEqual(rows, [["1"]], f"product {pid} is not cached")
+        self.server.age_cached_product(pid, minutes)
 
     @staticmethod
     def k(name, **labels):

@@ -149,6 +149,29 @@ def wait_ready(server, port, timeout=30.0):
     raise AssertionError(f"instance on {port} not ready within {timeout}s")
 
 
+def served_customer_requests(port) -> int:
+    """Requests on /customers routes this instance has answered (its fav_http_requests_total):
+    the signal that the balancer sends it load. Health checks and scrapes are not counted."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+               if line.startswith("fav_http_requests_total{") and 'route="/customers' in line)
+
+
+def wait_serving(port, n, timeout=30.0):
+    """Waits until the instance on `port` has answered `n` customer requests since it started
+    (its counters start at zero with the process)."""
+    deadline = time.monotonic() + timeout
+    while (count := served_customer_requests(port)) < n:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"instance on {port} answered {count} customer requests, not {n}, in {timeout}s")
+        time.sleep(0.02)
+
+
 class Nginx:
     def __init__(self, ports):
         self.prefix = tempfile.mkdtemp(prefix="fav-nginx-")
@@ -355,6 +378,21 @@ class Load:
                 else:
                     mine.pop(pid, None)  # outcome unknown: either is fine
         conn.close()
+
+    def wait_ok(self, n, timeout=30.0):
+        """Waits until `n` more requests than now have been acknowledged: the load is flowing."""
+        with self.lock:
+            target = self.ok + n
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                done = self.ok
+            if done >= target:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"load acknowledged {n - (target - done)} of {n} requests in {timeout}s "
+                                     f"({self.summary()}; failures: {self.failures[:10]})")
+            time.sleep(0.02)
 
     def summary(self):
         return f"ok={self.ok} failed={self.failed}"
@@ -571,11 +609,12 @@ class MultiInstanceTest(unittest.TestCase):
 
     def test_3_kill9_under_load(self):
         """'killing one (kill -9) loses no acknowledged write'."""
-        load = Load(self.nginx.port, self.customers_for_load()).start()
-        time.sleep(1.5)
         victim = self.servers[1]
+        before = served_customer_requests(self.ports[1])
+        load = Load(self.nginx.port, self.customers_for_load()).start()
+        wait_serving(self.ports[1], before + 100)  # the victim is taking load: the kill lands mid-request
         victim.kill9()
-        time.sleep(2.5)
+        load.wait_ok(500)  # the survivors carry the load after the kill
         load.stop()
         report(f"kill -9 of :{self.ports[1]} under load: {load.summary()}; failures: {load.failures[:10]}")
         checked, wrong = load.check_acknowledged(self.url)
@@ -589,14 +628,16 @@ class MultiInstanceTest(unittest.TestCase):
     def test_4_rolling_restart(self):
         """'a rolling restart (SIGTERM to one at a time behind the balancer) fails no idempotent
         request: a draining instance answers with Connection: close ... and finishes those in flight'."""
+        before = [served_customer_requests(p) for p in self.ports]
         load = Load(self.nginx.port, self.customers_for_load()).start()
-        time.sleep(1)
+        for p, n in zip(self.ports, before):
+            wait_serving(p, n + 50)  # every instance is taking load
         for i, s in enumerate(self.servers):
             rc = s.stop(signal.SIGTERM)
             self.assertEqual(rc, 0)
             s.launch()
             wait_ready(s, self.ports[i])
-            time.sleep(0.5)
+            wait_serving(self.ports[i], 50)  # back in the rotation before the next one drains
         load.stop()
         non_idempotent = load.failed["POST"] + load.failed["PATCH"] + load.failed["DELETE"]
         report(f"rolling restart of 3 instances under load: {load.summary()}; "
