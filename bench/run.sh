@@ -279,6 +279,8 @@ done
 [ -n "$STUB_PORT" ] || die "catalog stub did not start (see $RAW/catalog-stub.log)"
 
 # ---- 4. one backend: seed, start the service, check every scenario once, load it ----
+# Every load generator here is one client address (127.0.0.1), so the per-client fair shares
+# (connections, hash-queue places) are lifted: the sweep opens 256 connections, (d) 64 sign-ins.
 TOKENS=
 FAV_BODY=$RUN/favorites-body.json
 start_service() {  # NAME DATABASE_URL [VAR=VALUE...]: the service, with any extra settings
@@ -287,6 +289,7 @@ start_service() {  # NAME DATABASE_URL [VAR=VALUE...]: the service, with any ext
   (cd "$RUN" && exec env API_PORT="$port" API_HOST=127.0.0.1 API_THREADS="$API_THREADS" \
     DATABASE_URL="$2" API_KEY="$API_KEY" JWT_SECRET_KEY="$SECRET" \
     PRODUCT_CATALOG_API_BASE_URL="http://127.0.0.1:$STUB_PORT" PRODUCT_CATALOG_WARMUP=false \
+    API_MAX_CONNECTIONS_PER_CLIENT=100000 PASSWORD_HASH_QUEUE_PER_CLIENT=100000 \
     LOG_LEVEL="$LOG_LEVEL" "${@:3}" "$FAV_BIN") >"$RAW/service-$1.log" 2>&1 &
   SVC_PID=$!
   PIDS+=("$SVC_PID")
