@@ -348,7 +348,7 @@ bench_backend() {  # sqlite | postgresql
 
   start_service "$backend" "$DB_URL"
   check_scenarios "$backend"
-  log_cmd "(cd $RUN && API_PORT=<free> API_HOST=127.0.0.1 API_THREADS=$API_THREADS DATABASE_URL=$DB_URL API_KEY=<key> JWT_SECRET_KEY=<secret> PRODUCT_CATALOG_API_BASE_URL=http://127.0.0.1:<stub> PRODUCT_CATALOG_WARMUP=false LOG_LEVEL=$LOG_LEVEL $FAV_BIN)"
+  log_cmd "(cd $RUN && API_PORT=<free> API_HOST=127.0.0.1 API_THREADS=$API_THREADS DATABASE_URL=$DB_URL API_KEY=<key> JWT_SECRET_KEY=<secret> PRODUCT_CATALOG_API_BASE_URL=http://127.0.0.1:<stub> PRODUCT_CATALOG_WARMUP=false API_MAX_CONNECTIONS_PER_CLIENT=100000 PASSWORD_HASH_QUEUE_PER_CLIENT=100000 LOG_LEVEL=$LOG_LEVEL $FAV_BIN)"
 
   local c
   run_wrk "$backend" health "$CONNECTIONS" "$SVC_URL"
