@@ -74,6 +74,7 @@ constexpr config_variable variables[] = {
     {"AUTH_MAX_SIGN_INS_PER_CUSTOMER", "50",
      "Live sign-ins (devices) a customer may hold; one more ends the oldest, whose tokens then answer 401",
      config_kind::integer, 1, 100000, &config::max_sign_ins_per_customer},
+    // At least daily (contract §8 "Token rows").
     {"AUTH_SIGN_IN_SWEEP_INTERVAL_SECONDS", "3600",
      "How often sign-ins whose tokens have all expired are deleted (also once at start)", config_kind::seconds, 0.1,
      86400, &config::sign_in_sweep_interval_s},
@@ -591,7 +592,7 @@ config load_config(const env_map& raw) {
   // Development secrets: fine on loopback, never facing a network unless API_HOST says so (§8).
   if (c.api_key == dev_api_key) c.default_secrets.push_back("API_KEY");
   if (c.jwt_secret == dev_jwt_secret) c.default_secrets.push_back("JWT_SECRET_KEY");
-  c.host = text(env, "API_HOST", c.env == "dev" && !c.default_secrets.empty() ? "127.0.0.1" : "0.0.0.0");
+  c.host = text(env, "API_HOST", c.env == "dev" && !c.default_secrets.empty() ? "127.0.0.1" : default_of("API_HOST"));
 
   if (c.env == "prod") {
     // Every example secret in the repository (compose fallbacks, .env.example) says "change-me".
