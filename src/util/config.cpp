@@ -34,91 +34,135 @@ namespace {
 using env_map = std::map<std::string, std::string>;
 
 // THE table: every variable the service reads, its default as .env.example writes it, one line on
-// it. Adding a variable = one line here + its parsing in load_config (a name read there but missing
-// here fails every start, and the unit tests compare .env.example and the README with this table).
+// it, its kind, bounds and the `config` member it fills. Adding a plain variable = one line here (the
+// constructor sets its default, load_config's table pass reads it); one with special rules = a line
+// without a member + its code in load_config (a name read there but missing here fails every start,
+// and the unit tests compare .env.example and the README with this table).
 constexpr config_variable variables[] = {
     {"ENV", "dev",
      "dev or prod; prod refuses default or short (< 32 bytes) secrets and adds sslmode=verify-full to PostgreSQL off "
-     "loopback"},
+     "loopback",
+     config_kind::text, 0, 0, &config::env},
     {"API_HOST", "0.0.0.0",
      "Address to listen on (0.0.0.0; 127.0.0.1 with ENV=dev and a default API_KEY or JWT_SECRET_KEY)"},
-    {"API_PORT", "8080", "Port to listen on (0 picks a free port and logs it)"},
-    {"API_THREADS", "", "I/O threads (default: the number of cores)"},
-    {"API_BODY_LIMIT_BYTES", "65536", "Largest request body; a larger one answers 413 payload_too_large"},
-    {"API_REQUEST_TIMEOUT_SECONDS", "30", "Time allowed to read one request's header and body"},
+    {"API_PORT", "8080", "Port to listen on (0 picks a free port and logs it)", config_kind::integer, 0, 65535,
+     &config::api_port},
+    {"API_THREADS", "", "I/O threads (default: the number of cores)", config_kind::integer, 1, 256},
+    {"API_BODY_LIMIT_BYTES", "65536", "Largest request body; a larger one answers 413 payload_too_large",
+     config_kind::integer, 1024, 64 * 1024 * 1024, &config::body_limit},
+    {"API_REQUEST_TIMEOUT_SECONDS", "30", "Time allowed to read one request's header and body", config_kind::seconds,
+     0.1, 3600, &config::request_timeout_s},
     {"API_HEADER_TIMEOUT_SECONDS", "10",
-     "A request's headers must arrive within this of its first byte, else 408 request_timeout"},
-    {"API_MAX_CONNECTIONS", "10000", "Open client connections at most (lowered at start to fit the descriptor limit)"},
+     "A request's headers must arrive within this of its first byte, else 408 request_timeout", config_kind::seconds,
+     0.1, 3600, &config::header_timeout_s},
+    {"API_MAX_CONNECTIONS", "10000", "Open client connections at most (lowered at start to fit the descriptor limit)",
+     config_kind::integer, 1, 1000000, &config::max_connections},
     {"API_MAX_CONNECTIONS_PER_CLIENT", "256",
-     "Open connections per client address (an IPv6 /64) at most; TRUSTED_PROXIES are exempt"},
-    {"API_IDLE_TIMEOUT_SECONDS", "60", "A kept-alive connection with no request is closed after this"},
-    {"API_DRAIN_TIMEOUT_SECONDS", "10", "On SIGTERM/SIGINT, in-flight work is awaited at most this long"},
+     "Open connections per client address (an IPv6 /64) at most; TRUSTED_PROXIES are exempt", config_kind::integer, 1,
+     1000000, &config::max_connections_per_client},
+    {"API_IDLE_TIMEOUT_SECONDS", "60", "A kept-alive connection with no request is closed after this",
+     config_kind::seconds, 0.1, 3600, &config::idle_timeout_s},
+    {"API_DRAIN_TIMEOUT_SECONDS", "10", "On SIGTERM/SIGINT, in-flight work is awaited at most this long",
+     config_kind::seconds, 0, 3600, &config::drain_timeout_s},
     {"API_KEY", "",
      "Private key for GET /customers (x-aiqfome-api-key); dev default dev-api-key, ENV=prod needs >= 32 bytes"},
     {"JWT_SECRET_KEY", "", "HS256 signing secret of the tokens; dev-only default, ENV=prod needs >= 32 bytes"},
-    {"JWT_EXPIRE_DAYS", "2", "Access-token lifetime in days (decimals allowed)"},
-    {"REFRESH_TOKEN_EXPIRE_DAYS", "30", "Refresh-token lifetime in days (decimals allowed)"},
+    {"JWT_EXPIRE_DAYS", "2", "Access-token lifetime in days (decimals allowed)", config_kind::days, 1e-06, 3650,
+     &config::jwt_expire_days},
+    {"REFRESH_TOKEN_EXPIRE_DAYS", "30", "Refresh-token lifetime in days (decimals allowed)", config_kind::days, 1e-06,
+     3650, &config::refresh_expire_days},
     {"AUTH_MAX_SIGN_INS_PER_CUSTOMER", "50",
-     "Live sign-ins (devices) a customer may hold; one more ends the oldest, whose tokens then answer 401"},
+     "Live sign-ins (devices) a customer may hold; one more ends the oldest, whose tokens then answer 401",
+     config_kind::integer, 1, 100000, &config::max_sign_ins_per_customer},
+    // At least daily (contract §8 "Token rows").
     {"AUTH_SIGN_IN_SWEEP_INTERVAL_SECONDS", "3600",
-     "How often sign-ins whose tokens have all expired are deleted (also once at start)"},
+     "How often sign-ins whose tokens have all expired are deleted (also once at start)", config_kind::seconds, 0.1,
+     86400, &config::sign_in_sweep_interval_s},
     {"AUTH_CACHE_TTL_SECONDS", "300",
-     "How long an instance trusts a token-not-revoked answer, only while its change feed is live (0: ask every time)"},
+     "How long an instance trusts a token-not-revoked answer, only while its change feed is live (0: ask every time)",
+     config_kind::seconds, 0, 3600, &config::auth_cache_ttl_s},
     {"READ_CACHE_BYTES", "16777216",
      "Bytes of memory for customer records and favorites pages answered without the database, only while the "
-     "change feed is live (0: off)"},
-    {"PAGINATION_PER_PAGE_LIMIT", "200", "Largest per_page accepted on paged routes"},
-    {"PRODUCT_CATALOG_API_BASE_URL", "https://fakestoreapi.com", "The product catalog (http or https)"},
-    {"PRODUCT_CATALOG_API_TIMEOUT_LIMIT", "5.0", "Seconds allowed per catalog attempt"},
-    {"PRODUCT_CATALOG_API_MAX_RETRIES", "3", "Retries on timeouts, resets, 429 and 5xx"},
-    {"PRODUCT_CATALOG_API_MAX_CONCURRENCY", "10", "Catalog calls in flight at most"},
-    {"PRODUCT_CATALOG_BACKOFF_BASE_SECONDS", "1", "First retry delay (doubles each retry, with jitter)"},
-    {"PRODUCT_CATALOG_BACKOFF_CAP_SECONDS", "4", "Largest retry delay"},
-    {"PRODUCT_CATALOG_WARMUP", "true", "Warm the product cache with one GET /products at start and periodically"},
-    {"PRODUCT_CATALOG_WARM_INTERVAL_MINUTES", "10", "Minutes between warm-ups (0: at start only)"},
-    {"PRODUCT_CACHE_SOFT_TTL_MINUTES", "5", "Cached products younger than this are served as is (decimals allowed)"},
-    {"PRODUCT_CACHE_HARD_TTL_MINUTES", "30", "Older than soft: served and refreshed; older than this: fetched first"},
+     "change feed is live (0: off)",
+     config_kind::integer, 0, std::int64_t{1} << 40, &config::read_cache_bytes},
+    {"PAGINATION_PER_PAGE_LIMIT", "200", "Largest per_page accepted on paged routes", config_kind::integer, 1, 100000,
+     &config::per_page_limit},
+    {"PRODUCT_CATALOG_API_BASE_URL", "https://fakestoreapi.com", "The product catalog (http or https)",
+     config_kind::text, 0, 0, &config::catalog_base_url},
+    {"PRODUCT_CATALOG_API_TIMEOUT_LIMIT", "5.0", "Seconds allowed per catalog attempt", config_kind::seconds, 0.001,
+     3600, &config::catalog_timeout_s},
+    {"PRODUCT_CATALOG_API_MAX_RETRIES", "3", "Retries on timeouts, resets, 429 and 5xx", config_kind::integer, 0, 20,
+     &config::catalog_max_retries},
+    {"PRODUCT_CATALOG_API_MAX_CONCURRENCY", "10", "Catalog calls in flight at most", config_kind::integer, 1, 10000,
+     &config::catalog_max_concurrency},
+    {"PRODUCT_CATALOG_BACKOFF_BASE_SECONDS", "1", "First retry delay (doubles each retry, with jitter)",
+     config_kind::seconds, 0, 600, &config::catalog_backoff_base_s},
+    {"PRODUCT_CATALOG_BACKOFF_CAP_SECONDS", "4", "Largest retry delay", config_kind::seconds, 0, 3600,
+     &config::catalog_backoff_cap_s},
+    {"PRODUCT_CATALOG_WARMUP", "true", "Warm the product cache with one GET /products at start and periodically",
+     config_kind::boolean},
+    {"PRODUCT_CATALOG_WARM_INTERVAL_MINUTES", "10", "Minutes between warm-ups (0: at start only)", config_kind::minutes,
+     0, 1e7, &config::catalog_warm_interval_s, true},
+    {"PRODUCT_CACHE_SOFT_TTL_MINUTES", "5", "Cached products younger than this are served as is (decimals allowed)",
+     config_kind::minutes, 0, 1e7, &config::cache_soft_ttl_s},
+    {"PRODUCT_CACHE_HARD_TTL_MINUTES", "30", "Older than soft: served and refreshed; older than this: fetched first",
+     config_kind::minutes, 0, 1e7, &config::cache_hard_ttl_s},
     {"DATABASE_URL", "", "sqlite:<path> or postgresql://user:pass@host:port/db (default: sqlite:./data/favorites.db)"},
     {"DATABASE_DIALECT", "sqlite",
      "The reference's way to choose the database: sqlite or postgresql (with DATABASE_HOST...)"},
     {"DATABASE_HOST", "localhost", "PostgreSQL host when DATABASE_DIALECT=postgresql"},
-    {"DATABASE_PORT", "5432", "PostgreSQL port when DATABASE_DIALECT=postgresql"},
+    {"DATABASE_PORT", "5432", "PostgreSQL port when DATABASE_DIALECT=postgresql", config_kind::integer, 1, 65535},
     {"DATABASE_USER", "postgres", "PostgreSQL user when DATABASE_DIALECT=postgresql"},
     {"DATABASE_PASSWORD", "", "PostgreSQL password when DATABASE_DIALECT=postgresql"},
     {"DATABASE_NAME", "favorites", "PostgreSQL database when DATABASE_DIALECT=postgresql"},
-    {"DATABASE_POOL_SIZE", "5", "PostgreSQL connections (SQLite: worker connections, at most one per core)"},
+    {"DATABASE_POOL_SIZE", "5", "PostgreSQL connections (SQLite: worker connections, at most one per core)",
+     config_kind::integer, 1, 1000, &config::db_pool_size},
     {"DATABASE_READ_URL", "",
      "PostgreSQL standbys (multi-host allowed) that answer the customer and favorites GETs while the primary "
      "cannot be reached (default: none)"},
-    {"LOG_LEVEL", "info", "debug, info, warning, error or critical"},
+    {"LOG_LEVEL", "info", "debug, info, warning, error or critical", config_kind::text, 0, 0, &config::log_level},
     {"CORS_ALLOW_ORIGINS", "*", "Comma-separated origins allowed by CORS (* for any)"},
-    {"PASSWORD_HASH_WORKERS", "", "argon2id workers, 64 MiB each (default: the number of cores)"},
-    {"PASSWORD_HASH_QUEUE_LIMIT", "64", "Sign-ins waiting for a hash worker; past it 503 server_busy"},
+    {"PASSWORD_HASH_WORKERS", "", "argon2id workers, 64 MiB each (default: the number of cores)", config_kind::integer,
+     1, 256},
+    {"PASSWORD_HASH_QUEUE_LIMIT", "64", "Sign-ins waiting for a hash worker; past it 503 server_busy",
+     config_kind::integer, 0, 100000, &config::hash_queue_limit},
     {"PASSWORD_HASH_QUEUE_PER_CLIENT", "4",
-     "Hash-queue places (waiting or hashing) one client address may hold; past it 503 server_busy"},
+     "Hash-queue places (waiting or hashing) one client address may hold; past it 503 server_busy",
+     config_kind::integer, 1, 100000, &config::hash_queue_per_client},
     {"DATABASE_STATEMENT_TIMEOUT_SECONDS", "10",
-     "Deadline of every database statement (decimals allowed); past it 503 database_unavailable"},
+     "Deadline of every database statement (decimals allowed); past it 503 database_unavailable", config_kind::seconds,
+     0.01, 3600, &config::db_statement_timeout_s},
     {"PRODUCT_CATALOG_REQUEST_DEADLINE_SECONDS", "10",
-     "The longest one request waits on the catalog, queueing included; then 503 catalog_unavailable"},
+     "The longest one request waits on the catalog, queueing included; then 503 catalog_unavailable",
+     config_kind::seconds, 0.001, 3600, &config::catalog_request_deadline_s},
     {"PRODUCT_CACHE_MISSING_TTL_MINUTES", "5",
-     "A product the catalog said does not exist answers 404 without a call this long (0: off)"},
+     "A product the catalog said does not exist answers 404 without a call this long (0: off)", config_kind::minutes, 0,
+     1e7, &config::cache_missing_ttl_s},
     {"PRODUCT_CATALOG_BREAKER_FAILURES", "5",
-     "Consecutive failed lookups that open the catalog circuit breaker (0: off)"},
-    {"PRODUCT_CATALOG_BREAKER_OPEN_SECONDS", "30",
-     "How long an open breaker answers 503 at once before one probe call"},
+     "Consecutive failed lookups that open the catalog circuit breaker (0: off)", config_kind::integer, 0, 1000000,
+     &config::catalog_breaker_failures},
+    {"PRODUCT_CATALOG_BREAKER_OPEN_SECONDS", "30", "How long an open breaker answers 503 at once before one probe call",
+     config_kind::seconds, 0, 86400, &config::catalog_breaker_open_s},
     {"PRODUCT_CATALOG_MAX_CONCURRENCY_PER_CUSTOMER", "2",
-     "Catalog lookups one customer's favoritings hold at once; the others wait for its share"},
-    {"RATE_LIMIT_PER_SECOND", "10", "Token-bucket rate limit per client address: tokens added a second"},
-    {"RATE_LIMIT_BURST", "0", "Token-bucket rate limit per client address: the bucket size (0: no rate limit)"},
+     "Catalog lookups one customer's favoritings hold at once; the others wait for its share", config_kind::integer, 1,
+     10000, &config::catalog_max_concurrency_per_customer},
+    {"RATE_LIMIT_PER_SECOND", "10", "Token-bucket rate limit per client address: tokens added a second",
+     config_kind::number, 0.001, 1e6, &config::rate_limit_per_second},
+    {"RATE_LIMIT_BURST", "0", "Token-bucket rate limit per client address: the bucket size (0: no rate limit)",
+     config_kind::integer, 0, 1000000, &config::rate_limit_burst},
     {"TRUSTED_PROXIES", "",
      "Comma-separated proxy addresses/CIDRs whose X-Forwarded-For names the client (default: none)"},
     {"SIGN_IN_MAX_FAILURES", "10",
-     "Failed sign-ins per email and client address within the window; past it 429 too_many_attempts (0: off)"},
+     "Failed sign-ins per email and client address within the window; past it 429 too_many_attempts (0: off)",
+     config_kind::integer, 0, 1000000, &config::sign_in_max_failures},
     {"SIGN_IN_MAX_FAILURES_PER_EMAIL", "100",
-     "Failed sign-ins per email from all addresses within the window; past it 429 too_many_attempts (0: off)"},
-    {"SIGN_IN_FAILURE_WINDOW_MINUTES", "15", "The window failed sign-ins are counted in (decimals allowed)"},
+     "Failed sign-ins per email from all addresses within the window; past it 429 too_many_attempts (0: off)",
+     config_kind::integer, 0, 1000000, &config::sign_in_max_failures_per_email},
+    {"SIGN_IN_FAILURE_WINDOW_MINUTES", "15", "The window failed sign-ins are counted in (decimals allowed)",
+     config_kind::minutes, 0.001, 1e6, &config::sign_in_failure_window_s},
     {"DATABASE_CONNECT_TIMEOUT_SECONDS", "2",
-     "PostgreSQL: each host's connect deadline (decimals allowed); past it the next host listed is tried"},
+     "PostgreSQL: each host's connect deadline (decimals allowed); past it the next host listed is tried",
+     config_kind::seconds, 0.01, 3600, &config::db_connect_timeout_s},
     {"DATABASE_LISTEN_URL", "",
      "PostgreSQL: the change feed's LISTEN connection, which must reach the server directly (default: DATABASE_URL)"},
     {"DATABASE_POOL_MODE", "session",
@@ -168,19 +212,6 @@ const std::string* get(const reader& env, const std::string& name) {
   return v;
 }
 
-double number(const reader& env, const std::string& name, double def, double min, double max) {
-  auto v = get(env, name);
-  if (!v) return def;
-  std::string s = trim(*v);
-  double out = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  if (ec != std::errc{} || p != s.data() + s.size() || !std::isfinite(out) || out < min || out > max) {
-    env.bad(name, *v, "expected a number from " + std::to_string(min) + " to " + std::to_string(max));
-    return def;
-  }
-  return out;
-}
-
 std::int64_t integer(const reader& env, const std::string& name, std::int64_t def, std::int64_t min, std::int64_t max) {
   auto v = get(env, name);
   if (!v) return def;
@@ -192,6 +223,69 @@ std::int64_t integer(const reader& env, const std::string& name, std::int64_t de
     return def;
   }
   return out;
+}
+
+const config_variable& row(std::string_view name) {
+  if (auto v = find_variable(name)) return *v;
+  throw std::logic_error("configuration variable " + std::string(name) +
+                         " is missing from the table in util/config.cpp");
+}
+
+std::string default_of(std::string_view name) {
+  return std::string(row(name).default_value);
+}
+
+// An integer variable whose default is computed (the number of cores) or not kept in a member, within
+// its row's bounds.
+std::int64_t integer(const reader& env, const std::string& name, std::int64_t def) {
+  const auto& v = row(name);
+  return integer(env, name, def, static_cast<std::int64_t>(v.min), static_cast<std::int64_t>(v.max));
+}
+
+// Sets row `v`'s member from the trimmed text `s`; false (member untouched) when `s` is not a value of
+// the row's kind within its bounds.
+bool assign(config& c, const config_variable& v, const std::string& s) {
+  const auto set = [&](auto value) {
+    if (auto i = std::get_if<int config::*>(&v.member))
+      c.** i = static_cast<int>(value);
+    else if (auto i64 = std::get_if<std::int64_t config::*>(&v.member))
+      c.** i64 = static_cast<std::int64_t>(value);
+    else if (auto d = std::get_if<double config::*>(&v.member))
+      c.** d = static_cast<double>(value);
+  };
+  if (v.kind == config_kind::text) {
+    if (auto text = std::get_if<std::string config::*>(&v.member)) c.** text = s;
+    return true;
+  }
+  if (v.kind == config_kind::integer) {
+    std::int64_t out = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (ec != std::errc{} || p != s.data() + s.size() || out < static_cast<std::int64_t>(v.min) ||
+        out > static_cast<std::int64_t>(v.max))
+      return false;
+    set(out);
+    return true;
+  }
+  double out = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (ec != std::errc{} || p != s.data() + s.size() || !std::isfinite(out) || out < v.min || out > v.max) return false;
+  set(v.kind == config_kind::minutes ? 60 * out : out);
+  return true;
+}
+
+// What a bad value of row `v` should have been.
+std::string expectation(const config_variable& v) {
+  if (v.kind == config_kind::integer)
+    return "expected an integer from " + std::to_string(static_cast<std::int64_t>(v.min)) + " to " +
+           std::to_string(static_cast<std::int64_t>(v.max));
+  return "expected a number from " + std::to_string(v.min) + " to " + std::to_string(v.max);
+}
+
+// Reads row `v` from the environment into its member; unset or blank keeps the default the
+// constructor set, a bad value is recorded (and the default kept).
+void read_row(const reader& env, config& c, const config_variable& v) {
+  if (auto s = get(env, std::string(v.name)); s && !assign(c, v, trim(*s)))
+    env.bad(std::string(v.name), *s, expectation(v));
 }
 
 bool boolean(const reader& env, const std::string& name, bool def) {
@@ -213,11 +307,11 @@ std::string text(const reader& env, const std::string& name, std::string def) {
 // libpq URI from the reference's DATABASE_* variables, built by Boost.URL: each component
 // percent-encoded where it must be, and an IPv6 host (`::1`, or `[::1]`) in brackets.
 std::string pg_uri_from_parts(const reader& env) {
-  std::string host = text(env, "DATABASE_HOST", "localhost");
-  auto port = integer(env, "DATABASE_PORT", 5432, 1, 65535);
-  std::string user = text(env, "DATABASE_USER", "postgres");
-  std::string pass = text(env, "DATABASE_PASSWORD", "");
-  std::string name = text(env, "DATABASE_NAME", "favorites");
+  std::string host = text(env, "DATABASE_HOST", default_of("DATABASE_HOST"));
+  auto port = integer(env, "DATABASE_PORT", std::stoll(default_of("DATABASE_PORT")));
+  std::string user = text(env, "DATABASE_USER", default_of("DATABASE_USER"));
+  std::string pass = text(env, "DATABASE_PASSWORD", default_of("DATABASE_PASSWORD"));
+  std::string name = text(env, "DATABASE_NAME", default_of("DATABASE_NAME"));
   boost::urls::url u;
   u.set_scheme("postgresql");
   u.set_user(user);
@@ -367,42 +461,38 @@ constexpr const char* dev_jwt_secret = "dev-jwt-secret-change-me";
 
 }  // namespace
 
+config::config() {
+  for (auto& v : variables)
+    if (!std::holds_alternative<std::monostate>(v.member) && !assign(*this, v, std::string(v.default_value)))
+      throw std::logic_error("configuration variable " + std::string(v.name) + ": its default is not a valid value");
+}
+
 config load_config(const env_map& raw) {
   const reader env(raw);
-  config c;
-  c.env = text(env, "ENV", "dev");
-  if (c.env != "dev" && c.env != "prod") env.bad("ENV", c.env, "expected dev or prod");
-  c.api_port = static_cast<int>(integer(env, "API_PORT", 8080, 0, 65535));
-  c.per_page_limit = integer(env, "PAGINATION_PER_PAGE_LIMIT", 200, 1, 100000);
+  config c;  // the table's defaults
+  // The table pass: every variable with a member and no special rule.
+  for (auto& v : variables)
+    if (!std::holds_alternative<std::monostate>(v.member) && !v.read_by_code) read_row(env, c, v);
 
-  c.catalog_base_url = text(env, "PRODUCT_CATALOG_API_BASE_URL", c.catalog_base_url);
+  // Variables with special rules: checks beyond the row's bounds, and those without a member.
+  if (c.env != "dev" && c.env != "prod") env.bad("ENV", c.env, "expected dev or prod");
   {
     auto u = boost::urls::parse_uri(c.catalog_base_url);
     if (!u || (u->scheme() != "http" && u->scheme() != "https") || u->host().empty())
       env.bad("PRODUCT_CATALOG_API_BASE_URL", c.catalog_base_url, "expected an http:// or https:// URL");
   }
-  c.catalog_timeout_s = number(env, "PRODUCT_CATALOG_API_TIMEOUT_LIMIT", 5.0, 0.001, 3600);
-  c.catalog_max_retries = static_cast<int>(integer(env, "PRODUCT_CATALOG_API_MAX_RETRIES", 3, 0, 20));
-  c.catalog_max_concurrency = static_cast<int>(integer(env, "PRODUCT_CATALOG_API_MAX_CONCURRENCY", 10, 1, 10000));
-  c.cache_soft_ttl_s = 60 * number(env, "PRODUCT_CACHE_SOFT_TTL_MINUTES", 5, 0, 1e7);
-  c.cache_hard_ttl_s = 60 * number(env, "PRODUCT_CACHE_HARD_TTL_MINUTES", 30, 0, 1e7);
   if (c.cache_hard_ttl_s < c.cache_soft_ttl_s)
-    env.bad("PRODUCT_CACHE_HARD_TTL_MINUTES", text(env, "PRODUCT_CACHE_HARD_TTL_MINUTES", "30"),
+    env.bad("PRODUCT_CACHE_HARD_TTL_MINUTES",
+            text(env, "PRODUCT_CACHE_HARD_TTL_MINUTES", default_of("PRODUCT_CACHE_HARD_TTL_MINUTES")),
             "must not be below PRODUCT_CACHE_SOFT_TTL_MINUTES");
-  c.catalog_backoff_base_s = number(env, "PRODUCT_CATALOG_BACKOFF_BASE_SECONDS", 1.0, 0, 600);
-  c.catalog_backoff_cap_s = number(env, "PRODUCT_CATALOG_BACKOFF_CAP_SECONDS", 4.0, 0, 3600);
-  bool warm = boolean(env, "PRODUCT_CATALOG_WARMUP", true);
-  c.catalog_warm_interval_s = warm ? 60 * number(env, "PRODUCT_CATALOG_WARM_INTERVAL_MINUTES", 10, 0, 1e7) : -1;
+  // The interval is read only while warm-ups are on (-1: none at all).
+  if (boolean(env, "PRODUCT_CATALOG_WARMUP", default_of("PRODUCT_CATALOG_WARMUP") == "true"))
+    read_row(env, c, row("PRODUCT_CATALOG_WARM_INTERVAL_MINUTES"));
+  else
+    c.catalog_warm_interval_s = -1;
 
   c.api_key = text(env, "API_KEY", dev_api_key);
   c.jwt_secret = text(env, "JWT_SECRET_KEY", dev_jwt_secret);
-  c.jwt_expire_days = number(env, "JWT_EXPIRE_DAYS", 2, 1e-6, 3650);
-  c.refresh_expire_days = number(env, "REFRESH_TOKEN_EXPIRE_DAYS", 30, 1e-6, 3650);
-  c.max_sign_ins_per_customer = static_cast<int>(integer(env, "AUTH_MAX_SIGN_INS_PER_CUSTOMER", 50, 1, 100000));
-  // At least daily (contract §8 "Token rows").
-  c.sign_in_sweep_interval_s = number(env, "AUTH_SIGN_IN_SWEEP_INTERVAL_SECONDS", 3600, 0.1, 86400);
-  c.db_pool_size = static_cast<int>(integer(env, "DATABASE_POOL_SIZE", 5, 1, 1000));
-  c.db_statement_timeout_s = number(env, "DATABASE_STATEMENT_TIMEOUT_SECONDS", 10, 0.01, 3600);
 
   if (auto url = get(env, "DATABASE_URL")) {
     c.database_url = trim(*url);
@@ -412,7 +502,7 @@ config load_config(const env_map& raw) {
       env.bad("DATABASE_URL", hide_passwords(c.database_url, c.database_url),
               "expected sqlite:<path> or postgresql://...");
   } else {
-    std::string dialect = text(env, "DATABASE_DIALECT", "sqlite");
+    std::string dialect = text(env, "DATABASE_DIALECT", default_of("DATABASE_DIALECT"));
     if (dialect == "postgresql" || dialect == "postgres") {
       c.database_url = pg_uri_from_parts(env);
       c.database_is_postgres = true;
@@ -422,9 +512,8 @@ config load_config(const env_map& raw) {
       env.bad("DATABASE_DIALECT", dialect, "expected sqlite or postgresql");
     }
   }
-  c.db_connect_timeout_s = number(env, "DATABASE_CONNECT_TIMEOUT_SECONDS", 2, 0.01, 3600);
   {
-    const std::string mode = text(env, "DATABASE_POOL_MODE", "session");
+    const std::string mode = text(env, "DATABASE_POOL_MODE", default_of("DATABASE_POOL_MODE"));
     if (mode != "session" && mode != "transaction")
       env.bad("DATABASE_POOL_MODE", mode, "expected session or transaction");
     c.db_transaction_pooler = mode == "transaction";
@@ -470,7 +559,6 @@ config load_config(const env_map& raw) {
     }
   }
 
-  c.log_level = text(env, "LOG_LEVEL", "info");
   for (auto& ch : c.log_level) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (c.log_level == "warn") c.log_level = "warning";
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" && c.log_level != "error" &&
@@ -490,43 +578,21 @@ config load_config(const env_map& raw) {
     }
   }
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  c.api_threads = static_cast<int>(integer(env, "API_THREADS", cores, 1, 256));
-  c.hash_workers = static_cast<int>(integer(env, "PASSWORD_HASH_WORKERS", cores, 1, 256));
-  c.hash_queue_limit = static_cast<int>(integer(env, "PASSWORD_HASH_QUEUE_LIMIT", 64, 0, 100000));
-  c.hash_queue_per_client = static_cast<int>(integer(env, "PASSWORD_HASH_QUEUE_PER_CLIENT", 4, 1, 100000));
-  c.body_limit = integer(env, "API_BODY_LIMIT_BYTES", 64 * 1024, 1024, 64 * 1024 * 1024);
-  c.header_timeout_s = number(env, "API_HEADER_TIMEOUT_SECONDS", 10, 0.1, 3600);
-  c.request_timeout_s = number(env, "API_REQUEST_TIMEOUT_SECONDS", 30, 0.1, 3600);
-  c.max_connections = static_cast<int>(integer(env, "API_MAX_CONNECTIONS", 10000, 1, 1000000));
-  c.max_connections_per_client = static_cast<int>(integer(env, "API_MAX_CONNECTIONS_PER_CLIENT", 256, 1, 1000000));
-  c.rate_limit_per_second = number(env, "RATE_LIMIT_PER_SECOND", 10, 0.001, 1e6);
-  c.rate_limit_burst = static_cast<double>(integer(env, "RATE_LIMIT_BURST", 0, 0, 1000000));
+  c.api_threads = static_cast<int>(integer(env, "API_THREADS", cores));
+  c.hash_workers = static_cast<int>(integer(env, "PASSWORD_HASH_WORKERS", cores));
   {
-    auto proxies = text(env, "TRUSTED_PROXIES", "");
+    auto proxies = text(env, "TRUSTED_PROXIES", default_of("TRUSTED_PROXIES"));
     auto parsed = parse_cidrs(proxies);
     if (!parsed)
       env.bad("TRUSTED_PROXIES", proxies, "expected comma-separated addresses or CIDRs (10.0.0.0/8, ::1)");
     else
       c.trusted_proxies = std::move(*parsed);
   }
-  c.idle_timeout_s = number(env, "API_IDLE_TIMEOUT_SECONDS", 60, 0.1, 3600);
-  c.drain_timeout_s = number(env, "API_DRAIN_TIMEOUT_SECONDS", 10, 0, 3600);
-  c.auth_cache_ttl_s = number(env, "AUTH_CACHE_TTL_SECONDS", 300, 0, 3600);
-  c.read_cache_bytes = integer(env, "READ_CACHE_BYTES", 16 * 1024 * 1024, 0, std::int64_t{1} << 40);
-  c.sign_in_max_failures = static_cast<int>(integer(env, "SIGN_IN_MAX_FAILURES", 10, 0, 1000000));
-  c.sign_in_max_failures_per_email = static_cast<int>(integer(env, "SIGN_IN_MAX_FAILURES_PER_EMAIL", 100, 0, 1000000));
-  c.sign_in_failure_window_s = 60 * number(env, "SIGN_IN_FAILURE_WINDOW_MINUTES", 15, 0.001, 1e6);
-  c.catalog_request_deadline_s = number(env, "PRODUCT_CATALOG_REQUEST_DEADLINE_SECONDS", 10, 0.001, 3600);
-  c.cache_missing_ttl_s = 60 * number(env, "PRODUCT_CACHE_MISSING_TTL_MINUTES", 5, 0, 1e7);
-  c.catalog_breaker_failures = static_cast<int>(integer(env, "PRODUCT_CATALOG_BREAKER_FAILURES", 5, 0, 1000000));
-  c.catalog_breaker_open_s = number(env, "PRODUCT_CATALOG_BREAKER_OPEN_SECONDS", 30, 0, 86400);
-  c.catalog_max_concurrency_per_customer =
-      static_cast<int>(integer(env, "PRODUCT_CATALOG_MAX_CONCURRENCY_PER_CUSTOMER", 2, 1, 10000));
 
   // Development secrets: fine on loopback, never facing a network unless API_HOST says so (§8).
   if (c.api_key == dev_api_key) c.default_secrets.push_back("API_KEY");
   if (c.jwt_secret == dev_jwt_secret) c.default_secrets.push_back("JWT_SECRET_KEY");
-  c.host = text(env, "API_HOST", c.env == "dev" && !c.default_secrets.empty() ? "127.0.0.1" : "0.0.0.0");
+  c.host = text(env, "API_HOST", c.env == "dev" && !c.default_secrets.empty() ? "127.0.0.1" : default_of("API_HOST"));
 
   if (c.env == "prod") {
     // Every example secret in the repository (compose fallbacks, .env.example) says "change-me".

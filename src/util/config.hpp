@@ -6,19 +6,34 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "util/cidr.hpp"
 
 namespace fav::util {
 
-// One variable the service reads: THE table of them is `config_variables()` (config.cpp); .env.example
-// and the README's table are tested against it. `default_value` is what .env.example writes (empty
-// when computed, e.g. "number of cores", which the description then says).
+struct config;
+
+// How a variable's text is read. Times allow decimals; minutes are kept in seconds (x 60), days in days.
+enum class config_kind { text, boolean, integer, number, seconds, minutes, days };
+
+// The `config` member a row fills; monostate when load_config's code reads the variable (special rules).
+using config_member =
+    std::variant<std::monostate, int config::*, std::int64_t config::*, double config::*, std::string config::*>;
+
+// One variable the service reads: THE table of them is `config_variables()` (config.cpp), the one place
+// its default and bounds are written; .env.example and the README's table are tested against it.
+// `default_value` is what .env.example writes (empty when computed, e.g. "number of cores", which the
+// description then says).
 struct config_variable {
   std::string_view name;
   std::string_view default_value;
   std::string_view description;
+  config_kind kind = config_kind::text;
+  double min = 0, max = 0;  // bounds of integers and numbers (in the variable's own unit)
+  config_member member{};
+  bool read_by_code = false;  // has a member, but load_config reads it only under a condition
 };
 
 // One bad variable: its name and one line saying what is wrong (a secret's value never appears).
@@ -33,26 +48,28 @@ struct config_error : std::runtime_error {
   std::vector<config_problem> problems;
 };
 
+// Members filled from the table start at its defaults (the constructor); the others say theirs here.
 struct config {
-  // Reference names and defaults.
-  std::string env = "dev";  // dev | prod
-  int api_port = 8080;
-  std::int64_t per_page_limit = 200;
-  std::string catalog_base_url = "https://fakestoreapi.com";
-  double catalog_timeout_s = 5.0;
-  int catalog_max_retries = 3;
-  int catalog_max_concurrency = 10;
-  double cache_soft_ttl_s = 5 * 60;
-  double cache_hard_ttl_s = 30 * 60;
+  config();
+  // Reference names.
+  std::string env{};  // dev | prod
+  int api_port{};
+  std::int64_t per_page_limit{};
+  std::string catalog_base_url{};
+  double catalog_timeout_s{};
+  int catalog_max_retries{};
+  int catalog_max_concurrency{};
+  double cache_soft_ttl_s{};
+  double cache_hard_ttl_s{};
   std::string api_key;
   std::string jwt_secret;
-  double jwt_expire_days = 2;
-  int db_pool_size = 5;
+  double jwt_expire_days{};
+  int db_pool_size{};
   // The store: "sqlite:<path>" or a postgresql:// URI (built from DATABASE_* when given so).
   std::string database_url;
   bool database_is_postgres = false;
   // Contract §11.
-  double db_connect_timeout_s = 2;     // DATABASE_CONNECT_TIMEOUT_SECONDS: each host's connect deadline
+  double db_connect_timeout_s{};       // DATABASE_CONNECT_TIMEOUT_SECONDS: each host's connect deadline
   std::string database_listen_url;     // DATABASE_LISTEN_URL: the change feed's connection (default database_url)
   bool db_transaction_pooler = false;  // DATABASE_POOL_MODE=transaction
   // DATABASE_READ_URL: standbys for reads while the primary cannot be reached; empty: none.
@@ -60,43 +77,43 @@ struct config {
 
   // Ours.
   std::string host = "0.0.0.0";  // API_HOST; 127.0.0.1 when unset with development secrets
-  std::string log_level = "info";
+  std::string log_level{};
   std::vector<std::string> cors_origins{"*"};
   int api_threads = 0;  // 0 → number of cores
-  std::int64_t body_limit = 64 * 1024;
-  double header_timeout_s = 10;   // a request's headers, from its first byte
-  double request_timeout_s = 30;  // the whole request, from its first byte
-  int max_connections = 10000;    // lowered at start to fit RLIMIT_NOFILE
+  std::int64_t body_limit{};
+  double header_timeout_s{};   // a request's headers, from its first byte
+  double request_timeout_s{};  // the whole request, from its first byte
+  int max_connections{};       // lowered at start to fit RLIMIT_NOFILE
   // Open connections per client address (§8 fair shares).
-  int max_connections_per_client = 256;
-  double rate_limit_per_second = 10;
-  double rate_limit_burst = 0;               // 0: rate limits off
+  int max_connections_per_client{};
+  double rate_limit_per_second{};
+  double rate_limit_burst{};                 // 0: rate limits off
   std::vector<util::cidr> trusted_proxies;   // TRUSTED_PROXIES
   std::vector<std::string> default_secrets;  // ENV=dev: names of secrets left at their defaults
-  double idle_timeout_s = 60;                // keep-alive connection with no request
-  double drain_timeout_s = 10;
+  double idle_timeout_s{};                   // keep-alive connection with no request
+  double drain_timeout_s{};
   int hash_workers = 0;  // 0 → number of cores
-  int hash_queue_limit = 64;
-  int hash_queue_per_client = 4;  // §8 "Fair shares": places one client address may hold
-  double refresh_expire_days = 30;
-  int max_sign_ins_per_customer = 50;        // live sign-ins a customer holds at most (contract §8 "Token rows")
-  double sign_in_sweep_interval_s = 3600;    // expired sign-ins are deleted this often
-  double catalog_warm_interval_s = 10 * 60;  // 0 disables the periodic warm-up
-  double catalog_backoff_base_s = 1.0;       // 1 s, 2 s, 4 s cap (contract §4)
-  double catalog_backoff_cap_s = 4.0;
-  double auth_cache_ttl_s = 300;                     // token-check cache lifetime; kept coherent by the change feed
-  double db_statement_timeout_s = 10;                // every database statement's deadline (contract §5)
-  std::int64_t read_cache_bytes = 16 * 1024 * 1024;  // hot-GET answers kept in memory (0 turns it off)
+  int hash_queue_limit{};
+  int hash_queue_per_client{};  // §8 "Fair shares": places one client address may hold
+  double refresh_expire_days{};
+  int max_sign_ins_per_customer{};    // live sign-ins a customer holds at most (contract §8 "Token rows")
+  double sign_in_sweep_interval_s{};  // expired sign-ins are deleted this often
+  double catalog_warm_interval_s{};   // 0 disables the periodic warm-up
+  double catalog_backoff_base_s{};    // 1 s, 2 s, 4 s cap (contract §4)
+  double catalog_backoff_cap_s{};
+  double auth_cache_ttl_s{};        // token-check cache lifetime; kept coherent by the change feed
+  double db_statement_timeout_s{};  // every database statement's deadline (contract §5)
+  std::int64_t read_cache_bytes{};  // hot-GET answers kept in memory (0 turns it off)
 
   // Contract §8 "Sign-in guard" and "Catalog admission".
-  int sign_in_max_failures = 10;             // per email and client address (0 turns it off)
-  int sign_in_max_failures_per_email = 100;  // per email, every address (0 turns it off)
-  double sign_in_failure_window_s = 15 * 60;
-  double catalog_request_deadline_s = 10;  // one favoriting request's whole wait on the catalog
-  double cache_missing_ttl_s = 5 * 60;     // "no such product" remembered this long (0 turns it off)
-  int catalog_breaker_failures = 5;        // consecutive failed lookups that open the breaker (0: off)
-  double catalog_breaker_open_s = 30;
-  int catalog_max_concurrency_per_customer = 2;  // §8 "Fair shares": one customer's lookups at once
+  int sign_in_max_failures{};            // per email and client address (0 turns it off)
+  int sign_in_max_failures_per_email{};  // per email, every address (0 turns it off)
+  double sign_in_failure_window_s{};
+  double catalog_request_deadline_s{};  // one favoriting request's whole wait on the catalog
+  double cache_missing_ttl_s{};         // "no such product" remembered this long (0 turns it off)
+  int catalog_breaker_failures{};       // consecutive failed lookups that open the breaker (0: off)
+  double catalog_breaker_open_s{};
+  int catalog_max_concurrency_per_customer{};  // §8 "Fair shares": one customer's lookups at once
 
   std::int64_t jwt_expire_seconds() const { return static_cast<std::int64_t>(jwt_expire_days * 86400 + 0.5); }
 };

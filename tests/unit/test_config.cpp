@@ -403,3 +403,59 @@ TEST(Config, ReadmeNamesEveryVariable) {
     EXPECT_TRUE(named) << name << " is not in the README's configuration table";
   }
 }
+
+// The table is the one place a default and its bounds are written: each row's default is a value
+// of its own kind within its own bounds, and one past its upper bound is refused naming the row.
+TEST(Config, TableDefaultsLieWithinTheirBounds) {
+  using fav::util::config_kind;
+  for (auto& v : fav::util::config_variables()) {
+    const std::string name(v.name);
+    if (v.kind == config_kind::text || v.kind == config_kind::boolean) continue;
+    EXPECT_LE(v.min, v.max) << name;
+    env base;
+    if (name == "DATABASE_PORT") base["DATABASE_DIALECT"] = "postgresql";  // read only then
+    if (!v.default_value.empty()) {
+      const double d = std::stod(std::string(v.default_value));
+      EXPECT_GE(d, v.min) << name;
+      EXPECT_LE(d, v.max) << name;
+      env as_is = base;
+      as_is[name] = std::string(v.default_value);
+      EXPECT_NO_THROW(load_config(as_is)) << name;
+    }
+    env over = base;
+    over[name] = v.kind == config_kind::integer ? std::to_string(static_cast<std::int64_t>(v.max) + 1)
+                                                : std::to_string(v.max * 2 + 1);
+    try {
+      load_config(over);
+      ADD_FAILURE() << name << "=" << over[name] << " was accepted";
+    } catch (const config_error& e) {
+      ASSERT_EQ(e.problems.size(), 1u) << e.what();
+      EXPECT_EQ(e.problems[0].variable, name);
+    }
+  }
+}
+
+// A default-constructed configuration holds the table's defaults, the same as loading an empty
+// environment (components built from `config` alone, as the unit tests do, see what a start sees).
+TEST(Config, DefaultConstructedHoldsTheTableDefaults) {
+  const fav::util::config made;
+  const auto loaded = load_config({});
+  int members = 0;
+  for (auto& v : fav::util::config_variables()) {
+    const auto& m = v.member;
+    if (auto i = std::get_if<int fav::util::config::*>(&m))
+      EXPECT_EQ(made.**i, loaded.**i) << v.name;
+    else if (auto i64 = std::get_if<std::int64_t fav::util::config::*>(&m))
+      EXPECT_EQ(made.**i64, loaded.**i64) << v.name;
+    else if (auto d = std::get_if<double fav::util::config::*>(&m))
+      EXPECT_DOUBLE_EQ(made.**d, loaded.**d) << v.name;
+    else if (auto s = std::get_if<std::string fav::util::config::*>(&m))
+      EXPECT_EQ(made.**s, loaded.**s) << v.name;
+    else
+      continue;
+    ++members;
+  }
+  EXPECT_GE(members, 40);
+  EXPECT_EQ(made.per_page_limit, 200);
+  EXPECT_DOUBLE_EQ(made.cache_hard_ttl_s, 1800);  // minutes kept in seconds
+}
