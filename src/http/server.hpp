@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -72,9 +73,24 @@ class server {
 
  private:
   struct conn;
+  struct incoming;
   net::awaitable<void> accept_loop();
   // `key`: the peer's client key as counted in per_client_, or empty when not counted.
+  // Per request: read_request, serve, write_response; then keep alive, close, or linger.
   net::awaitable<void> session(net::ip::tcp::socket sock, net::ip::address peer, std::string key);
+  // idle_end: no request began (idle timeout, peer closed, close_idle); ended: the connection
+  // ended mid-request with nothing to answer; ready: `in` holds a request or a refusal to answer.
+  enum class read_status { idle_end, ended, ready };
+  // Waits for a request and reads it under the header and request deadlines. A refusal (408,
+  // 413, 431, 400, 501) is left in `in` to be answered.
+  net::awaitable<read_status> read_request(const std::shared_ptr<conn>& c, incoming& in);
+  // Fills `req` and `res`: the refusal, or the rate limit and the dispatcher's answer; returns
+  // whether the connection closes after this response.
+  net::awaitable<bool> serve(incoming& in, const net::ip::address& peer, request& req, response& res);
+  // Runs the middleware over `res` and writes it (the header alone for HEAD).
+  net::awaitable<boost::system::error_code> write_response(conn& c, const request& req, response& res,
+                                                           bool close_after);
+  static net::awaitable<void> linger_close(conn& c);
   // A token from the bucket of `req`'s client address; nullopt when limits are off or the path is exempt.
   std::optional<rate_decision> take_token(const request& req);
   // Logs, at most once an hour per client, that an untrusted peer sent X-Forwarded-For.
