@@ -282,7 +282,7 @@ struct service {
   catalog::client catalog_client;
   catalog::product_cache products;
   app a;
-  dispatcher dispatch;
+  api_router router;
   http::server srv;
 
   service(const util::config& cfg, service_context& ioc, store::change_feed& f, stores opened)
@@ -296,9 +296,9 @@ struct service {
             *st.db, catalog_client, cfg, metrics, background, ioc.get_executor(), [] { return util::now_micros(); },
             [](std::string_view m) { util::log(util::log_level::warning, m); }),
         a{cfg, *st.db, jwt, hashes, tokens, products, metrics, background, feed, st.reads},
-        dispatch(a),
+        router(a),
         srv(
-            ioc, server_options_of(cfg), [this](http::request& r) { return dispatch(r); },
+            ioc, server_options_of(cfg), [this](http::request& r) { return router(r); },
             [](http::failure f) { return api::fail(f); },
             [this](const http::request& r, int code, double s) {
               // Labels from fixed sets only (§8): odd methods count as `other`, unknown paths as `unmatched`.

@@ -107,10 +107,10 @@ bool resource_exhausted(const boost::system::error_code& ec) {
 
 }  // namespace
 
-server::server(net::io_context& ioc, server_options opts, dispatcher d, error_renderer e, request_observer o)
+server::server(net::io_context& ioc, server_options opts, request_handler h, error_renderer e, request_observer o)
     : ioc_(ioc),
       opts_(std::move(opts)),
-      dispatch_(std::move(d)),
+      handle_(std::move(h)),
       render_error_(std::move(e)),
       observe_(std::move(o)),
       per_client_(static_cast<std::size_t>(std::max(0, opts_.max_connections_per_client))),
@@ -352,7 +352,7 @@ net::awaitable<bool> server::serve(incoming& in, const net::ip::address& peer, r
       res = render_error_(failure::rate_limited);
       res.header("Retry-After", std::to_string(limit->retry_after_s));
     } else {
-      res = co_await dispatch_(req);
+      res = co_await handle_(req);
     }
     close_after = !req.raw->keep_alive() || draining_;
   }

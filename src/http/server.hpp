@@ -1,6 +1,7 @@
 // The HTTP/1.1 server: accept loop, one coroutine per connection (body/header limits, timeouts,
 // keep-alive). Every response then passes through http/middleware.hpp. It knows nothing about
-// favorites: routing happens in the dispatcher it is given, error bodies in the renderer.
+// favorites: routing happens in the request handler it is given (the app's api_router), error
+// bodies in the renderer.
 #pragma once
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
@@ -46,7 +47,7 @@ struct server_options {
 };
 
 // Routes and handles a request; never throws (the one `try` lives inside it).
-using dispatcher = std::function<net::awaitable<response>(request&)>;
+using request_handler = std::function<net::awaitable<response>(request&)>;
 // Renders a failure of the server's own as the app renders errors (it picks code and status).
 using error_renderer = std::function<response(failure)>;
 // Called once per finished request for metrics.
@@ -54,7 +55,7 @@ using request_observer = std::function<void(const request&, int status, double s
 
 class server {
  public:
-  server(net::io_context& ioc, server_options opts, dispatcher d, error_renderer e, request_observer o);
+  server(net::io_context& ioc, server_options opts, request_handler h, error_renderer e, request_observer o);
   ~server();
   // Binds and listens; returns the port (useful with port 0).
   unsigned short listen();
@@ -84,7 +85,7 @@ class server {
   // Waits for a request and reads it under the header and request deadlines. A refusal (408,
   // 413, 431, 400, 501) is left in `in` to be answered.
   net::awaitable<read_status> read_request(const std::shared_ptr<conn>& c, incoming& in);
-  // Fills `req` and `res`: the refusal, or the rate limit and the dispatcher's answer; returns
+  // Fills `req` and `res`: the refusal, or the rate limit and the request handler's answer; returns
   // whether the connection closes after this response.
   net::awaitable<bool> serve(incoming& in, const net::ip::address& peer, request& req, response& res);
   // Runs the middleware over `res` and writes it (the header alone for HEAD).
@@ -98,7 +99,7 @@ class server {
 
   net::io_context& ioc_;
   server_options opts_;
-  dispatcher dispatch_;
+  request_handler handle_;
   error_renderer render_error_;
   request_observer observe_;
   std::optional<rate_limiter> limiter_;
