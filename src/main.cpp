@@ -16,7 +16,10 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <functional>
+#include <future>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "api/errors.hpp"
@@ -206,61 +209,37 @@ int connection_cap(const util::config& cfg) {
   return static_cast<int>(std::min<std::int64_t>(cfg.max_connections, fit));
 }
 
-int serve(const util::config& cfg) {
-  service_context ioc(cfg.api_threads);
-  auto guard = net::make_work_guard(ioc);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < cfg.api_threads; ++i) threads.emplace_back([&] { ioc.run(); });
-  auto stop_threads = [&] {
-    guard.reset();
-    ioc.stop();
-    for (auto& t : threads) t.join();
-  };
+// --- Composition: what the service is made of, built from the configuration. ---
 
-  // The change feed (contract §9): live at once on SQLite (this process sees every write); on
-  // PostgreSQL once the listener's LISTEN is in place.
-  store::change_feed feed(!cfg.database_is_postgres);
+// The stores, outermost first, migrated. Throws when the database cannot be opened or migrated.
+struct stores {
   std::unique_ptr<store::store> db;
-  store::pg_store* pg = nullptr;
-  const store::read_cache* reads = nullptr;
-  try {
-    // Outermost the read cache: its own writes and the feed's news keep it coherent.
-    auto cached = std::make_unique<store::cached_store>(
-        std::make_unique<store::feed_store>(open_store(cfg, ioc.get_executor(), &pg), feed), feed,
-        static_cast<std::size_t>(cfg.read_cache_bytes));
-    reads = &cached->cache();
-    db = std::move(cached);
-    // Outside everything, the standbys for reads while the primary cannot be reached (contract
-    // §11). Never migrated (a standby refuses writes); its connections open on first use.
-    if (!cfg.database_read_url.empty()) {
-      db = std::make_unique<store::read_failover_store>(
-          std::move(db),
-          store::make_pg_store(ioc.get_executor(), cfg.database_read_url, cfg.db_pool_size, pg_limits_of(cfg)));
-    }
-    run_sync(ioc, db->migrate());
-  } catch (const std::exception& e) {
-    util::log(util::log_level::critical, "cannot open the database", {{"error", reason(e)}});
-    stop_threads();
-    return 1;
-  }
+  store::pg_store* pg = nullptr;             // the primary on PostgreSQL: the listener reports to it
+  const store::read_cache* reads = nullptr;  // the read cache inside `db`
+};
 
-  util::metrics metrics;
-  util::task_tracker background;
-  auth::jwt_codec jwt(cfg.jwt_secret);
-  auth::hash_pool hashes(cfg.hash_workers, cfg.hash_queue_limit, cfg.hash_queue_per_client);
-  auth::token_cache tokens(*db, feed, cfg.auth_cache_ttl_s);
-  std::optional<store::pg_listener> listener;
-  if (cfg.database_is_postgres) {
-    // A heartbeat unanswered means a hung server: the pool's breaker opens (contract §11).
-    listener.emplace(ioc.get_executor(), cfg.database_listen_url, feed, seconds(cfg.db_connect_timeout_s),
-                     [pg](const std::string& why) {
-                       if (pg) pg->report_unreachable(why);
-                     });
-    listener->start();
+stores open_stores(const util::config& cfg, service_context& ioc, store::change_feed& feed) {
+  stores s;
+  // Outermost the read cache: its own writes and the feed's news keep it coherent.
+  auto cached = std::make_unique<store::cached_store>(
+      std::make_unique<store::feed_store>(open_store(cfg, ioc.get_executor(), &s.pg), feed), feed,
+      static_cast<std::size_t>(cfg.read_cache_bytes));
+  s.reads = &cached->cache();
+  s.db = std::move(cached);
+  // Outside everything, the standbys for reads while the primary cannot be reached (contract
+  // §11). Never migrated (a standby refuses writes); its connections open on first use.
+  if (!cfg.database_read_url.empty()) {
+    s.db = std::make_unique<store::read_failover_store>(
+        std::move(s.db),
+        store::make_pg_store(ioc.get_executor(), cfg.database_read_url, cfg.db_pool_size, pg_limits_of(cfg)));
   }
-  auto warn = [](std::string_view m) { util::log(util::log_level::warning, m); };
-  auto catalog_opts = catalog::options_from(cfg);
-  catalog_opts.log = [](std::string_view m, const catalog::log_context& ctx) {
+  run_sync(ioc, s.db->migrate());
+  return s;
+}
+
+catalog::client_options catalog_options_of(const util::config& cfg) {
+  auto opts = catalog::options_from(cfg);
+  opts.log = [](std::string_view m, const catalog::log_context& ctx) {
     if (ctx.correlation_id.empty())
       util::log(util::log_level::warning, m);
     else if (ctx.trace_id.empty())
@@ -268,12 +247,10 @@ int serve(const util::config& cfg) {
     else
       util::log(util::log_level::warning, m, {{"correlation_id", ctx.correlation_id}, {"trace_id", ctx.trace_id}});
   };
-  catalog::client catalog_client(ioc.get_executor(), catalog_opts, metrics);
-  catalog::product_cache products(
-      *db, catalog_client, cfg, metrics, background, ioc.get_executor(), [] { return util::now_micros(); }, warn);
-  app a{cfg, *db, jwt, hashes, tokens, products, metrics, background, feed, reads};
+  return opts;
+}
 
-  dispatcher dispatch(a);
+http::server_options server_options_of(const util::config& cfg) {
   http::server_options opts;
   opts.host = cfg.host;
   opts.port = static_cast<unsigned short>(cfg.api_port);
@@ -288,63 +265,84 @@ int serve(const util::config& cfg) {
   opts.rate_burst = cfg.rate_limit_burst;
   opts.trusted_proxies = cfg.trusted_proxies;
   opts.rate_limit_exempt = {"/health", "/health/ready", "/metrics"};
-  http::server srv(
-      ioc, opts, [&](http::request& r) { return dispatch(r); }, [](http::failure f) { return api::fail(f); },
-      [&](const http::request& r, int st, double s) {
-        // Labels from fixed sets only (§8): odd methods count as `other`, unknown paths as `unmatched`.
-        metrics.observe_request(r.route, r.raw ? http::method_label(*r.raw) : "other", st, s);
-      });
-  unsigned short port = 0;
-  try {
-    port = srv.listen();
-  } catch (const std::exception& e) {
-    util::log(util::log_level::critical, "cannot listen",
-              {{"error", reason(e)}, {"host", cfg.host}, {"port", cfg.api_port}});
-    stop_threads();
-    return 1;
-  }
-  srv.start();
-  if (cfg.catalog_warm_interval_s >= 0) products.start_warmup();
-  auth::start_sign_in_sweep(ioc.get_executor(), *db, background, cfg.sign_in_sweep_interval_s);
+  return opts;
+}
 
-  // SIGTERM/SIGINT: stop accepting, let in-flight requests and background work finish (bounded).
-  std::promise<void> stopped;
-  net::signal_set signals(ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    util::log(util::log_level::info, "shutting down", {{"signal", sig}});
-    srv.begin_shutdown();
-    background.stop();
-    if (listener) listener->stop();
-    net::co_spawn(
-        ioc,
-        [&]() -> net::awaitable<void> {
-          auto deadline =
-              std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                     std::chrono::duration<double>(cfg.drain_timeout_s));
-          net::steady_timer t(co_await net::this_coro::executor);
-          // A grace for kept-alive connections (a load balancer's pool): a request arriving
-          // on one is still served, with `Connection: close`, instead of meeting a closed
-          // socket that a balancer may not retry (contract §9, rolling restart). Then the
-          // idle ones are closed.
-          const auto grace = std::min(std::chrono::steady_clock::now() + std::chrono::seconds(1), deadline);
-          while (std::chrono::steady_clock::now() < grace && srv.open_connections() > 0) {
-            t.expires_after(std::chrono::milliseconds(20));
-            co_await t.async_wait(net::use_awaitable);
-          }
-          srv.close_idle();
-          while ((srv.active_requests() > 0 || background.active() > 0) &&
-                 std::chrono::steady_clock::now() < deadline) {
-            t.expires_after(std::chrono::milliseconds(20));
-            co_await t.async_wait(net::use_awaitable);
-          }
-          if (srv.active_requests() > 0 || background.active() > 0)
-            util::log(util::log_level::warning, "drain timeout; exiting with work in flight",
-                      {{"requests", srv.active_requests()}, {"background", background.active()}});
-          stopped.set_value();
-        },
-        net::detached);
-  });
+// Everything serving needs, in dependency order: members are built top to bottom and destroyed
+// bottom to top, so nothing outlives what it points at.
+struct service {
+  store::change_feed& feed;
+  stores st;
+  util::metrics metrics;
+  util::task_tracker background;
+  auth::jwt_codec jwt;
+  auth::hash_pool hashes;
+  auth::token_cache tokens;
+  std::optional<store::pg_listener> listener;
+  catalog::client catalog_client;
+  catalog::product_cache products;
+  app a;
+  api_router router;
+  http::server srv;
+
+  service(const util::config& cfg, service_context& ioc, store::change_feed& f, stores opened)
+      : feed(f),
+        st(std::move(opened)),
+        jwt(cfg.jwt_secret),
+        hashes(cfg.hash_workers, cfg.hash_queue_limit, cfg.hash_queue_per_client),
+        tokens(*st.db, feed, cfg.auth_cache_ttl_s),
+        catalog_client(ioc.get_executor(), catalog_options_of(cfg), metrics),
+        products(
+            *st.db, catalog_client, cfg, metrics, background, ioc.get_executor(), [] { return util::now_micros(); },
+            [](std::string_view m) { util::log(util::log_level::warning, m); }),
+        a{cfg, *st.db, jwt, hashes, tokens, products, metrics, background, feed, st.reads},
+        router(a),
+        srv(
+            ioc, server_options_of(cfg), [this](http::request& r) { return router(r); },
+            [](http::failure f) { return api::fail(f); },
+            [this](const http::request& r, int code, double s) {
+              // Labels from fixed sets only (§8): odd methods count as `other`, unknown paths as `unmatched`.
+              metrics.observe_request(r.route, r.raw ? http::method_label(*r.raw) : "other", code, s);
+            }) {
+    if (cfg.database_is_postgres) {
+      // A heartbeat unanswered means a hung server: the pool's breaker opens (contract §11).
+      listener.emplace(ioc.get_executor(), cfg.database_listen_url, feed, seconds(cfg.db_connect_timeout_s),
+                       [pg = st.pg](const std::string& why) {
+                         if (pg) pg->report_unreachable(why);
+                       });
+      listener->start();
+    }
+  }
+};
+
+// --- Run: serve until SIGTERM/SIGINT, then drain and take the service down. ---
+
+// Waits (bounded by DRAIN_TIMEOUT) for in-flight requests and background work after the server
+// stopped accepting, then sets `stopped`.
+net::awaitable<void> drain(http::server& srv, util::task_tracker& background, double drain_timeout_s,
+                           std::promise<void>& stopped) {
+  auto deadline = std::chrono::steady_clock::now() + seconds(drain_timeout_s);
+  net::steady_timer t(co_await net::this_coro::executor);
+  // A grace for kept-alive connections (a load balancer's pool): a request arriving on one is
+  // still served, with `Connection: close`, instead of meeting a closed socket that a balancer
+  // may not retry (contract §9, rolling restart). Then the idle ones are closed.
+  const auto grace = std::min(std::chrono::steady_clock::now() + std::chrono::seconds(1), deadline);
+  while (std::chrono::steady_clock::now() < grace && srv.open_connections() > 0) {
+    t.expires_after(std::chrono::milliseconds(20));
+    co_await t.async_wait(net::use_awaitable);
+  }
+  srv.close_idle();
+  while ((srv.active_requests() > 0 || background.active() > 0) && std::chrono::steady_clock::now() < deadline) {
+    t.expires_after(std::chrono::milliseconds(20));
+    co_await t.async_wait(net::use_awaitable);
+  }
+  if (srv.active_requests() > 0 || background.active() > 0)
+    util::log(util::log_level::warning, "drain timeout; exiting with work in flight",
+              {{"requests", srv.active_requests()}, {"background", background.active()}});
+  stopped.set_value();
+}
+
+void announce(const util::config& cfg, unsigned short port, const service& s) {
   if (!cfg.default_secrets.empty()) {
     std::string names;
     for (auto& n : cfg.default_secrets) names += (names.empty() ? "" : ", ") + n;
@@ -356,28 +354,84 @@ int serve(const util::config& cfg) {
   util::log_always(util::log_level::info, "listening",
                    {{"port", static_cast<int>(port)},
                     {"host", cfg.host},
-                    {"backend", db->backend()},
+                    {"backend", s.st.db->backend()},
                     {"threads", cfg.api_threads},
-                    {"max_connections", srv.options().max_connections},
+                    {"max_connections", s.srv.options().max_connections},
                     {"version", FAV_VERSION}});
   util::log_flush();
+}
+
+// Listens, serves until a stop signal and its drain, then stops the threads (`stop_threads`)
+// and takes the parts down in an order where nothing still pending points at something gone.
+int run(const util::config& cfg, service_context& ioc, service& s, const std::function<void()>& stop_threads) {
+  unsigned short port = 0;
+  try {
+    port = s.srv.listen();
+  } catch (const std::exception& e) {
+    util::log(util::log_level::critical, "cannot listen",
+              {{"error", reason(e)}, {"host", cfg.host}, {"port", cfg.api_port}});
+    stop_threads();
+    return 1;
+  }
+  s.srv.start();
+  if (cfg.catalog_warm_interval_s >= 0) s.products.start_warmup();
+  auth::start_sign_in_sweep(ioc.get_executor(), *s.st.db, s.background, cfg.sign_in_sweep_interval_s);
+
+  // SIGTERM/SIGINT: stop accepting, let in-flight requests and background work finish (bounded).
+  std::promise<void> stopped;
+  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    util::log(util::log_level::info, "shutting down", {{"signal", sig}});
+    s.srv.begin_shutdown();
+    s.background.stop();
+    if (s.listener) s.listener->stop();
+    net::co_spawn(ioc, drain(s.srv, s.background, cfg.drain_timeout_s, stopped), net::detached);
+  });
+  announce(cfg, port, s);
   stopped.get_future().wait();
-  catalog_client.shutdown();
+  s.catalog_client.shutdown();
   stop_threads();
   // Requests still in flight past the drain deadline: their worker-pool jobs finish (or are
   // dropped) first, so every continuation sits in the stopped io_context; destroying those then
   // runs their destructors (connection leases, guards) while the pools, store, catalog and
   // metrics they point at still exist. A statement still running is cancelled in the database
   // as its connection closes.
-  hashes.stop();
-  db->close();
+  s.hashes.stop();
+  s.st.db->close();
   ioc.destroy_pending_work();
-  db.reset();
+  s.st.db.reset();
   // Statements cancelled just now: let the cancel requests reach the server before exiting.
   if (!store::pg_wait_for_cancels(std::chrono::seconds(3)))
     util::log(util::log_level::warning, "exiting before every statement cancel reached the database", {});
   util::log(util::log_level::info, "stopped", {});
   return 0;
+}
+
+int serve(const util::config& cfg) {
+  service_context ioc(cfg.api_threads);
+  auto guard = net::make_work_guard(ioc);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < cfg.api_threads; ++i) threads.emplace_back([&] { ioc.run(); });
+  auto stop_threads = [&] {
+    guard.reset();
+    ioc.stop();
+    for (auto& t : threads) t.join();
+  };
+
+  // The change feed (contract §9): live at once on SQLite (this process sees every write); on
+  // PostgreSQL once the listener's LISTEN is in place.
+  store::change_feed feed(!cfg.database_is_postgres);
+  stores opened;
+  try {
+    opened = open_stores(cfg, ioc, feed);
+  } catch (const std::exception& e) {
+    util::log(util::log_level::critical, "cannot open the database", {{"error", reason(e)}});
+    stop_threads();
+    return 1;
+  }
+  service s(cfg, ioc, feed, std::move(opened));
+  return run(cfg, ioc, s, stop_threads);
 }
 
 }  // namespace

@@ -44,17 +44,17 @@ std::vector<route_info> route_list() {
   return out;
 }
 
-dispatcher::dispatcher(app& a) : app_(a), verifier_{a.cfg.api_key, a.jwt, a.tokens, a.cfg.cors_origins} {
+api_router::api_router(app& a) : app_(a), verifier_{a.cfg.api_key, a.jwt, a.tokens, a.cfg.cors_origins} {
   for (auto& r : routes) patterns_.emplace_back(r.pattern);
 }
 
-boost::asio::awaitable<http::response> dispatcher::operator()(http::request& req) {
+boost::asio::awaitable<http::response> api_router::operator()(http::request& req) {
   if (req.trace.trace_id.empty()) req.trace = http::continue_or_start(req.header("traceparent"));
   auto res = co_await route(req);
   co_return res;
 }
 
-boost::asio::awaitable<http::response> dispatcher::route(http::request& req) {
+boost::asio::awaitable<http::response> api_router::route(http::request& req) {
   const route_def* found = nullptr;
   std::string allow;
   http::path_params params;
@@ -92,10 +92,10 @@ boost::asio::awaitable<http::response> dispatcher::route(http::request& req) {
     if (auto denied = co_await auth::authorize(found->policy, req, verifier_)) co_return api::fail(*denied);
     auto res = co_await found->handle(req, app_);
     // A token check the handler's read did not make (it answered first) decides now.
-    if (auto denied = co_await auth::settle(req, verifier_)) co_return api::fail(*denied);
+    if (auto denied = co_await auth::finish_token_check(req, verifier_)) co_return api::fail(*denied);
     co_return res;
   } catch (const store::token_refused&) {
-    // The token check that went with the handler's read refused (auth::settle).
+    // The token check that went with the handler's read refused (auth::finish_token_check).
     co_return api::fail(core::errc::invalid_token);
   } catch (const store::customer_gone&) {
     // Deleted while this request ran: answered as that customer's token now is (contract §5).

@@ -1,5 +1,5 @@
-// THE route table and the dispatcher that applies it: match → 404/405 → auth policy → handler,
-// with the service's one `try`.
+// THE route table and the api_router that applies it (the server's request handler):
+// match → 404/405 → auth policy → handler, with the service's one `try`.
 #pragma once
 #include <boost/asio/awaitable.hpp>
 #include <span>
@@ -32,9 +32,9 @@ struct route_info {
 };
 std::vector<route_info> route_list();
 
-class dispatcher {
+class api_router {
  public:
-  explicit dispatcher(app& a);
+  explicit api_router(app& a);
   // Never throws: infrastructure failures become 503 database_unavailable, bugs 500.
   // Contract §10: the request's trace context is set first (its `traceparent` continued, or a new
   // trace), and an error answer is `application/problem+json` when the request's Accept names it.

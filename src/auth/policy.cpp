@@ -193,7 +193,7 @@ store::token_check* pending_check(http::request& req) {
   return &*who->pending;
 }
 
-net::awaitable<std::optional<errc>> settle(http::request& req, const verifier& ver) {
+net::awaitable<std::optional<errc>> finish_token_check(http::request& req, const verifier& ver) {
   auto* who = std::any_cast<principal>(&req.auth);
   if (!who || !who->pending) co_return std::nullopt;
   const std::string sid = who->sid.value_or(std::string());  // named: see authorize

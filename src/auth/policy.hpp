@@ -21,7 +21,7 @@ enum class policy {
   customer_self,  // a valid token whose `sub` is exactly the route's {id}
   // customer_self for a read-only route whose handler's first store call is a checked read
   // (store::token_check): on a token-cache miss the check travels with that read, in the same
-  // round trip on PostgreSQL, and is settled after the handler (settle()). Only for handlers that
+  // round trip on PostgreSQL, and is finished after the handler (finish_token_check()). Only for handlers that
   // do nothing before that read which a refused token must not see.
   customer_self_read,
   // public, but the handler acts on a token it is shown (sign-out): a write by the cookie, so
@@ -73,7 +73,7 @@ store::token_check* pending_check(http::request& req);
 // After the handler of a customer_self_read route: a check its read made is remembered in the
 // token cache; one no read made (the handler answered before reading, e.g. a 400) is made now.
 // nullopt → the handler's answer stands; otherwise invalid_token.
-net::awaitable<std::optional<core::errc>> settle(http::request& req, const verifier& v);
+net::awaitable<std::optional<core::errc>> finish_token_check(http::request& req, const verifier& v);
 
 // The access token from `Authorization: Bearer` or the `access_token` cookie; empty if none.
 std::string_view presented_token(const http::request& req);

@@ -39,12 +39,14 @@ using steady = std::chrono::steady_clock;
 // request is too slow, so the session can still answer 408.
 struct server::conn {
   beast::tcp_stream stream;
+  beast::flat_buffer buffer;  // kept across requests: it may hold the next one's first bytes
   net::steady_timer deadline;
   std::atomic<bool> idle{true};  // no complete request yet: waiting for or reading one
   bool timed_out = false;        // strand-only, like `armed`
   std::uint64_t armed = 0;       // generation of the current deadline; 0: none
 
-  explicit conn(tcp::socket s) : stream(std::move(s)), deadline(stream.get_executor()) {}
+  conn(tcp::socket s, std::size_t buffer_limit)
+      : stream(std::move(s)), buffer(buffer_limit), deadline(stream.get_executor()) {}
 
   void arm(const std::shared_ptr<conn>& self, steady::time_point at) {
     auto gen = ++generation_;
@@ -105,10 +107,10 @@ bool resource_exhausted(const boost::system::error_code& ec) {
 
 }  // namespace
 
-server::server(net::io_context& ioc, server_options opts, dispatcher d, error_renderer e, request_observer o)
+server::server(net::io_context& ioc, server_options opts, request_handler h, error_renderer e, request_observer o)
     : ioc_(ioc),
       opts_(std::move(opts)),
-      dispatch_(std::move(d)),
+      handle_(std::move(h)),
       render_error_(std::move(e)),
       observe_(std::move(o)),
       per_client_(static_cast<std::size_t>(std::max(0, opts_.max_connections_per_client))),
@@ -239,9 +241,162 @@ void server::note_untrusted_forwarding(const net::ip::address& peer) {
               {{"peer", peer.to_string()}});
 }
 
-net::awaitable<void> server::session(tcp::socket sock, net::ip::address peer, std::string key) {
+// What reading one request left: its parser (header and body as far as they came) and, when the
+// server refuses it before serving, why.
+struct server::incoming {
+  bhttp::request_parser<bhttp::string_body> parser;
+  std::optional<failure> refused;
+  bhttp::request<bhttp::string_body> empty;  // stands for the request when no header was parsed
+};
+
+// After an error answer: stop sending, then read and discard what the client still sends
+// (bounded) so it sees our response rather than a connection reset.
+net::awaitable<void> server::linger_close(conn& c) {
   boost::system::error_code ec;
-  auto c = std::make_shared<conn>(std::move(sock));
+  auto& stream = c.stream;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.expires_after(std::chrono::seconds(2));
+  std::size_t drained = 0;
+  char sink[16384];
+  while (drained < 16 * 1024 * 1024) {
+    auto n = co_await stream.async_read_some(net::buffer(sink), net::redirect_error(use_awaitable, ec));
+    if (ec) break;
+    drained += n;
+  }
+  stream.socket().close(ec);
+}
+
+net::awaitable<server::read_status> server::read_request(const std::shared_ptr<conn>& c, incoming& in) {
+  boost::system::error_code ec;
+  auto& stream = c->stream;
+  auto& buffer = c->buffer;
+  // Draining does not close a kept-alive connection here: a request the balancer sends on it
+  // during the grace is still answered (with `Connection: close`, contract §9). Breaking on
+  // `draining_` raced the answer just written before SIGTERM, resetting the next request.
+  // close_idle() ends the grace; on the strand, so it cannot slip between check and wait.
+  if (idle_closed_) co_return read_status::idle_end;
+  // Idle keep-alive wait: no request bytes yet.
+  if (buffer.size() == 0) {
+    c->idle = true;
+    stream.expires_after(seconds(opts_.idle_timeout_s));
+    auto n = co_await stream.async_read_some(buffer.prepare(8192), net::redirect_error(use_awaitable, ec));
+    if (ec) co_return read_status::idle_end;  // closed, timed out, or cancelled by shutdown
+    buffer.commit(n);
+  }
+  // Deadlines from the request's first byte: headers, then the whole request (§8).
+  auto first_byte = steady::now();
+  auto request_deadline = first_byte + seconds(opts_.request_timeout_s);
+  stream.expires_never();
+  c->timed_out = false;
+  c->arm(c, std::min(first_byte + seconds(opts_.header_timeout_s), request_deadline));
+
+  auto& parser = in.parser;
+  parser.body_limit(static_cast<std::uint64_t>(opts_.body_limit));
+  parser.header_limit(opts_.header_limit);
+  std::size_t framing =
+      co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+  if (!ec) in.refused = framing_failure(parser.get());
+  if (!ec && !in.refused && !parser.is_done()) {
+    c->arm(c, request_deadline);
+    // curl and others wait for "100 Continue" before sending a body.
+    auto expect = parser.get().find(bhttp::field::expect);
+    if (expect != parser.get().end() && beast::iequals(expect->value(), "100-continue")) {
+      bhttp::response<bhttp::empty_body> cont{status::continue_, 11};
+      co_await bhttp::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
+    }
+    if (!ec) ec = co_await read_bounded(stream, buffer, parser, opts_.header_limit, framing);
+  }
+  c->disarm();
+  if (ec && c->timed_out) {
+    in.refused = failure::request_timeout;
+  } else if (ec) {
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
+        ec == net::error::connection_reset || ec == net::error::operation_aborted)
+      co_return read_status::ended;
+    if (ec == bhttp::error::body_limit)
+      in.refused = failure::too_large;
+    else if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
+      in.refused = failure::headers_too_large;  // framing past the header limit, or a line past the buffer
+    else
+      in.refused = failure::bad_request;
+  }
+  co_return read_status::ready;
+}
+
+net::awaitable<bool> server::serve(incoming& in, const net::ip::address& peer, request& req, response& res) {
+  bool close_after = false;
+  req.raw = in.parser.is_header_done() ? &in.parser.get() : &in.empty;
+  std::optional<rate_decision> limit;
+  if (in.refused) {
+    // The server's own refusals close the connection: what follows cannot be trusted.
+    res = render_error_(*in.refused);
+    close_after = true;
+  } else if ((req.raw->version() >= 11 && req.raw->find(bhttp::field::host) == req.raw->end()) ||
+             !parse_target(req.raw->target(), req)) {
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a bad request.
+    res = render_error_(failure::bad_request);
+    close_after = !req.raw->keep_alive() || draining_;
+  } else {
+    req.correlation_id = correlation_id(*req.raw);
+    // Contract §10: the request's trace, continued from a valid `traceparent` or started here.
+    req.trace = continue_or_start(req.header("traceparent"));
+    std::vector<std::string_view> forwarded;
+    for (auto [it, end] = req.raw->equal_range("x-forwarded-for"); it != end; ++it) forwarded.push_back(it->value());
+    // §8: a balancer left out of TRUSTED_PROXIES makes every client one; say so (rarely).
+    if (!forwarded.empty() && !is_trusted(peer, opts_.trusted_proxies)) note_untrusted_forwarding(peer);
+    req.client_addr = client_address(peer, forwarded, opts_.trusted_proxies);
+    for (const auto& c : opts_.trusted_proxies)
+      req.from_trusted_proxy = req.from_trusted_proxy || c.contains(util::unmapped(peer));
+    limit = take_token(req);
+    if (limit && !limit->allowed) {
+      res = render_error_(failure::rate_limited);
+      res.header("Retry-After", std::to_string(limit->retry_after_s));
+    } else {
+      res = co_await handle_(req);
+    }
+    close_after = !req.raw->keep_alive() || draining_;
+  }
+  if (req.correlation_id.empty()) req.correlation_id = correlation_id(*req.raw);
+  if (req.trace.trace_id.empty()) req.trace = continue_or_start(req.header("traceparent"));
+  if (limit) {
+    res.header("RateLimit-Limit", std::to_string(limit->limit));
+    res.header("RateLimit-Remaining", std::to_string(limit->remaining));
+    res.header("RateLimit-Reset", std::to_string(limit->reset_s));
+  }
+  co_return close_after;
+}
+
+net::awaitable<boost::system::error_code> server::write_response(conn& c, const request& req, response& res,
+                                                                 bool close_after) {
+  boost::system::error_code ec;
+  // Middleware, in this order, on every response (errors included).
+  bhttp::response<bhttp::string_body> out{res.code, 11};
+  apply_response_headers(res, req.correlation_id, out);
+  apply_problem_type(*req.raw, out);
+  apply_cors(opts_.cors_origins, *req.raw, out);
+  apply_gzip(*req.raw, res, out);
+  apply_date(out);
+  out.body() = std::move(res.body);
+  out.keep_alive(!close_after);
+  out.prepare_payload();
+  if (res.code == status::no_content || res.code == status::not_modified) out.erase(bhttp::field::content_length);
+
+  c.stream.expires_after(seconds(opts_.request_timeout_s));
+  if (req.raw->method() == verb::head) {
+    // Contract §10: the answer to a HEAD is its header alone, whatever its status, with the
+    // Content-Length the body would have had; a body here would be read by a kept-alive client
+    // as the start of the next response.
+    bhttp::response_serializer<bhttp::string_body> header_only{out};
+    co_await bhttp::async_write_header(c.stream, header_only, net::redirect_error(use_awaitable, ec));
+  } else {
+    co_await bhttp::async_write(c.stream, out, net::redirect_error(use_awaitable, ec));
+  }
+  co_return ec;
+}
+
+net::awaitable<void> server::session(tcp::socket sock, net::ip::address peer, std::string key) {
+  // Bounded (§8 "Request bytes"): a line or trailer that never ends fills the read buffer and is refused.
+  auto c = std::make_shared<conn>(std::move(sock), read_buffer_limit(opts_.header_limit));
   {
     std::lock_guard lk(conns_mu_);
     std::erase_if(conns_, [](auto& w) { return w.expired(); });
@@ -257,64 +412,10 @@ net::awaitable<void> server::session(tcp::socket sock, net::ip::address peer, st
     }
   } closer_{open_connections_, per_client_, key};  // counted up by the accept loop
 
-  auto& stream = c->stream;
-  // Bounded (§8 "Request bytes"): a line or trailer that never ends fills it and is refused.
-  beast::flat_buffer buffer(read_buffer_limit(opts_.header_limit));
-
-  // After an error answer: stop sending, then read and discard what the client still sends
-  // (bounded) so it sees our response rather than a connection reset.
-  auto linger_close = [&]() -> net::awaitable<void> {
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream.expires_after(std::chrono::seconds(2));
-    std::size_t drained = 0;
-    char sink[16384];
-    while (drained < 16 * 1024 * 1024) {
-      auto n = co_await stream.async_read_some(net::buffer(sink), net::redirect_error(use_awaitable, ec));
-      if (ec) break;
-      drained += n;
-    }
-    stream.socket().close(ec);
-  };
-
   for (;;) {
-    // Draining does not close a kept-alive connection here: a request the balancer sends on it
-    // during the grace is still answered (with `Connection: close`, contract §9). Breaking on
-    // `draining_` raced the answer just written before SIGTERM, resetting the next request.
-    // close_idle() ends the grace; on the strand, so it cannot slip between check and wait.
-    if (idle_closed_) break;
-    // Idle keep-alive wait: no request bytes yet.
-    if (buffer.size() == 0) {
-      c->idle = true;
-      stream.expires_after(seconds(opts_.idle_timeout_s));
-      auto n = co_await stream.async_read_some(buffer.prepare(8192), net::redirect_error(use_awaitable, ec));
-      if (ec) break;  // closed, timed out, or cancelled by shutdown
-      buffer.commit(n);
-    }
-    // Deadlines from the request's first byte: headers, then the whole request (§8).
-    auto first_byte = steady::now();
-    auto request_deadline = first_byte + seconds(opts_.request_timeout_s);
-    stream.expires_never();
-    c->timed_out = false;
-    c->arm(c, std::min(first_byte + seconds(opts_.header_timeout_s), request_deadline));
-
-    bhttp::request_parser<bhttp::string_body> parser;
-    parser.body_limit(static_cast<std::uint64_t>(opts_.body_limit));
-    parser.header_limit(opts_.header_limit);
-    std::optional<failure> refused;
-    std::size_t framing =
-        co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
-    if (!ec) refused = framing_failure(parser.get());
-    if (!ec && !refused && !parser.is_done()) {
-      c->arm(c, request_deadline);
-      // curl and others wait for "100 Continue" before sending a body.
-      auto expect = parser.get().find(bhttp::field::expect);
-      if (expect != parser.get().end() && beast::iequals(expect->value(), "100-continue")) {
-        bhttp::response<bhttp::empty_body> cont{status::continue_, 11};
-        co_await bhttp::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
-      }
-      if (!ec) ec = co_await read_bounded(stream, buffer, parser, opts_.header_limit, framing);
-    }
-    c->disarm();
+    incoming in;
+    auto got = co_await read_request(c, in);
+    if (got == read_status::idle_end) break;
     // Only now is it a request being handled: until here a shutdown closes the connection at
     // once (a client that sent one byte must not hold the drain), from here it is awaited.
     c->idle = false;
@@ -323,87 +424,13 @@ net::awaitable<void> server::session(tcp::socket sock, net::ip::address peer, st
       std::atomic<int>& n;
       ~active_guard() { --n; }
     } guard{active_requests_};
-    if (ec && c->timed_out) {
-      refused = failure::request_timeout;
-    } else if (ec) {
-      if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
-          ec == net::error::connection_reset || ec == net::error::operation_aborted)
-        break;
-      if (ec == bhttp::error::body_limit)
-        refused = failure::too_large;
-      else if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
-        refused = failure::headers_too_large;  // framing past the header limit, or a line past the buffer
-      else
-        refused = failure::bad_request;
-    }
-    ec = {};
+    if (got == read_status::ended) break;
 
     auto started = steady::now();
     request req;
     response res;
-    bool close_after = false;
-    bhttp::request<bhttp::string_body> empty_req;
-    req.raw = parser.is_header_done() ? &parser.get() : &empty_req;
-    std::optional<rate_decision> limit;
-    if (refused) {
-      // The server's own refusals close the connection: what follows cannot be trusted.
-      res = render_error_(*refused);
-      close_after = true;
-    } else if ((req.raw->version() >= 11 && req.raw->find(bhttp::field::host) == req.raw->end()) ||
-               !parse_target(req.raw->target(), req)) {
-      // RFC 9112 §3.2: an HTTP/1.1 request without Host is a bad request.
-      res = render_error_(failure::bad_request);
-      close_after = !req.raw->keep_alive() || draining_;
-    } else {
-      req.correlation_id = correlation_id(*req.raw);
-      // Contract §10: the request's trace, continued from a valid `traceparent` or started here.
-      req.trace = continue_or_start(req.header("traceparent"));
-      std::vector<std::string_view> forwarded;
-      for (auto [it, end] = req.raw->equal_range("x-forwarded-for"); it != end; ++it) forwarded.push_back(it->value());
-      // §8: a balancer left out of TRUSTED_PROXIES makes every client one; say so (rarely).
-      if (!forwarded.empty() && !is_trusted(peer, opts_.trusted_proxies)) note_untrusted_forwarding(peer);
-      req.client_addr = client_address(peer, forwarded, opts_.trusted_proxies);
-      for (const auto& c : opts_.trusted_proxies)
-        req.from_trusted_proxy = req.from_trusted_proxy || c.contains(util::unmapped(peer));
-      limit = take_token(req);
-      if (limit && !limit->allowed) {
-        res = render_error_(failure::rate_limited);
-        res.header("Retry-After", std::to_string(limit->retry_after_s));
-      } else {
-        res = co_await dispatch_(req);
-      }
-      close_after = !req.raw->keep_alive() || draining_;
-    }
-    if (req.correlation_id.empty()) req.correlation_id = correlation_id(*req.raw);
-    if (req.trace.trace_id.empty()) req.trace = continue_or_start(req.header("traceparent"));
-    if (limit) {
-      res.header("RateLimit-Limit", std::to_string(limit->limit));
-      res.header("RateLimit-Remaining", std::to_string(limit->remaining));
-      res.header("RateLimit-Reset", std::to_string(limit->reset_s));
-    }
-
-    // Middleware, in this order, on every response (errors included).
-    bhttp::response<bhttp::string_body> out{res.code, 11};
-    apply_response_headers(res, req.correlation_id, out);
-    apply_problem_type(*req.raw, out);
-    apply_cors(opts_.cors_origins, *req.raw, out);
-    apply_gzip(*req.raw, res, out);
-    apply_date(out);
-    out.body() = std::move(res.body);
-    out.keep_alive(!close_after);
-    out.prepare_payload();
-    if (res.code == status::no_content || res.code == status::not_modified) out.erase(bhttp::field::content_length);
-
-    stream.expires_after(seconds(opts_.request_timeout_s));
-    if (req.raw->method() == verb::head) {
-      // Contract §10: the answer to a HEAD is its header alone, whatever its status, with the
-      // Content-Length the body would have had; a body here would be read by a kept-alive client
-      // as the start of the next response.
-      bhttp::response_serializer<bhttp::string_body> header_only{out};
-      co_await bhttp::async_write_header(stream, header_only, net::redirect_error(use_awaitable, ec));
-    } else {
-      co_await bhttp::async_write(stream, out, net::redirect_error(use_awaitable, ec));
-    }
+    bool close_after = co_await serve(in, peer, req, res);
+    auto ec = co_await write_response(*c, req, res, close_after);
 
     double elapsed = std::chrono::duration<double>(steady::now() - started).count();
     int st = static_cast<int>(res.code);
@@ -411,14 +438,15 @@ net::awaitable<void> server::session(tcp::socket sock, net::ip::address peer, st
     if (observe_) observe_(req, st, elapsed);
 
     if (ec) break;
-    if (refused) {
-      co_await linger_close();
+    if (in.refused) {
+      co_await linger_close(*c);
       co_return;
     }
     if (close_after) break;
   }
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  stream.socket().close(ec);
+  boost::system::error_code ec;
+  c->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  c->stream.socket().close(ec);
 }
 
 }  // namespace fav::http

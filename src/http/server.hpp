@@ -1,11 +1,13 @@
 // The HTTP/1.1 server: accept loop, one coroutine per connection (body/header limits, timeouts,
 // keep-alive). Every response then passes through http/middleware.hpp. It knows nothing about
-// favorites: routing happens in the dispatcher it is given, error bodies in the renderer.
+// favorites: routing happens in the request handler it is given (the app's api_router), error
+// bodies in the renderer.
 #pragma once
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -45,7 +47,7 @@ struct server_options {
 };
 
 // Routes and handles a request; never throws (the one `try` lives inside it).
-using dispatcher = std::function<net::awaitable<response>(request&)>;
+using request_handler = std::function<net::awaitable<response>(request&)>;
 // Renders a failure of the server's own as the app renders errors (it picks code and status).
 using error_renderer = std::function<response(failure)>;
 // Called once per finished request for metrics.
@@ -53,7 +55,7 @@ using request_observer = std::function<void(const request&, int status, double s
 
 class server {
  public:
-  server(net::io_context& ioc, server_options opts, dispatcher d, error_renderer e, request_observer o);
+  server(net::io_context& ioc, server_options opts, request_handler h, error_renderer e, request_observer o);
   ~server();
   // Binds and listens; returns the port (useful with port 0).
   unsigned short listen();
@@ -72,9 +74,24 @@ class server {
 
  private:
   struct conn;
+  struct incoming;
   net::awaitable<void> accept_loop();
   // `key`: the peer's client key as counted in per_client_, or empty when not counted.
+  // Per request: read_request, serve, write_response; then keep alive, close, or linger.
   net::awaitable<void> session(net::ip::tcp::socket sock, net::ip::address peer, std::string key);
+  // idle_end: no request began (idle timeout, peer closed, close_idle); ended: the connection
+  // ended mid-request with nothing to answer; ready: `in` holds a request or a refusal to answer.
+  enum class read_status { idle_end, ended, ready };
+  // Waits for a request and reads it under the header and request deadlines. A refusal (408,
+  // 413, 431, 400, 501) is left in `in` to be answered.
+  net::awaitable<read_status> read_request(const std::shared_ptr<conn>& c, incoming& in);
+  // Fills `req` and `res`: the refusal, or the rate limit and the request handler's answer; returns
+  // whether the connection closes after this response.
+  net::awaitable<bool> serve(incoming& in, const net::ip::address& peer, request& req, response& res);
+  // Runs the middleware over `res` and writes it (the header alone for HEAD).
+  net::awaitable<boost::system::error_code> write_response(conn& c, const request& req, response& res,
+                                                           bool close_after);
+  static net::awaitable<void> linger_close(conn& c);
   // A token from the bucket of `req`'s client address; nullopt when limits are off or the path is exempt.
   std::optional<rate_decision> take_token(const request& req);
   // Logs, at most once an hour per client, that an untrusted peer sent X-Forwarded-For.
@@ -82,7 +99,7 @@ class server {
 
   net::io_context& ioc_;
   server_options opts_;
-  dispatcher dispatch_;
+  request_handler handle_;
   error_renderer render_error_;
   request_observer observe_;
   std::optional<rate_limiter> limiter_;

@@ -37,7 +37,7 @@ net::awaitable<std::optional<core::customer>> cached_store::find_customer_checke
   std::uint64_t gen = 0;
   if (use) {
     if (auto hit = cache_.customer(id.str())) {
-      co_await settle(check);
+      co_await run_token_check(check);
       co_return hit;
     }
     gen = cache_.generation(id.str());
@@ -60,7 +60,7 @@ net::awaitable<core::page<core::favorite>> cached_store::list_favorites_checked(
   std::uint64_t gen = 0;
   if (use) {
     if (auto hit = cache_.favorites(customer_id.str(), p)) {
-      co_await settle(check);
+      co_await run_token_check(check);
       co_return std::move(*hit);
     }
     gen = cache_.generation(customer_id.str());

@@ -178,7 +178,7 @@ class store {
 
  protected:
   // Makes `check` (when not null) with check_token; sets passed or throws token_refused.
-  net::awaitable<void> settle(token_check* check);
+  net::awaitable<void> run_token_check(token_check* check);
 };
 
 }  // namespace fav::store
