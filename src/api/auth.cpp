@@ -173,7 +173,7 @@ net::awaitable<http::response> sign_out(http::request& req, app& a) {
     auto v = a.jwt.verify(token, 0);
     if (v.status == auth::token_status::ok) {
       // The presented token, and (§8) the whole sign-in it belongs to.
-      // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice.
+      // Named, not a temporary inside co_await (CONTRIBUTING.md, "Compiler notes").
       const std::string key = auth::revocation_key(token, v.value.jti);
       co_await auth::revoke_access_token(a.db, a.tokens, key, v.value.exp * 1'000'000);
       if (v.value.sid)

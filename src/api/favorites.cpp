@@ -35,7 +35,7 @@ net::awaitable<http::response> list_favorites(http::request& req, app& a) {
   auto page = core::parse_page(req.query_value("page"), req.query_value("per_page"), a.cfg.per_page_limit);
   if (!page) co_return fail(errc::invalid_pagination);
   auto favs = co_await a.db.list_favorites_checked(auth::pending_check(req), auth::caller(req).customer_id, *page);
-  const auto ctx = log_context_of(req);  // named: g++ 12 destroys temporaries in co_await twice
+  const auto ctx = log_context_of(req);  // named: CONTRIBUTING.md, "Compiler notes"
   auto products = co_await a.products.resolve(favs.items, ctx);
   std::string items;
   items.reserve(favs.items.size() * 220);
@@ -56,7 +56,7 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
   // a write's answer reflects the database (contract §9); the INSERT below still decides races.
   if (co_await a.db.has_favorite(customer_id, *product_id)) co_return fail(errc::product_already_in_favorites);
 
-  const auto ctx = log_context_of(req);  // named: g++ 12 destroys temporaries in co_await twice
+  const auto ctx = log_context_of(req);  // named: CONTRIBUTING.md, "Compiler notes"
   // The customer's own share of the catalog (§8 "Fair shares").
   auto found = co_await a.products.get_for_favorite(*product_id, ctx, customer_id.str());
   if (found.status == catalog::fetch_status::not_found) co_return fail(errc::product_not_found);
@@ -82,7 +82,7 @@ net::awaitable<http::response> get_favorite(http::request& req, app& a) {
   auto fav = co_await a.db.get_favorite(auth::caller(req).customer_id, *product_id);
   if (!fav) co_return fail(errc::product_not_in_favorites);
   const std::vector<core::favorite> one{std::move(*fav)};
-  const auto ctx = log_context_of(req);  // named: g++ 12 destroys temporaries in co_await twice
+  const auto ctx = log_context_of(req);  // named: CONTRIBUTING.md, "Compiler notes"
   auto products = co_await a.products.resolve(one, ctx);
   std::string body;
   render_favorite(body, one[0].product_id, one[0].favorited_at, products[0]);

@@ -169,7 +169,7 @@ net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, cons
   if (!customer) co_return errc::invalid_token;
   // Revoked tokens and deleted customers: one query, or a short-lived in-process answer.
   std::string key = revocation_key(token, v.value.jti);
-  // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice.
+  // Named, not a temporary inside co_await (CONTRIBUTING.md, "Compiler notes").
   const std::string sid = v.value.sid.value_or(std::string());
   if (p == policy::customer_self_read && req.params.get("id") == customer->str()) {
     // A read of the caller's own data: on a cache miss the check goes with the handler's read.

@@ -11,7 +11,7 @@ net::awaitable<void> revoke_access_token(store::store& db, token_cache& tokens, 
 
 net::awaitable<void> revoke_sign_in(store::store& db, token_cache& tokens, std::string sid, core::micros now,
                                     core::micros access_ttl) {
-  const std::string key = sign_in_key(sid);  // named: g++ 12 destroys temporaries in co_await twice
+  const std::string key = sign_in_key(sid);  // named: CONTRIBUTING.md, "Compiler notes"
   co_await db.revoke_token(key, now + access_ttl);
   co_await db.end_sign_in(sid);
   tokens.forget_sign_in(sid);

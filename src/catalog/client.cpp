@@ -57,7 +57,7 @@ net::awaitable<error_code> until(Op op, clock_type::time_point deadline) {
     co_return ec;
   }
   net::steady_timer timer(co_await net::this_coro::executor, deadline);
-  // Named, not temporaries inside co_await: g++ 12 destroys such temporaries twice.
+  // Named, not temporaries inside co_await (CONTRIBUTING.md, "Compiler notes").
   auto group = net::experimental::make_parallel_group(std::move(op), timer.async_wait(net::deferred));
   auto [order, op_ec, timer_ec] = co_await group.async_wait(net::experimental::wait_for_one(), net::use_awaitable);
   (void)order;

@@ -62,7 +62,7 @@ net::awaitable<fetch_result> product_cache::get_for_favorite(std::int64_t id, lo
   switch (r.status) {
     case fetch_status::found:
       r.product->fetched_at = clock_();
-      // (no braced list inside co_await: g++ 12 rejects it, "array used as initializer")
+      // No braced list inside co_await (CONTRIBUTING.md, "Compiler notes").
       co_await save(std::vector<core::product>(1, *r.product));
       co_return r;
     case fetch_status::not_found:
@@ -203,7 +203,7 @@ net::awaitable<void> product_cache::background_refresh(std::int64_t id, [[maybe_
 
   try {
     // No request to tell: the client logs its trouble without ids. (Named arguments, not
-    // temporaries inside co_await: g++ 12 destroys such temporaries twice.)
+    // temporaries inside co_await: CONTRIBUTING.md, "Compiler notes".)
     const log_context none;
     const auto deadline = steady_clock::time_point::max();
     fetch_result r = co_await client_.fetch_product(id, none, deadline);

@@ -314,8 +314,7 @@ store::pool_usage pg_store::usage() const {
 
 template <class... A>
 net::awaitable<pg_result> pg_store::run(const pg_statement& st, A... params) {
-  // Parameters travel as a pack, not a braced list: GCC 12 rejects an initializer_list
-  // inside a co_await expression.
+  // Parameters travel as a pack, not a braced list (CONTRIBUTING.md, "Compiler notes").
   std::vector<pg_param> ps;
   ps.reserve(sizeof...(A));
   (ps.emplace_back(std::move(params)), ...);
