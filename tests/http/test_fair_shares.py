@@ -16,7 +16,6 @@ shares themselves are unit-tested (tests/unit/test_password.cpp fair_queue.*, re
 tests/unit/test_catalog.cpp customer_shares.*)."""
 
 import http.client
-import itertools
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ServerTestCase, request_once  # noqa: E402
+import test_catalog_admission as admission  # noqa: E402  (its favoriting helpers; a module name, so unittest collects nothing from it here)
 
 FLOODER = "127.0.0.2"
 OTHER = "127.0.0.3"
@@ -148,10 +148,7 @@ class HashQueueShareTest(ServerTestCase):
         self.assertEqual(status, 200)
 
 
-_ids = itertools.count(70_000)
-
-
-class CatalogShareTest(ServerTestCase):
+class CatalogShareTest(admission.AdmissionBase):
     """One customer favoriting many unknown ids against a slow catalog (scaled down from the
     measured attack: 60 ids, 2 s per answer, a 3 s request deadline): another customer's
     favoriting is not delayed, and the lookups cut by the deadline do not open the breaker."""
@@ -166,18 +163,10 @@ class CatalogShareTest(ServerTestCase):
                   "PRODUCT_CATALOG_MAX_CONCURRENCY_PER_CUSTOMER": None,  # the default, 2
                   "PRODUCT_CATALOG_BREAKER_FAILURES": None}  # the default, 5
 
-    def new_product(self) -> int:
-        pid = next(_ids)
-        self.stub.product(pid, title=f"Product {pid}", price=10)
-        return pid
-
-    def add(self, c, pid):
-        return request_once(self.server.port, "POST", f"/customers/{c.id}/favorites/{pid}", token=c.token)
-
     def test_one_customers_slow_unknown_ids_neither_delay_another_nor_open_the_breaker(self):
         self.stub.reset()
         attacker, other = self.server.new_customer(), self.server.new_customer()
-        unknown = [next(_ids) for _ in range(self.FLOOD)]
+        unknown = [next(admission._ids) for _ in range(self.FLOOD)]
         self.stub.faults(latency_ms=self.LATENCY_MS, only_ids=unknown)
         port = self.server.port
 
