@@ -379,6 +379,17 @@ class _LineReader:
         self._thread.join(timeout)
 
 
+def terminate(proc, timeout: float = 10):
+    """Stops a process the tests started by its pid: SIGTERM, then SIGKILL after `timeout`."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Stub:
     """The catalog stub plus its admin API."""
 
@@ -406,13 +417,7 @@ class Stub:
 
     def stop(self):
         self._client.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self._out.join()
         self.proc.stdout.close()
 

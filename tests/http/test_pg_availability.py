@@ -35,7 +35,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import _psql, backend, free_port, start_server, start_stub  # noqa: E402
+from harness import _psql, backend, free_port, start_server, start_stub, terminate  # noqa: E402
 from test_postgres_ops import fresh_database  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -387,13 +387,7 @@ pidfile = {self.dir}/pgbouncer.pid
                 time.sleep(0.05)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
