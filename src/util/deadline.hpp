@@ -1,0 +1,77 @@
+// The one deadline idiom (CONTRIBUTING.md, "Deadlines and shutdown"): an awaited operation
+// raced against a timer. Whichever finishes first wins; the other is cancelled (Asio's
+// per-operation cancellation, terminal), so nothing is left waiting past the deadline and no
+// caller writes its own timer handshake.
+//
+//   if (auto rows = co_await util::with_deadline(conn.query(sql), deadline)) use(*rows);
+//   else answer_timeout();
+//
+// The operation must react to cancellation: every Asio wait does; a wait written by hand must
+// pass its cancellation slot on (boost::asio::bind_cancellation_slot or async_initiate).
+#pragma once
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace fav::util {
+
+using steady_time = std::chrono::steady_clock::time_point;
+
+namespace detail {
+// `op` as an operation that never throws: its failure comes back as a value, so the race below
+// ends at once (Asio's `||` waits for the first *successful* operation and would otherwise let a
+// failed one wait for the timer).
+template <class T>
+struct outcome {
+  std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> value{};
+  std::exception_ptr error;
+};
+
+template <class T>
+boost::asio::awaitable<outcome<T>> caught(boost::asio::awaitable<T> op) {
+  outcome<T> out;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(op);
+      out.value = true;
+    } else {
+      out.value.emplace(co_await std::move(op));
+    }
+  } catch (...) {
+    out.error = std::current_exception();
+  }
+  co_return out;
+}
+}  // namespace detail
+
+// `op`'s result, or nullopt when `deadline` came first (`op` then cancelled). An exception
+// thrown by `op` before the deadline propagates at once. For a void operation: true when it
+// finished.
+template <class T>
+boost::asio::awaitable<std::conditional_t<std::is_void_v<T>, bool, std::optional<T>>> with_deadline(
+    boost::asio::awaitable<T> op, steady_time deadline) {
+  using namespace boost::asio::experimental::awaitable_operators;
+  boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, deadline);
+  auto first = co_await (detail::caught(std::move(op)) || timer.async_wait(boost::asio::use_awaitable));
+  if (first.index() == 1) co_return std::conditional_t<std::is_void_v<T>, bool, std::optional<T>>{};
+  auto& done = std::get<0>(first);
+  if (done.error) std::rethrow_exception(done.error);
+  co_return std::move(done.value);
+}
+
+// The same with a duration from now.
+template <class T, class Rep, class Period>
+auto with_timeout(boost::asio::awaitable<T> op, std::chrono::duration<Rep, Period> d) {
+  return with_deadline(std::move(op), std::chrono::steady_clock::now() +
+                                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
+}
+
+}  // namespace fav::util
