@@ -39,7 +39,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "http"))
 from cluster import APP_DB, NODES, Cluster  # noqa: E402
-from harness import Client, Server, Stub, unique_email  # noqa: E402
+from harness import Client, Server, Stub, start_servers, stop_servers, unique_email  # noqa: E402
 
 CLUSTER: Cluster = None
 STUB: Stub = None
@@ -258,25 +258,7 @@ def fresh_database(tag: str) -> str:
 
 
 def start_instances(n: int, env: dict, url: str) -> list:
-    servers = []
-    try:
-        for _ in range(n):
-            servers.append(Server(STUB, env=env, database=url).start())
-    except BaseException:
-        for s in servers:
-            s.kill9()
-            s.cleanup()
-        raise
-    return servers
-
-
-def stop_instances(servers):
-    for s in servers:
-        try:
-            s.stop()
-        except AssertionError:
-            s.kill9()
-        s.cleanup()
+    return start_servers(STUB, [env] * n, url)
 
 
 def new_customers(port: int, n: int) -> list:
@@ -478,7 +460,7 @@ class HighAvailability(unittest.TestCase):
         self.t0 = time.monotonic()
 
     def tearDown(self):
-        stop_instances(self.servers)
+        stop_servers(self.servers)
         self.servers = []
         sigcont_all()
         CLUSTER.stop_bouncer()

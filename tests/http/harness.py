@@ -480,6 +480,19 @@ def _psql(url: str, sql: str) -> str:
     return r.stdout
 
 
+def wait_until(pred, timeout: float, what: str, step: float = 0.02):
+    """Re-checks pred every `step` seconds until it holds (returns its value) or the deadline
+    passes (AssertionError naming `what`): the one way a test waits for a signal."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
 class Customer(NamedTuple):
     id: str
     email: str
@@ -585,6 +598,10 @@ class Server:
     def start(self):
         """Starts the process and waits for its `listening` log line."""
         self.launch()
+        return self.wait_listening()
+
+    def wait_listening(self):
+        """Waits for the launched process's `listening` log line and takes its port."""
 
         def is_listening(line):
             obj = _json_obj(line)
@@ -680,6 +697,38 @@ class Server:
         line = self.out.wait_for(lambda l: (lambda o: o is not None and pred(o))(_json_obj(l)), timeout)
         return _json_obj(line) if line is not None else None
 
+    def log_barrier(self, timeout: float = 15) -> None:
+        """Sends a marker request and waits for its access-log line. Every line the service
+        wrote to stdout before it answered the marker has then been read: the positive signal
+        that stands for "let late lines arrive"."""
+        cid = "barrier-" + uuid.uuid4().hex[:12]
+        request_once(self.port, "GET", "/health", headers={"x-correlation-id": cid})
+        if self.wait_log(lambda o: o.get("correlation_id") == cid and "status" in o, timeout) is None:
+            raise AssertionError("the marker request's access-log line never came")
+
+    def metric(self, name: str, default: Optional[float] = 0.0) -> Optional[float]:
+        """The value of an unlabelled series in one /metrics scrape (`default` when absent)."""
+        r = request_once(self.port, "GET", "/metrics")
+        if r.status != 200:
+            raise AssertionError(f"/metrics answered {r.status}")
+        for line in r.body.decode("utf-8").splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return default
+
+    def db_idle(self) -> bool:
+        """True when the service runs no statement and none waits for a connection (SQLite:
+        its workers), and, on PostgreSQL, no backend of this database but the asking one is
+        active or waiting: a write it gave up on can no longer commit."""
+        running = self.proc is not None and self.proc.poll() is None
+        if running and (self.metric("fav_db_pool_in_use") or self.metric("fav_db_pool_waiting")):
+            return False
+        if self._pg_db:
+            return self.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND pid <> pg_backend_pid() AND state = 'active' "
+                            "AND query NOT ILIKE 'LISTEN%'") == [["0"]]
+        return True
+
     # -- HTTP -----------------------------------------------------------------------------
 
     def client(self) -> Client:
@@ -766,6 +815,37 @@ class Server:
         rows = self.sql(f"SELECT count(*) FROM products_cache WHERE id = {pid}")
         if rows != [["1"]]:
             raise AssertionError(f"product {pid} is not cached")
+
+
+def start_servers(stub: Optional[Stub], envs: list, database: str, ready=None) -> list:
+    """One Server per environment in `envs`, all on `database`, launched at the same moment, then
+    each awaited (`ready(server)`, by default its `listening` line); should one fail, all are
+    killed and removed. The instance starter of the multi-instance and HA tests."""
+    servers = [Server(stub, env=env, database=database) for env in envs]
+    try:
+        for s in servers:
+            s.launch()
+        for s in servers:
+            if ready:
+                ready(s)
+            else:
+                s.wait_listening()
+    except BaseException:
+        for s in servers:
+            s.kill9()
+            s.cleanup()
+        raise
+    return servers
+
+
+def stop_servers(servers) -> None:
+    """SIGTERM to each (SIGKILL if it does not exit in time), then its folder and database go."""
+    for s in servers:
+        try:
+            s.stop()
+        except AssertionError:
+            s.kill9()
+        s.cleanup()
 
 
 def start_stub(extra_args=()) -> Stub:

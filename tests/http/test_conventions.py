@@ -168,7 +168,7 @@ class ConventionsTest(ServerTestCase):
                          headers={"x-correlation-id": cid})
             self.assertError(r, 503, "catalog_unavailable")
             self.assertIsNotNone(self.server.wait_log(lambda o: o.get("correlation_id") == cid and "status" in o))
-            time.sleep(0.2)  # let any late line of this request arrive
+            self.server.log_barrier()  # every stdout line written before a later request's is read
             self.assertEqual(self.server.err.lines[stderr_before:], [], "log lines outside stdout JSON")
             for line in self.server.log_lines():
                 if "/products/17" in line:
@@ -676,7 +676,10 @@ class GracefulShutdownTest(unittest.TestCase):
             for c in clients:
                 self.assertEqual(c.req("GET", "/health").status, 200)  # each connection stays open
             self.server.proc.send_signal(signal.SIGTERM)
-            time.sleep(0.2)  # the listener is closed by now; these connections are not
+            # Logged by the signal's handler right before it closes the listener and starts
+            # draining; these connections stay open.
+            self.assertIsNotNone(self.server.wait_log(lambda o: o.get("message") == "shutting down", 15),
+                                 self.server.output_tail())
             for i, c in enumerate(clients):
                 c._conn.request("GET", "/health")
                 r = c._conn.getresponse()

@@ -13,7 +13,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, ServerTestCase, Stub, backend  # noqa: E402
+from harness import Server, ServerTestCase, Stub, _read_response, backend, wait_until  # noqa: E402
 
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", "runtime error:",
                    "UndefinedBehaviorSanitizer")
@@ -78,6 +78,30 @@ def favorites_of(server: Server, customer_id: str) -> list:
                       server.uuid_sql(customer_id))
 
 
+def open_served_connection(port: int) -> socket.socket:
+    """A connection the server has accepted and served one request on, kept open: the positive
+    signal that its session exists (a connection still in the listen queue would only be reset
+    at shutdown)."""
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = _read_response(conn, 10)
+    if r is None or r.status != 200:
+        conn.close()
+        raise AssertionError(f"GET /health on a fresh connection: {r}")
+    return conn
+
+
+def blocked_on_the_lock(server: Server, pid: int) -> bool:
+    """The favoriting of `pid` has passed the catalog and its write now waits for the lock
+    LockHolder holds: on PostgreSQL a backend waits on a Lock; on SQLite a worker stays busy."""
+    if server.stub.product_calls(pid) < 1:
+        return False
+    if server.db_path:
+        return server.metric("fav_db_pool_in_use") >= 1
+    return server.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND wait_event_type = 'Lock'") != [["0"]]
+
+
 class StatementDeadline(ServerTestCase):
     server_env = {"DATABASE_STATEMENT_TIMEOUT_SECONDS": "0.5", "PRODUCT_CATALOG_WARMUP": "false"}
 
@@ -95,8 +119,10 @@ class StatementDeadline(ServerTestCase):
             self.assertEqual(r.detail, "database_unavailable")
             self.assertIn("Retry-After", r.headers)
             self.assertLess(took, 10, "the deadline (0.5 s) plus the cancel's grace, on a loaded machine")
+            # Cancelled in the database too: before the lock goes, the service runs nothing
+            # (and no backend of it still waits on the lock), so no late commit can come.
+            wait_until(self.server.db_idle, 15, "the abandoned write to leave the database")
             lock.release()
-        time.sleep(0.5)  # room for a late commit: none may come
         self.assertEqual(favorites_of(self.server, c.id), [])
         r = self.server.req("POST", f"/customers/{c.id}/favorites/3", token=c.token)
         self.assertEqual(r.status, 201, r)  # the service is fine once the lock is gone
@@ -155,10 +181,9 @@ class Drain(unittest.TestCase):
         # timeout)": a connection that has not delivered a complete request is closed at once;
         # only requests being handled are awaited.
         s = self.start(API_DRAIN_TIMEOUT_SECONDS="20", API_REQUEST_TIMEOUT_SECONDS="60")
-        slow = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        slow = open_served_connection(s.port)
         try:
-            slow.sendall(b"G")
-            time.sleep(0.2)  # the byte has arrived
+            slow.sendall(b"G")  # read by the session within the drain's grace for kept-alive connections
             started = time.monotonic()
             rc = s.stop()
             took = time.monotonic() - started
@@ -179,9 +204,8 @@ class Drain(unittest.TestCase):
             "r", s.client().req("POST", f"/customers/{c.id}/favorites/7", token=c.token)))
         t.start()
         self.assertGreater(self.stub.wait_product_calls(7, before + 1, 10), before)
-        slow = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        slow = open_served_connection(s.port)
         slow.sendall(b"GET /health HTTP/1.1\r\nHo")
-        time.sleep(0.2)
         started = time.monotonic()
         s.proc.send_signal(15)
         t.join(30)
@@ -210,7 +234,7 @@ class Drain(unittest.TestCase):
 
             t = threading.Thread(target=post)
             t.start()
-            time.sleep(1.0)  # the request is now blocked on the lock
+            wait_until(lambda: blocked_on_the_lock(s, 9), 15, "the request to block on the lock")
             started = time.monotonic()
             s.proc.send_signal(15)
             rc = s.wait_exit(30)
@@ -218,8 +242,10 @@ class Drain(unittest.TestCase):
             t.join(30)
             self.assertEqual(rc, 0, s.output_tail())
             self.assertLess(took, 15)
+            # The process is gone; on PostgreSQL its statement must be gone too before the lock
+            # goes, or it could still commit.
+            wait_until(s.db_idle, 15, "the abandoned write to leave the database")
             lock.release()
-        time.sleep(0.5)
         self.assertEqual(favorites_of(s, c.id), [])
         assert_no_sanitizer_report(self, s)
 

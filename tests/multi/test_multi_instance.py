@@ -41,8 +41,8 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "http"))
-from harness import (API_KEY, Server, _pg_url_with_db, _psql, free_port, start_stub,  # noqa: E402
-                     unique_email)
+from harness import (API_KEY, Server, _pg_url_with_db, _psql, free_port, start_servers, start_stub,  # noqa: E402
+                     stop_servers, unique_email)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -114,22 +114,9 @@ def request(port, method, path, body=None, token=None, timeout=10.0):
 
 def start_instances(url, stub, ports, extra_env=None):
     """Launches one instance per port at the same moment, then waits for each to listen."""
-    servers = []
-    for p in ports:
-        env = {"API_PORT": str(p), "PRODUCT_CATALOG_WARMUP": "false", "LOG_LEVEL": "warning"}
-        env.update(extra_env or {})
-        servers.append(Server(stub, env=env, database=url))
-    for s in servers:
-        s.launch()
-    try:
-        for s, p in zip(servers, ports):
-            wait_ready(s, p)
-    except BaseException:
-        for s in servers:
-            s.kill9()
-            s.cleanup()
-        raise
-    return servers
+    envs = [{"API_PORT": str(p), "PRODUCT_CATALOG_WARMUP": "false", "LOG_LEVEL": "warning", **(extra_env or {})}
+            for p in ports]
+    return start_servers(stub, envs, url, ready=lambda s: wait_ready(s, int(s.env_overrides["API_PORT"])))
 
 
 def wait_ready(server, port, timeout=30.0):
@@ -439,10 +426,7 @@ class MultiInstanceTest(unittest.TestCase):
             cls.prometheus.stop()
         if cls.nginx:
             cls.nginx.stop()
-        for s in cls.servers:
-            if s.proc.poll() is None:
-                s.stop()
-            s.cleanup()
+        stop_servers(cls.servers)
         cls.stub.stop()
         drop_database(cls.url)
 
@@ -738,10 +722,7 @@ class StartTogetherTest(unittest.TestCase):
                 self.assertEqual(request(p, "GET", "/health/ready")[0], 200)
             report("3 instances started together on a reference-created database: all ready")
         finally:
-            for s in servers:
-                if s.proc.poll() is None:
-                    s.stop()
-                s.cleanup()
+            stop_servers(servers)
             drop_database(url)
 
 
