@@ -21,7 +21,7 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import REPO_ROOT, Client, Server, Stub, _psql, backend  # noqa: E402
+from harness import REPO_ROOT, Client, Server, Stub, _psql, backend, wait_until  # noqa: E402
 
 WRITERS = 6
 PRODUCTS = list(range(1, 21))  # the stub's catalog
@@ -37,6 +37,7 @@ class Ledger:
         self.in_doubt = set()  # keys whose latest write has no trustworthy answer
         self.acks = 0
         self.refused = 0       # 503 answers
+        self.failed = 0        # answers in doubt (none, or a 5xx)
 
     def record(self, key, want_present, status):
         with self.lock:
@@ -46,6 +47,7 @@ class Ledger:
                 self.acks += 1
             elif status is None or status >= 500:
                 self.in_doubt.add(key)
+                self.failed += 1
                 if status == 503:
                     self.refused += 1
 
@@ -169,20 +171,26 @@ class CrashLedger(unittest.TestCase):
             recovered = {}
 
             def restart_database(stop):
-                deadline = time.monotonic() + 20
-                while ledger.acks < 60 and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                subprocess.run([script, "pause", fault_dir, "immediate"], check=True, timeout=60)
-                time.sleep(1.0)  # an outage the writers run into
-                subprocess.run([script, "resume", fault_dir], check=True, timeout=60)
-                back = time.monotonic()
-                before = ledger.acks
-                while ledger.acks == before and time.monotonic() < back + 30:
-                    time.sleep(0.01)
-                if ledger.acks > before:
-                    recovered["seconds"] = time.monotonic() - back
-                time.sleep(1.0)  # a little more load on the recovered service
-                stop.set()
+                try:
+                    wait_until(lambda: ledger.acks >= 60, 20, "60 acknowledged writes before the restart")
+                    failed_before = ledger.failed
+                    subprocess.run([script, "pause", fault_dir, "immediate"], check=True, timeout=60)
+                    try:
+                        # An outage the writers run into: a writer's worth of failed answers each.
+                        wait_until(lambda: ledger.failed >= failed_before + WRITERS, 30,
+                                   "the writers to run into the outage")
+                    finally:
+                        subprocess.run([script, "resume", fault_dir], check=True, timeout=60)
+                    back = time.monotonic()
+                    before = ledger.acks
+                    while ledger.acks == before and time.monotonic() < back + 30:
+                        time.sleep(0.01)
+                    if ledger.acks > before:
+                        recovered["seconds"] = time.monotonic() - back
+                        # A little more load on the recovered service: 60 more acknowledged writes.
+                        wait_until(lambda: ledger.acks >= before + 60, 30, "60 writes on the recovered service")
+                finally:
+                    stop.set()
 
             self.run_load(s, customers, ledger, restart_database, seconds=90)
             self.assertIsNotNone(recovered.get("seconds"),

@@ -11,7 +11,7 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import API_KEY, ServerTestCase, TIMESTAMP_RE, mint_jwt, unique_email  # noqa: E402
+from harness import API_KEY, ServerTestCase, TIMESTAMP_RE, mint_jwt, unique_email, wait_until  # noqa: E402
 
 CUSTOMER_KEYS = {"id", "name", "email", "created_at", "updated_at"}
 
@@ -22,6 +22,14 @@ def q(**params) -> str:
 
 def parse_time(s: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def clock_past(stamp: str) -> None:
+    """Waits until the clock reads past `stamp` by a whole millisecond (the timestamps'
+    resolution), so a later write's time cannot equal it."""
+    at = parse_time(stamp) + datetime.timedelta(milliseconds=1)
+    wait_until(lambda: datetime.datetime.now(datetime.timezone.utc) > at, 5, f"the clock to pass {stamp}",
+               step=0.001)
 
 
 class CustomersListTest(ServerTestCase):
@@ -225,7 +233,7 @@ class CustomerSelfTest(ServerTestCase):
         """`PATCH /customers/{id}` (token) body with optional `name`, `email` → 204."""
         c = self.server.new_customer("Before")
         before = self.get(c).json
-        time.sleep(0.01)  # timestamps have millisecond resolution
+        clock_past(before["updated_at"])
         r = self.patch(c, {"name": "  After  "})
         self.assertEqual(r.status, 204, r)
         self.assertEqual(r.body, b"")
@@ -238,7 +246,7 @@ class CustomerSelfTest(ServerTestCase):
         """`updated_at` changes only when a value does."""
         c = self.server.new_customer("Same")
         before = self.get(c).json
-        time.sleep(0.01)
+        clock_past(before["updated_at"])  # a rewrite of updated_at would now show
         for body in [{"name": "Same"}, {"email": c.email}, {"name": " Same ", "email": c.email.upper()}, {}]:
             with self.subTest(body=body):
                 self.assertEqual(self.patch(c, body).status, 204)

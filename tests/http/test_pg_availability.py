@@ -35,13 +35,12 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import _psql, backend, free_port, start_server, start_stub, terminate  # noqa: E402
-from test_postgres_ops import fresh_database  # noqa: E402
+from harness import _psql, backend, free_port, start_server, start_stub, terminate, wait_until  # noqa: E402
+from test_postgres_ops import FaultClusterCase, fresh_database  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER_SCRIPT = os.path.join(ROOT, "scripts", "pg-test-cluster.sh")
 PG = backend() == "postgresql" and bool(os.environ.get("FAV_TEST_PG_URL"))
-FAULT = PG and bool(os.environ.get("FAV_TEST_PG_FAULT_URL")) and bool(os.environ.get("FAV_TEST_PG_FAULT_DIR"))
 
 
 def db_name(url: str) -> str:
@@ -61,15 +60,6 @@ def gauge(server, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"/metrics has no {name}")
-
-
-def wait_until(pred, timeout: float, what: str, step: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class HungHost:
@@ -210,87 +200,68 @@ class FeedHeartbeatTest(unittest.TestCase):
             stub.stop()
 
 
-@unittest.skipUnless(FAULT, "needs FAV_TEST_BACKEND=postgresql and the fault cluster of scripts/test.sh")
-class OutageTest(unittest.TestCase):
-    def cluster(self, action: str):
-        subprocess.run([CLUSTER_SCRIPT, action, os.environ["FAV_TEST_PG_FAULT_DIR"]], check=True,
-                       capture_output=True, timeout=120)
-
+class OutageTest(FaultClusterCase):
     def test_a_stopped_database_answers_503_at_once_with_one_connect_at_a_time(self):
-        url = fresh_database(os.environ["FAV_TEST_PG_FAULT_URL"])
-        stub = start_stub()
-        server = start_server(stub, {"PRODUCT_CATALOG_WARMUP": "false", "AUTH_CACHE_TTL_SECONDS": "0"}, db=url)
-        paused = False
-        try:
-            c = server.new_customer()
-            self.assertEqual(server.req("POST", f"/customers/{c.id}/favorites/3", token=c.token).status, 201)
-            self.cluster("pause")
-            paused = True
-            r = server.req("POST", f"/customers/{c.id}/favorites/4", token=c.token)
-            self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
-            connects_before = gauge(server, "fav_db_connect_attempts_total")
-            self.assertEqual(gauge(server, "fav_db_unreachable"), 1)
+        server = self.start({"PRODUCT_CATALOG_WARMUP": "false", "AUTH_CACHE_TTL_SECONDS": "0"})
+        c = server.new_customer()
+        self.assertEqual(server.req("POST", f"/customers/{c.id}/favorites/3", token=c.token).status, 201)
+        self.pause()
+        r = server.req("POST", f"/customers/{c.id}/favorites/4", token=c.token)
+        self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
+        connects_before = gauge(server, "fav_db_connect_attempts_total")
+        self.assertEqual(gauge(server, "fav_db_unreachable"), 1)
 
-            latencies, answers = [], []
-            lock = threading.Lock()
+        latencies, answers = [], []
+        lock = threading.Lock()
 
-            def one(i):
-                client = server.client()
-                path = f"/customers/{c.id}/favorites/{5 + i % 10}"
-                t = time.monotonic()
-                resp = client.req("POST", path, token=c.token)
-                took = time.monotonic() - t
-                with lock:
-                    latencies.append(took)
-                    answers.append((resp.status, resp.detail, resp.headers.get("retry-after")))
+        def one(i):
+            client = server.client()
+            path = f"/customers/{c.id}/favorites/{5 + i % 10}"
+            t = time.monotonic()
+            resp = client.req("POST", path, token=c.token)
+            took = time.monotonic() - t
+            with lock:
+                latencies.append(took)
+                answers.append((resp.status, resp.detail, resp.headers.get("retry-after")))
 
-            started = time.monotonic()
-            for _ in range(3):  # 3 waves of 40 concurrent adds
-                threads = [threading.Thread(target=one, args=(i,)) for i in range(40)]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join(30)
-            elapsed = time.monotonic() - started
-            connects = gauge(server, "fav_db_connect_attempts_total") - connects_before
-            latencies.sort()
-            print(f"\n[figure] stopped database, 120 adds in 3 waves of 40: median "
-                  f"{statistics.median(latencies) * 1000:.1f} ms, p90 {latencies[107] * 1000:.1f} ms, "
-                  f"max {latencies[-1] * 1000:.1f} ms; {connects:.0f} connect attempts in {elapsed:.2f} s",
-                  file=sys.stderr)
-            self.assertEqual(len(answers), 120)
-            for status, detail, retry in answers:
-                self.assertEqual((status, detail), (503, "database_unavailable"))
-                self.assertTrue(retry and retry.isdigit())
-            self.assertLess(statistics.median(latencies), 0.1, "contract §11: within 100 ms")
-            # One probe at a time, at most every 200 ms: no connect storm through the pool slots.
-            self.assertLessEqual(connects, elapsed / 0.2 + 2)
-            started = time.monotonic()
-            self.assertEqual(server.req("GET", "/health/ready").status, 503)
-            self.assertLess(time.monotonic() - started, 1.0)
+        started = time.monotonic()
+        for _ in range(3):  # 3 waves of 40 concurrent adds
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(40)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+        elapsed = time.monotonic() - started
+        connects = gauge(server, "fav_db_connect_attempts_total") - connects_before
+        latencies.sort()
+        print(f"\n[figure] stopped database, 120 adds in 3 waves of 40: median "
+              f"{statistics.median(latencies) * 1000:.1f} ms, p90 {latencies[107] * 1000:.1f} ms, "
+              f"max {latencies[-1] * 1000:.1f} ms; {connects:.0f} connect attempts in {elapsed:.2f} s",
+              file=sys.stderr)
+        self.assertEqual(len(answers), 120)
+        for status, detail, retry in answers:
+            self.assertEqual((status, detail), (503, "database_unavailable"))
+            self.assertTrue(retry and retry.isdigit())
+        self.assertLess(statistics.median(latencies), 0.1, "contract §11: within 100 ms")
+        # One probe at a time, at most every 200 ms: no connect storm through the pool slots.
+        self.assertLessEqual(connects, elapsed / 0.2 + 2)
+        started = time.monotonic()
+        self.assertEqual(server.req("GET", "/health/ready").status, 503)
+        self.assertLess(time.monotonic() - started, 1.0)
 
-            self.cluster("resume")
-            paused = False
-            wait_until(lambda: server.req("GET", "/health/ready").status == 200, 30, "/health/ready 200")
-            self.assertEqual(gauge(server, "fav_db_unreachable"), 0)
-            self.assertEqual(server.req("POST", f"/customers/{c.id}/favorites/4", token=c.token).status, 201)
-            # Nothing answered 503 was applied later.
-            r = server.req("GET", f"/customers/{c.id}/favorites", token=c.token)
-            self.assertEqual(sorted(item["id"] for item in r.json["data"]), [3, 4])
-            self.assertEqual(server.stop(), 0)
-        finally:
-            if paused:
-                self.cluster("resume")
-            server.kill9()  # a no-op after a clean stop
-            server.cleanup()
-            stub.stop()
+        self.resume()
+        self.wait_ready(server)
+        self.assertEqual(gauge(server, "fav_db_unreachable"), 0)
+        self.assertEqual(server.req("POST", f"/customers/{c.id}/favorites/4", token=c.token).status, 201)
+        # Nothing answered 503 was applied later.
+        r = server.req("GET", f"/customers/{c.id}/favorites", token=c.token)
+        self.assertEqual(sorted(item["id"] for item in r.json["data"]), [3, 4])
+        self.assertEqual(server.stop(), 0)
 
     def test_a_commit_not_confirmed_by_the_synchronous_standby_answers_503(self):
-        url = fresh_database(os.environ["FAV_TEST_PG_FAULT_URL"])
         admin = fault_superuser()
-        stub = start_stub()
-        server = start_server(stub, {"PRODUCT_CATALOG_WARMUP": "false", "DATABASE_STATEMENT_TIMEOUT_SECONDS": "1"},
-                              db=url)
+        server = self.start({"PRODUCT_CATALOG_WARMUP": "false", "DATABASE_STATEMENT_TIMEOUT_SECONDS": "1"})
+        url = self.url
         waiting = False
         try:
             c = server.new_customer()
@@ -331,9 +302,6 @@ class OutageTest(unittest.TestCase):
             if waiting:
                 _psql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
                 _psql(admin, "SELECT pg_reload_conf()")
-            server.kill9()  # a no-op after a clean stop
-            server.cleanup()
-            stub.stop()
 
 
 PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)

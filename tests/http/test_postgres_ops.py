@@ -20,7 +20,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import API_KEY, _pg_url_with_db, _psql, backend, start_server, start_stub  # noqa: E402
+from harness import API_KEY, _pg_url_with_db, _psql, backend, start_server, start_stub, wait_until  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VECTORS = json.load(open(os.path.join(ROOT, "tests", "compat-vectors.json"), encoding="utf-8"))
@@ -45,6 +45,45 @@ def fresh_database(admin_url: str) -> str:
     name = f"fav_ops_{uuid.uuid4().hex[:12]}"
     _psql(admin_url, f'CREATE DATABASE "{name}"')
     return _pg_url_with_db(admin_url, name)
+
+
+FAULT_CLUSTER = backend() == "postgresql" and bool(os.environ.get("FAV_TEST_PG_FAULT_URL")) and \
+    bool(os.environ.get("FAV_TEST_PG_FAULT_DIR"))
+
+
+@unittest.skipUnless(FAULT_CLUSTER, "needs FAV_TEST_BACKEND=postgresql and the fault cluster of scripts/test.sh")
+class FaultClusterCase(unittest.TestCase):
+    """A service on a fresh database of the fault cluster (scripts/test.sh starts it so that
+    stopping it disturbs no other suite), with pause() / resume() of that cluster. Whatever a
+    test does, the cluster is resumed and the service and stub are stopped afterwards."""
+
+    def start(self, env: dict):
+        """A stub and a service on a fresh database of the fault cluster; returns the service."""
+        self.url = fresh_database(os.environ["FAV_TEST_PG_FAULT_URL"])
+        self.paused = False
+        self.stub = start_stub()
+        self.addCleanup(self.stub.stop)
+        server = start_server(self.stub, env, db=self.url)
+        self.addCleanup(server.cleanup)
+        self.addCleanup(server.kill9)  # a no-op after a clean stop
+        self.addCleanup(lambda: self.paused and self.resume())
+        return server
+
+    def cluster(self, action: str):
+        subprocess.run([CLUSTER_SCRIPT, action, os.environ["FAV_TEST_PG_FAULT_DIR"]], check=True,
+                       capture_output=True, timeout=120)
+
+    def pause(self):
+        self.cluster("pause")
+        self.paused = True
+
+    def resume(self):
+        self.cluster("resume")
+        self.paused = False
+
+    @staticmethod
+    def wait_ready(server, timeout: float = 30):
+        wait_until(lambda: server.req("GET", "/health/ready").status == 200, timeout, "/health/ready 200")
 
 
 @unittest.skipUnless(backend() == "postgresql", "PostgreSQL-only suite (FAV_TEST_BACKEND=postgresql)")
@@ -92,52 +131,32 @@ class ReferenceDatabaseTest(unittest.TestCase):
             stub.stop()
 
 
-@unittest.skipUnless(backend() == "postgresql" and os.environ.get("FAV_TEST_PG_FAULT_URL")
-                     and os.environ.get("FAV_TEST_PG_FAULT_DIR"),
-                     "needs FAV_TEST_BACKEND=postgresql and the fault cluster of scripts/test.sh")
-class DatabaseOutageTest(unittest.TestCase):
-    def cluster(self, action: str):
-        subprocess.run([CLUSTER_SCRIPT, action, os.environ["FAV_TEST_PG_FAULT_DIR"]], check=True,
-                       capture_output=True, timeout=120)
-
+class DatabaseOutageTest(FaultClusterCase):
     def test_stopped_database_gives_503_then_recovers_without_restart(self):
-        url = fresh_database(os.environ["FAV_TEST_PG_FAULT_URL"])
-        stub = start_stub()
-        server = start_server(stub, {"PRODUCT_CATALOG_WARMUP": "false", "AUTH_CACHE_TTL_SECONDS": "0"}, db=url)
-        paused = False
-        try:
-            c = server.new_customer()
-            self.assertEqual(server.req("POST", f"/customers/{c.id}/favorites/3", token=c.token).status, 201)
+        server = self.start({"PRODUCT_CATALOG_WARMUP": "false", "AUTH_CACHE_TTL_SECONDS": "0"})
+        c = server.new_customer()
+        self.assertEqual(server.req("POST", f"/customers/{c.id}/favorites/3", token=c.token).status, 201)
 
-            self.cluster("pause")
-            paused = True
-            started = time.monotonic()
-            r = server.req("GET", f"/customers/{c.id}/favorites", token=c.token)
-            self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
-            self.assertTrue(r.headers.get("retry-after", "").isdigit(), r.headers)
-            self.assertLess(time.monotonic() - started, 8.0, "no hang past a bounded time")
-            ready = server.req("GET", "/health/ready")
-            self.assertEqual(ready.status, 503)
-            self.assertEqual(ready.json["status"], "unavailable")
-            self.assertEqual(server.req("GET", "/health").status, 200, "the process itself is up")
-            r = server.req("GET", "/customers", headers={"x-aiqfome-api-key": API_KEY})
-            self.assertEqual((r.status, r.detail), (503, "database_unavailable"))
+        self.pause()
+        started = time.monotonic()
+        r = server.req("GET", f"/customers/{c.id}/favorites", token=c.token)
+        self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
+        self.assertTrue(r.headers.get("retry-after", "").isdigit(), r.headers)
+        self.assertLess(time.monotonic() - started, 8.0, "no hang past a bounded time")
+        ready = server.req("GET", "/health/ready")
+        self.assertEqual(ready.status, 503)
+        self.assertEqual(ready.json["status"], "unavailable")
+        self.assertEqual(server.req("GET", "/health").status, 200, "the process itself is up")
+        r = server.req("GET", "/customers", headers={"x-aiqfome-api-key": API_KEY})
+        self.assertEqual((r.status, r.detail), (503, "database_unavailable"))
 
-            self.cluster("resume")
-            paused = False
-            deadline = time.monotonic() + 30
-            while server.req("GET", "/health/ready").status != 200 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            r = server.req("GET", f"/customers/{c.id}/favorites", token=c.token)
-            self.assertEqual(r.status, 200, r)
-            self.assertEqual([item["id"] for item in r.json["data"]], [3])
-            self.assertEqual(server.req("POST", f"/customers/{c.id}/favorites/4", token=c.token).status, 201)
-            self.assertEqual(server.stop(), 0)
-        finally:
-            if paused:
-                self.cluster("resume")
-            server.cleanup()
-            stub.stop()
+        self.resume()
+        self.wait_ready(server)
+        r = server.req("GET", f"/customers/{c.id}/favorites", token=c.token)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([item["id"] for item in r.json["data"]], [3])
+        self.assertEqual(server.req("POST", f"/customers/{c.id}/favorites/4", token=c.token).status, 201)
+        self.assertEqual(server.stop(), 0)
 
 
 if __name__ == "__main__":
