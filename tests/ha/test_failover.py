@@ -39,7 +39,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "http"))
 from cluster import APP_DB, NODES, Cluster  # noqa: E402
-from harness import Client, Server, Stub, start_servers, stop_servers, unique_email  # noqa: E402
+from harness import Client, Server, Stub, start_servers, stop_servers, unique_email, wait_until  # noqa: E402
 
 CLUSTER: Cluster = None
 STUB: Stub = None
@@ -328,6 +328,15 @@ def wait_writes_back(writers, t, timeout):
         time.sleep(0.05)
 
 
+def wait_each_acknowledged(writers, since: float, n: int, timeout: float, what: str):
+    """Waits until every writer has had `n` writes acknowledged (2xx) that it sent at `since` or
+    later: the load runs on every writer, and none is still stuck in a request sent before."""
+    def enough():
+        return all(sum(1 for e in list(w.events) if e.start >= since and e.status in WRITE_OK) >= n
+                   for w in writers)
+    wait_until(enough, timeout, what, step=0.05)
+
+
 def status_counts(events) -> dict:
     out = {}
     for e in events:
@@ -487,7 +496,7 @@ class HighAvailability(unittest.TestCase):
         ports = [s.port for s in self.servers]
         customers = new_customers(ports[0], 10)
         stop, ledger, writers, readers = run_load(ports, customers[:8], ports, customers[8:])
-        time.sleep(2)  # steady load before the event (load, not synchronisation)
+        wait_each_acknowledged(writers, 0, 5, 30, "steady load before the event")
         context = before_kill() if before_kill else None
         t_kill = time.monotonic()
         watch = LeaderWatch(leader)
@@ -500,7 +509,8 @@ class HighAvailability(unittest.TestCase):
         first, t_fail = wait_writes_back(writers, t_kill, 15)
         if after_leader:
             after_leader(context)
-        time.sleep(1)
+        if first is not None:  # more load on the new leader, no writer left hanging on the old one
+            wait_each_acknowledged(writers, time.monotonic(), 3, 60, "every writer back on the new leader")
         writes, reads = finish_load(stop, writers, readers)
         new_leader = CLUSTER.wait_leader(30)
         lost = lost_writes(ledger, db, new_leader)
@@ -580,7 +590,7 @@ class HighAvailability(unittest.TestCase):
             for pid in state["pids"]:
                 os.kill(pid, signal.SIGSTOP)
             state["t"], state["sync"] = time.monotonic(), sync
-            time.sleep(4)  # load while the standbys receive nothing (not a synchronisation)
+            time.sleep(4)  # measurement window: load while the standbys receive nothing, past the 1 s deadline
 
         def after_kill(_):
             # The stopped senders outlived their postmaster; the node cannot restart while they live.
@@ -622,17 +632,17 @@ class HighAvailability(unittest.TestCase):
         stop, ledger, writers, readers = run_load([port], customers[:4], [port], customers[4:])
         for w in writers:
             w.settle_after_stop = False
-        time.sleep(1)
+        wait_each_acknowledged(writers, 0, 3, 30, "load before the cluster stops")
         stoppers = [threading.Thread(target=CLUSTER.stop_node, args=(n,)) for n in NODES]
         for t in stoppers:
             t.start()
         for t in stoppers:
             t.join(60)
         t_down = time.monotonic()
-        time.sleep(1)  # a grace for the service to see the outage (not a synchronisation)
+        wait_until(lambda: server.metric("fav_db_unreachable") == 1, 15, "the service to see the outage")
         log_from = len(server.out.lines)
         t_window = time.monotonic()
-        time.sleep(2)
+        time.sleep(2)  # measurement window: requests while every server refuses connections
         log_to = len(server.out.lines)
         writes, reads = finish_load(stop, writers, readers)
         # Refused connections: every request answered in the window.
@@ -667,10 +677,16 @@ class HighAvailability(unittest.TestCase):
             threads = [threading.Thread(target=probe, args=(cu,), daemon=True) for cu in customers]
             for t in threads:
                 t.start()
-            time.sleep(1)  # past the first connect deadline (not a synchronisation)
+            # The pool's connect attempt hangs on a listener, and a request sent since has its
+            # answer: the service answers while its database hangs, the state to measure.
+            wait_until(lambda: any(k != "ha_feed" for k in list(listener.total)), 30,
+                       "the pool's connect attempt on a hung server")
+            t_attempt = time.monotonic()
+            wait_until(lambda: any(p[0] >= t_attempt for p in list(probes)), 30,
+                       "an answer while the database hangs")
             t_hung = time.monotonic()
             log_from = len(server.out.lines)
-            time.sleep(3)
+            time.sleep(3)  # measurement window: requests while every server hangs
             log_to = len(server.out.lines)
             stop2.set()
             for t in threads:
@@ -738,7 +754,8 @@ class HighAvailability(unittest.TestCase):
 
         rp = threading.Thread(target=poll_ready, daemon=True)
         rp.start()
-        time.sleep(2)
+        wait_each_acknowledged(writers, 0, 5, 30, "steady load before the switchover")
+        wait_until(lambda: {pp for (_, pp, s) in list(ready) if s == 200} == set(ports), 30, "both instances ready")
         t_sw = time.monotonic()
         CLUSTER.switchover(leader, sync)
         new = CLUSTER.wait_leader(60)
@@ -753,10 +770,12 @@ class HighAvailability(unittest.TestCase):
                     if e.start >= t_leader and e.status in WRITE_OK:
                         per_port.setdefault(e.port, e.end)
             time.sleep(0.1)
-        time.sleep(1)
+        wait_each_acknowledged(writers, time.monotonic(), 3, 60, "every writer writing after the switchover")
         writes, _ = finish_load(stop, writers, readers)
         t_end = time.monotonic()
-        time.sleep(0.5)
+        # /health/ready after the load: each instance answered at least once since.
+        wait_until(lambda: {pp for (t, pp, _) in list(ready) if t >= t_end} == set(ports), 15,
+                   "a readiness answer of each instance after the load")
         stop_ready.set()
         rp.join(10)
         lost = lost_writes(ledger, db, new)

@@ -194,7 +194,7 @@ class SlowClientTest(ServerTestCase):
         # Headers in two pieces well within the deadline, then served normally.
         with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
             s.sendall(b"GET /health HTTP/1.1\r\n")
-            time.sleep(0.3)
+            time.sleep(0.3)  # the stimulus: a pause well within the header deadline, which must be tolerated
             s.sendall(b"Host: x\r\nConnection: close\r\n\r\n")
             r = parse_raw_response(read_all(s, 10))
         self.assertEqual(r.status, 200)
@@ -469,7 +469,7 @@ class ConnectionCapTest(unittest.TestCase):
                         closed += 1
                 if not readable and len(socks) - len(pending) >= 128 - cap:
                     break
-            time.sleep(1)
+            time.sleep(1)  # measurement window: CPU used while the excess connections are refused
             used = (cpu_seconds(s.proc.pid) - cpu0) / (time.monotonic() - t0)
             self.assertGreaterEqual(closed, 128 - cap, "past the cap a new connection is closed")
             self.assertLess(used, 0.5, f"CPU {used:.0%} of a core")
@@ -522,7 +522,7 @@ class ConnectionCapTest(unittest.TestCase):
                 socks.append(socket.create_connection(("127.0.0.1", s.port), timeout=10))
             s.wait_log(lambda o: "accept failed" in o.get("message", ""), 10)
             cpu0, t0 = cpu_seconds(s.proc.pid), time.monotonic()
-            time.sleep(3)
+            time.sleep(3)  # measurement window: CPU used while out of descriptors
             used = (cpu_seconds(s.proc.pid) - cpu0) / (time.monotonic() - t0)
             self.assertLess(used, 0.2, f"CPU {used:.0%} of a core while out of descriptors")
             failed = [o for o in s.log_objects() if "accept failed" in o.get("message", "")]

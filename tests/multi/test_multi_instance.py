@@ -42,7 +42,8 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "http"))
 from harness import (API_KEY, Server, _pg_url_with_db, _psql, free_port, start_servers, start_stub,  # noqa: E402
-                     stop_servers, unique_email)
+                     stop_servers, terminate, unique_email)
+from test_postgres_ops import REFERENCE_DDL  # noqa: E402  (the reference service's own schema)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -52,19 +53,6 @@ DASHBOARD = os.path.join(ROOT, "deploy", "grafana", "favorites-api.json")
 PROM_JOB = "favorites-api"  # the job name of deploy/prometheus/prometheus.yml
 PROPAGATION_BOUND_S = 1.0
 PRODUCTS = list(range(1, 21))
-
-REFERENCE_DDL = """
-CREATE TABLE customers (id UUID PRIMARY KEY, name VARCHAR(255) NOT NULL,
-  email VARCHAR(255) NOT NULL UNIQUE, password_hash VARCHAR(255) NOT NULL,
-  created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
-CREATE TABLE products_cache (id BIGINT PRIMARY KEY, title VARCHAR(255) NOT NULL, image_url TEXT NOT NULL,
-  price DECIMAL(10,2) NOT NULL, review_rate DECIMAL(10,2), review_count INT,
-  fetched_at TIMESTAMPTZ NOT NULL DEFAULT now());
-CREATE TABLE customer_favorite_products (
-  customer_id UUID NOT NULL REFERENCES customers(id) ON DELETE CASCADE, product_id BIGINT NOT NULL,
-  favorited_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-  CONSTRAINT customer_favorite_products_pkey PRIMARY KEY (customer_id, product_id));
-"""
 
 
 def report(line: str):
@@ -195,13 +183,7 @@ class Nginx:
         raise AssertionError(f"nginx did not start (exit {rc}: {stderr}): last answer {last}; error.log: {err}")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 10)
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
@@ -258,13 +240,7 @@ class Prometheus:
         return self.api("query", query=expr)["result"]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 20)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
