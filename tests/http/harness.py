@@ -699,8 +699,11 @@ class Server:
 
     def log_barrier(self, timeout: float = 15) -> None:
         """Sends a marker request and waits for its access-log line. Every line the service
-        wrote to stdout before it answered the marker has then been read: the positive signal
-        that stands for "let late lines arrive"."""
+        logged before it took the marker has then been read: the positive signal that stands for
+        "let late lines arrive". A request's own access line is logged after its answer is sent,
+        so it is covered once the server has closed that request's connection (read to EOF), or
+        once the line itself was awaited; measured: 100 of 100 after EOF, 46 of 50 right after
+        the answer on a connection the client closed."""
         cid = "barrier-" + uuid.uuid4().hex[:12]
         request_once(self.port, "GET", "/health", headers={"x-correlation-id": cid})
         if self.wait_log(lambda o: o.get("correlation_id") == cid and "status" in o, timeout) is None:
