@@ -294,15 +294,31 @@ def parse_raw_response(data: bytes) -> Optional[Response]:
 def raw_request(port: int, data: bytes, timeout: float = 10) -> Optional[Response]:
     """Sends raw bytes on a fresh connection and reads until the response is complete or
     the server closes. Returns None when the server closed without an HTTP response."""
+    return parse_raw_response(_exchange(port, data, timeout, _response_complete))
+
+
+def send_all_read_all(port: int, data: bytes, timeout: float = 10) -> bytes:
+    """Sends raw bytes on a fresh connection; everything the server sends until it closes."""
+    return _exchange(port, data, timeout)
+
+
+def _exchange(port: int, data: bytes, timeout: float, done=None) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:
             s.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        return _read_response(s, timeout)
+        return read_all(s, timeout, done)
 
 
-def _read_response(s: socket.socket, timeout: float) -> Optional[Response]:
+def _response_complete(buf: bytes) -> bool:
+    r = parse_raw_response(buf)
+    return r is not None and r.headers.get("content-length", "").isdigit() and \
+        len(r.body) >= int(r.headers["content-length"])
+
+
+def read_all(s: socket.socket, timeout: float, done=None) -> bytes:
+    """What the server sends until it closes, `timeout` passes, or done(bytes so far) holds."""
     buf = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -314,11 +330,13 @@ def _read_response(s: socket.socket, timeout: float) -> Optional[Response]:
         if not chunk:
             break
         buf += chunk
-        r = parse_raw_response(buf)
-        if r is not None and r.headers.get("content-length", "").isdigit() and \
-                len(r.body) >= int(r.headers["content-length"]):
+        if done is not None and done(buf):
             break
-    return parse_raw_response(buf)
+    return buf
+
+
+def _read_response(s: socket.socket, timeout: float) -> Optional[Response]:
+    return parse_raw_response(read_all(s, timeout, _response_complete))
 
 
 def send_large_body(port: int, head: bytes, body: bytes, timeout: float = 15) -> Optional[Response]:
@@ -839,6 +857,15 @@ def start_servers(stub: Optional[Stub], envs: list, database: str, ready=None) -
             s.cleanup()
         raise
     return servers
+
+
+def server_for(tc: unittest.TestCase, stub: Optional[Stub] = None, **kw) -> Server:
+    """A Server (not started yet) that is killed if still running, and removed, after test
+    `tc`, whatever the test did."""
+    s = Server(stub, **kw)
+    tc.addCleanup(s.cleanup)
+    tc.addCleanup(s.kill9)
+    return s
 
 
 def stop_servers(servers) -> None:

@@ -7,23 +7,13 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API_KEY, Server, backend, free_port, jwt_part, unique_email,  # noqa: E402
-                     _pg_admin_url)
+                     _pg_admin_url, server_for)
 
 
 class ConfigTest(unittest.TestCase):
 
-    def setUp(self):
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            s.kill9()
-            s.cleanup()
-
     def server(self, env=None, dotenv=None, **kw) -> Server:
-        s = Server(None, env=env, dotenv=dotenv, **kw)
-        self.servers.append(s)
-        return s
+        return server_for(self, env=env, dotenv=dotenv, **kw)
 
     def started(self, env=None, dotenv=None, **kw) -> Server:
         return self.server(env, dotenv, **kw).start()

@@ -17,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API_KEY, Client, Server, ServerTestCase, _read_response, fav_bin,  # noqa: E402
-                     parse_raw_response, request_once)
+                     parse_raw_response, read_all, request_once, send_all_read_all)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -27,33 +27,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def read_all(s: socket.socket, timeout: float) -> bytes:
-    """Everything the server sends until it closes (or `timeout`)."""
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = s.recv(65536)
-        except socket.timeout:
-            break
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        buf += chunk
-    return buf
-
-
-def send_all_read_all(port: int, data: bytes, timeout: float = 10) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        return read_all(s, timeout)
 
 
 def metric_series(text: str) -> list:

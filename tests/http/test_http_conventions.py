@@ -14,7 +14,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API_KEY, Server, ServerTestCase, _json_obj, free_port, parse_raw_response,  # noqa: E402
-                     raw_request, unique_email)
+                     raw_request, server_for, unique_email)
 from test_cli import base_env, project_version, run  # noqa: E402
 
 TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -515,17 +515,8 @@ class StartupAndCliTest(unittest.TestCase):
     the cause, without source paths; check-config reports every bad variable and warns about
     unknown ones that look like ours; `version`, `help` and `-V` exit 0."""
 
-    def setUp(self):
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            s.kill9()
-            s.cleanup()
-
     def refused(self, env):
-        s = Server(None, env=env)
-        self.servers.append(s)
+        s = server_for(self, env=env)
         s.launch()
         rc = s.wait_exit(20)
         if rc is None:
@@ -564,8 +555,7 @@ class StartupAndCliTest(unittest.TestCase):
                 self.assertIn(o["variable"], o.get("error", ""), o)
 
     def test_unknown_variable_is_warned_at_start(self):
-        s = Server(None, env={"API_PROT": "9999"})
-        self.servers.append(s)
+        s = server_for(self, env={"API_PROT": "9999"})
         s.start()
         warn = s.wait_log(lambda o: o.get("variable") == "API_PROT", 5)
         self.assertIsNotNone(warn, s.output_tail())

@@ -36,7 +36,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import _psql, backend, free_port, start_server, start_stub, terminate, wait_until  # noqa: E402
-from test_postgres_ops import FaultClusterCase, fresh_database  # noqa: E402
+from test_postgres_ops import FaultClusterCase, FreshDatabaseCase, fresh_database  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER_SCRIPT = os.path.join(ROOT, "scripts", "pg-test-cluster.sh")
@@ -113,39 +113,31 @@ class SeveralHostsTest(unittest.TestCase):
             stub.stop()
 
 
-@unittest.skipUnless(PG, "PostgreSQL-only suite (FAV_TEST_BACKEND=postgresql and FAV_TEST_PG_URL)")
-class ReadOnlyServerTest(unittest.TestCase):
+class ReadOnlyServerTest(FreshDatabaseCase):
     def test_a_read_only_server_answers_503_and_is_not_ready_until_writes_work_again(self):
         admin = os.environ["FAV_TEST_PG_URL"]
-        url = fresh_database(admin)
-        name = db_name(url)
-        stub = start_stub()
-        server = start_server(stub, {"PRODUCT_CATALOG_WARMUP": "false"}, db=url)
-        try:
-            c = server.new_customer()
-            self.assertEqual(server.req("POST", f"/customers/{c.id}/favorites/3", token=c.token).status, 201)
-            # As after a switchover: every new session is read-only, the old ones are gone.
-            _psql(admin, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-            _psql(admin, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
-            r = server.req("POST", f"/customers/{c.id}/favorites/4", token=c.token)
-            self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
-            self.assertTrue(r.headers.get("retry-after", "").isdigit(), r.headers)
-            ready = server.req("GET", "/health/ready")
-            self.assertEqual(ready.status, 503, ready)
-            r = server.req("DELETE", f"/customers/{c.id}/favorites/3", token=c.token)
-            self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
+        server = self.start({"PRODUCT_CATALOG_WARMUP": "false"})
+        name = db_name(self.url)
+        c = server.new_customer()
+        self.assertEqual(server.req("POST", f"/customers/{c.id}/favorites/3", token=c.token).status, 201)
+        # As after a switchover: every new session is read-only, the old ones are gone.
+        _psql(admin, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        _psql(admin, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+        r = server.req("POST", f"/customers/{c.id}/favorites/4", token=c.token)
+        self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
+        self.assertTrue(r.headers.get("retry-after", "").isdigit(), r.headers)
+        ready = server.req("GET", "/health/ready")
+        self.assertEqual(ready.status, 503, ready)
+        r = server.req("DELETE", f"/customers/{c.id}/favorites/3", token=c.token)
+        self.assertEqual((r.status, r.detail), (503, "database_unavailable"), r)
 
-            # The "new primary": writable sessions again. The next connection finds it.
-            _psql(admin, f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
-            wait_until(lambda: server.req("GET", "/health/ready").status == 200, 10, "/health/ready 200")
-            self.assertEqual(server.req("POST", f"/customers/{c.id}/favorites/4", token=c.token).status, 201)
-            self.assertNotIn('"status":500', server.all_output())
-            self.assertEqual(server.stop(), 0)
-        finally:
-            server.kill9()  # a no-op after a clean stop
-            server.cleanup()
-            stub.stop()
+        # The "new primary": writable sessions again. The next connection finds it.
+        _psql(admin, f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        self.wait_ready(server, 10)
+        self.assertEqual(server.req("POST", f"/customers/{c.id}/favorites/4", token=c.token).status, 201)
+        self.assertNotIn('"status":500', server.all_output())
+        self.assertEqual(server.stop(), 0)
 
 
 @unittest.skipUnless(PG, "PostgreSQL-only suite (FAV_TEST_BACKEND=postgresql and FAV_TEST_PG_URL)")

@@ -51,21 +51,40 @@ FAULT_CLUSTER = backend() == "postgresql" and bool(os.environ.get("FAV_TEST_PG_F
     bool(os.environ.get("FAV_TEST_PG_FAULT_DIR"))
 
 
-@unittest.skipUnless(FAULT_CLUSTER, "needs FAV_TEST_BACKEND=postgresql and the fault cluster of scripts/test.sh")
-class FaultClusterCase(unittest.TestCase):
-    """A service on a fresh database of the fault cluster (scripts/test.sh starts it so that
-    stopping it disturbs no other suite), with pause() / resume() of that cluster. Whatever a
-    test does, the cluster is resumed and the service and stub are stopped afterwards."""
+@unittest.skipUnless(backend() == "postgresql" and os.environ.get("FAV_TEST_PG_URL"),
+                     "PostgreSQL-only suite (FAV_TEST_BACKEND=postgresql and FAV_TEST_PG_URL)")
+class FreshDatabaseCase(unittest.TestCase):
+    """A stub and a service on a fresh database of the cluster `admin_env` names; both are
+    stopped and removed after the test, whatever it did."""
+
+    admin_env = "FAV_TEST_PG_URL"
 
     def start(self, env: dict):
-        """A stub and a service on a fresh database of the fault cluster; returns the service."""
-        self.url = fresh_database(os.environ["FAV_TEST_PG_FAULT_URL"])
-        self.paused = False
+        """Returns the started service; its database's URL is self.url."""
+        self.url = fresh_database(os.environ[self.admin_env])
         self.stub = start_stub()
         self.addCleanup(self.stub.stop)
         server = start_server(self.stub, env, db=self.url)
         self.addCleanup(server.cleanup)
         self.addCleanup(server.kill9)  # a no-op after a clean stop
+        return server
+
+    @staticmethod
+    def wait_ready(server, timeout: float = 30):
+        wait_until(lambda: server.req("GET", "/health/ready").status == 200, timeout, "/health/ready 200")
+
+
+@unittest.skipUnless(FAULT_CLUSTER, "needs FAV_TEST_BACKEND=postgresql and the fault cluster of scripts/test.sh")
+class FaultClusterCase(FreshDatabaseCase):
+    """FreshDatabaseCase on the fault cluster (scripts/test.sh starts it so that stopping it
+    disturbs no other suite), with pause() / resume() of that cluster; a paused cluster is
+    resumed after the test."""
+
+    admin_env = "FAV_TEST_PG_FAULT_URL"
+
+    def start(self, env: dict):
+        self.paused = False
+        server = super().start(env)
         self.addCleanup(lambda: self.paused and self.resume())
         return server
 
@@ -80,10 +99,6 @@ class FaultClusterCase(unittest.TestCase):
     def resume(self):
         self.cluster("resume")
         self.paused = False
-
-    @staticmethod
-    def wait_ready(server, timeout: float = 30):
-        wait_until(lambda: server.req("GET", "/health/ready").status == 200, timeout, "/health/ready 200")
 
 
 @unittest.skipUnless(backend() == "postgresql", "PostgreSQL-only suite (FAV_TEST_BACKEND=postgresql)")
