@@ -1,6 +1,7 @@
 // Stale-while-revalidate over products_cache and the catalog client (contract §4): fresh rows
 // are served, stale ones served and refreshed in the background, expired or absent ones fetched;
-// when the catalog fails any cached copy is served (stale-if-error).
+// when the catalog fails any cached copy is served (stale-if-error). A favoriting goes through
+// here whole (favorite()): its reads, the catalog when the row asks for it, and its one write.
 #pragma once
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
