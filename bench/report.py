@@ -188,6 +188,15 @@ def round_trips_per_request(out, backend):
     return trips / requests if trips is not None and requests else None
 
 
+def run_round_trips(r):
+    """fav_db_round_trips_total over one measured run (its record's reading before and after), or
+    None for a run recorded without them."""
+    before, after = r.get("db_round_trips_before"), r.get("db_round_trips_after")
+    if before is None or after is None:
+        return None
+    return after - before
+
+
 def error_statuses(out, backend):
     """[((method, route, status), count)] for statuses >= 400 in the service's /metrics dump."""
     path = os.path.join(out, "raw", f"metrics-{backend}.txt")
@@ -417,10 +426,12 @@ def report(out, md_path, png):
               + (", ".join(f"`{m} {r}` {st}: {n}" for (m, r, st), n in errs) if errs else "none") + ".")
             w("")
         if b == pg:
-            w("SQL the service sent per HTTP request (pg_stat_statements calls ÷ requests, measured run):")
+            w("SQL the service sent per HTTP request over the measured run: its exchanges with PostgreSQL "
+              "(the service's `fav_db_round_trips_total` read before and after the run ÷ requests; a pipeline "
+              "counts once) and the statements (pg_stat_statements calls ÷ requests):")
             w("")
-            w("| scenario | statements per request |")
-            w("|---|---|")
+            w("| scenario | round trips per request | statements per request |")
+            w("|---|---|---|")
             for target_name, scen, label in [(pg, s, l) for s, l in SCENARIOS[:3]] + [
                     (pg + "-nocache", "favorites", "(a) read cache off"),
                     (pg + "-nocheck", "favorites", "(a) read cache and token cache off")]:
@@ -429,7 +440,8 @@ def report(out, md_path, png):
                     continue
                 mix = sql_mix(out, r.get("pgss"))
                 n = max(1, r["wrk"]["requests"])
-                w(f"| {label} | " + ", ".join(f"`{k}` {v / n:.3f}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1])) + " |")
+                trips = run_round_trips(r)
+                w(f"| {label} | {'n/a' if trips is None else f'{trips / n:.3f}'} | " + ", ".join(f"`{k}` {v / n:.3f}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1])) + " |")
             w("")
             trips = round_trips_per_request(out, pg + "-nocheck")
             if trips is not None:

@@ -231,6 +231,8 @@ run_wrk() {
   if [ -n "$pid" ]; then wait_idle "$pid"; fi
   [ "$scenario" = add_remove ] && reset_favorites
   case $target in postgresql*) pgss_reset ;; esac
+  local trips_before= trips_after=
+  [ -n "$pid" ] && trips_before=$(db_round_trips)
   local sampler=
   if [ -n "$pid" ]; then
     rss_sampler "$pid" "$RAW/$tag.rss" &
@@ -246,6 +248,7 @@ run_wrk() {
     bounded $((DURATION + 60)) wrk "${args[@]}" --latency -d"${DURATION}s" "$url" >"$RAW/$tag.txt" 2>&1 ||
       say "warning: wrk $tag exited with $?"
   fi
+  [ -n "$pid" ] && trips_after=$(db_round_trips)
   [ -n "$sampler" ] && stop_pid "$sampler"
   local rss=0
   [ -n "$pid" ] && rss=$(sort -n "$RAW/$tag.rss" 2>/dev/null | tail -n 1)
@@ -257,7 +260,13 @@ run_wrk() {
     pgss_dump "$RAW/$tag.pgss.csv"
     sql="\"$RAW/$tag.pgss.csv\""
   fi
-  record "{\"kind\":\"wrk\",\"target\":\"$target\",\"scenario\":\"$scenario\",\"connections\":$conns,\"rss_peak_kib\":${rss:-0},\"pgss\":$sql,\"raw\":\"$RAW/$tag.txt\",\"wrk\":$res}"
+  record "{\"kind\":\"wrk\",\"target\":\"$target\",\"scenario\":\"$scenario\",\"connections\":$conns,\"rss_peak_kib\":${rss:-0},\"pgss\":$sql,\"db_round_trips_before\":${trips_before:-null},\"db_round_trips_after\":${trips_after:-null},\"raw\":\"$RAW/$tag.txt\",\"wrk\":$res}"
+}
+
+# The service's fav_db_round_trips_total now, as a JSON number (empty when /metrics does not answer).
+db_round_trips() {
+  curl -sS --max-time 10 "$SVC_URL/metrics" 2>/dev/null |
+    awk '$1 == "fav_db_round_trips_total" { printf "%.0f", $2 }'
 }
 
 # ---- 2. the password-hash ceiling: argon2id with the service's parameters on every core ----

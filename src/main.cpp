@@ -294,7 +294,7 @@ struct service {
         catalog_client(ioc.get_executor(), catalog_options_of(cfg), metrics),
         products(
             *st.db, catalog_client, cfg, metrics, background, ioc.get_executor(), [] { return util::now_micros(); },
-            [](std::string_view m) { util::log(util::log_level::warning, m); }),
+            [](std::string_view m) { util::log(util::log_level::warning, m); }, &feed),
         a{cfg, *st.db, jwt, hashes, tokens, products, metrics, background, feed, st.reads},
         router(a),
         srv(

@@ -52,25 +52,20 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
   auto product_id = core::parse_product_id(req.params.get("product_id"));
   if (!product_id) co_return fail(errc::invalid_product_id);
   const auto& customer_id = auth::caller(req).customer_id;
-  // Already there: 409 without asking the catalog. Asked of the database, never of the read cache:
-  // a write's answer reflects the database (contract §9); the INSERT below still decides races.
-  if (co_await a.db.has_favorite(customer_id, *product_id)) co_return fail(errc::product_already_in_favorites);
-
   const auto ctx = log_context_of(req);  // named: CONTRIBUTING.md, "Compiler notes"
-  // The customer's own share of the catalog (§8 "Fair shares").
-  auto found = co_await a.products.get_for_favorite(*product_id, ctx, customer_id.str());
-  if (found.status == catalog::fetch_status::not_found) co_return fail(errc::product_not_found);
-  if (found.status == catalog::fetch_status::unavailable)
-    co_return fail(errc::catalog_unavailable, std::nullopt, {}, found.retry_after_s);
-
-  auto now = util::now_micros();
-  switch (co_await a.db.insert_favorite(customer_id, *product_id, now)) {
-    case store::insert_result::added: break;
-    case store::insert_result::duplicate: co_return fail(errc::product_already_in_favorites);
-    case store::insert_result::no_customer: co_return customer_gone(a, customer_id);
+  // Already there (asked of the database, never of a cache: contract §9): 409 without asking the
+  // catalog; the catalog is asked within the customer's own share (§8 "Fair shares").
+  const catalog::favoriting f = co_await a.products.favorite(customer_id, *product_id, ctx);
+  using outcome = catalog::favoriting::outcome;
+  switch (f.what) {
+    case outcome::added: break;
+    case outcome::duplicate: co_return fail(errc::product_already_in_favorites);
+    case outcome::no_customer: co_return customer_gone(a, customer_id);
+    case outcome::not_found: co_return fail(errc::product_not_found);
+    case outcome::unavailable: co_return fail(errc::catalog_unavailable, std::nullopt, {}, f.retry_after_s);
   }
   std::string body;
-  render_favorite(body, *product_id, now, found.product);
+  render_favorite(body, *product_id, f.favorited_at, f.product);
   auto res = http::json(http::status::created, std::move(body));
   res.header("Location", item_path(customer_id, *product_id));
   co_return res;

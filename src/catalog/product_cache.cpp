@@ -11,6 +11,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <charconv>
 #include <chrono>
 #include <iostream>
 #include <string>
@@ -21,7 +22,7 @@ using util::bump;
 
 product_cache::product_cache(store::store& db, client& c, const util::config& cfg, util::metrics& m,
                              util::task_tracker& bg, net::any_io_executor ex, std::function<core::micros()> clock,
-                             std::function<void(std::string_view)> log)
+                             std::function<void(std::string_view)> log, store::change_feed* feed)
     : db_(db),
       client_(c),
       cfg_(cfg),
@@ -30,7 +31,18 @@ product_cache::product_cache(store::store& db, client& c, const util::config& cf
       ex_(std::move(ex)),
       clock_(std::move(clock)),
       log_(std::move(log)),
-      missing_(static_cast<std::int64_t>(cfg.cache_missing_ttl_s * 1e6), 100000) {}
+      missing_(static_cast<std::int64_t>(cfg.cache_missing_ttl_s * 1e6), 100000),
+      feed_(feed) {
+  if (!feed_) return;
+  // A row another instance refreshed (or anything, after the feed was down) is read again.
+  feed_->subscribe([rows = fresh_](const store::change& c) {
+    if (c.what == store::change::kind::all) rows->clear();
+    if (c.what != store::change::kind::product) return;
+    std::int64_t id = 0;
+    const auto* end = c.id.data() + c.id.size();
+    if (std::from_chars(c.id.data(), end, id).ptr == end) rows->forget(id);
+  });
+}
 
 steady_clock::time_point product_cache::request_deadline() const {
   return steady_clock::now() + std::chrono::duration_cast<steady_clock::duration>(
@@ -39,10 +51,90 @@ steady_clock::time_point product_cache::request_deadline() const {
 
 net::awaitable<fetch_result> product_cache::get_for_favorite(std::int64_t id, log_context ctx, std::string customer) {
   const std::optional<core::product> cached = co_await db_.get_cached_product(id);
+  decision d = co_await decide_for_favorite(id, cached, std::move(ctx), std::move(customer));
+  // No braced list inside co_await (CONTRIBUTING.md, "Compiler notes").
+  if (d.save) co_await save(std::vector<core::product>(1, *d.r.product));
+  co_return std::move(d.r);
+}
+
+net::awaitable<favoriting> product_cache::favorite(core::customer_id customer, std::int64_t id, log_context ctx) {
+  using outcome = favoriting::outcome;
+  favoriting out;
+  const auto answer = [&out](store::insert_result r, const core::product& p) {
+    switch (r) {
+      case store::insert_result::added:
+        out.what = outcome::added;
+        out.product = p;
+        break;
+      case store::insert_result::duplicate: out.what = outcome::duplicate; break;
+      case store::insert_result::no_customer: out.what = outcome::no_customer; break;
+    }
+    return out;
+  };
+  const core::micros now = clock_();
+  if (auto hit = fresh_in_memory(id, now)) {
+    bump(metrics_.cache_fresh);
+    out.favorited_at = now;
+    std::optional<core::product> no_row;  // named: CONTRIBUTING.md, "Compiler notes"
+    const auto r = co_await db_.write_favoriting(customer, id, now, std::move(no_row));
+    co_return answer(r, *hit);
+  }
+
+  const std::uint64_t generation = fresh_->generation();
+  const store::store::favoriting_reads reads = co_await db_.read_for_favoriting(customer, id);
+  // Already there: 409 without asking the catalog; the write below still decides races.
+  if (reads.already) {
+    out.what = outcome::duplicate;
+    co_return out;
+  }
+  if (reads.cached && classify(static_cast<double>(now - reads.cached->fetched_at) / 1e6, cfg_.cache_soft_ttl_s,
+                               cfg_.cache_hard_ttl_s) == freshness::fresh)
+    fresh_->put(*reads.cached, generation);
+  decision d = co_await decide_for_favorite(id, reads.cached, std::move(ctx), customer.str());
+  if (d.r.status == fetch_status::not_found) {
+    out.what = outcome::not_found;
+    co_return out;
+  }
+  if (d.r.status == fetch_status::unavailable) {
+    out.what = outcome::unavailable;
+    out.retry_after_s = d.r.retry_after_s;
+    co_return out;
+  }
+
+  const core::product& product = *d.r.product;
+  out.favorited_at = clock_();
+  std::optional<core::product> fetched;
+  if (d.save) fetched = product;
+  const std::uint64_t before_write = fresh_->generation();
+  std::optional<store::insert_result> r;
+  try {
+    r = co_await db_.write_favoriting(customer, id, out.favorited_at, std::move(fetched));
+  } catch (const store::unavailable&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (!d.save) throw;
+    // The row could not be stored (get_for_favorite only logs that too): the favorite alone.
+    warn(std::string("product cache: could not store fetched products: ") + e.what());
+  }
+  if (!r) {
+    std::optional<core::product> no_row;  // named: CONTRIBUTING.md, "Compiler notes"
+    r = co_await db_.write_favoriting(customer, id, out.favorited_at, std::move(no_row));
+  } else if (d.save && *r != store::insert_result::no_customer)
+    fresh_->put(product, before_write);
+  co_return answer(*r, product);
+}
+
+net::awaitable<product_cache::decision> product_cache::decide_for_favorite(std::int64_t id,
+                                                                           const std::optional<core::product>& cached,
+                                                                           log_context ctx, std::string customer) {
+  decision d;
   std::optional<freshness> state;
   if (cached) {
     state = classify_and_count(*cached, clock_());
-    if (*state == freshness::fresh) co_return found(*cached);
+    if (*state == freshness::fresh) {
+      d.r = found(*cached);
+      co_return d;
+    }
   } else {
     bump(metrics_.cache_miss);
   }
@@ -59,21 +151,63 @@ net::awaitable<fetch_result> product_cache::get_for_favorite(std::int64_t id, lo
     r = co_await client_.fetch_product(id, std::move(ctx), deadline, no_slot_deadline, true, std::move(customer));
     if (r.status == fetch_status::not_found) missing_.remember(id, clock_());
   }
-  switch (r.status) {
+  d.r = std::move(r);
+  switch (d.r.status) {
     case fetch_status::found:
-      r.product->fetched_at = clock_();
-      // No braced list inside co_await (CONTRIBUTING.md, "Compiler notes").
-      co_await save(std::vector<core::product>(1, *r.product));
-      co_return r;
+      d.r.product->fetched_at = clock_();
+      d.save = true;
+      break;
     case fetch_status::not_found:
       // A product the catalog dropped recently can still be favorited until its row expires.
-      if (cached && *state == freshness::stale) co_return found(*cached);
-      co_return r;
+      if (cached && *state == freshness::stale) d.r = found(*cached);
+      break;
     case fetch_status::unavailable:
-      if (cached) co_return found(*cached);  // stale-if-error
-      co_return r;
+      if (cached) d.r = found(*cached);  // stale-if-error
+      break;
   }
-  co_return r;
+  co_return d;
+}
+
+std::optional<core::product> product_cache::fresh_in_memory(std::int64_t id, core::micros now) {
+  if (!feed_ || !feed_->live()) return std::nullopt;
+  auto p = fresh_->get(id);
+  if (!p) return std::nullopt;
+  const double age_s = static_cast<double>(now - p->fetched_at) / 1e6;
+  if (classify(age_s, cfg_.cache_soft_ttl_s, cfg_.cache_hard_ttl_s) == freshness::fresh) return p;
+  fresh_->forget(id);  // no longer fresh: favoritings read the row again
+  return std::nullopt;
+}
+
+std::uint64_t product_cache::fresh_rows::generation() const {
+  std::lock_guard lk(mu_);
+  return generation_;
+}
+
+void product_cache::fresh_rows::put(const core::product& p, std::uint64_t generation) {
+  std::lock_guard lk(mu_);
+  if (generation != generation_) return;
+  // An older copy (by fetched_at) never replaces a newer one.
+  if (const auto* held = rows_.peek(p.id); held && held->fetched_at > p.fetched_at) return;
+  rows_.put(p.id, p);
+}
+
+std::optional<core::product> product_cache::fresh_rows::get(std::int64_t id) {
+  std::lock_guard lk(mu_);
+  const auto* p = rows_.get(id);
+  if (!p) return std::nullopt;
+  return *p;
+}
+
+void product_cache::fresh_rows::forget(std::int64_t id) {
+  std::lock_guard lk(mu_);
+  ++generation_;
+  rows_.erase(id);
+}
+
+void product_cache::fresh_rows::clear() {
+  std::lock_guard lk(mu_);
+  ++generation_;
+  rows_.clear();
 }
 
 net::awaitable<std::vector<std::optional<core::product>>> product_cache::resolve(

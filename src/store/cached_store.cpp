@@ -120,6 +120,23 @@ net::awaitable<insert_result> cached_store::insert_favorite(core::customer_id cu
   }
 }
 
+net::awaitable<insert_result> cached_store::write_favoriting(core::customer_id customer_id, std::int64_t product_id,
+                                                             micros now, std::optional<core::product> fetched) {
+  const bool stores_product = fetched.has_value();
+  std::vector<core::product> written;
+  if (stores_product) written.push_back(*fetched);
+  try {
+    const insert_result r = co_await inner_->write_favoriting(customer_id, product_id, now, std::move(fetched));
+    cache_.forget_favorites(customer_id.str());
+    // The product row was written with the favorite (as upsert_products: copies follow it).
+    if (stores_product && r != insert_result::no_customer) cache_.put_products(written);
+    co_return r;
+  } catch (...) {
+    cache_.forget_favorites(customer_id.str());
+    throw;
+  }
+}
+
 net::awaitable<delete_result> cached_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
   try {
     const delete_result r = co_await inner_->delete_favorite(customer_id, product_id);

@@ -35,6 +35,8 @@ class cached_store final : public forwarding_store {
   // Writes decide in the database (never here) and forget what they touched.
   net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
                                                 micros now) override;
+  net::awaitable<insert_result> write_favoriting(core::customer_id customer_id, std::int64_t product_id, micros now,
+                                                 std::optional<core::product> fetched) override;
   net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
   net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override;
   net::awaitable<core::page<core::favorite>> list_favorites_checked(token_check* check, core::customer_id customer_id,

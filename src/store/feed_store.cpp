@@ -39,6 +39,13 @@ net::awaitable<insert_result> feed_store::insert_favorite(core::customer_id cust
   co_return r;
 }
 
+net::awaitable<insert_result> feed_store::write_favoriting(core::customer_id customer_id, std::int64_t product_id,
+                                                           micros now, std::optional<core::product> fetched) {
+  const insert_result r = co_await inner_->write_favoriting(customer_id, product_id, now, std::move(fetched));
+  if (r == insert_result::added) feed_.publish({change::kind::favorites, customer_id.str()});
+  co_return r;
+}
+
 net::awaitable<delete_result> feed_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
   const delete_result r = co_await inner_->delete_favorite(customer_id, product_id);
   if (r == delete_result::removed) feed_.publish({change::kind::favorites, customer_id.str()});

@@ -20,6 +20,8 @@ class feed_store final : public forwarding_store {
   net::awaitable<void> end_sign_in(std::string id) override;
   net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
                                                 micros now) override;
+  net::awaitable<insert_result> write_favoriting(core::customer_id customer_id, std::int64_t product_id, micros now,
+                                                 std::optional<core::product> fetched) override;
   net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
 
  private:

@@ -83,6 +83,14 @@ class forwarding_store : public store {
   net::awaitable<bool> has_favorite(core::customer_id customer_id, std::int64_t product_id) override {
     return inner_->has_favorite(std::move(customer_id), product_id);
   }
+  net::awaitable<favoriting_reads> read_for_favoriting(core::customer_id customer_id,
+                                                       std::int64_t product_id) override {
+    return inner_->read_for_favoriting(std::move(customer_id), product_id);
+  }
+  net::awaitable<insert_result> write_favoriting(core::customer_id customer_id, std::int64_t product_id, micros now,
+                                                 std::optional<core::product> fetched) override {
+    return inner_->write_favoriting(std::move(customer_id), product_id, now, std::move(fetched));
+  }
   net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override {
     return inner_->list_favorites(std::move(customer_id), p);
   }

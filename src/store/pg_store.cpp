@@ -302,6 +302,33 @@ core::page<core::favorite> read_favorites_page(const pg_result& r) {
   return out;
 }
 
+// The products_cache row of get_cached_product's columns.
+core::product read_product(const pg_result& r) {
+  return core::product{r.int64(0, 0),     r.text(0, 1),      r.text(0, 2), r.int64(0, 3),
+                       r.opt_int64(0, 4), r.opt_int64(0, 5), r.int64(0, 6)};
+}
+
+// upsert_products' one parameter: the rows as a JSON array.
+std::string products_json(const std::vector<core::product>& products) {
+  // One row per id (the last wins): ON CONFLICT DO UPDATE cannot touch a row twice.
+  std::map<std::int64_t, const core::product*> by_id;
+  for (const auto& p : products) by_id[p.id] = &p;
+  boost::json::array rows;
+  rows.reserve(by_id.size());
+  for (const auto& [id, p] : by_id) {
+    boost::json::object o;
+    o["id"] = id;
+    o["title"] = p->title;
+    o["image_url"] = p->image_url;
+    o["price_cents"] = p->price_cents;
+    o["rate_cents"] = p->review_rate_cents ? boost::json::value(*p->review_rate_cents) : nullptr;
+    o["review_count"] = p->review_count ? boost::json::value(*p->review_count) : nullptr;
+    o["fetched_at"] = p->fetched_at;
+    rows.push_back(std::move(o));
+  }
+  return boost::json::serialize(rows);
+}
+
 }  // namespace
 
 pg_store::pg_store(net::any_io_executor ex, std::string conninfo, int pool_size, pg_limits limits)
@@ -535,29 +562,12 @@ net::awaitable<void> pg_store::clear_sign_in_failures(std::string email, std::st
 net::awaitable<std::optional<core::product>> pg_store::get_cached_product(std::int64_t id) {
   const pg_result r = co_await run(sql::get_cached_product, num(id));
   if (r.rows() == 0) co_return std::nullopt;
-  co_return core::product{r.int64(0, 0),     r.text(0, 1),      r.text(0, 2), r.int64(0, 3),
-                          r.opt_int64(0, 4), r.opt_int64(0, 5), r.int64(0, 6)};
+  co_return read_product(r);
 }
 
 net::awaitable<void> pg_store::upsert_products(std::vector<core::product> products) {
-  // One row per id (the last wins): ON CONFLICT DO UPDATE cannot touch a row twice.
-  std::map<std::int64_t, const core::product*> by_id;
-  for (const auto& p : products) by_id[p.id] = &p;
-  if (by_id.empty()) co_return;
-  boost::json::array rows;
-  rows.reserve(by_id.size());
-  for (const auto& [id, p] : by_id) {
-    boost::json::object o;
-    o["id"] = id;
-    o["title"] = p->title;
-    o["image_url"] = p->image_url;
-    o["price_cents"] = p->price_cents;
-    o["rate_cents"] = p->review_rate_cents ? boost::json::value(*p->review_rate_cents) : nullptr;
-    o["review_count"] = p->review_count ? boost::json::value(*p->review_count) : nullptr;
-    o["fetched_at"] = p->fetched_at;
-    rows.push_back(std::move(o));
-  }
-  co_await run(sql::upsert_products, boost::json::serialize(rows));
+  if (products.empty()) co_return;
+  co_await run(sql::upsert_products, products_json(products));
 }
 
 net::awaitable<insert_result> pg_store::insert_favorite(core::customer_id customer_id, std::int64_t product_id,
@@ -571,6 +581,53 @@ net::awaitable<insert_result> pg_store::insert_favorite(core::customer_id custom
     gone = true;  // deleted by a transaction that committed while this one ran
   }
   co_return gone ? insert_result::no_customer : insert_result::duplicate;
+}
+
+net::awaitable<store::favoriting_reads> pg_store::read_for_favoriting(core::customer_id customer_id,
+                                                                      std::int64_t product_id) {
+  std::vector<pg_call> calls(2);
+  calls[0].st = &sql::has_favorite;
+  calls[0].params.emplace_back(customer_id.str());
+  calls[0].params.emplace_back(num(product_id));
+  calls[1].st = &sql::get_cached_product;
+  calls[1].params.emplace_back(num(product_id));
+  std::vector<pg_result> results;
+  {
+    auto c = co_await pool_.acquire();
+    // One round trip; one transaction, so a 409's lock waits for replication as has_favorite's.
+    results = co_await c->pipeline(std::move(calls), pool_.limits().query_timeout);
+  }
+  favoriting_reads out;
+  out.already = results[0].boolean(0, 0);
+  if (results[1].rows() > 0) out.cached = read_product(results[1]);
+  co_return out;
+}
+
+net::awaitable<insert_result> pg_store::write_favoriting(core::customer_id customer_id, std::int64_t product_id,
+                                                         micros now, std::optional<core::product> fetched) {
+  if (!fetched) co_return co_await insert_favorite(std::move(customer_id), product_id, now);
+  std::vector<pg_call> calls(2);
+  calls[0].st = &sql::upsert_products;
+  calls[0].params.emplace_back(products_json(std::vector<core::product>(1, *fetched)));
+  calls[1].st = &sql::insert_favorite;
+  calls[1].params.emplace_back(customer_id.str());
+  calls[1].params.emplace_back(num(product_id));
+  calls[1].params.emplace_back(num(now));
+  std::vector<pg_result> results;
+  bool gone = false;
+  {
+    auto c = co_await pool_.acquire();
+    try {
+      // One round trip, one transaction (the pipeline's implicit one, committed at its sync).
+      results = co_await c->pipeline(std::move(calls), pool_.limits().query_timeout);
+    } catch (const pg_error& e) {
+      if (e.sqlstate != "23503") throw;
+      gone = true;  // deleted by a transaction that committed while this one ran
+    }
+  }
+  if (gone) co_return insert_result::no_customer;
+  if (results[1].boolean(0, 1)) co_return insert_result::added;
+  co_return results[1].boolean(0, 0) ? insert_result::duplicate : insert_result::no_customer;
 }
 
 net::awaitable<delete_result> pg_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {

@@ -58,6 +58,11 @@ class pg_store final : public store {
                                                 micros now) override;
   net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
   net::awaitable<bool> has_favorite(core::customer_id customer_id, std::int64_t product_id) override;
+  // has_favorite and get_cached_product pipelined; then upsert_products and insert_favorite
+  // pipelined (one transaction), or insert_favorite alone.
+  net::awaitable<favoriting_reads> read_for_favoriting(core::customer_id customer_id, std::int64_t product_id) override;
+  net::awaitable<insert_result> write_favoriting(core::customer_id customer_id, std::int64_t product_id, micros now,
+                                                 std::optional<core::product> fetched) override;
   net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override;
   net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
                                                              std::int64_t product_id) override;

@@ -186,6 +186,25 @@ bool customer_exists(connection& c, const core::customer_id& id) {
   return q.step() && q.i64(0) != 0;
 }
 
+void upsert_product(connection& c, const core::product& p) {
+  query q(c, sql_upsert_product);
+  q.bind(1, p.id).bind(2, p.title).bind(3, p.image_url).bind_real(4, static_cast<double>(p.price_cents) / 100.0);
+  if (p.review_rate_cents)
+    q.bind_real(5, static_cast<double>(*p.review_rate_cents) / 100.0);
+  else
+    q.bind_null(5);
+  q.bind_opt(6, p.review_count).bind_time(7, p.fetched_at);
+  q.run();
+}
+
+// insert_favorite's decision inside the single writer's transaction: the write, then (when it
+// changed nothing) whether the customer exists, with no other write in between.
+insert_result add_favorite(connection& c, const core::customer_id& customer_id, std::int64_t product_id, micros now) {
+  query(c, sql_insert_favorite).bind(1, customer_id.str()).bind(2, product_id).bind_time(3, now).run();
+  if (c.changes() == 1) return insert_result::added;
+  return customer_exists(c, customer_id) ? insert_result::duplicate : insert_result::no_customer;
+}
+
 core::favorite read_favorite(query& q) {
   core::favorite f;
   f.product_id = q.i64(0);
@@ -496,16 +515,7 @@ class sqlite_store final : public store {
   net::awaitable<void> upsert_products(std::vector<core::product> products) override {
     co_await write<int>([&](connection& c) {
       savepoint tx(c);
-      for (auto& p : products) {
-        query q(c, sql_upsert_product);
-        q.bind(1, p.id).bind(2, p.title).bind(3, p.image_url).bind_real(4, static_cast<double>(p.price_cents) / 100.0);
-        if (p.review_rate_cents)
-          q.bind_real(5, static_cast<double>(*p.review_rate_cents) / 100.0);
-        else
-          q.bind_null(5);
-        q.bind_opt(6, p.review_count).bind_time(7, p.fetched_at);
-        q.run();
-      }
+      for (auto& p : products) upsert_product(c, p);
       tx.commit();
       return 0;
     });
@@ -515,10 +525,34 @@ class sqlite_store final : public store {
   // nothing) whether the customer exists, with no other write in between.
   net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
                                                 micros now) override {
+    co_return co_await write<insert_result>(
+        [&](connection& c) { return add_favorite(c, customer_id, product_id, now); });
+  }
+
+  // Both reads in one call on one reader connection.
+  net::awaitable<favoriting_reads> read_for_favoriting(core::customer_id customer_id,
+                                                       std::int64_t product_id) override {
+    co_return co_await run<favoriting_reads>([&](connection& c) {
+      favoriting_reads out;
+      {
+        query q(c, sql_has_favorite);
+        q.bind(1, customer_id.str()).bind(2, product_id);
+        out.already = q.step() && q.i64(0) != 0;
+      }
+      query q(c, sql_get_product);
+      q.bind(1, product_id);
+      if (q.step()) out.cached = read_product(q, 0);
+      return out;
+    });
+  }
+
+  // One write of the writer's batch (its savepoint makes the row and the favorite one atomic
+  // write; no transaction of its own).
+  net::awaitable<insert_result> write_favoriting(core::customer_id customer_id, std::int64_t product_id, micros now,
+                                                 std::optional<core::product> fetched) override {
     co_return co_await write<insert_result>([&](connection& c) {
-      query(c, sql_insert_favorite).bind(1, customer_id.str()).bind(2, product_id).bind_time(3, now).run();
-      if (c.changes() == 1) return insert_result::added;
-      return customer_exists(c, customer_id) ? insert_result::duplicate : insert_result::no_customer;
+      if (fetched) upsert_product(c, *fetched);
+      return add_favorite(c, customer_id, product_id, now);
     });
   }
 

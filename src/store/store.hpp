@@ -161,6 +161,21 @@ class store {
   // Whether it is a favorite, asked of the database itself: no decorator answers it from memory
   // (favoriting's "already there?" before the catalog is asked; contract §9).
   virtual net::awaitable<bool> has_favorite(core::customer_id customer_id, std::int64_t product_id) = 0;
+
+  // A favoriting (POST .../favorites/{product_id}) in at most two round trips on PostgreSQL: its
+  // reads together, then its write (see catalog::product_cache::favorite).
+  struct favoriting_reads {
+    bool already = false;                 // a favorite already, as has_favorite answers it
+    std::optional<core::product> cached;  // the product's products_cache row, as get_cached_product
+  };
+  // has_favorite and get_cached_product in one round trip (a pipeline on PostgreSQL), both asked
+  // of the database itself (contract §9).
+  virtual net::awaitable<favoriting_reads> read_for_favoriting(core::customer_id customer_id,
+                                                               std::int64_t product_id) = 0;
+  // insert_favorite, storing `fetched` in products_cache first (when given, as upsert_products)
+  // in the same transaction and round trip: the outcome is the database's, decided by the insert.
+  virtual net::awaitable<insert_result> write_favoriting(core::customer_id customer_id, std::int64_t product_id,
+                                                         micros now, std::optional<core::product> fetched) = 0;
   // Newest first: favorited_at DESC, product_id DESC; items joined with products_cache.
   virtual net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id,
                                                                     core::page_req p) = 0;

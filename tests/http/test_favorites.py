@@ -543,6 +543,96 @@ class WarmupTest(FavoritesBase):
         self.assertEqual(self.stub.product_calls(11), 0)
 
 
+class FavoritingRoundTripsTest(FavoritesBase):
+    """A favoriting's exchanges with PostgreSQL, counted by `fav_db_round_trips_total` (README,
+    "Running several instances"), with the token cache warm: "already a favorite?" and the product's cached row in
+    one round trip, then one write that stores the row fetched from the catalog with the favorite
+    (at most two); a product this instance holds fresh in memory takes only the insert (one); a
+    removal is one statement. The answers stay the database's: "A write's answer never comes from
+    a cache: 409 `product_already_in_favorites` and 422 `product_not_in_favorites` reflect the
+    database at the time of the write" (CONTRACT §9)."""
+
+    # One connection: every statement is prepared once on it (the warm-up below), so a count is
+    # the request's own and never a lazy prepare's.
+    server_env = {**FAST_CATALOG, "DATABASE_POOL_SIZE": "1"}
+
+    def setUp(self):
+        super().setUp()
+        if os.environ.get("FAV_TEST_BACKEND") != "postgresql":
+            self.skipTest("round trips are counted on PostgreSQL")
+
+    def metric(self, name: str) -> float:
+        r = self.req("GET", "/metrics")
+        self.assertEqual(r.status, 200, r)
+        for line in r.body.decode("utf-8").splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        self.fail(f"/metrics has no {name}")
+
+    def trips(self, call):
+        """The response to `call()` and the round trips it took (/metrics itself sends none)."""
+        before = self.metric("fav_db_round_trips_total")
+        r = call()
+        return r, self.metric("fav_db_round_trips_total") - before
+
+    def wait_notifications(self, at_least: float):
+        """Until the change feed has received `at_least` notifications (this instance's own
+        writes come back through LISTEN too), bounded."""
+        deadline = time.monotonic() + 10
+        while self.metric("fav_change_feed_notifications_total") < at_least:
+            self.assertLess(time.monotonic(), deadline, "the change feed did not deliver the notifications")
+            time.sleep(0.02)
+
+    def test_round_trips_per_favoriting_and_removal(self):
+        a, b, c = self.customers(3)
+        # Warm-up: each token checked once (the token cache then answers), every statement prepared.
+        warm = self.new_product()
+        for who in (a, b, c):
+            self.assertEqual(self.add(who, warm).status, 201)
+            self.assertEqual(self.remove(who, warm).status, 204)
+        self.wait_notifications(self.metric("fav_change_feed_notifications_total"))
+
+        pid = self.new_product(title="Counted", price=7.25)
+        seen = self.metric("fav_change_feed_notifications_total")
+        r, n = self.trips(lambda: self.add(a, pid))
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json["title"], "Counted")
+        self.assertEqual(self.stub.product_calls(pid), 1)
+        self.assertLessEqual(n, 2, "a favoriting of a product not cached took more than two round trips")
+        # Its own notifications ("product refreshed", "favorites changed") come back and make the
+        # instance forget its copy: the next favoriting reads the row (fresh) from the database.
+        self.wait_notifications(seen + 2)
+        r, n = self.trips(lambda: self.add(b, pid))
+        self.assertEqual(r.status, 201, r)
+        self.assertLessEqual(n, 2, "a favoriting of a cached product took more than two round trips")
+
+        # Now held fresh in memory: the insert alone, its answer still the database's.
+        r, n = self.trips(lambda: self.add(c, pid))
+        self.assertEqual((r.status, r.json["title"], r.json["price"]), (201, "Counted", 7.25), r)
+        self.assertEqual(n, 1, "a favoriting of a product held fresh took more than one round trip")
+        r, n = self.trips(lambda: self.add(c, pid))
+        self.assertError(r, 409, "product_already_in_favorites")
+        self.assertEqual(n, 1, "a duplicate favoriting of a product held fresh took more than one round trip")
+        self.assertEqual(self.stub.product_calls(pid), 1, "the catalog was asked again")
+
+        r, n = self.trips(lambda: self.remove(c, pid))
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(n, 1, "a removal took more than one round trip")
+        r, n = self.trips(lambda: self.remove(c, pid))
+        self.assertError(r, 422, "product_not_in_favorites")
+        self.assertEqual(n, 1, "a removal of a missing favorite took more than one round trip")
+
+        # Already a favorite, product not held (forgotten: as after another instance's refresh):
+        # 409 from the first round trip, without asking the catalog.
+        other = self.new_product()
+        self.assertEqual(self.add(a, other).status, 201)
+        self.stub.reset()
+        r, n = self.trips(lambda: self.add(a, other))
+        self.assertError(r, 409, "product_already_in_favorites")
+        self.assertLessEqual(n, 2)
+        self.assertEqual(self.stub.product_calls(other), 0)
+
+
 class DurabilityTest(unittest.TestCase):
     """A write that answered 2xx is durable: after a crash or `kill -9` and restart it is there."""
 

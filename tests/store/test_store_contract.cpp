@@ -731,6 +731,50 @@ TEST_P(store_contract, favorites_racing_the_customers_deletion_are_added_or_no_c
   }
 }
 
+// A favoriting's two calls: its reads together (already a favorite? the cached row), then one
+// write that stores a fetched row with the favorite. On PostgreSQL each is one round trip (a
+// pipeline; the prepares of a fresh connection included), the write one transaction; the
+// insert's outcome is decided by the database as insert_favorite's.
+TEST_P(store_contract, a_favoriting_reads_in_one_round_trip_and_writes_in_one) {
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const bool pg = backend_ == "postgresql";
+  const auto trips = [this] { return st_->usage().round_trips; };
+
+  auto before = trips();
+  auto reads = run(st_->read_for_favoriting(cid(a.id), 7));
+  EXPECT_EQ(trips() - before, pg ? 1u : 0u) << "the two reads were not one round trip";
+  EXPECT_FALSE(reads.already);
+  EXPECT_FALSE(reads.cached);
+
+  before = trips();
+  EXPECT_EQ(run(st_->write_favoriting(cid(a.id), 7, t0, make_product(7, 1999, 450, 3, t0))), insert_result::added);
+  EXPECT_EQ(trips() - before, pg ? 1u : 0u) << "the row and the favorite were not one round trip";
+  const auto row = run(st_->get_cached_product(7));
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->price_cents, 1999);
+  EXPECT_EQ(row->fetched_at, t0);
+
+  reads = run(st_->read_for_favoriting(cid(a.id), 7));
+  EXPECT_TRUE(reads.already);
+  ASSERT_TRUE(reads.cached);
+  EXPECT_EQ(reads.cached->price_cents, 1999);
+  // A duplicate, with a row or without: the insert says so (and a row given is still stored).
+  EXPECT_EQ(run(st_->write_favoriting(cid(a.id), 7, t0 + second, make_product(7, 2099, 450, 3, t0 + second))),
+            insert_result::duplicate);
+  EXPECT_EQ(run(st_->get_cached_product(7))->price_cents, 2099);
+  before = trips();
+  EXPECT_EQ(run(st_->write_favoriting(cid(a.id), 7, t0, std::nullopt)), insert_result::duplicate);
+  EXPECT_EQ(trips() - before, pg ? 1u : 0u);
+  EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 20})).total, 1);
+
+  // A customer that does not exist (or no longer does): no_customer, with a row or without.
+  EXPECT_EQ(run(st_->write_favoriting(cid(fav::util::uuid_v4()), 8, t0, make_product(8, 100, 450, 3, t0))),
+            insert_result::no_customer);
+  ASSERT_TRUE(run(st_->delete_customer(cid(a.id))));
+  EXPECT_EQ(run(st_->write_favoriting(cid(a.id), 9, t0, std::nullopt)), insert_result::no_customer);
+  EXPECT_FALSE(run(st_->read_for_favoriting(cid(a.id), 7)).already);
+}
+
 // ---- statement deadline (contract §5) ----
 
 // "Every database statement has a deadline, DATABASE_STATEMENT_TIMEOUT_SECONDS ...; past it the

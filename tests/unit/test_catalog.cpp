@@ -27,8 +27,10 @@
 #include "catalog/freshness.hpp"
 #include "catalog/parse.hpp"
 #include "catalog/product_cache.hpp"
+#include "store/change_feed.hpp"
 #include "store/sqlite_store.hpp"
 #include "util/metrics.hpp"
+#include "util/random.hpp"
 #include "util/task_tracker.hpp"
 
 namespace {
@@ -705,11 +707,23 @@ class product_cache_test : public catalog_client {
     std::filesystem::remove_all(dir_);
   }
 
-  product_cache& cache(const std::string& url) {
+  product_cache& cache(const std::string& url, fav::store::change_feed* feed = nullptr) {
     client_ = std::make_unique<client>(ioc_.get_executor(), options(url), metrics_);
-    cache_ = std::make_unique<product_cache>(*db_, *client_, cfg_, metrics_, bg_, ioc_.get_executor(),
-                                             [this] { return now_.load(); });
+    cache_ = std::make_unique<product_cache>(
+        *db_, *client_, cfg_, metrics_, bg_, ioc_.get_executor(), [this] { return now_.load(); },
+        std::function<void(std::string_view)>(), feed);
     return *cache_;
+  }
+  // A customer in the database, for favoritings.
+  fav::core::customer_id customer() {
+    fav::core::customer c;
+    c.id = fav::util::uuid_v4();
+    c.name = "Fan";
+    c.email = c.id + "@example.com";
+    c.password_hash = "x";
+    c.created_at = c.updated_at = t0;
+    EXPECT_TRUE(run(db_->insert_customer(c)));
+    return *fav::core::customer_id::parse(c.id);
   }
 
   // A cached row for `id`, fetched at t0, titled "cached".
@@ -788,6 +802,59 @@ TEST_F(product_cache_test, stale_favoriting_refreshes_before_answering) {
   const auto r = run(c.get_for_favorite(3, {}));
   ASSERT_EQ(r.status, fetch_status::found);
   EXPECT_EQ(r.product->title, "Product 3");
+  EXPECT_EQ(server.calls(), 1);
+}
+
+// A favoriting answered from the row it read (or the one it fetched and stored), then from memory
+// while that row is fresh: the next favoriting of the product sends only the insert. The memory
+// follows the change feed: a product another instance refreshed ("p:<id>") is read again, and
+// nothing is trusted while the feed is down. The insert's outcome stays the database's.
+TEST_F(product_cache_test, favoriting_a_product_held_fresh_sends_only_the_insert) {
+  scripted_server server([](int, const std::string& t) { return ok_product(t); });
+  fav::store::change_feed feed(true);
+  auto& c = cache(server.url(), &feed);
+  using outcome = favoriting::outcome;
+  seed(40);
+  at_age(10);
+  const auto a = customer(), b = customer(), d = customer();
+  auto f = run(c.favorite(a, 40, {}));
+  ASSERT_EQ(f.what, outcome::added);
+  EXPECT_EQ(f.product->title, "cached");
+  EXPECT_EQ(f.favorited_at, t0 + 10 * second);
+  // The row changes behind the instance's back (no notification): the memory answers.
+  fav::core::product other;
+  other.id = 40;
+  other.title = "changed";
+  other.price_cents = 200;
+  other.fetched_at = t0 + 5 * second;
+  run(db_->upsert_products(std::vector<fav::core::product>(1, other)));
+  f = run(c.favorite(b, 40, {}));
+  ASSERT_EQ(f.what, outcome::added);
+  EXPECT_EQ(f.product->title, "cached") << "the favoriting read the row again";
+  EXPECT_EQ(run(c.favorite(b, 40, {})).what, outcome::duplicate) << "a duplicate is the insert's answer";
+  // Another instance refreshed it: read again.
+  feed.publish({fav::store::change::kind::product, "40"});
+  f = run(c.favorite(d, 40, {}));
+  ASSERT_EQ(f.what, outcome::added);
+  EXPECT_EQ(f.product->title, "changed");
+  // The feed down: the memory is not trusted (the row read again each time).
+  run(db_->delete_favorite(d, 40));
+  other.title = "changed again";
+  run(db_->upsert_products(std::vector<fav::core::product>(1, other)));
+  feed.set_down();
+  f = run(c.favorite(d, 40, {}));
+  ASSERT_EQ(f.what, outcome::added);
+  EXPECT_EQ(f.product->title, "changed again");
+  // No longer fresh: read again, refreshed from the catalog, the row stored with the favorite.
+  feed.set_up();
+  at_age(400);  // the row (fetched at 5 s) is stale
+  const auto e = customer();
+  f = run(c.favorite(e, 40, {}));
+  ASSERT_EQ(f.what, outcome::added);
+  EXPECT_EQ(f.product->title, "Product 40");
+  EXPECT_EQ(run(db_->get_cached_product(40))->title, "Product 40");
+  EXPECT_EQ(server.calls(), 1);
+  EXPECT_EQ(run(c.favorite(e, 40, {})).what, outcome::duplicate);
   EXPECT_EQ(server.calls(), 1);
 }
 
