@@ -220,7 +220,8 @@ TEST_F(pg_backend, host_names_are_resolved_and_unknown_ones_fail) {
 }
 
 TEST_F(pg_backend, a_slow_query_fails_at_its_timeout_and_the_connection_is_dropped) {
-  auto c = run(store::pg_conn::connect(ioc_.get_executor(), conninfo_, 3s));
+  store::pg_canceller canceller;  // outlives the connection, as the pool's does
+  auto c = run(store::pg_conn::connect(ioc_.get_executor(), conninfo_, 3s, {}, &canceller));
   const auto start = std::chrono::steady_clock::now();
   EXPECT_THROW(run(c->script("SELECT pg_sleep(5)", 300ms)), store::unavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
