@@ -29,7 +29,7 @@ pg_conn::~pg_conn() {
 
 void pg_conn::bind_socket() {
   // While connecting libpq may close its socket and open another (next address, SSL or GSS
-  // fallback), possibly with the same number, so the watch is renewed every time.
+  // fallback), possibly with the same number, so the descriptor is taken again every time.
   if (sock_.is_open()) sock_.release();
   const int fd = PQsocket(conn_);
   if (fd >= 0) sock_.assign(fd);
