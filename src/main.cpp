@@ -400,10 +400,8 @@ int run(const util::config& cfg, service_context& ioc, service& s, const std::fu
   s.hashes.stop();
   s.st.db->close();
   ioc.destroy_pending_work();
+  // Closing the PostgreSQL pool lets the statement cancels sent just now reach the server.
   s.st.db.reset();
-  // Statements cancelled just now: let the cancel requests reach the server before exiting.
-  if (!store::pg_wait_for_cancels(std::chrono::seconds(3)))
-    util::log(util::log_level::warning, "exiting before every statement cancel reached the database", {});
   util::log(util::log_level::info, "stopped", {});
   return 0;
 }

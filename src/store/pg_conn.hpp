@@ -1,5 +1,6 @@
 // One PostgreSQL connection driven by libpq's non-blocking API on the Asio event loop: connect,
-// lazily prepared named statements, every wait bounded by a deadline. One user at a time.
+// lazily prepared named statements, a pipeline, notifications; every wait bounded by a deadline
+// (util::with_deadline). One user at a time.
 #pragma once
 #include <libpq-fe.h>
 
@@ -7,19 +8,17 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <stdexcept>
 #include <string>
-#include <string_view>
 #include <unordered_set>
 #include <vector>
 
+#include "store/pg_canceller.hpp"
 #include "store/pg_hosts.hpp"
+#include "store/pg_result.hpp"
 #include "store/store.hpp"
 
 namespace fav::store {
@@ -37,12 +36,9 @@ struct pg_connect_options {
   // server connection, so nothing may outlive one: no named prepared statements, no startup
   // `options` (PgBouncer refuses the parameter).
   bool transaction_pooler = false;
-};
-
-// A statement refused because the server is read-only (SQLSTATE 25006: a standby, or a primary
-// demoted by a switchover): answered 503 like any outage, and the pool drops the connection.
-struct read_only_server : unavailable {
-  using unavailable::unavailable;
+  // Sends the cancel request for a statement past its deadline (the pool's; it must outlive the
+  // connection). Null: no client-side cancel, the server's statement_timeout alone stops it.
+  pg_canceller* canceller = nullptr;
 };
 
 // SQL text with its name; the name is also the prepared-statement name on every connection.
@@ -60,29 +56,6 @@ struct pg_call {
   std::vector<pg_param> params;
 };
 
-// An error the server reported for a statement (a bug or a constraint), not an outage.
-struct pg_error : std::runtime_error {
-  pg_error(std::string state, const std::string& message);
-  std::string sqlstate;  // e.g. "23505" unique_violation
-};
-
-// Owns one PGresult; accessors read row `r`, column `c` of a text-format result.
-class pg_result {
- public:
-  explicit pg_result(PGresult* r = nullptr) : r_(r, &PQclear) {}
-  int rows() const { return r_ ? PQntuples(r_.get()) : 0; }
-  // Rows touched by INSERT/UPDATE/DELETE (PQcmdTuples); 0 when not applicable.
-  std::int64_t affected() const;
-  bool is_null(int r, int c) const { return PQgetisnull(r_.get(), r, c) != 0; }
-  std::string text(int r, int c) const;
-  std::int64_t int64(int r, int c) const;
-  std::optional<std::int64_t> opt_int64(int r, int c) const;
-  bool boolean(int r, int c) const;
-
- private:
-  std::unique_ptr<PGresult, decltype(&PQclear)> r_;
-};
-
 class pg_conn {
  public:
   // Opens a connection (PQconnectStartParams/PQconnectPoll; a DNS host name is resolved
@@ -94,14 +67,15 @@ class pg_conn {
   // The same for a connection string, `timeout` being each host's deadline.
   static net::awaitable<std::unique_ptr<pg_conn>> connect(net::any_io_executor ex, const std::string& conninfo,
                                                           pg_clock::duration timeout,
-                                                          pg_clock::duration server_statement_timeout = {});
+                                                          pg_clock::duration server_statement_timeout = {},
+                                                          pg_canceller* canceller = nullptr);
   ~pg_conn();
   pg_conn(const pg_conn&) = delete;
   pg_conn& operator=(const pg_conn&) = delete;
 
   // Runs `st` with text parameters, preparing it first if this connection has not yet.
   // Throws unavailable (connection lost, timeout, server shutting down) or pg_error.
-  // Past `timeout` the statement is cancelled in the database (PQcancel, off the I/O thread) and
+  // Past `timeout` the statement is cancelled in the database (the canceller's PQcancel) and
   // its outcome awaited for a short grace: a statement that answered "unavailable" was
   // cancelled (or the connection died with it), never left running to commit later. A
   // connection that needed a cancel is never reused.
@@ -153,15 +127,16 @@ class pg_conn {
   // libpq's notice receiver: notes a commit whose synchronous-replication wait was cancelled.
   static void on_notice(void* self, const PGresult* notice);
   void bind_socket();
-  // Waits until the socket is ready for `what`; true when readable. Throws on the deadline.
-  net::awaitable<bool> wait(io what, pg_clock::time_point deadline);
-  // Like wait(), but nullopt at the deadline instead of throwing.
+  // One wait until the socket is ready for `what`; true when readable. Ends with the caller's
+  // cancellation (the descriptor's wait takes the cancellation slot).
+  net::awaitable<bool> ready(io what);
+  // ready() raced against `deadline` (util::with_deadline): nullopt at the deadline. Throws
+  // unavailable when the wait fails or is cancelled from outside (the connection is broken).
   net::awaitable<std::optional<bool>> wait_until(io what, pg_clock::time_point deadline);
-  // wait() for a running statement: at the deadline, requests a cancel and waits `cancel_grace`
-  // more for the server's answer; throws when that passes too.
+  // wait_until() for a running statement: at the deadline, requests a cancel and waits
+  // `cancel_grace` more for the server's answer; throws when that passes too.
   net::awaitable<bool> wait_statement(io what, pg_clock::time_point& deadline);
-  // Sends a cancel request for the running statement from a short-lived thread (PQcancel
-  // blocks); false when none could be started (too many at once, or no cancel handle).
+  // Hands the running statement's cancel request to the canceller; false when it took none.
   bool request_cancel();
   // Sends everything libpq has queued (PQflush until done).
   net::awaitable<void> flush(pg_clock::time_point deadline);
@@ -177,19 +152,11 @@ class pg_conn {
   void after_results(std::optional<pg_error>& error);
   [[noreturn]] void fail(const char* what);
   [[noreturn]] void timed_out();
-  // Arms the one deadline timer for `deadline` (a new operation, or a cancel's grace).
-  void arm(pg_clock::time_point deadline);
-  // Stops the timer when an operation ends, however it ends: a pending timer is outstanding work
-  // that would keep an io_context running (and its shutdown waiting) until the old deadline.
-  void disarm();
-  struct disarm_at_exit {
-    pg_conn& c;
-    ~disarm_at_exit() { c.disarm(); }
-  };
 
   PGconn* conn_ = nullptr;
   net::posix::stream_descriptor sock_;
   std::unordered_set<std::string> prepared_;
+  pg_canceller* canceller_ = nullptr;
   bool broken_ = false;
   std::atomic<std::uint64_t>* round_trips_ = nullptr;
   bool cancel_requested_ = false;   // for the statement being collected
@@ -199,35 +166,11 @@ class pg_conn {
   // The server said the commit was kept locally but might not have been replicated (its wait
   // for the synchronous standby was cancelled): the command is answered unavailable.
   bool unreplicated_ = false;
-
-  // One deadline timer per connection, armed once per operation (connect, query, script,
-  // notifications) and again for a cancel's grace, never per wait: a socket wait is a plain
-  // async_wait, and the timer's handler cancels it (the wait then ends with operation_aborted).
-  // The handler may run on another thread than the waiting coroutine (a pooled connection is
-  // used by many strands in turn, and an old arming's handler may still be queued), or after
-  // the connection is gone, so all it touches is `deadline_watch`, under its mutex. A socket
-  // wait starts under the same mutex and only before the deadline, so a deadline is never lost,
-  // and an arming's generation keeps a stale expiry from cancelling a later operation's wait.
-  struct deadline_watch {
-    std::mutex mu;
-    net::posix::stream_descriptor* sock = nullptr;  // null once the connection is closing
-    std::uint64_t generation = 0;                   // the current arming
-  };
-  net::steady_timer timer_;
-  std::shared_ptr<deadline_watch> watch_ = std::make_shared<deadline_watch>();
-  pg_clock::time_point armed_ = pg_clock::time_point::min();  // the deadline timer_ is armed for (coroutine side only)
 };
 
 // How long a cancelled statement's answer is awaited before the connection is dropped.
 inline constexpr pg_clock::duration cancel_grace = std::chrono::seconds(2);
 // The server's own statement_timeout is the client deadline plus this.
 inline constexpr pg_clock::duration server_timeout_margin = std::chrono::milliseconds(500);
-// Cancel threads running at once (each is one blocking PQcancel); past it the server-side
-// statement_timeout alone stops the statement.
-inline constexpr int max_concurrent_cancels = 8;
-
-// Blocks (for the process's last steps only, never on an I/O thread) until every cancel request
-// sent so far has reached the server, or `limit` passes; false then.
-bool pg_wait_for_cancels(pg_clock::duration limit);
 
 }  // namespace fav::store

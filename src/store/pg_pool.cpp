@@ -1,20 +1,21 @@
 // The pool's state lives under one mutex and is never held across an await; a waiter is woken
-// through its own channel, and what it was given is read under the mutex, so a wake-up that
-// races the deadline can neither lose a connection nor hand one out twice.
+// through its own channel, raced against its deadline (util::with_deadline), and what it was
+// given is read under the mutex, so a wake-up that races the deadline can neither lose a
+// connection nor hand one out twice.
 #include "store/pg_pool.hpp"
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "util/deadline.hpp"
 #include "util/log.hpp"
 
 namespace fav::store {
 
 pg_pool::pg_pool(net::any_io_executor ex, std::string conninfo, int size, pg_limits limits)
-    : ex_(std::move(ex)), size_(std::max(size, 1)), limits_(limits), deadlines_(ex_) {
+    : ex_(std::move(ex)), size_(std::max(size, 1)), limits_(limits) {
   idle_.reserve(static_cast<std::size_t>(size_));  // so release() never allocates
-  guard_->pool = this;
   try {
     hosts_ = std::make_shared<pg_hosts>(conninfo);
   } catch (const unavailable& e) {
@@ -23,9 +24,9 @@ pg_pool::pg_pool(net::any_io_executor ex, std::string conninfo, int size, pg_lim
 }
 
 pg_pool::~pg_pool() {
-  // Waits for a sweep that is running; one still queued then finds no pool.
-  std::lock_guard gl(guard_->mu);
-  guard_->pool = nullptr;
+  // The idle connections close first (members go in reverse order), so the canceller, which
+  // they may still use, drains last in its own destructor.
+  idle_.clear();
 }
 
 pg_pool::stats pg_pool::snapshot() const {
@@ -39,11 +40,12 @@ pg_pool::stats pg_pool::snapshot() const {
           breaker_open_};
 }
 
-pg_connect_options pg_pool::connect_options() const {
+pg_connect_options pg_pool::connect_options() {
   pg_connect_options o;
   o.host_timeout = limits_.connect_timeout;
   o.server_statement_timeout = limits_.query_timeout + server_timeout_margin;
   o.transaction_pooler = limits_.transaction_pooler;
+  o.canceller = &canceller_;
   return o;
 }
 
@@ -78,7 +80,6 @@ bool pg_pool::trip(const std::string& why) {
     open_ -= static_cast<int>(dropped.size());
     refused.swap(waiters_);
     for (auto& w : refused) w->refused = true;
-    disarm_locked();
   }
   for (auto& w : refused) w->wake.try_send(boost::system::error_code{});
   util::log(util::log_level::warning, "database unreachable; answering 503 until a probe connects", {{"error", why}});
@@ -111,12 +112,11 @@ net::awaitable<pg_pool::lease> pg_pool::acquire() {
       } else if (waiters_.size() >= limits_.max_waiters) {
         throw unavailable("postgresql: too many requests waiting for a connection");
       } else {
-        w = std::make_shared<waiter>(ex_, deadline);
+        w = std::make_shared<waiter>(ex_);
         waiters_.push_back(w);
-        if (!armed_ || deadline < armed_for_) arm_locked(deadline);
       }
     }
-    if (w) conn = co_await wait_turn(std::move(w));
+    if (w) conn = co_await wait_turn(std::move(w), deadline);
     if (conn) {
       // An idle connection may have died with a restarted server: drop it and go round again.
       if (conn->alive()) co_return lease(this, std::move(conn));
@@ -143,62 +143,16 @@ net::awaitable<pg_pool::lease> pg_pool::acquire() {
   }
 }
 
-net::awaitable<std::unique_ptr<pg_conn>> pg_pool::wait_turn(std::shared_ptr<waiter> w) {
-  // Woken by release() (granted) or by sweep() at the deadline; ends early only if cancelled.
-  co_await w->wake.async_receive(net::as_tuple(net::use_awaitable));
+net::awaitable<std::unique_ptr<pg_conn>> pg_pool::wait_turn(std::shared_ptr<waiter> w, pg_clock::time_point deadline) {
+  // Woken by release() (granted) or trip() (refused); the deadline, or the caller's
+  // cancellation, ends the wait without either.
+  (void)co_await util::with_deadline(w->wake.async_receive(net::as_tuple(net::use_awaitable)), deadline);
   std::lock_guard lk(mu_);
+  // Granted, even at the very deadline: the connection is ours and must not be lost.
   if (w->granted) co_return std::move(w->conn);
-  // Still queued when cancelled; sweep() has already taken it off at its deadline.
-  if (auto it = std::find(waiters_.begin(), waiters_.end(), w); it != waiters_.end()) waiters_.erase(it);
-  if (waiters_.empty()) disarm_locked();
   if (w->refused) throw unavailable("postgresql: the database cannot be reached");
+  if (auto it = std::find(waiters_.begin(), waiters_.end(), w); it != waiters_.end()) waiters_.erase(it);
   throw unavailable("postgresql: timed out waiting for a free connection");
-}
-
-void pg_pool::arm_locked(pg_clock::time_point at) {
-  armed_ = true;
-  armed_for_ = at;
-  deadlines_.expires_at(at);  // an earlier arming's wait ends with operation_aborted
-  deadlines_.async_wait([g = guard_](boost::system::error_code ec) {
-    if (ec) return;  // re-armed, or the pool is closing
-    std::lock_guard gl(g->mu);
-    if (g->pool) g->pool->sweep();
-  });
-}
-
-void pg_pool::disarm_locked() {
-  // A pending timer is outstanding work: left armed with nobody waiting, it would keep an
-  // io_context running (and its shutdown waiting) until the old deadline.
-  if (!armed_) return;
-  armed_ = false;
-  deadlines_.cancel();
-}
-
-void pg_pool::sweep() {
-  std::vector<std::shared_ptr<waiter>> expired;
-  {
-    std::lock_guard lk(mu_);
-    armed_ = false;
-    const auto now = pg_clock::now();
-    std::optional<pg_clock::time_point> next;
-    for (auto it = waiters_.begin(); it != waiters_.end();) {
-      if ((*it)->deadline <= now) {
-        expired.push_back(std::move(*it));
-        it = waiters_.erase(it);
-      } else {
-        if (!next || (*it)->deadline < *next) next = (*it)->deadline;
-        ++it;
-      }
-    }
-    // Armed again for the next deadline, or stopped: a handler that was already queued when the
-    // timer was re-armed may be this one, so the timer is set either way, never left as it is.
-    if (next) {
-      arm_locked(*next);
-    } else {
-      deadlines_.cancel();
-    }
-  }
-  for (auto& w : expired) w->wake.try_send(boost::system::error_code{});
 }
 
 void pg_pool::release(std::unique_ptr<pg_conn> c) noexcept {
@@ -219,7 +173,6 @@ void pg_pool::release(std::unique_ptr<pg_conn> c) noexcept {
       waiters_.pop_front();
       next->granted = true;
       next->conn = std::move(c);
-      if (waiters_.empty()) disarm_locked();
     } else if (c) {
       idle_.push_back(std::move(c));
     } else {

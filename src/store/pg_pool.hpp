@@ -5,7 +5,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -14,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "store/pg_canceller.hpp"
 #include "store/pg_conn.hpp"
 
 namespace fav::store {
@@ -63,7 +63,9 @@ class pg_pool {
   // Never throws for the database's sake: a connection string libpq cannot parse fails every
   // acquire() instead.
   pg_pool(net::any_io_executor ex, std::string conninfo, int size, pg_limits limits);
-  // Every lease must have been returned; the io_context must still exist.
+  // Every lease must have been returned; the io_context must still exist. Closing lets the
+  // cancel requests already queued reach the server (bounded: pg_canceller::drain_limit), so it
+  // blocks: for the process's last steps, never on an I/O thread.
   ~pg_pool();
 
   // A live connection: an idle one, a new one, or the next one released.
@@ -84,59 +86,41 @@ class pg_pool {
  private:
   // One queued caller; `granted` is decided under mu_, the channel only wakes it.
   struct waiter {
-    waiter(const net::any_io_executor& ex, pg_clock::time_point d) : wake(ex, 1), deadline(d) {}
+    explicit waiter(const net::any_io_executor& ex) : wake(ex, 1) {}
     net::experimental::concurrent_channel<void(boost::system::error_code)> wake;
-    pg_clock::time_point deadline;
     bool granted = false;
     bool refused = false;           // failed because the breaker opened
     std::unique_ptr<pg_conn> conn;  // null with granted: a free slot, connect a new one
-  };
-  // What the deadline timer's handler reaches the pool through: it may run after the pool is
-  // gone (a handler already queued when the destructor runs), so the destructor clears `pool`.
-  struct sweep_guard {
-    std::mutex mu;
-    pg_pool* pool = nullptr;
   };
 
   // Returns a connection (or, with null / not reusable, its slot) to the next waiter or the
   // idle list. Never throws.
   void release(std::unique_ptr<pg_conn> c) noexcept;
-  // Waits until `w` is granted a connection (or a slot), or its deadline passes (unavailable).
-  net::awaitable<std::unique_ptr<pg_conn>> wait_turn(std::shared_ptr<waiter> w);
-  // Arms the deadline timer for `at`, the earliest deadline of the queue. Under mu_.
-  void arm_locked(pg_clock::time_point at);
-  // Stops the timer once nobody waits. Under mu_.
-  void disarm_locked();
-  // The timer's work: wakes every waiter past its deadline (not granted: it gives up) and arms
-  // the timer for the next deadline.
-  void sweep();
+  // Waits until `w` is granted a connection (or a slot), or `deadline` passes (unavailable).
+  net::awaitable<std::unique_ptr<pg_conn>> wait_turn(std::shared_ptr<waiter> w, pg_clock::time_point deadline);
   // Opens the breaker (see report_unreachable); true when it was closed.
   bool trip(const std::string& why);
   // The probe's connect ended: success closes the breaker, failure spaces the next probe.
   void end_probe(bool connected);
-  pg_connect_options connect_options() const;
+  pg_connect_options connect_options();
   net::any_io_executor ex_;
   std::shared_ptr<pg_hosts> hosts_;
   std::string invalid_;  // why the connection string was refused (hosts_ is null)
   int size_;
   pg_limits limits_;
 
-  // Declared before the connections: they count into it until they are gone.
+  // Declared before the connections: they count into it and send cancels through it until
+  // they are gone.
   std::atomic<std::uint64_t> round_trips_{0};
+  pg_canceller canceller_;
   std::atomic<std::uint64_t> connects_{0};
   mutable std::mutex mu_;  // guards everything below
   std::vector<std::unique_ptr<pg_conn>> idle_;
   int open_ = 0;
   std::deque<std::shared_ptr<waiter>> waiters_;
-  // One timer for every waiter's deadline, not one per wait: waiters queue in order with the
-  // same timeout, so the earliest deadline is (nearly always) the front one's.
-  net::steady_timer deadlines_;
-  bool armed_ = false;
-  pg_clock::time_point armed_for_;
   bool breaker_open_ = false;
   bool probing_ = false;
   pg_clock::time_point next_probe_ = pg_clock::time_point::min();
-  std::shared_ptr<sweep_guard> guard_ = std::make_shared<sweep_guard>();
 };
 
 }  // namespace fav::store

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "store/sqlite_conn.hpp"
+#include "store/sqlite_migrations.hpp"
 #include "store/sqlite_writer.hpp"
 #include "util/time.hpp"
 #include "util/worker_pool.hpp"
@@ -19,53 +20,6 @@ using sqlite::connection;
 using sqlite::deadline_scope;
 using sqlite::query;
 using sqlite::savepoint;
-
-// ---- migrations: numbered, append-only, never dropping data ----
-struct migration {
-  int version;
-  const char* sql;
-};
-constexpr migration migrations[] = {
-    {1, R"sql(
-CREATE TABLE IF NOT EXISTS customers (
-  id UUID PRIMARY KEY, name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL UNIQUE,
-  password_hash VARCHAR(255) NOT NULL, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL);
-CREATE TABLE IF NOT EXISTS products_cache (
-  id BIGINT PRIMARY KEY, title VARCHAR(255) NOT NULL, image_url TEXT NOT NULL, price DECIMAL(10,2) NOT NULL,
-  review_rate DECIMAL(10,2), review_count INT, fetched_at TIMESTAMPTZ NOT NULL);
-CREATE TABLE IF NOT EXISTS customer_favorite_products (
-  customer_id UUID NOT NULL REFERENCES customers(id) ON DELETE CASCADE, product_id BIGINT NOT NULL,
-  favorited_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (customer_id, product_id));
-)sql"},
-    {2, R"sql(
-CREATE TABLE IF NOT EXISTS revoked_tokens (jti TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL);
-CREATE TABLE IF NOT EXISTS refresh_tokens (
-  token_hash TEXT PRIMARY KEY, family_id TEXT NOT NULL,
-  customer_id UUID NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
-  created_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL, used_at TIMESTAMPTZ, revoked_at TIMESTAMPTZ);
-CREATE INDEX IF NOT EXISTS ix_refresh_tokens_family ON refresh_tokens (family_id);
-CREATE INDEX IF NOT EXISTS ix_favorites_customer_recent
-  ON customer_favorite_products (customer_id, favorited_at DESC, product_id DESC);
-CREATE INDEX IF NOT EXISTS ix_customers_created ON customers (created_at, id);
-)sql"},
-    {3, R"sql(
-CREATE TABLE IF NOT EXISTS sign_in_failures (
-  email VARCHAR(255) NOT NULL, scope TEXT NOT NULL, failures BIGINT NOT NULL, window_start_us BIGINT NOT NULL,
-  PRIMARY KEY (email, scope));
-CREATE INDEX IF NOT EXISTS ix_sign_in_failures_window ON sign_in_failures (window_start_us);
-)sql"},
-    // One row per sign-in (contract §8 "Token rows"): a refresh moves `generation` forward in
-    // place. refresh_tokens (a row per rotation) is no longer read; the sweep deletes its
-    // expired rows.
-    {4, R"sql(
-CREATE TABLE IF NOT EXISTS sign_ins (
-  id TEXT PRIMARY KEY, customer_id UUID NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
-  generation BIGINT NOT NULL, created_at TIMESTAMPTZ NOT NULL, refresh_expires_at TIMESTAMPTZ NOT NULL,
-  expires_at TIMESTAMPTZ NOT NULL);
-CREATE INDEX IF NOT EXISTS ix_sign_ins_customer ON sign_ins (customer_id, created_at, id);
-CREATE INDEX IF NOT EXISTS ix_sign_ins_expires ON sign_ins (expires_at);
-)sql"},
-};
 
 // ---- statements ----
 constexpr const char* sql_ping = "SELECT 1";
@@ -146,20 +100,20 @@ constexpr const char* sql_delete_favorite =
 constexpr const char* sql_customer_exists = "SELECT EXISTS (SELECT 1 FROM customers WHERE id = ?1)";
 constexpr const char* sql_has_favorite =
     "SELECT EXISTS (SELECT 1 FROM customer_favorite_products WHERE customer_id = ?1 AND product_id = ?2)";
+// A favorite with its cached product: the columns, then (after any extra column) the join.
 #define FAV_FAVORITE_COLUMNS                                                             \
   "SELECT f.product_id, f.favorited_at, p.id, p.title, p.image_url, "                    \
   "CAST(round(p.price * 100) AS INTEGER), CAST(round(p.review_rate * 100) AS INTEGER), " \
-  "p.review_count, p.fetched_at FROM customer_favorite_products f "                      \
-  "LEFT JOIN products_cache p ON p.id = f.product_id "
+  "p.review_count, p.fetched_at"
+#define FAV_FAVORITE_JOIN " FROM customer_favorite_products f LEFT JOIN products_cache p ON p.id = f.product_id "
 // The page and the total in one statement (the window counts before LIMIT applies).
 constexpr const char* sql_list_favorites =
-    "SELECT f.product_id, f.favorited_at, p.id, p.title, p.image_url, "
-    "CAST(round(p.price * 100) AS INTEGER), CAST(round(p.review_rate * 100) AS INTEGER), "
-    "p.review_count, p.fetched_at, count(*) OVER () FROM customer_favorite_products f "
-    "LEFT JOIN products_cache p ON p.id = f.product_id "
-    "WHERE f.customer_id = ?1 ORDER BY f.favorited_at DESC, f.product_id DESC LIMIT ?2 OFFSET ?3";
-constexpr const char* sql_get_favorite = FAV_FAVORITE_COLUMNS "WHERE f.customer_id = ?1 AND f.product_id = ?2";
+    FAV_FAVORITE_COLUMNS ", count(*) OVER ()" FAV_FAVORITE_JOIN
+                         "WHERE f.customer_id = ?1 ORDER BY f.favorited_at DESC, f.product_id DESC LIMIT ?2 OFFSET ?3";
+constexpr const char* sql_get_favorite =
+    FAV_FAVORITE_COLUMNS FAV_FAVORITE_JOIN "WHERE f.customer_id = ?1 AND f.product_id = ?2";
 #undef FAV_FAVORITE_COLUMNS
+#undef FAV_FAVORITE_JOIN
 constexpr const char* sql_count_favorites = "SELECT count(*) FROM customer_favorite_products WHERE customer_id = ?1";
 
 core::customer read_customer(query& q) {
@@ -253,24 +207,7 @@ class sqlite_store final : public store {
   net::awaitable<void> migrate() override {
     co_await write<int>(
         [](connection& c) {
-          c.exec(
-              "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT "
-              "NULL)");
-          savepoint tx(c);
-          std::int64_t current = 0;
-          {
-            query q(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
-            if (q.step()) current = q.i64(0);
-          }
-          for (auto& m : migrations) {
-            if (m.version <= current) continue;
-            c.exec(m.sql);
-            query(c, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)")
-                .bind(1, std::int64_t{m.version})
-                .bind_time(2, util::now_micros())
-                .run();
-          }
-          tx.commit();
+          run_sqlite_migrations(c);
           return 0;
         },
         std::chrono::seconds(120));  // a migration on a large database may outlast a request's deadline

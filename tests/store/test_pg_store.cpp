@@ -2,6 +2,7 @@
 // query deadlines, host lists, the pool, the pipeline, the breaker and recovery. Skipped unless
 // FAV_TEST_PG_URL is set; set FAV_TEST_PG_CLUSTER_DIR too to run the stop/restart fault test.
 #include "store_fixture.hpp"
+#include "util/deadline.hpp"
 
 namespace {
 
@@ -220,11 +221,54 @@ TEST_F(pg_backend, host_names_are_resolved_and_unknown_ones_fail) {
 }
 
 TEST_F(pg_backend, a_slow_query_fails_at_its_timeout_and_the_connection_is_dropped) {
-  auto c = run(store::pg_conn::connect(ioc_.get_executor(), conninfo_, 3s));
+  store::pg_canceller canceller;  // outlives the connection, as the pool's does
+  auto c = run(store::pg_conn::connect(ioc_.get_executor(), conninfo_, 3s, {}, &canceller));
   const auto start = std::chrono::steady_clock::now();
   EXPECT_THROW(run(c->script("SELECT pg_sleep(5)", 300ms)), store::unavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
   EXPECT_FALSE(c->reusable());
+}
+
+// The caller's own deadline (util::with_deadline, as a request's) cancels the socket wait under
+// a statement: the call ends at once, the connection is not reused, and closing it sends the
+// statement's cancel through the canceller.
+TEST_F(pg_backend, a_caller_cancelled_mid_statement_ends_at_once_and_the_connection_is_dropped) {
+  store::pg_canceller canceller;
+  auto c = run(store::pg_conn::connect(ioc_.get_executor(), conninfo_, 3s, {}, &canceller));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(run(fav::util::with_timeout(c->script("SELECT pg_sleep(5)", 10s), 200ms)));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_FALSE(c->reusable());
+  c.reset();
+  EXPECT_TRUE(canceller.close(5s));
+}
+
+// The pool's canceller: a cancel request leaves from its worker, not the caller, and closing
+// it returns once the queued requests have reached the server (what the service's exit waits on).
+TEST_F(pg_backend, the_canceller_cancels_a_running_statement_and_closing_waits_for_it) {
+  PGconn* raw = PQconnectdb(conninfo_.c_str());
+  ASSERT_EQ(PQstatus(raw), CONNECTION_OK);
+  ASSERT_EQ(PQsendQuery(raw, "SELECT pg_sleep(30)"), 1);
+  // A cancel that arrives before the statement starts is ignored: wait until its backend sleeps.
+  const std::string running = "SELECT count(*) FROM pg_stat_activity WHERE pid = " + std::to_string(PQbackendPID(raw)) +
+                              " AND wait_event = 'PgSleep'";
+  const auto bound = std::chrono::steady_clock::now() + 10s;
+  while (pg_exec(conninfo_, running) != std::vector<std::string>{"1"}) {
+    ASSERT_LT(std::chrono::steady_clock::now(), bound) << "the statement never started";
+    std::this_thread::sleep_for(20ms);  // polling interval
+  }
+  const auto start = std::chrono::steady_clock::now();
+  store::pg_canceller canceller(1);
+  EXPECT_TRUE(canceller.request(raw));
+  EXPECT_TRUE(canceller.close(5s)) << "the cancel request did not reach the server";
+  EXPECT_FALSE(canceller.request(raw)) << "a closed canceller took a request";
+  PGresult* r = PQgetResult(raw);  // blocks until the statement ends
+  ASSERT_NE(r, nullptr);
+  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  EXPECT_STREQ(state ? state : "", "57014") << "not cancelled (query_canceled)";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  for (; r; r = PQgetResult(raw)) PQclear(r);
+  PQfinish(raw);
 }
 
 TEST_F(pg_backend, a_statement_error_is_a_pg_error_and_the_connection_stays_usable) {
