@@ -24,9 +24,9 @@ struct app {
   auth::token_cache& tokens;  // per-request revocation / existence check
   catalog::product_cache& products;
   util::metrics& metrics;
-  util::task_tracker& background;            // detached work that shutdown drains
-  store::change_feed& feed;                  // invalidations from every instance (contract §9)
-  const store::read_cache* reads = nullptr;  // the hot GETs' memory, for /metrics
+  util::task_tracker& background;      // detached work that shutdown drains
+  store::change_feed& feed;            // invalidations from every instance (contract §9)
+  store::read_cache* reads = nullptr;  // the hot GETs' memory: /metrics, the list's rendered pages
 };
 
 }  // namespace fav

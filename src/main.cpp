@@ -108,13 +108,14 @@ util::config load_or_exit(bool human) {
         std::cerr << p.message << std::endl;
       } else {
         std::string line;
-        core::json_object o(line);
-        o.key("time").str(util::format_rfc3339(util::now_micros()));
-        o.key("level").str("critical");
-        o.key("message").str("invalid configuration");
-        o.key("variable").str(p.variable);
-        o.key("error").str(p.message);
-        o.close();
+        core::json_writer w(line);
+        w.begin_object();
+        w.key("time").str(util::format_rfc3339(util::now_micros()));
+        w.key("level").str("critical");
+        w.key("message").str("invalid configuration");
+        w.key("variable").str(p.variable);
+        w.key("error").str(p.message);
+        w.end_object();
         std::cerr << line << std::endl;
       }
     }
@@ -214,8 +215,8 @@ int connection_cap(const util::config& cfg) {
 // The stores, outermost first, migrated. Throws when the database cannot be opened or migrated.
 struct stores {
   std::unique_ptr<store::store> db;
-  store::pg_store* pg = nullptr;             // the primary on PostgreSQL: the listener reports to it
-  const store::read_cache* reads = nullptr;  // the read cache inside `db`
+  store::pg_store* pg = nullptr;       // the primary on PostgreSQL: the listener reports to it
+  store::read_cache* reads = nullptr;  // the read cache inside `db`
 };
 
 stores open_stores(const util::config& cfg, service_context& ioc, store::change_feed& feed) {

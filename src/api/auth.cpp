@@ -68,12 +68,13 @@ http::response session_response(app& a, const std::string& customer_id, const st
   std::string access = a.jwt.sign(c);
 
   std::string body;
-  core::json_object o(body);
-  o.key("access_token").str(access);
-  o.key("token_type").str("bearer");
-  o.key("expires_in").num(ttl);
-  o.key("refresh_token").str(refresh_token);
-  o.close();
+  core::json_writer w(body);
+  w.begin_object();
+  w.key("access_token").str(access);
+  w.key("token_type").str("bearer");
+  w.key("expires_in").num(ttl);
+  w.key("refresh_token").str(refresh_token);
+  w.end_object();
   auto res = http::json(http::status::ok, std::move(body));
   res.header("Set-Cookie", "access_token=" + access + cookie_attrs + "; Max-Age=" + std::to_string(ttl));
   res.header("Cache-Control", "no-store");
@@ -109,9 +110,8 @@ net::awaitable<http::response> sign_up(http::request& req, app& a) {
   if (!co_await a.db.insert_customer(c)) co_return fail(errc::email_already_exists);
 
   std::string body;
-  core::json_object o(body);
-  o.key("id").str(c.id);
-  o.close();
+  core::json_writer w(body);
+  w.begin_object().key("id").str(c.id).end_object();
   auto res = http::json(http::status::created, std::move(body));
   res.header("Location", "/customers/" + c.id);
   co_return res;

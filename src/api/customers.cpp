@@ -64,12 +64,7 @@ net::awaitable<http::response> list_customers(http::request& req, app& a) {
   auto filter = parse_customer_filter(req);
   if (!filter) co_return fail(errc::invalid_filter);
   auto result = co_await a.db.list_customers(std::move(*filter), *page);
-  std::string items;
-  for (std::size_t i = 0; i < result.items.size(); ++i) {
-    if (i) items += ',';
-    render_customer(items, result.items[i]);
-  }
-  auto res = http::json(http::status::ok, render_page(items, *page, result.total));
+  auto res = http::json(http::status::ok, render_customers_page(result.items, *page, result.total));
   add_page_links(req, res, *page, result.total);
   co_return res;
 }

@@ -96,24 +96,17 @@ http::response fail(errc e, std::optional<http::status> override_status, const s
   const auto code = override_status.value_or(status_of(e));
   // RFC 9457 problem details: `detail` keeps the contract's code; `status` and `title` added.
   std::string body;
-  core::json_object o(body);
-  o.key("detail").str(core::code(e));
-  o.key("status").num(static_cast<int>(code));
-  o.key("title").str(title_of(e));
+  core::json_writer w(body);
+  w.begin_object();
+  w.key("detail").str(core::code(e));
+  w.key("status").num(static_cast<int>(code));
+  w.key("title").str(title_of(e));
   if (!errors.empty()) {
-    o.key("errors").raw("[");
-    bool first = true;
-    for (auto& f : errors) {
-      if (!first) body += ',';
-      first = false;
-      core::json_object item(body);
-      item.key("field").str(f.field);
-      item.key("code").str(f.code);
-      item.close();
-    }
-    body += ']';
+    w.key("errors").begin_array();
+    for (auto& f : errors) w.begin_object().key("field").str(f.field).key("code").str(f.code).end_object();
+    w.end_array();
   }
-  o.close();
+  w.end_object();
   auto res = http::json(code, std::move(body));
   if (res.code == st::service_unavailable || e == errc::too_many_attempts)
     res.header("Retry-After", std::to_string(std::max(1, retry_after_s)));

@@ -1,10 +1,14 @@
 // Handlers for /customers/{id}/favorites (contract §3 "Favorites", §4). The product cache
 // decides fresh / stale / expired; these only parse, call and reply.
+#include <algorithm>
+#include <limits>
+
 #include "api/errors.hpp"
 #include "api/handlers.hpp"
 #include "api/render.hpp"
 #include "app.hpp"
 #include "auth/policy.hpp"
+#include "catalog/freshness.hpp"
 #include "core/validate.hpp"
 #include "util/log.hpp"
 #include "util/time.hpp"
@@ -25,6 +29,32 @@ http::response customer_gone(app& a, const core::customer_id& customer_id) {
   return fail(errc::invalid_token);
 }
 
+// Keeps a page just rendered in the read cache when the bytes are exactly what a later request
+// would render: every item shows its cached row as read (no catalog fetch, nothing unavailable)
+// and every row is fresh (a stale one is refreshed in the background, and its page must be
+// rendered again then). nullptr when not kept.
+std::shared_ptr<const store::read_cache::rendered_page> keep_rendered(
+    store::read_cache& pages, const core::customer_id& customer_id, const core::page_req& p, std::uint64_t generation,
+    const core::page<core::favorite>& favs, const std::vector<std::optional<core::product>>& products,
+    std::string_view body, const util::config& cfg) {
+  const core::micros now = util::now_micros();
+  const auto soft_ttl = static_cast<core::micros>(cfg.cache_soft_ttl_s * 1e6);
+  core::micros fresh_until = std::numeric_limits<core::micros>::max();
+  std::vector<core::product> shown;
+  shown.reserve(favs.items.size());
+  for (std::size_t i = 0; i < favs.items.size(); ++i) {
+    const auto& cached = favs.items[i].cached;
+    if (!cached || i >= products.size() || !products[i] || products[i]->fetched_at != cached->fetched_at)
+      return nullptr;
+    if (catalog::classify(static_cast<double>(now - cached->fetched_at) / 1e6, cfg.cache_soft_ttl_s,
+                          cfg.cache_hard_ttl_s) != catalog::freshness::fresh)
+      return nullptr;
+    fresh_until = std::min(fresh_until, cached->fetched_at + soft_ttl);
+    shown.push_back(*products[i]);
+  }
+  return pages.put_rendered(customer_id.str(), p, generation, shown, fresh_until, body, favs.total);
+}
+
 // Who is asking, for the catalog's log lines.
 catalog::log_context log_context_of(const http::request& req) {
   return catalog::log_context{req.correlation_id, req.trace.trace_id, req.trace.flags};
@@ -34,17 +64,31 @@ catalog::log_context log_context_of(const http::request& req) {
 net::awaitable<http::response> list_favorites(http::request& req, app& a) {
   auto page = core::parse_page(req.query_value("page"), req.query_value("per_page"), a.cfg.per_page_limit);
   if (!page) co_return fail(errc::invalid_pagination);
-  auto favs = co_await a.db.list_favorites_checked(auth::pending_check(req), auth::caller(req).customer_id, *page);
+  const auto& customer_id = auth::caller(req).customer_id;
+  // An unchanged page is answered with the bytes rendered for it before, and a matching
+  // If-None-Match with 304, without rendering anything (README, "Rendered pages"). Only while the
+  // change feed is live, as every answer from memory.
+  store::read_cache* const pages = a.reads && a.reads->enabled() ? a.reads : nullptr;
+  const bool from_memory = pages && a.feed.live();
+  std::uint64_t generation = 0;
+  if (from_memory) {
+    if (auto hit = pages->rendered(customer_id.str(), *page, util::now_micros())) {
+      http::response res;
+      if (!not_modified(req, hit->etag)) res.body = hit->body;
+      add_page_links(req, res, *page, hit->total);
+      co_return cacheable(req, std::move(res), hit->etag);
+    }
+    generation = pages->generation(customer_id.str());
+  }
+  auto favs = co_await a.db.list_favorites_checked(auth::pending_check(req), customer_id, *page);
   const auto ctx = log_context_of(req);  // named: CONTRIBUTING.md, "Compiler notes"
   auto products = co_await a.products.resolve(favs.items, ctx);
-  std::string items;
-  items.reserve(favs.items.size() * 220);
-  for (std::size_t i = 0; i < favs.items.size(); ++i) {
-    if (i) items += ',';
-    render_favorite(items, favs.items[i].product_id, favs.items[i].favorited_at, products[i]);
-  }
-  auto res = http::json(http::status::ok, render_page(items, *page, favs.total));
+  auto res = http::json(http::status::ok, render_favorites_page(favs.items, products, *page, favs.total));
   add_page_links(req, res, *page, favs.total);
+  if (from_memory && a.feed.live()) {
+    if (auto kept = keep_rendered(*pages, customer_id, *page, generation, favs, products, res.body, a.cfg))
+      co_return cacheable(req, std::move(res), kept->etag);
+  }
   co_return cacheable(req, std::move(res));
 }
 

@@ -3,6 +3,7 @@
 
 #include "api/handlers.hpp"
 #include "app.hpp"
+#include "core/json_text.hpp"
 
 namespace fav::api {
 
@@ -19,13 +20,16 @@ net::awaitable<http::response> health_ready(http::request&, app& a) {
   }
   // The change feed does not decide readiness: while it is down the instance still answers
   // correctly, checking the database on every request (contract §9).
-  const char* feed = a.feed.live() ? "ok" : "down";
-  auto res =
-      ok ? http::json(http::status::ok,
-                      std::string(R"({"status":"ready","checks":{"database":"ok","change_feed":")") + feed + "\"}}")
-         : http::json(http::status::service_unavailable,
-                      std::string(R"({"status":"unavailable","checks":{"database":"unavailable","change_feed":")") +
-                          feed + "\"}}");
+  std::string body;
+  core::json_writer w(body);
+  w.begin_object();
+  w.key("status").str(ok ? "ready" : "unavailable");
+  w.key("checks").begin_object();
+  w.key("database").str(ok ? "ok" : "unavailable");
+  w.key("change_feed").str(a.feed.live() ? "ok" : "down");
+  w.end_object();
+  w.end_object();
+  auto res = http::json(ok ? http::status::ok : http::status::service_unavailable, std::move(body));
   if (!ok) res.header("Retry-After", "1");
   res.header("Cache-Control", "no-store");
   co_return res;

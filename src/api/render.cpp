@@ -4,72 +4,112 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "core/json_text.hpp"
+#include "util/base64url.hpp"
 #include "util/time.hpp"
 
 namespace fav::api {
 
+namespace {
+
+void write_favorite(core::json_writer& w, std::int64_t product_id, core::micros favorited_at,
+                    const std::optional<core::product>& p) {
+  w.begin_object();
+  w.key("id").num(product_id);
+  if (p) {
+    w.key("title").str(p->title);
+    w.key("image_url").str(p->image_url);
+    w.key("price").money(p->price_cents);
+    w.key("review");
+    if (p->review_rate_cents || p->review_count) {
+      w.begin_object();
+      w.key("rate");
+      if (p->review_rate_cents)
+        w.money(*p->review_rate_cents);
+      else
+        w.null();
+      w.key("count");
+      if (p->review_count)
+        w.num(*p->review_count);
+      else
+        w.null();
+      w.end_object();
+    } else {
+      w.null();
+    }
+  } else {
+    w.key("title").null();
+    w.key("image_url").null();
+    w.key("price").null();
+    w.key("review").null();
+  }
+  w.key("favorited_at").str(util::format_rfc3339(favorited_at));
+  if (!p) w.key("unavailable").boolean(true);
+  w.end_object();
+}
+
+void write_customer(core::json_writer& w, const core::customer& c) {
+  w.begin_object();
+  w.key("id").str(c.id);
+  w.key("name").str(c.name);
+  w.key("email").str(c.email);
+  w.key("created_at").str(util::format_rfc3339(c.created_at));
+  w.key("updated_at").str(util::format_rfc3339(c.updated_at));
+  w.end_object();
+}
+
+// "pagination": {...} of a paged answer (contract §1: total_pages = ceil(total / per_page)).
+void write_pagination(core::json_writer& w, const core::page_req& p, std::int64_t total) {
+  w.key("pagination").begin_object();
+  w.key("page").num(p.page);
+  w.key("per_page").num(p.per_page);
+  w.key("total_pages").num(total == 0 ? 0 : (total + p.per_page - 1) / p.per_page);
+  w.key("total_items").num(total);
+  w.end_object();
+}
+
+}  // namespace
+
 void render_customer(std::string& out, const core::customer& c) {
-  core::json_object o(out);
-  o.key("id").str(c.id);
-  o.key("name").str(c.name);
-  o.key("email").str(c.email);
-  o.key("created_at").str(util::format_rfc3339(c.created_at));
-  o.key("updated_at").str(util::format_rfc3339(c.updated_at));
-  o.close();
+  core::json_writer w(out);
+  write_customer(w, c);
+}
+
+std::string render_customers_page(const std::vector<core::customer>& customers, const core::page_req& p,
+                                  std::int64_t total) {
+  std::string out;
+  core::json_writer w(out);
+  w.begin_object();
+  w.key("data").begin_array();
+  for (const auto& c : customers) write_customer(w, c);
+  w.end_array();
+  write_pagination(w, p, total);
+  w.end_object();
+  return out;
 }
 
 void render_favorite(std::string& out, std::int64_t product_id, core::micros favorited_at,
                      const std::optional<core::product>& p) {
-  core::json_object o(out);
-  o.key("id").num(product_id);
-  if (p) {
-    o.key("title").str(p->title);
-    o.key("image_url").str(p->image_url);
-    o.key("price");
-    core::append_cents(out, p->price_cents);
-    o.key("review");
-    if (p->review_rate_cents || p->review_count) {
-      core::json_object r(out);
-      r.key("rate");
-      if (p->review_rate_cents)
-        core::append_cents(out, *p->review_rate_cents);
-      else
-        r.null();
-      r.key("count");
-      if (p->review_count)
-        r.num(*p->review_count);
-      else
-        r.null();
-      r.close();
-    } else {
-      o.null();
-    }
-  } else {
-    o.key("title").null();
-    o.key("image_url").null();
-    o.key("price").null();
-    o.key("review").null();
-  }
-  o.key("favorited_at").str(util::format_rfc3339(favorited_at));
-  if (!p) o.key("unavailable").boolean(true);
-  o.close();
+  core::json_writer w(out);
+  write_favorite(w, product_id, favorited_at, p);
 }
 
-std::string render_page(const std::string& items_json, const core::page_req& p, std::int64_t total) {
+std::string render_favorites_page(const std::vector<core::favorite>& favs,
+                                  const std::vector<std::optional<core::product>>& products, const core::page_req& p,
+                                  std::int64_t total) {
   std::string out;
-  out.reserve(items_json.size() + 96);
-  out += "{\"data\":[";
-  out += items_json;
-  out += "],\"pagination\":";
-  core::json_object o(out);
-  o.key("page").num(p.page);
-  o.key("per_page").num(p.per_page);
-  o.key("total_pages").num(total == 0 ? 0 : (total + p.per_page - 1) / p.per_page);
-  o.key("total_items").num(total);
-  o.close();
-  out += '}';
+  out.reserve(favs.size() * 240 + 96);
+  core::json_writer w(out);
+  w.begin_object();
+  w.key("data").begin_array();
+  static const std::optional<core::product> none;
+  for (std::size_t i = 0; i < favs.size(); ++i)  // both branches lvalues: no copy of the product
+    write_favorite(w, favs[i].product_id, favs[i].favorited_at, i < products.size() ? products[i] : none);
+  w.end_array();
+  write_pagination(w, p, total);
+  w.end_object();
   return out;
 }
 
@@ -83,13 +123,7 @@ std::string strong_tag(std::string_view body) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_Digest(body.data(), body.size(), md, &n, EVP_sha256(), nullptr);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string tag = "\"";
-  for (unsigned i = 0; i < 16 && i < n; ++i) {
-    tag += hex[md[i] >> 4];
-    tag += hex[md[i] & 15];
-  }
-  return tag + "\"";
+  return "\"" + util::hex_encode(std::string_view(reinterpret_cast<const char*>(md), std::min(n, 16U))) + "\"";
 }
 
 // RFC 9110 §13.1.2: If-None-Match uses the weak comparison (W/ ignored); `*` matches any.
@@ -130,14 +164,25 @@ void append_query_component(std::string& out, std::string_view s) {
 http::response cacheable(const http::request& req, http::response res) {
   if (res.code != http::status::ok) return res;
   auto tag = strong_tag(res.body);
-  res.header("ETag", tag);
+  return cacheable(req, std::move(res), std::move(tag));
+}
+
+http::response cacheable(const http::request& req, http::response res, std::string tag) {
+  if (res.code != http::status::ok) return res;
+  const bool unchanged = not_modified(req, tag);
+  res.header("ETag", std::move(tag));
   res.header("Cache-Control", "private, no-cache");
-  if (auto inm = req.header("if-none-match"); !inm.empty() && none_match(inm, tag)) {
+  if (unchanged) {
     res.code = http::status::not_modified;
     res.body.clear();
     res.content_type.clear();
   }
   return res;
+}
+
+bool not_modified(const http::request& req, std::string_view tag) {
+  const auto inm = req.header("if-none-match");
+  return !inm.empty() && none_match(inm, tag);
 }
 
 void add_page_links(const http::request& req, http::response& res, const core::page_req& p, std::int64_t total) {

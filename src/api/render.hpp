@@ -1,7 +1,10 @@
-// JSON shapes of the API's resources, written straight into strings (hot paths).
+// JSON shapes of the API's resources, written with the one JSON writer (core/json_text.hpp)
+// straight into strings (hot paths), and the conditional-request headers of the cacheable GETs.
 #pragma once
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/types.hpp"
 #include "http/message.hpp"
@@ -14,13 +17,23 @@ void render_customer(std::string& out, const core::customer& c);
 // could not be fetched and was never cached: null fields and "unavailable": true.
 void render_favorite(std::string& out, std::int64_t product_id, core::micros favorited_at,
                      const std::optional<core::product>& p);
-// {"data": [<items>], "pagination": {...}} around already-rendered items.
-std::string render_page(const std::string& items_json, const core::page_req& p, std::int64_t total);
+// A page of customers: {"data": [<customers>], "pagination": {...}} (as below).
+std::string render_customers_page(const std::vector<core::customer>& customers, const core::page_req& p,
+                                  std::int64_t total);
+// A page of favorites: {"data": [<items>], "pagination": {"page", "per_page", "total_pages",
+// "total_items"}}; `products[i]` is what favs[i] shows (nullopt: unavailable).
+std::string render_favorites_page(const std::vector<core::favorite>& favs,
+                                  const std::vector<std::optional<core::product>>& products, const core::page_req& p,
+                                  std::int64_t total);
 
 // Contract §10: a strong ETag (a hash of the body: any change to what it shows changes it) and
 // `Cache-Control: private, no-cache` on `res`; 304 with no body when the request's If-None-Match
 // names that tag (or is `*`). Leaves non-200 answers alone.
 http::response cacheable(const http::request& req, http::response res);
+// The same with a tag the caller vouches for (a stored page's version: one tag, one body).
+http::response cacheable(const http::request& req, http::response res, std::string tag);
+// True when the request's If-None-Match names `tag` (weak comparison, RFC 9110 §13.1.2) or is `*`.
+bool not_modified(const http::request& req, std::string_view tag);
 // Contract §10: an RFC 8288 Link header on a paged answer: first, last, and prev/next where those
 // pages exist; each the request's path and query with only `page` changed.
 void add_page_links(const http::request& req, http::response& res, const core::page_req& p, std::int64_t total);

@@ -1,4 +1,5 @@
-// HS256 JWT signing and verification over an OpenSSL 3 HMAC context keyed once, and Boost.JSON.
+// HS256 JWT signing and verification over an OpenSSL 3 HMAC context keyed once; claims parsed
+// by Boost.JSON, written by the one JSON writer.
 #include "auth/jwt.hpp"
 
 #include <openssl/core_names.h>
@@ -13,6 +14,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "core/json_text.hpp"
 #include "util/base64url.hpp"
 
 namespace fav::auth {
@@ -139,16 +141,19 @@ jwt_codec::jwt_codec(jwt_codec&&) noexcept = default;
 jwt_codec& jwt_codec::operator=(jwt_codec&&) noexcept = default;
 
 std::string jwt_codec::sign(const claims& c) const {
-  json::object payload;
-  payload["sub"] = c.sub;
-  payload["exp"] = c.exp;
-  if (c.iat) payload["iat"] = *c.iat;
-  if (c.jti) payload["jti"] = *c.jti;
-  if (c.sid) payload["sid"] = *c.sid;
+  std::string payload;
+  core::json_writer w(payload);
+  w.begin_object();
+  w.key("sub").str(c.sub);
+  w.key("exp").num(c.exp);
+  if (c.iat) w.key("iat").num(*c.iat);
+  if (c.jti) w.key("jti").str(*c.jti);
+  if (c.sid) w.key("sid").str(*c.sid);
+  w.end_object();
 
   std::string token(standard_header);
   token += '.';
-  token += util::base64url_encode(json::serialize(payload));
+  token += util::base64url_encode(payload);
   const mac_bytes mac = compute_mac(id_, keyed_.get(), token);
   token += '.';
   token += util::base64url_encode(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));

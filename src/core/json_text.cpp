@@ -1,5 +1,11 @@
-// JSON text helpers; see json_text.hpp.
+// See json_text.hpp.
 #include "core/json_text.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
 
 namespace fav::core {
 
@@ -72,17 +78,34 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-void append_cents(std::string& out, std::int64_t cents) {
-  if (cents < 0) {
-    out += '-';
-    cents = -cents;
+json_writer& json_writer::money(std::int64_t hundredths) {
+  comma();
+  // Unsigned arithmetic: the most negative value has no positive counterpart.
+  std::uint64_t v =
+      hundredths < 0 ? 0 - static_cast<std::uint64_t>(hundredths) : static_cast<std::uint64_t>(hundredths);
+  if (hundredths < 0) out_ += '-';
+  char buf[24];
+  const auto end = std::to_chars(buf, buf + sizeof buf, v / 100).ptr;
+  out_.append(buf, end);
+  const unsigned frac = static_cast<unsigned>(v % 100);
+  if (frac != 0) {
+    out_ += '.';
+    out_ += static_cast<char>('0' + frac / 10);
+    if (frac % 10) out_ += static_cast<char>('0' + frac % 10);
   }
-  out += std::to_string(cents / 100);
-  int frac = static_cast<int>(cents % 100);
-  if (frac == 0) return;
-  out += '.';
-  out += static_cast<char>('0' + frac / 10);
-  if (frac % 10) out += static_cast<char>('0' + frac % 10);
+  need_comma_ = true;
+  return *this;
+}
+
+json_writer& json_writer::fixed(double v, int decimals) {
+  if (!std::isfinite(v)) return null();
+  decimals = std::clamp(decimals, 0, 17);
+  comma();
+  char buf[400];  // %f of the largest double: 309 digits, the point and the decimals
+  const int n = std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  out_.append(buf, static_cast<std::size_t>(std::clamp(n, 0, static_cast<int>(sizeof buf) - 1)));
+  need_comma_ = true;
+  return *this;
 }
 
 }  // namespace fav::core

@@ -45,6 +45,8 @@ class cached_store final : public forwarding_store {
                                                              std::int64_t product_id) override;
 
   const read_cache& cache() const { return cache_; }
+  // For the favorites list's rendered pages (api/favorites.cpp), kept beside the data they show.
+  read_cache& cache() { return cache_; }
 
  private:
   // The cache may answer (and be filled) only while it is on and the feed is live.

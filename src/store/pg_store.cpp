@@ -3,11 +3,9 @@
 #include "store/pg_store.hpp"
 
 #include <algorithm>
-#include <boost/json/array.hpp>
-#include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
 #include <map>
 
+#include "core/json_text.hpp"
 #include "store/pg_migrations.hpp"
 #include "util/random.hpp"
 #include "util/time.hpp"
@@ -313,20 +311,24 @@ std::string products_json(const std::vector<core::product>& products) {
   // One row per id (the last wins): ON CONFLICT DO UPDATE cannot touch a row twice.
   std::map<std::int64_t, const core::product*> by_id;
   for (const auto& p : products) by_id[p.id] = &p;
-  boost::json::array rows;
-  rows.reserve(by_id.size());
+  std::string rows;
+  core::json_writer w(rows);
+  w.begin_array();
   for (const auto& [id, p] : by_id) {
-    boost::json::object o;
-    o["id"] = id;
-    o["title"] = p->title;
-    o["image_url"] = p->image_url;
-    o["price_cents"] = p->price_cents;
-    o["rate_cents"] = p->review_rate_cents ? boost::json::value(*p->review_rate_cents) : nullptr;
-    o["review_count"] = p->review_count ? boost::json::value(*p->review_count) : nullptr;
-    o["fetched_at"] = p->fetched_at;
-    rows.push_back(std::move(o));
+    w.begin_object();
+    w.key("id").num(id);
+    w.key("title").str(p->title);
+    w.key("image_url").str(p->image_url);
+    w.key("price_cents").num(p->price_cents);
+    w.key("rate_cents");
+    p->review_rate_cents ? w.num(*p->review_rate_cents) : w.null();
+    w.key("review_count");
+    p->review_count ? w.num(*p->review_count) : w.null();
+    w.key("fetched_at").num(p->fetched_at);
+    w.end_object();
   }
-  return boost::json::serialize(rows);
+  w.end_array();
+  return rows;
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <functional>
 
+#include "util/random.hpp"
+
 namespace fav::store {
 
 namespace {
@@ -28,9 +30,17 @@ std::size_t heap(const std::string& s) {
   return s.capacity() > 15 ? s.capacity() + 1 : 0;
 }
 
+// The same row as far as a page shows it (and as old).
+bool same_row(const core::product& a, const core::product& b) {
+  return a.id == b.id && a.fetched_at == b.fetched_at && a.price_cents == b.price_cents &&
+         a.review_rate_cents == b.review_rate_cents && a.review_count == b.review_count && a.title == b.title &&
+         a.image_url == b.image_url;
+}
+
 }  // namespace
 
-read_cache::read_cache(std::size_t budget_bytes) : per_shard_(budget_bytes / 16) {
+// The nonce keeps tags apart across instances and restarts (versions start again at 1).
+read_cache::read_cache(std::size_t budget_bytes) : per_shard_(budget_bytes / 16), nonce_(util::request_hex(8)) {
   for (auto& s : shards_) s.map = util::lru_map<std::string, value>(per_shard_);
 }
 
@@ -47,8 +57,13 @@ std::size_t read_cache::cost_of(const std::string& key, const value& v) {
     n += f->pages.capacity() * sizeof(fav_page);
     for (const auto& p : f->pages) n += p.rows.capacity() * sizeof(fav_row);
     n += f->singles.capacity() * sizeof(fav_single);
-  } else if (const auto* p = std::get_if<core::product>(&v)) {
-    n += heap(p->title) + heap(p->image_url);
+    // A rendered page is charged to every entry holding it (copies share it): on the safe side.
+    n += f->rendered.capacity() * sizeof(std::shared_ptr<const rendered_entry>);
+    for (const auto& r : f->rendered)
+      n += node_overhead + sizeof(rendered_entry) + heap(r->page.body) + heap(r->page.etag) +
+           r->shows.capacity() * sizeof(r->shows[0]);
+  } else if (const auto* p = std::get_if<held_product>(&v)) {
+    n += heap(p->row.title) + heap(p->row.image_url);
   }
   return n;
 }
@@ -91,7 +106,74 @@ std::optional<core::product> read_cache::product(std::int64_t id) {
   std::lock_guard lk(s.mu);
   const value* v = s.map.get(key);
   if (!v) return std::nullopt;
-  return std::get<core::product>(*v);
+  return std::get<held_product>(*v).row;
+}
+
+std::uint64_t read_cache::product_version(std::int64_t id) {
+  const std::string key = product_key(id);
+  auto& s = shard_for(key);
+  std::lock_guard lk(s.mu);
+  const value* v = s.map.get(key);  // a page answered keeps its products warm too
+  return v ? std::get<held_product>(*v).version : 0;
+}
+
+std::shared_ptr<const read_cache::rendered_page> read_cache::rendered(const std::string& customer_id, core::page_req p,
+                                                                      core::micros now) {
+  if (!enabled()) return nullptr;
+  std::shared_ptr<const rendered_entry> found;
+  {
+    auto& s = shard_for(customer_id);
+    std::lock_guard lk(s.mu);
+    const std::string key = favorites_key(customer_id);
+    if (const value* v = s.map.peek(key)) {
+      for (const auto& r : std::get<fav_pages>(*v).rendered)
+        if (r->req.page == p.page && r->req.per_page == p.per_page) found = r;
+    }
+    if (!found || now > found->fresh_until) return nullptr;  // the data path reads (and counts) it
+    s.map.touch(key);
+  }
+  // Each product row it shows must still be the one held (outside the page's lock: they live
+  // in other shards); a row replaced or forgotten since means the page is rendered again.
+  for (const auto& [id, version] : found->shows)
+    if (product_version(id) != version) return nullptr;
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return std::shared_ptr<const rendered_page>(found, &found->page);
+}
+
+std::shared_ptr<const read_cache::rendered_page> read_cache::put_rendered(const std::string& customer_id,
+                                                                          core::page_req p, std::uint64_t generation,
+                                                                          const std::vector<core::product>& shown,
+                                                                          core::micros fresh_until,
+                                                                          std::string_view body, std::int64_t total) {
+  if (!enabled()) return nullptr;
+  auto entry = std::make_shared<rendered_entry>();
+  entry->req = p;
+  entry->fresh_until = fresh_until;
+  entry->shows.reserve(shown.size());
+  for (const auto& product : shown) {
+    const std::string key = product_key(product.id);
+    auto& s = shard_for(key);
+    std::lock_guard lk(s.mu);
+    const value* v = s.map.peek(key);
+    if (!v || !same_row(std::get<held_product>(*v).row, product)) return nullptr;
+    entry->shows.emplace_back(product.id, std::get<held_product>(*v).version);
+  }
+  entry->page.body.assign(body);
+  entry->page.total = total;
+  entry->page.etag = "\"" + nonce_ + "-" + std::to_string(versions_.fetch_add(1, std::memory_order_relaxed) + 1) + "\"";
+  if (entry->shows.size() * sizeof(entry->shows[0]) + body.size() + node_overhead > per_shard_) return nullptr;
+
+  auto& s = shard_for(customer_id);
+  std::lock_guard lk(s.mu);
+  if (s.generation != generation) return nullptr;  // changed while it was read
+  const std::string key = favorites_key(customer_id);
+  fav_pages pages;
+  if (const value* v = s.map.peek(key)) pages = std::get<fav_pages>(*v);
+  std::erase_if(pages.rendered, [&](const auto& r) { return r->req.page == p.page && r->req.per_page == p.per_page; });
+  if (pages.rendered.size() >= pages_per_customer) pages.rendered.erase(pages.rendered.begin());
+  pages.rendered.push_back(entry);
+  store_locked(s, key, std::move(pages));
+  return std::shared_ptr<const rendered_page>(entry, &entry->page);
 }
 
 std::optional<core::page<core::favorite>> read_cache::favorites(const std::string& customer_id, core::page_req p) {
@@ -213,9 +295,12 @@ void read_cache::put_products(const std::vector<core::product>& products) {
     const std::string key = product_key(p.id);
     auto& s = shard_for(key);
     std::lock_guard lk(s.mu);
-    if (const value* v = s.map.peek(key); v && std::get<core::product>(*v).fetched_at > p.fetched_at)
-      continue;  // what is held is newer
-    store_locked(s, key, p);
+    if (const value* v = s.map.peek(key)) {
+      const auto& held = std::get<held_product>(*v).row;
+      // What is held is newer, or the same row (which keeps its version: pages showing it stand).
+      if (held.fetched_at > p.fetched_at || same_row(held, p)) continue;
+    }
+    store_locked(s, key, held_product{p, versions_.fetch_add(1, std::memory_order_relaxed) + 1});
   }
 }
 

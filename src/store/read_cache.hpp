@@ -7,14 +7,22 @@
 // change feed tells about other instances' writes, and nothing is trusted while the feed is down.
 // A value read from the database is stored only if no invalidation reached its shard while it
 // was being read (generation()), so a read that raced a write never re-inserts the old answer.
+//
+// A page of favorites is also kept as the bytes GET .../favorites answered (rendered pages), with
+// a strong ETag made of this instance's nonce and the entry's version (one version, one body), so
+// an unchanged page is answered like a static file. It goes with the customer's favorites, and
+// is not answered once a product it shows was replaced or forgotten here, or would be stale.
 #pragma once
 #include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -52,6 +60,25 @@ class read_cache {
   // never replaces a newer one.
   void put_products(const std::vector<core::product>& products);
 
+  // A page of favorites exactly as answered: the body, its strong ETag (quoted) and the page's
+  // total (for the Link header).
+  struct rendered_page {
+    std::string body;
+    std::string etag;
+    std::int64_t total = 0;
+  };
+  // The rendered page for (customer, p), or nullptr when not held, when `now` is past the time its
+  // first product turns stale, or when a product it shows is no longer the row held here.
+  std::shared_ptr<const rendered_page> rendered(const std::string& customer_id, core::page_req p, core::micros now);
+  // Keeps `body` as the page for (customer, p) and returns it with its new ETag; nullptr (nothing
+  // kept) when the customer's favorites changed since `generation`, or when `shown` (the products
+  // the body shows, every item's) are not exactly the rows held here. `fresh_until`: the time the
+  // first of them turns stale.
+  std::shared_ptr<const rendered_page> put_rendered(const std::string& customer_id, core::page_req p,
+                                                    std::uint64_t generation, const std::vector<core::product>& shown,
+                                                    core::micros fresh_until, std::string_view body,
+                                                    std::int64_t total);
+
   // A customer changed or was deleted: its record and its favorites go.
   void forget_customer(const std::string& id);
   void forget_favorites(const std::string& customer_id);
@@ -84,11 +111,24 @@ class read_cache {
     std::int64_t product_id;
     std::optional<fav_row> row;  // nullopt: not among the customer's favorites
   };
-  struct fav_pages {
-    std::vector<fav_page> pages;      // most recent last
-    std::vector<fav_single> singles;  // get_favorite's answers, most recent last
+  // A rendered page and what it was rendered from: the version of each product row it shows.
+  struct rendered_entry {
+    rendered_page page;
+    core::page_req req;
+    core::micros fresh_until = 0;
+    std::vector<std::pair<std::int64_t, std::uint64_t>> shows;  // product id, held row's version
   };
-  using value = std::variant<core::customer, fav_pages, core::product>;
+  struct fav_pages {
+    std::vector<fav_page> pages;                                  // most recent last
+    std::vector<fav_single> singles;                              // get_favorite's answers, most recent last
+    std::vector<std::shared_ptr<const rendered_entry>> rendered;  // most recent last
+  };
+  // A products_cache row and its version here (every replacement gets a new one).
+  struct held_product {
+    core::product row;
+    std::uint64_t version = 0;
+  };
+  using value = std::variant<core::customer, fav_pages, held_product>;
   struct shard {
     mutable std::mutex mu;
     util::lru_map<std::string, value> map;  // charged cost_of() bytes an entry
@@ -101,8 +141,13 @@ class read_cache {
   static void store_locked(shard& s, const std::string& key, value v);
   std::optional<core::product> product(std::int64_t id);
 
+  // The version of a held product row: the one held now, or 0 when none is.
+  std::uint64_t product_version(std::int64_t id);
+
   std::size_t per_shard_;
   std::array<shard, 16> shards_;
+  const std::string nonce_;                 // this instance's, in every ETag it makes
+  std::atomic<std::uint64_t> versions_{0};  // the last version given to an entry
   std::atomic<std::uint64_t> hits_{0};
   std::atomic<std::uint64_t> misses_{0};
 };

@@ -47,23 +47,22 @@ void log(log_level l, std::string_view message, std::initializer_list<log_field>
 void log_always(log_level l, std::string_view message, std::initializer_list<log_field> fields) {
   std::string line;
   line.reserve(256);
-  core::json_object o(line);
-  o.key("time").str(format_rfc3339(now_micros()));
-  o.key("level").str(names[static_cast<int>(l)]);
-  o.key("message").str(message);
+  core::json_writer w(line);
+  w.begin_object();
+  w.key("time").str(format_rfc3339(now_micros()));
+  w.key("level").str(names[static_cast<int>(l)]);
+  w.key("message").str(message);
   for (auto& f : fields) {
-    o.key(f.key);
+    w.key(f.key);
     if (f.is_num) {
-      o.num(f.num);
+      w.num(f.num);
     } else if (f.is_dbl) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.6f", f.dbl);
-      o.raw(buf);
+      w.fixed(f.dbl, 6);
     } else {
-      o.str(f.str);
+      w.str(f.str);
     }
   }
-  o.close();
+  w.end_object();
   if (logger) {
     if (l >= log_level::warning)
       logger->warn(line);

@@ -21,15 +21,32 @@ namespace {
 std::string format_uuid(std::array<unsigned char, 16> b) {
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
-  constexpr std::string_view digits = "0123456789abcdef";
+  const std::string hex = hex_encode(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
   std::string out;
   out.reserve(36);
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-    out += digits[b[i] >> 4];
-    out += digits[b[i] & 0x0f];
-  }
+  out.append(hex, 0, 8).append(1, '-').append(hex, 8, 4).append(1, '-').append(hex, 12, 4).append(1, '-');
+  out.append(hex, 16, 4).append(1, '-').append(hex, 20, 12);
   return out;
+}
+
+// A per-thread generator seeded once from the OS: ids only need to be unique, not secret,
+// and this saves a getrandom() call per request.
+std::mt19937_64& request_generator() {
+  thread_local std::mt19937_64 gen = [] {
+    init_sodium();
+    std::seed_seq seq{randombytes_random(), randombytes_random(), randombytes_random(), randombytes_random()};
+    return std::mt19937_64(seq);
+  }();
+  return gen;
+}
+
+// `n` bytes from the per-thread generator.
+void request_bytes(unsigned char* out, std::size_t n) {
+  auto& gen = request_generator();
+  for (std::size_t i = 0; i < n; i += 8) {
+    std::uint64_t v = gen();
+    for (std::size_t j = 0; j < 8 && i + j < n; ++j, v >>= 8) out[i + j] = static_cast<unsigned char>(v);
+  }
 }
 }  // namespace
 
@@ -41,40 +58,17 @@ std::string uuid_v4() {
 }
 
 std::string request_uuid() {
-  // A per-thread generator seeded once from the OS: ids only need to be unique, not secret,
-  // and this saves a getrandom() call per request.
-  thread_local std::mt19937_64 gen = [] {
-    init_sodium();
-    std::seed_seq seq{randombytes_random(), randombytes_random(), randombytes_random(), randombytes_random()};
-    return std::mt19937_64(seq);
-  }();
   std::array<unsigned char, 16> b{};
-  for (int half = 0; half < 2; ++half) {
-    std::uint64_t v = gen();
-    for (int i = 0; i < 8; ++i) b[static_cast<std::size_t>(half * 8 + i)] = static_cast<unsigned char>(v >> (8 * i));
-  }
+  request_bytes(b.data(), b.size());
   return format_uuid(b);
 }
 
 std::string request_hex(std::size_t bytes) {
-  thread_local std::mt19937_64 gen = [] {
-    init_sodium();
-    std::seed_seq seq{randombytes_random(), randombytes_random(), randombytes_random(), randombytes_random()};
-    return std::mt19937_64(seq);
-  }();
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
+  std::string raw(bytes, '\0');
   do {
-    out.clear();
-    for (std::size_t i = 0; i < bytes; i += 8) {
-      std::uint64_t v = gen();
-      for (std::size_t j = 0; j < 8 && i + j < bytes; ++j, v >>= 8) {
-        out += hex[(v >> 4) & 15];
-        out += hex[v & 15];
-      }
-    }
-  } while (bytes > 0 && out.find_first_not_of('0') == std::string::npos);
-  return out;
+    request_bytes(reinterpret_cast<unsigned char*>(raw.data()), raw.size());
+  } while (bytes > 0 && raw.find_first_not_of('\0') == std::string::npos);
+  return hex_encode(raw);
 }
 
 std::string random_token(std::size_t bytes) {

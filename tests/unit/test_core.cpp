@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <limits>
 
 #include "api/errors.hpp"
 #include "api/render.hpp"
@@ -121,7 +122,7 @@ TEST(JsonText, EscapesAndStaysValidJson) {
 TEST(JsonText, CentsAsNumbers) {
   auto f = [](std::int64_t c) {
     std::string s;
-    core::append_cents(s, c);
+    core::json_writer(s).money(c);
     return s;
   };
   EXPECT_EQ(f(10995), "109.95");
@@ -129,6 +130,28 @@ TEST(JsonText, CentsAsNumbers) {
   EXPECT_EQ(f(500), "5");
   EXPECT_EQ(f(5), "0.05");
   EXPECT_EQ(f(-150), "-1.5");
+  EXPECT_EQ(f(0), "0");
+  EXPECT_EQ(f(std::numeric_limits<std::int64_t>::min()), "-92233720368547758.08");
+}
+
+// The writer places every comma and bracket itself: nested objects and arrays, empty ones too.
+TEST(JsonText, WriterNestsObjectsAndArrays) {
+  std::string out;
+  core::json_writer w(out);
+  w.begin_object();
+  w.key("a").num(-1);
+  w.key("list").begin_array();
+  w.num(1).str("x").null().boolean(false);
+  w.begin_object().key("k").money(1050).end_object();
+  w.begin_array().end_array();
+  w.end_array();
+  w.key("empty").begin_object().end_object();
+  w.key("ms").fixed(0.25, 3);
+  w.key("inf").fixed(std::numeric_limits<double>::infinity(), 6);
+  w.end_object();
+  EXPECT_TRUE(w.complete());
+  EXPECT_EQ(out, R"({"a":-1,"list":[1,"x",null,false,{"k":10.5},[]],"empty":{},"ms":0.250,"inf":null})");
+  EXPECT_NO_THROW(boost::json::parse(out));
 }
 
 TEST(Render, FavoriteItemShape) {
@@ -153,15 +176,30 @@ TEST(Render, FavoriteItemShape) {
 
 // Contract §1: total_pages = ceil(total_items / per_page), 0 when empty.
 TEST(Render, PageEnvelope) {
-  auto v = boost::json::parse(api::render_page("1,2", core::page_req{2, 10}, 25)).as_object();
+  const std::vector<core::favorite> two{{1, 0, std::nullopt}, {2, 0, std::nullopt}};
+  auto v = boost::json::parse(api::render_favorites_page(two, {std::nullopt, std::nullopt}, core::page_req{2, 10}, 25))
+               .as_object();
   EXPECT_EQ(v["data"].as_array().size(), 2u);
   auto& p = v["pagination"].as_object();
   EXPECT_EQ(p["page"].as_int64(), 2);
   EXPECT_EQ(p["per_page"].as_int64(), 10);
   EXPECT_EQ(p["total_pages"].as_int64(), 3);
   EXPECT_EQ(p["total_items"].as_int64(), 25);
-  v = boost::json::parse(api::render_page("", core::page_req{1, 10}, 0)).as_object();
+  v = boost::json::parse(api::render_favorites_page({}, {}, core::page_req{1, 10}, 0)).as_object();
   EXPECT_EQ(v["pagination"].as_object()["total_pages"].as_int64(), 0);
+}
+
+// The list's bytes as the contract's clients have always seen them (prices, timestamps, null
+// reviews, unavailable items, pagination): written by the earlier renderer, byte for byte.
+TEST(Render, PageBytesUnchanged) {
+  const core::product a{7, "Tab\t\"q\" \xC3\xA9 \xff", "https://img/7.png", 10995, 390, 120, 0};
+  const core::product b{8, "B", "u", 500, std::nullopt, std::nullopt, 0};
+  const core::product c{9, "C", "v", 2230, 5, std::nullopt, 0};
+  const std::vector<core::favorite> favs{
+      {7, 1'764'417'600'123'456, a}, {8, 1'764'417'600'000'000, b}, {9, 0, c}, {10, 1, std::nullopt}};
+  const std::string expected =
+      R"GOLDEN({"data":[{"id":7,"title":"Tab\t\"q\" é �","image_url":"https://img/7.png","price":109.95,"review":{"rate":3.9,"count":120},"favorited_at":"2025-11-29T12:00:00.123Z"},{"id":8,"title":"B","image_url":"u","price":5,"review":null,"favorited_at":"2025-11-29T12:00:00.000Z"},{"id":9,"title":"C","image_url":"v","price":22.3,"review":{"rate":0.05,"count":null},"favorited_at":"1970-01-01T00:00:00.000Z"},{"id":10,"title":null,"image_url":null,"price":null,"review":null,"favorited_at":"1970-01-01T00:00:00.000Z","unavailable":true}],"pagination":{"page":2,"per_page":4,"total_pages":3,"total_items":9}})GOLDEN";
+  EXPECT_EQ(api::render_favorites_page(favs, {a, b, c, std::nullopt}, core::page_req{2, 4}, 9), expected);
 }
 
 TEST(Errors, BodyAndStatus) {

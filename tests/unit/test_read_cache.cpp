@@ -153,3 +153,74 @@ TEST(read_cache, an_evicted_product_makes_its_page_a_miss) {
     for (const auto& f : got->items) EXPECT_TRUE(f.cached);
   }
 }
+
+// Rendered pages (README, "Rendered pages"): kept bytes under a tag from the entry's version,
+// gone with the customer's favorites or with any product row they show.
+namespace {
+std::vector<core::product> shown_of(const core::page<core::favorite>& page) {
+  std::vector<core::product> out;
+  for (const auto& f : page.items) out.push_back(*f.cached);
+  return out;
+}
+}  // namespace
+
+TEST(read_cache, a_rendered_page_comes_back_with_its_tag_until_it_changes) {
+  read_cache cache(1 << 20);
+  const auto c = make_customer(1);
+  const auto page = make_page(3, 10);
+  cache.put_favorites(c.id, {1, 3}, page, cache.generation(c.id));
+  const auto kept = cache.put_rendered(c.id, {1, 3}, cache.generation(c.id), shown_of(page), 100, "body one", 3);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->etag.front(), '"');
+  EXPECT_EQ(kept->etag.back(), '"');
+  auto hit = cache.rendered(c.id, {1, 3}, 100);
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->body, "body one");
+  EXPECT_EQ(hit->etag, kept->etag);
+  EXPECT_EQ(hit->total, 3);
+  EXPECT_FALSE(cache.rendered(c.id, {2, 3}, 100)) << "another page is not this one";
+  EXPECT_FALSE(cache.rendered(c.id, {1, 3}, 101)) << "answered past the time its first product turns stale";
+
+  // The same row written again (the same fetched_at and data) leaves the page standing.
+  cache.put_products({page.items[0].cached.value()});
+  EXPECT_TRUE(cache.rendered(c.id, {1, 3}, 100));
+  // A product it shows replaced (a refresh) or forgotten (another instance's): rendered again.
+  cache.put_products({make_product(11, 50, "Refreshed")});
+  EXPECT_FALSE(cache.rendered(c.id, {1, 3}, 100));
+  const auto again = make_page(3, 10);
+  auto shown = shown_of(again);
+  shown[1] = make_product(11, 50, "Refreshed");
+  const auto second = cache.put_rendered(c.id, {1, 3}, cache.generation(c.id), shown, 100, "body two", 3);
+  ASSERT_TRUE(second);
+  EXPECT_NE(second->etag, kept->etag) << "a new body under the old tag";
+  cache.forget_product(12);
+  EXPECT_FALSE(cache.rendered(c.id, {1, 3}, 100));
+
+  // The customer's favorites changed: the page goes.
+  cache.put_products(shown_of(make_page(1, 20)));
+  ASSERT_TRUE(cache.put_rendered(c.id, {1, 3}, cache.generation(c.id), shown_of(make_page(1, 20)), 100, "b", 1));
+  ASSERT_TRUE(cache.rendered(c.id, {1, 3}, 100));
+  cache.forget_favorites(c.id);
+  EXPECT_FALSE(cache.rendered(c.id, {1, 3}, 100));
+}
+
+TEST(read_cache, a_rendered_page_is_kept_only_as_read) {
+  read_cache cache(1 << 20);
+  const auto c = make_customer(1);
+  const auto page = make_page(2, 10);
+  cache.put_favorites(c.id, {1, 2}, page, cache.generation(c.id));
+  // A write forgot the favorites while the page was being rendered.
+  const auto gen = cache.generation(c.id);
+  cache.forget_favorites(c.id);
+  EXPECT_FALSE(cache.put_rendered(c.id, {1, 2}, gen, shown_of(page), 100, "old", 2));
+  EXPECT_FALSE(cache.rendered(c.id, {1, 2}, 100));
+  // Rendered from a row that is not the one held (refreshed meanwhile), or not held at all.
+  cache.put_products({make_product(10, 60, "Newer")});
+  EXPECT_FALSE(cache.put_rendered(c.id, {1, 2}, cache.generation(c.id), shown_of(page), 100, "old", 2));
+  EXPECT_FALSE(cache.put_rendered(c.id, {1, 2}, cache.generation(c.id), {make_product(99, 5)}, 100, "x", 1));
+  // An empty page shows no product and is kept.
+  EXPECT_TRUE(cache.put_rendered(c.id, {5, 2}, cache.generation(c.id), {}, 100, "empty", 2));
+  // Off: nothing kept.
+  read_cache off(0);
+  EXPECT_FALSE(off.put_rendered(c.id, {1, 2}, off.generation(c.id), {}, 100, "x", 0));
+}
