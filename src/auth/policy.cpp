@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "auth/revocation.hpp"
+#include "auth/token_memo.hpp"
 #include "util/time.hpp"
 
 namespace fav::auth {
@@ -139,6 +140,43 @@ std::optional<errc> cross_site(policy p, const http::request& req, const verifie
   return errc::cross_site_request;
 }
 
+namespace {
+
+struct verification {
+  const verified_token* token = nullptr;  // null: refused with `error`
+  errc error = errc::invalid_token;
+};
+
+// The connection's token memo (made on first use), or `scratch` outside a session.
+token_memo& memo_of(http::request& req, token_memo& scratch) {
+  if (!req.connection_auth) return scratch;
+  if (auto* memo = std::any_cast<token_memo>(req.connection_auth)) return *memo;
+  return req.connection_auth->emplace<token_memo>();
+}
+
+// `token` verified: from the connection's memo when it verified this very token before and it has
+// not expired (auth/token_memo.hpp), else by its signature and claims, then remembered.
+// invalid_token or token_expired when it does not verify.
+verification verify_once(std::string_view token, http::request& req, const verifier& ver, token_memo& scratch) {
+  const auto now_s = util::now_micros() / 1'000'000;
+  token_memo& memo = memo_of(req, scratch);
+  if (const auto* known = memo.find(token, now_s)) return {known};
+  auto v = ver.jwt.verify(token, now_s);
+  switch (v.status) {
+    case token_status::ok: break;
+    case token_status::expired: return {nullptr, errc::token_expired};
+    default: return {nullptr, errc::invalid_token};
+  }
+  // The subject parsed once, here: one that is no customer id names no customer (as a deleted one).
+  auto customer = core::customer_id::parse(v.value.sub);
+  if (!customer) return {nullptr, errc::invalid_token};
+  std::string key = revocation_key(token, v.value.jti);
+  return {
+      &memo.remember(token, verified_token{std::move(*customer), std::move(key), std::move(v.value.sid), v.value.exp})};
+}
+
+}  // namespace
+
 const principal& caller(const http::request& req) {
   return std::any_cast<const principal&>(req.auth);  // throws (→ 500) if a route forgot its policy
 }
@@ -158,22 +196,22 @@ net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, cons
 
   auto token = presented_token(req);
   if (token.empty()) co_return errc::missing_token;
-  auto v = ver.jwt.verify(token, util::now_micros() / 1'000'000);
-  switch (v.status) {
-    case token_status::ok: break;
-    case token_status::expired: co_return errc::token_expired;
-    default: co_return errc::invalid_token;
-  }
-  // The subject parsed once, here: one that is no customer id names no customer (as a deleted one).
-  const auto customer = core::customer_id::parse(v.value.sub);
-  if (!customer) co_return errc::invalid_token;
-  // Revoked tokens and deleted customers: one query, or a short-lived in-process answer.
-  std::string key = revocation_key(token, v.value.jti);
-  // Named, not a temporary inside co_await (CONTRIBUTING.md, "Compiler notes").
-  const std::string sid = v.value.sid.value_or(std::string());
+  token_memo scratch;  // stands for the connection's memo outside a session
+  const auto verified = verify_once(token, req, ver, scratch);
+  if (!verified.token) co_return verified.error;
+  const core::customer_id* customer = &verified.token->customer;
+  // Revoked tokens and deleted customers, on every request (a memoised token included): one
+  // query, or a short-lived in-process answer.
+  // Views of the memo's entry, which no other request touches while this one runs; named, not
+  // temporaries inside co_await (CONTRIBUTING.md, "Compiler notes").
+  static const std::string no_sid;
+  const std::string& key = verified.token->key;
+  const std::string& sid = verified.token->sid ? *verified.token->sid : no_sid;
+  const std::optional<std::string>& token_sid = verified.token->sid;
+  const std::int64_t exp = verified.token->exp;
   if (p == policy::customer_self_read && req.params.get("id") == customer->str()) {
     // A read of the caller's own data: on a cache miss the check goes with the handler's read.
-    principal who{*customer, key, v.value.sid, v.value.exp, std::nullopt, {}};
+    principal who{*customer, key, token_sid, exp, std::nullopt, {}};
     who.ticket = ver.tokens.lookup(*customer, key, sid);
     if (!who.ticket.hit) who.pending = store::token_check{*customer, key, sid.empty() ? "" : sign_in_key(sid)};
     req.auth = std::move(who);
@@ -183,7 +221,7 @@ net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, cons
   if (state != store::auth_state::ok) co_return errc::invalid_token;
   // customer_self: {id} must be exactly the caller (malformed ids included → 403).
   if (req.params.get("id") != customer->str()) co_return errc::forbidden;
-  req.auth = principal{*customer, std::move(key), v.value.sid, v.value.exp, std::nullopt, {}};
+  req.auth = principal{*customer, key, token_sid, exp, std::nullopt, {}};
   co_return std::nullopt;
 }
 

@@ -7,6 +7,7 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,13 @@ namespace fav::http {
 namespace bhttp = boost::beast::http;
 using verb = bhttp::verb;
 using status = bhttp::status;
+
+// Header fields of a request and of its response come from their connection's reusable storage
+// (server.cpp); a default-constructed allocator takes them from the heap (tests, tools).
+using fields_allocator = std::pmr::polymorphic_allocator<char>;
+using fields = bhttp::basic_fields<fields_allocator>;
+using raw_request = bhttp::request<bhttp::string_body, fields>;
+using raw_response = bhttp::response<bhttp::string_body, fields>;
 
 // What the server itself can refuse before any handler runs.
 enum class failure {
@@ -59,16 +67,19 @@ class path_params {
 };
 
 struct request {
-  const bhttp::request<bhttp::string_body>* raw = nullptr;  // method, headers, body
-  std::string_view path;                                    // decoded-free path, no query
-  std::vector<std::pair<std::string, std::string>> query;   // percent-decoded, in order
-  path_params params;                                       // path parameters, by name
+  const raw_request* raw = nullptr;                        // method, headers, body
+  std::string_view path;                                   // decoded-free path, no query
+  std::vector<std::pair<std::string, std::string>> query;  // percent-decoded, in order
+  path_params params;                                      // path parameters, by name
   std::string correlation_id;
   std::string client_addr;  // §8: the peer, or behind a trusted proxy the X-Forwarded-For client, as
                             // its client key (an IPv6 client as its /64 network)
   std::string_view route;   // the matched route template, for logs and metrics
   trace_context trace;      // W3C trace context: continued from `traceparent`, or started here
   std::any auth;            // opaque to http/: the auth policy stores who is calling
+  // What the auth policy keeps for this request's connection across its requests (the last token
+  // it verified); opaque to http/, owned by the session; null outside a session.
+  std::any* connection_auth = nullptr;
 
   // The peer is in TRUSTED_PROXIES, so its X-Forwarded-Host/-Proto count (the cross-site rule).
   bool from_trusted_proxy = false;

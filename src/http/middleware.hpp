@@ -12,9 +12,6 @@
 
 namespace fav::http {
 
-using raw_request = bhttp::request<bhttp::string_body>;
-using raw_response = bhttp::response<bhttp::string_body>;
-
 // Request side, before any handler runs.
 
 // Contract §8 framing: a Transfer-Encoding other than exactly `chunked` → not_implemented; one

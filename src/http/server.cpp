@@ -5,6 +5,7 @@
 // (501/400), request bytes (a bounded read buffer, 431/413) and rate limits (429).
 #include "http/server.hpp"
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -23,6 +24,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/url/parse.hpp>
 #include <chrono>
+#include <memory_resource>
 
 #include "http/bounded_read.hpp"
 #include "http/middleware.hpp"
@@ -40,6 +42,12 @@ using steady = std::chrono::steady_clock;
 struct server::conn {
   beast::tcp_stream stream;
   beast::flat_buffer buffer;  // kept across requests: it may hold the next one's first bytes
+  std::any auth_memo;         // request::connection_auth: the auth policy's per-connection state
+  // The header fields of the request being served and of its response: every request on the
+  // connection reuses this space (released before the next one), so a typical exchange's fields
+  // take no allocation; bigger ones spill to the heap for that request only.
+  std::array<std::byte, 3072> fields_space;
+  std::pmr::monotonic_buffer_resource fields_arena{fields_space.data(), fields_space.size()};
   net::steady_timer deadline;
   std::atomic<bool> idle{true};  // no complete request yet: waiting for or reading one
   bool timed_out = false;        // strand-only, like `armed`
@@ -244,9 +252,10 @@ void server::note_untrusted_forwarding(const net::ip::address& peer) {
 // What reading one request left: its parser (header and body as far as they came) and, when the
 // server refuses it before serving, why.
 struct server::incoming {
-  bhttp::request_parser<bhttp::string_body> parser;
+  explicit incoming(fields_allocator a) : parser(std::piecewise_construct, std::make_tuple(), std::make_tuple(a)) {}
+  bhttp::request_parser<bhttp::string_body, fields_allocator> parser;
   std::optional<failure> refused;
-  bhttp::request<bhttp::string_body> empty;  // stands for the request when no header was parsed
+  raw_request empty;  // stands for the request when no header was parsed
 };
 
 // After an error answer: stop sending, then read and discard what the client still sends
@@ -370,7 +379,9 @@ net::awaitable<boost::system::error_code> server::write_response(conn& c, const 
                                                                  bool close_after) {
   boost::system::error_code ec;
   // Middleware, in this order, on every response (errors included).
-  bhttp::response<bhttp::string_body> out{res.code, 11};
+  raw_response out{std::piecewise_construct, std::make_tuple(), std::make_tuple(fields_allocator(&c.fields_arena))};
+  out.result(res.code);
+  out.version(11);
   apply_response_headers(res, req.correlation_id, out);
   apply_problem_type(*req.raw, out);
   apply_cors(opts_.cors_origins, *req.raw, out);
@@ -382,14 +393,15 @@ net::awaitable<boost::system::error_code> server::write_response(conn& c, const 
   if (res.code == status::no_content || res.code == status::not_modified) out.erase(bhttp::field::content_length);
 
   c.stream.expires_after(seconds(opts_.request_timeout_s));
+  // Here rather than inside async_write(message), which allocates one for every response.
+  bhttp::response_serializer<bhttp::string_body, fields> writer{out};
   if (req.raw->method() == verb::head) {
     // Contract §10: the answer to a HEAD is its header alone, whatever its status, with the
     // Content-Length the body would have had; a body here would be read by a kept-alive client
     // as the start of the next response.
-    bhttp::response_serializer<bhttp::string_body> header_only{out};
-    co_await bhttp::async_write_header(c.stream, header_only, net::redirect_error(use_awaitable, ec));
+    co_await bhttp::async_write_header(c.stream, writer, net::redirect_error(use_awaitable, ec));
   } else {
-    co_await bhttp::async_write(c.stream, out, net::redirect_error(use_awaitable, ec));
+    co_await bhttp::async_write(c.stream, writer, net::redirect_error(use_awaitable, ec));
   }
   co_return ec;
 }
@@ -413,7 +425,9 @@ net::awaitable<void> server::session(tcp::socket sock, net::ip::address peer, st
   } closer_{open_connections_, per_client_, key};  // counted up by the accept loop
 
   for (;;) {
-    incoming in;
+    // The previous request's fields are gone (its objects ended with the loop's last turn).
+    c->fields_arena.release();
+    incoming in{fields_allocator(&c->fields_arena)};
     auto got = co_await read_request(c, in);
     if (got == read_status::idle_end) break;
     // Only now is it a request being handled: until here a shutdown closes the connection at
@@ -428,6 +442,7 @@ net::awaitable<void> server::session(tcp::socket sock, net::ip::address peer, st
 
     auto started = steady::now();
     request req;
+    req.connection_auth = &c->auth_memo;
     response res;
     bool close_after = co_await serve(in, peer, req, res);
     auto ec = co_await write_response(*c, req, res, close_after);

@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& r : fav::route_table()) out.emplace_back(r.pattern);
     return out;
   }();
-  bhttp::request_parser<bhttp::string_body> parser;
+  bhttp::request_parser<bhttp::string_body, fav::http::fields_allocator> parser;
   parser.body_limit(64 * 1024);
   parser.header_limit(8 * 1024);
   parser.eager(true);

@@ -10,7 +10,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (JWT_SECRET, UUID4_RE, ServerTestCase, b64url, jwt_part, mint_jwt,  # noqa: E402
+from harness import (JWT_SECRET, UUID4_RE, Client, ServerTestCase, b64url, jwt_part, mint_jwt,  # noqa: E402
                      request_once, unique_email)
 
 PASSWORD = "correct-horse-battery"
@@ -373,6 +373,31 @@ class AuthTest(ServerTestCase):
                 # Assumption: signing out again with the revoked token is still 204 ("with or
                 # without a token"): a double click must not show an error.
                 self.assertEqual(self.req("POST", "/auth/sign-out", **kw).status, 204)
+
+    def test_sign_out_elsewhere_refuses_a_token_this_connection_verified(self):
+        """Beyond: a connection verifies a token it is shown again only once (README, "Tokens on a
+        kept-alive connection"), but revocation still holds on it: signed out on another
+        connection, the token's next request on the first one is 401 `invalid_token`."""
+        c = self.customer()
+        kept = Client(self.server.port)
+        try:
+            # Verified once, then served from the connection's memo: reads and a write.
+            for _ in range(2):
+                self.assertEqual(kept.req("GET", f"/customers/{c.id}", token=c.token).status, 200)
+                self.assertEqual(kept.req("PATCH", f"/customers/{c.id}", body={"name": "Kept Alive"},
+                                          token=c.token).status, 204)
+            sock = kept._conn.sock
+            r = request_once(self.server.port, "POST", "/auth/sign-out", token=c.token)
+            self.assertEqual(r.status, 204, r)
+            self.assertError(kept.req("GET", f"/customers/{c.id}", token=c.token), 401, "invalid_token")
+            self.assertIsNotNone(kept._conn, "the connection was closed: the memo was not exercised")
+            self.assertIs(kept._conn.sock, sock, "a new connection was opened: the memo was not exercised")
+            self.assertError(kept.req("PATCH", f"/customers/{c.id}", body={"name": "Signed Out"}, token=c.token),
+                             401, "invalid_token")
+            self.assertError(kept.req("GET", f"/customers/{c.id}/favorites", token=c.token), 401, "invalid_token")
+            self.assertIs(kept._conn.sock, sock)
+        finally:
+            kept.close()
 
     # -- refresh ------------------------------------------------------------------------------
 

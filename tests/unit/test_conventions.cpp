@@ -61,7 +61,7 @@ TEST(TraceContext, ChildKeepsTheTraceWithAFreshParent) {
 
 namespace {
 struct fake_request {
-  fav::http::bhttp::request<fav::http::bhttp::string_body> raw;
+  fav::http::raw_request raw;
   fav::http::request req;
   fake_request(std::string path, std::vector<std::pair<std::string, std::string>> query = {}) : path_(std::move(path)) {
     req.raw = &raw;
