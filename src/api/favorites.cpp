@@ -19,9 +19,8 @@ std::string item_path(const core::customer_id& customer_id, std::int64_t product
 }
 
 // The caller was deleted while the request ran: answered as that customer's token now is
-// (contract §5), and the token cache forgets it.
-http::response customer_gone(app& a, const core::customer_id& customer_id) {
-  a.tokens.forget_customer(customer_id.str());
+// (contract §5). The store published it: the token cache has forgotten the customer.
+http::response customer_gone() {
   return fail(errc::invalid_token);
 }
 
@@ -34,7 +33,7 @@ catalog::log_context log_context_of(const http::request& req) {
 net::awaitable<http::response> list_favorites(http::request& req, app& a) {
   auto page = core::parse_page(req.query_value("page"), req.query_value("per_page"), a.cfg.per_page_limit);
   if (!page) co_return fail(errc::invalid_pagination);
-  auto favs = co_await a.db.list_favorites_checked(auth::pending_check(req), auth::caller(req).customer_id, *page);
+  auto favs = co_await a.read_through.list_favorites(auth::caller(req).customer_id, *page);
   const auto ctx = log_context_of(req);  // named: CONTRIBUTING.md, "Compiler notes"
   auto products = co_await a.products.resolve(favs.items, ctx);
   std::string items;
@@ -67,7 +66,7 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
   switch (co_await a.db.insert_favorite(customer_id, *product_id, now)) {
     case store::insert_result::added: break;
     case store::insert_result::duplicate: co_return fail(errc::product_already_in_favorites);
-    case store::insert_result::no_customer: co_return customer_gone(a, customer_id);
+    case store::insert_result::no_customer: co_return customer_gone();
   }
   std::string body;
   render_favorite(body, *product_id, now, found.product);
@@ -79,7 +78,7 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
 net::awaitable<http::response> get_favorite(http::request& req, app& a) {
   auto product_id = core::parse_product_id(req.params.get("product_id"));
   if (!product_id) co_return fail(errc::invalid_product_id);
-  auto fav = co_await a.db.get_favorite(auth::caller(req).customer_id, *product_id);
+  auto fav = co_await a.read_through.get_favorite(auth::caller(req).customer_id, *product_id);
   if (!fav) co_return fail(errc::product_not_in_favorites);
   const std::vector<core::favorite> one{std::move(*fav)};
   const auto ctx = log_context_of(req);  // named: CONTRIBUTING.md, "Compiler notes"
@@ -98,7 +97,7 @@ net::awaitable<http::response> remove_favorite(http::request& req, app& a) {
     // The reference answers 422 for "not a favorite" here; keep it.
     case store::delete_result::absent:
       co_return fail(errc::product_not_in_favorites, http::status::unprocessable_entity);
-    case store::delete_result::no_customer: co_return customer_gone(a, customer_id);
+    case store::delete_result::no_customer: co_return customer_gone();
   }
   co_return http::no_content();
 }
