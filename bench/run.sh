@@ -436,7 +436,8 @@ run_pgbench() {
     miss=$(miss_ppm "$scenario")
     local vars=(-D repick=100 -D n=-1 -D cid=none -D free=1 -D customers="$CUSTOMERS" -D favorites="$FAVORITES"
       -D products="$products" -D per_page=20 -D offset=0 -D now="$SEEDED_AT"
-      -D jti="$(python3 -c 'import uuid; print(uuid.uuid4())')" -D sik="sig:bench-not-revoked" -D miss_ppm="$miss")
+      -D jti="$(python3 -c 'import uuid; print(uuid.uuid4())')" -D sik="sig:bench-not-revoked" -D miss_ppm="$miss"
+      -D origin="0123456789abcdef/")  # the notification's sender, as an instance names itself
     for c in $(printf '%s\n' $PGBENCH_CLIENTS | sort -nu); do
       local tag="postgresql-pgbench-$script-c$c"
       local args=(-n -M prepared -j "$WRK_THREADS" -c "$c" -f "$RUN/sql/$script.sql" "${vars[@]}")

@@ -8,7 +8,7 @@
 #include "auth/token_cache.hpp"
 #include "catalog/product_cache.hpp"
 #include "store/change_feed.hpp"
-#include "store/read_cache.hpp"
+#include "store/read_through.hpp"
 #include "store/store.hpp"
 #include "util/config.hpp"
 #include "util/metrics.hpp"
@@ -18,15 +18,15 @@ namespace fav {
 
 struct app {
   const util::config& cfg;
-  store::store& db;
+  store::store& db;  // the database; its writes are published to `feed`
   auth::jwt_codec& jwt;
   auth::hash_pool& hashes;
   auth::token_cache& tokens;  // per-request revocation / existence check
   catalog::product_cache& products;
   util::metrics& metrics;
-  util::task_tracker& background;      // detached work that shutdown drains
-  store::change_feed& feed;            // invalidations from every instance (contract §9)
-  store::read_cache* reads = nullptr;  // the hot GETs' memory: /metrics, the list's rendered pages
+  util::task_tracker& background;     // detached work that shutdown drains
+  store::change_feed& feed;           // invalidations from every instance (contract §9)
+  store::read_through& read_through;  // the three hot GETs' reads, from memory when they can
 };
 
 }  // namespace fav

@@ -30,11 +30,9 @@
 #include "http/middleware.hpp"
 #include "http/server.hpp"
 #include "routes.hpp"
-#include "store/cached_store.hpp"
-#include "store/feed_store.hpp"
 #include "store/pg_listener.hpp"
 #include "store/pg_store.hpp"
-#include "store/read_failover_store.hpp"
+#include "store/read_through.hpp"
 #include "store/sqlite_store.hpp"
 #include "util/log.hpp"
 #include "util/time.hpp"
@@ -212,28 +210,24 @@ int connection_cap(const util::config& cfg) {
 
 // --- Composition: what the service is made of, built from the configuration. ---
 
-// The stores, outermost first, migrated. Throws when the database cannot be opened or migrated.
+// The stores, migrated. Throws when the database cannot be opened or migrated.
 struct stores {
-  std::unique_ptr<store::store> db;
-  store::pg_store* pg = nullptr;       // the primary on PostgreSQL: the listener reports to it
-  store::read_cache* reads = nullptr;  // the read cache inside `db`
+  std::unique_ptr<store::store> db;       // the primary: migrations, writes, every read
+  std::unique_ptr<store::store> standby;  // DATABASE_READ_URL: the hot reads while the primary is down
+  store::pg_store* pg = nullptr;          // the primary on PostgreSQL: the listener reports to it
 };
 
 stores open_stores(const util::config& cfg, service_context& ioc, store::change_feed& feed) {
   stores s;
-  // Outermost the read cache: its own writes and the feed's news keep it coherent.
-  auto cached = std::make_unique<store::cached_store>(
-      std::make_unique<store::feed_store>(open_store(cfg, ioc.get_executor(), &s.pg), feed), feed,
-      static_cast<std::size_t>(cfg.read_cache_bytes));
-  s.reads = &cached->cache();
-  s.db = std::move(cached);
-  // Outside everything, the standbys for reads while the primary cannot be reached (contract
-  // §11). Never migrated (a standby refuses writes); its connections open on first use.
-  if (!cfg.database_read_url.empty()) {
-    s.db = std::make_unique<store::read_failover_store>(
-        std::move(s.db),
-        store::make_pg_store(ioc.get_executor(), cfg.database_read_url, cfg.db_pool_size, pg_limits_of(cfg)));
-  }
+  s.db = open_store(cfg, ioc.get_executor(), &s.pg);
+  // Every write is published to the feed once (the one invalidation path); on PostgreSQL its
+  // notification names this instance, whose listener then skips the echo.
+  s.db->publish_to(feed);
+  if (s.pg) s.pg->set_notify_origin(feed.instance());
+  // The standbys for reads while the primary cannot be reached (contract §11). Never migrated
+  // (a standby refuses writes); its connections open on first use.
+  if (!cfg.database_read_url.empty())
+    s.standby = store::make_pg_store(ioc.get_executor(), cfg.database_read_url, cfg.db_pool_size, pg_limits_of(cfg));
   run_sync(ioc, s.db->migrate());
   return s;
 }
@@ -274,6 +268,7 @@ http::server_options server_options_of(const util::config& cfg) {
 struct service {
   store::change_feed& feed;
   stores st;
+  store::read_through read_through;
   util::metrics metrics;
   util::task_tracker background;
   auth::jwt_codec jwt;
@@ -289,14 +284,15 @@ struct service {
   service(const util::config& cfg, service_context& ioc, store::change_feed& f, stores opened)
       : feed(f),
         st(std::move(opened)),
+        read_through(*st.db, feed, static_cast<std::size_t>(cfg.read_cache_bytes), st.standby.get()),
         jwt(cfg.jwt_secret),
         hashes(cfg.hash_workers, cfg.hash_queue_limit, cfg.hash_queue_per_client),
-        tokens(*st.db, feed, cfg.auth_cache_ttl_s),
+        tokens(read_through, feed, cfg.auth_cache_ttl_s),
         catalog_client(ioc.get_executor(), catalog_options_of(cfg), metrics),
         products(
             *st.db, catalog_client, cfg, metrics, background, ioc.get_executor(), [] { return util::now_micros(); },
             [](std::string_view m) { util::log(util::log_level::warning, m); }, &feed),
-        a{cfg, *st.db, jwt, hashes, tokens, products, metrics, background, feed, st.reads},
+        a{cfg, *st.db, jwt, hashes, tokens, products, metrics, background, feed, read_through},
         router(a),
         srv(
             ioc, server_options_of(cfg), [this](http::request& r) { return router(r); },
@@ -400,9 +396,11 @@ int run(const util::config& cfg, service_context& ioc, service& s, const std::fu
   // as its connection closes.
   s.hashes.stop();
   s.st.db->close();
+  if (s.st.standby) s.st.standby->close();
   ioc.destroy_pending_work();
   // Closing the PostgreSQL pool lets the statement cancels sent just now reach the server.
   s.st.db.reset();
+  s.st.standby.reset();
   util::log(util::log_level::info, "stopped", {});
   return 0;
 }

@@ -24,10 +24,10 @@ const route_def routes[] = {
     {v::post, "/auth/sign-out", policy::token_optional, api::sign_out},
     {v::post, "/auth/refresh", policy::none, api::refresh},
     {v::get, "/customers", policy::api_key, api::list_customers},
-    {v::get, "/customers/{id}", policy::customer_self_read, api::get_customer},
+    {v::get, "/customers/{id}", policy::customer_self, api::get_customer},
     {v::patch, "/customers/{id}", policy::customer_self, api::patch_customer},
     {v::delete_, "/customers/{id}", policy::customer_self, api::delete_customer},
-    {v::get, "/customers/{id}/favorites", policy::customer_self_read, api::list_favorites},
+    {v::get, "/customers/{id}/favorites", policy::customer_self, api::list_favorites},
     {v::post, "/customers/{id}/favorites/{product_id}", policy::customer_self, api::add_favorite},
     {v::get, "/customers/{id}/favorites/{product_id}", policy::customer_self, api::get_favorite},
     {v::delete_, "/customers/{id}/favorites/{product_id}", policy::customer_self, api::remove_favorite},
@@ -86,21 +86,14 @@ boost::asio::awaitable<http::response> api_router::route(http::request& req) {
     co_return res;
   }
 
+  // Refusals are values (authorize's errc, the handlers' answers); only infrastructure failures
+  // and bugs arrive here as exceptions.
   try {
     // Contract §8: a cookie write from another site is refused before anything else looks at it.
     if (auto denied = auth::cross_site(found->policy, req, verifier_)) co_return api::fail(*denied);
+    // Who is calling is decided here, completely, before the handler runs.
     if (auto denied = co_await auth::authorize(found->policy, req, verifier_)) co_return api::fail(*denied);
-    auto res = co_await found->handle(req, app_);
-    // A token check the handler's read did not make (it answered first) decides now.
-    if (auto denied = co_await auth::finish_token_check(req, verifier_)) co_return api::fail(*denied);
-    co_return res;
-  } catch (const store::token_refused&) {
-    // The token check that went with the handler's read refused (auth::finish_token_check).
-    co_return api::fail(core::errc::invalid_token);
-  } catch (const store::customer_gone&) {
-    // Deleted while this request ran: answered as that customer's token now is (contract §5).
-    if (req.auth.has_value()) app_.tokens.forget_customer(auth::caller(req).customer_id.str());
-    co_return api::fail(core::errc::invalid_token);
+    co_return co_await found->handle(req, app_);
   } catch (const store::unavailable& e) {
     util::log(util::log_level::error, "database unavailable",
               {{"correlation_id", req.correlation_id}, {"trace_id", req.trace.trace_id}, {"error", e.what()}});

@@ -1,5 +1,6 @@
 // THE route table and the api_router that applies it (the server's request handler):
-// match → 404/405 → auth policy → handler, with the service's one `try`.
+// match → 404/405 → auth policy (decided completely) → handler, with the service's one `try`
+// (infrastructure failures only: refusals are values).
 #pragma once
 #include <boost/asio/awaitable.hpp>
 #include <span>

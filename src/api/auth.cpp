@@ -161,8 +161,9 @@ net::awaitable<http::response> sign_in(http::request& req, app& a) {
   s.id = util::uuid_v4();
   s.customer_id = found->id;
   s.created_at = now;
-  const auto ended = co_await a.db.start_sign_in(s, a.cfg.max_sign_ins_per_customer);
-  for (const auto& sid : ended) a.tokens.forget_sign_in(sid);
+  const auto started = co_await a.db.start_sign_in(s, a.cfg.max_sign_ins_per_customer);
+  // Deleted since it was found: answered as that customer's token now is (contract §5).
+  if (started.no_customer) co_return fail(errc::invalid_token);
   co_return session_response(a, found->id, s.id, auth::make_refresh_token(a.jwt, s.id, 0));
 }
 
@@ -175,9 +176,8 @@ net::awaitable<http::response> sign_out(http::request& req, app& a) {
       // The presented token, and (§8) the whole sign-in it belongs to.
       // Named, not a temporary inside co_await (CONTRIBUTING.md, "Compiler notes").
       const std::string key = auth::revocation_key(token, v.value.jti);
-      co_await auth::revoke_access_token(a.db, a.tokens, key, v.value.exp * 1'000'000);
-      if (v.value.sid)
-        co_await auth::revoke_sign_in(a.db, a.tokens, *v.value.sid, util::now_micros(), access_ttl_us(a));
+      co_await auth::revoke_access_token(a.db, key, v.value.exp * 1'000'000);
+      if (v.value.sid) co_await auth::revoke_sign_in(a.db, *v.value.sid, util::now_micros(), access_ttl_us(a));
     }
   }
   auto res = http::no_content();
@@ -201,8 +201,7 @@ net::awaitable<http::response> refresh(http::request& req, app& a) {
   auto result = co_await a.db.refresh_sign_in(claim->sid, claim->generation, now, next.refresh_expires_at,
                                               next.expires_at, customer_id);
   // Reuse of a rotated token: the store ended the sign-in; its access tokens go too (§8).
-  if (result == store::rotate_result::reused)
-    co_await auth::revoke_sign_in(a.db, a.tokens, claim->sid, now, access_ttl_us(a));
+  if (result == store::rotate_result::reused) co_await auth::revoke_sign_in(a.db, claim->sid, now, access_ttl_us(a));
   if (result != store::rotate_result::rotated) co_return fail(errc::invalid_refresh_token);
   co_return session_response(a, customer_id, claim->sid,
                              auth::make_refresh_token(a.jwt, claim->sid, claim->generation + 1));

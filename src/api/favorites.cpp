@@ -23,9 +23,8 @@ std::string item_path(const core::customer_id& customer_id, std::int64_t product
 }
 
 // The caller was deleted while the request ran: answered as that customer's token now is
-// (contract §5), and the token cache forgets it.
-http::response customer_gone(app& a, const core::customer_id& customer_id) {
-  a.tokens.forget_customer(customer_id.str());
+// (contract §5). The store published it: the token cache has forgotten the customer.
+http::response customer_gone() {
   return fail(errc::invalid_token);
 }
 
@@ -68,7 +67,7 @@ net::awaitable<http::response> list_favorites(http::request& req, app& a) {
   // An unchanged page is answered with the bytes rendered for it before, and a matching
   // If-None-Match with 304, without rendering anything (README, "Rendered pages"). Only while the
   // change feed is live, as every answer from memory.
-  store::read_cache* const pages = a.reads && a.reads->enabled() ? a.reads : nullptr;
+  store::read_cache* const pages = a.read_through.memory().enabled() ? &a.read_through.memory() : nullptr;
   const bool from_memory = pages && a.feed.live();
   std::uint64_t generation = 0;
   if (from_memory) {
@@ -80,7 +79,7 @@ net::awaitable<http::response> list_favorites(http::request& req, app& a) {
     }
     generation = pages->generation(customer_id.str());
   }
-  auto favs = co_await a.db.list_favorites_checked(auth::pending_check(req), customer_id, *page);
+  auto favs = co_await a.read_through.list_favorites(customer_id, *page);
   const auto ctx = log_context_of(req);  // named: CONTRIBUTING.md, "Compiler notes"
   auto products = co_await a.products.resolve(favs.items, ctx);
   auto res = http::json(http::status::ok, render_favorites_page(favs.items, products, *page, favs.total));
@@ -104,7 +103,7 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
   switch (f.what) {
     case outcome::added: break;
     case outcome::duplicate: co_return fail(errc::product_already_in_favorites);
-    case outcome::no_customer: co_return customer_gone(a, customer_id);
+    case outcome::no_customer: co_return customer_gone();
     case outcome::not_found: co_return fail(errc::product_not_found);
     case outcome::unavailable: co_return fail(errc::catalog_unavailable, std::nullopt, {}, f.retry_after_s);
   }
@@ -118,7 +117,7 @@ net::awaitable<http::response> add_favorite(http::request& req, app& a) {
 net::awaitable<http::response> get_favorite(http::request& req, app& a) {
   auto product_id = core::parse_product_id(req.params.get("product_id"));
   if (!product_id) co_return fail(errc::invalid_product_id);
-  auto fav = co_await a.db.get_favorite(auth::caller(req).customer_id, *product_id);
+  auto fav = co_await a.read_through.get_favorite(auth::caller(req).customer_id, *product_id);
   if (!fav) co_return fail(errc::product_not_in_favorites);
   const std::vector<core::favorite> one{std::move(*fav)};
   const auto ctx = log_context_of(req);  // named: CONTRIBUTING.md, "Compiler notes"
@@ -137,7 +136,7 @@ net::awaitable<http::response> remove_favorite(http::request& req, app& a) {
     // The reference answers 422 for "not a favorite" here; keep it.
     case store::delete_result::absent:
       co_return fail(errc::product_not_in_favorites, http::status::unprocessable_entity);
-    case store::delete_result::no_customer: co_return customer_gone(a, customer_id);
+    case store::delete_result::no_customer: co_return customer_gone();
   }
   co_return http::no_content();
 }

@@ -59,18 +59,24 @@ net::awaitable<http::response> metrics(http::request&, app& a) {
        double(a.feed.reconnects())},
       {"fav_change_feed_notifications_total", "Change notifications received from other instances.",
        double(a.feed.received())},
+      {"fav_change_feed_echoes_total",
+       "Notifications of this instance's own writes, skipped (published in-process when the write returned).",
+       double(a.feed.echoes())},
       {"fav_token_cache_entries", "Entries in the in-process token-check cache.", double(a.tokens.size())},
+      {"fav_token_cache_hits_total", "Token checks answered by the token cache since the start.",
+       double(a.tokens.hits())},
+      {"fav_token_cache_misses_total", "Token checks asked of the database since the start.",
+       double(a.tokens.misses())},
   };
-  if (a.reads) {
-    gauges.push_back(
-        {"fav_read_cache_bytes", "Bytes held by the read cache (READ_CACHE_BYTES at most).", double(a.reads->bytes())});
-    gauges.push_back({"fav_read_cache_entries", "Entries in the read cache (customers, favorites pages, products).",
-                      double(a.reads->entries())});
-    gauges.push_back(
-        {"fav_read_cache_hits_total", "Reads answered by the read cache since the start.", double(a.reads->hits())});
-    gauges.push_back({"fav_read_cache_misses_total", "Reads the read cache could not answer since the start.",
-                      double(a.reads->misses())});
-  }
+  const store::read_cache& reads = a.read_through.memory();
+  gauges.push_back(
+      {"fav_read_cache_bytes", "Bytes held by the read cache (READ_CACHE_BYTES at most).", double(reads.bytes())});
+  gauges.push_back({"fav_read_cache_entries", "Entries in the read cache (customers, favorites pages, products).",
+                    double(reads.entries())});
+  gauges.push_back(
+      {"fav_read_cache_hits_total", "Reads answered by the read cache since the start.", double(reads.hits())});
+  gauges.push_back({"fav_read_cache_misses_total", "Reads the read cache could not answer since the start.",
+                    double(reads.misses())});
   auto res = http::json(http::status::ok, a.metrics.render(gauges));
   res.content_type = "text/plain; version=0.0.4; charset=utf-8";
   res.header("Cache-Control", "no-store");

@@ -119,7 +119,7 @@ std::string origin_of(std::string_view url) {
 }
 
 std::optional<errc> cross_site(policy p, const http::request& req, const verifier& ver) {
-  if (p != policy::customer_self && p != policy::customer_self_read && p != policy::token_optional) return std::nullopt;
+  if (p != policy::customer_self && p != policy::token_optional) return std::nullopt;
   const auto method = req.raw->method();
   if (method != http::verb::post && method != http::verb::patch && method != http::verb::delete_) return std::nullopt;
   // Only what a browser sends by itself: a Bearer token or an API key is never attached by a
@@ -209,38 +209,11 @@ net::awaitable<std::optional<errc>> authorize(policy p, http::request& req, cons
   const std::string& sid = verified.token->sid ? *verified.token->sid : no_sid;
   const std::optional<std::string>& token_sid = verified.token->sid;
   const std::int64_t exp = verified.token->exp;
-  if (p == policy::customer_self_read && req.params.get("id") == customer->str()) {
-    // A read of the caller's own data: on a cache miss the check goes with the handler's read.
-    principal who{*customer, key, token_sid, exp, std::nullopt, {}};
-    who.ticket = ver.tokens.lookup(*customer, key, sid);
-    if (!who.ticket.hit) who.pending = store::token_check{*customer, key, sid.empty() ? "" : sign_in_key(sid)};
-    req.auth = std::move(who);
-    co_return std::nullopt;
-  }
   auto state = co_await ver.tokens.check(*customer, key, sid);
   if (state != store::auth_state::ok) co_return errc::invalid_token;
   // customer_self: {id} must be exactly the caller (malformed ids included → 403).
   if (req.params.get("id") != customer->str()) co_return errc::forbidden;
-  req.auth = principal{*customer, key, token_sid, exp, std::nullopt, {}};
-  co_return std::nullopt;
-}
-
-store::token_check* pending_check(http::request& req) {
-  auto* who = std::any_cast<principal>(&req.auth);
-  if (!who || !who->pending || who->pending->passed) return nullptr;
-  return &*who->pending;
-}
-
-net::awaitable<std::optional<errc>> finish_token_check(http::request& req, const verifier& ver) {
-  auto* who = std::any_cast<principal>(&req.auth);
-  if (!who || !who->pending) co_return std::nullopt;
-  const std::string sid = who->sid.value_or(std::string());  // named: see authorize
-  if (who->pending->passed) {
-    ver.tokens.remember(who->customer_id, who->jti, sid, who->ticket);
-    co_return std::nullopt;
-  }
-  const auto state = co_await ver.tokens.check(who->customer_id, who->jti, sid);
-  if (state != store::auth_state::ok) co_return errc::invalid_token;
+  req.auth = principal{*customer, key, token_sid, exp};
   co_return std::nullopt;
 }
 

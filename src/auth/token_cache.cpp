@@ -8,7 +8,7 @@
 
 namespace fav::auth {
 
-token_cache::token_cache(store::store& db, store::change_feed& feed, double ttl_s, std::size_t capacity)
+token_cache::token_cache(store::read_through& db, store::change_feed& feed, double ttl_s, std::size_t capacity)
     : db_(db),
       feed_(feed),
       ttl_us_(static_cast<std::int64_t>(ttl_s * 1e6)),
@@ -81,7 +81,11 @@ void token_cache::remember(const core::customer_id& customer, const std::string&
 net::awaitable<store::auth_state> token_cache::check(const core::customer_id& customer, const std::string& key,
                                                      const std::string& sid) {
   const ticket t = lookup(customer, key, sid);
-  if (t.hit) co_return store::auth_state::ok;
+  if (t.hit) {
+    hits_.fetch_add(1, std::memory_order_relaxed);
+    co_return store::auth_state::ok;
+  }
+  misses_.fetch_add(1, std::memory_order_relaxed);
   std::string revoked_sign_in = sid.empty() ? std::string() : sign_in_key(sid);  // named: see policy.cpp
   auto state = co_await db_.check_token(customer, key, std::move(revoked_sign_in));
   if (state == store::auth_state::ok) remember(customer, key, sid, t);

@@ -1,10 +1,12 @@
-// The per-request token check (customer exists, token and its sign-in not revoked) with an in-process memory of
-// "ok" answers: a bounded LRU, each answer trusted for up to AUTH_CACHE_TTL_SECONDS (0 disables
-// the cache) and only while the change feed is live. The feed drops an answer as soon as any
-// instance revokes the token or deletes the customer (contract §9: within 1 s everywhere); while
-// the feed is down every request asks the database.
+// The per-request token check (customer exists, token and its sign-in not revoked) with an
+// in-process memory of "ok" answers: a bounded LRU, each answer trusted for up to
+// AUTH_CACHE_TTL_SECONDS (0 disables the cache) and only while the change feed is live. It only
+// subscribes to the feed, which drops an answer as soon as this instance's store writes a
+// revocation or a customer change (at once) or another instance's does (contract §9: within 1 s
+// everywhere); while the feed is down every request asks the database.
 #pragma once
 #include <array>
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <cstddef>
 #include <mutex>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "store/change_feed.hpp"
+#include "store/read_through.hpp"
 #include "store/store.hpp"
 #include "util/lru_map.hpp"
 
@@ -23,16 +26,23 @@ namespace net = boost::asio;
 class token_cache {
  public:
   // Subscribes to `feed` (both must outlive this cache's use). `capacity`: entries at most.
-  token_cache(store::store& db, store::change_feed& feed, double ttl_s, std::size_t capacity = 100000);
+  // `db`: where a miss is asked (check_token, with the read failover).
+  token_cache(store::read_through& db, store::change_feed& feed, double ttl_s, std::size_t capacity = 100000);
 
   // The state of (customer, revocation key, sign-in): ok, revoked or no_customer. `sid` is the
   // token's sign-in (empty for tokens without one).
   net::awaitable<store::auth_state> check(const core::customer_id& customer, const std::string& key,
                                           const std::string& sid);
 
-  // check() in two halves, for a check that travels with the request's own read (store::token_check):
-  // lookup() answers from memory (hit) or says when the database must be asked; remember() keeps
-  // that database's "ok", unless an invalidation (or a feed outage) came after the lookup.
+  std::size_t size() const;
+  // Checks answered from memory / asked of the database since the start (for /metrics).
+  std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
+  std::uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
+
+ private:
+  // check() in two halves: lookup() answers from memory (hit) or says the database must be asked;
+  // remember() keeps the database's "ok", unless an invalidation (or a feed outage) came after
+  // the lookup.
   struct ticket {
     bool hit = false;
     bool trusted = false;     // the cache was on and the feed live at the lookup
@@ -40,15 +50,13 @@ class token_cache {
   };
   ticket lookup(const core::customer_id& customer, const std::string& key, const std::string& sid);
   void remember(const core::customer_id& customer, const std::string& key, const std::string& sid, const ticket& t);
-  // Forget a revoked token (a "sid:..." key, see revocation.hpp, forgets its whole sign-in) /
-  // every token of a revoked sign-in / a deleted customer's tokens / everything.
+  // What the feed's news forgets: a revoked token (a "sid:..." key, see revocation.hpp, forgets its
+  // whole sign-in) / every token of a revoked sign-in / a customer's tokens / everything.
   void forget_token(const std::string& key);
   void forget_sign_in(const std::string& sid);
   void forget_customer(const std::string& customer_id);
   void clear();
-  std::size_t size() const;
 
- private:
   struct entry {
     std::string customer_id;
     std::string sid;
@@ -67,11 +75,13 @@ class token_cache {
   static void unindex(shard& s, const std::string& key, const entry& e);
   static void erase_locked(shard& s, const std::string& key);  // unindexes and erases
 
-  store::store& db_;
+  store::read_through& db_;
   store::change_feed& feed_;
   std::int64_t ttl_us_;
   std::size_t per_shard_;
   std::array<shard, 16> shards_;
+  std::atomic<std::uint64_t> hits_{0};
+  std::atomic<std::uint64_t> misses_{0};
 };
 
 }  // namespace fav::auth

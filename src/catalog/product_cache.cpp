@@ -38,6 +38,8 @@ product_cache::product_cache(store::store& db, client& c, const util::config& cf
   feed_->subscribe([rows = fresh_](const store::change& c) {
     if (c.what == store::change::kind::all) rows->clear();
     if (c.what != store::change::kind::product) return;
+    // This instance wrote the row (a favoriting's fetch, a refresh, the warm-up): kept as written.
+    if (c.row) return rows->written(*c.row);
     std::int64_t id = 0;
     const auto* end = c.id.data() + c.id.size();
     if (std::from_chars(c.id.data(), end, id).ptr == end) rows->forget(id);
@@ -105,7 +107,6 @@ net::awaitable<favoriting> product_cache::favorite(core::customer_id customer, s
   out.favorited_at = clock_();
   std::optional<core::product> fetched;
   if (d.save) fetched = product;
-  const std::uint64_t before_write = fresh_->generation();
   std::optional<store::insert_result> r;
   try {
     r = co_await db_.write_favoriting(customer, id, out.favorited_at, std::move(fetched));
@@ -116,11 +117,11 @@ net::awaitable<favoriting> product_cache::favorite(core::customer_id customer, s
     // The row could not be stored (get_for_favorite only logs that too): the favorite alone.
     warn(std::string("product cache: could not store fetched products: ") + e.what());
   }
+  // A row stored with the favorite is now held fresh: the store published it (fresh_rows::written).
   if (!r) {
     std::optional<core::product> no_row;  // named: CONTRIBUTING.md, "Compiler notes"
     r = co_await db_.write_favoriting(customer, id, out.favorited_at, std::move(no_row));
-  } else if (d.save && *r != store::insert_result::no_customer)
-    fresh_->put(product, before_write);
+  }
   co_return answer(*r, product);
 }
 
@@ -196,6 +197,13 @@ std::optional<core::product> product_cache::fresh_rows::get(std::int64_t id) {
   const auto* p = rows_.get(id);
   if (!p) return std::nullopt;
   return *p;
+}
+
+void product_cache::fresh_rows::written(const core::product& p) {
+  std::lock_guard lk(mu_);
+  ++generation_;  // a read that raced this write keeps nothing older
+  if (const auto* held = rows_.peek(p.id); held && held->fetched_at > p.fetched_at) return;
+  rows_.put(p.id, p);
 }
 
 void product_cache::fresh_rows::forget(std::int64_t id) {

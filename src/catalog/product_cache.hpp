@@ -110,6 +110,8 @@ class product_cache {
     std::uint64_t generation() const;
     void put(const core::product& p, std::uint64_t generation);
     std::optional<core::product> get(std::int64_t id);
+    // A row this instance has just written (the change feed's in-process notice).
+    void written(const core::product& p);
     void forget(std::int64_t id);
     void clear();
 

@@ -1,6 +1,8 @@
 // See change_feed.hpp.
 #include "store/change_feed.hpp"
 
+#include "util/random.hpp"
+
 namespace fav::store {
 
 std::string change::encode() const {
@@ -10,7 +12,11 @@ std::string change::encode() const {
                    : what == kind::product   ? 'p'
                                              : 'a';
   std::string out;
-  out.reserve(id.size() + 2);
+  out.reserve(origin.size() + id.size() + 3);
+  if (!origin.empty()) {
+    out += origin;
+    out += '/';
+  }
   out += tag;
   out += ':';
   out += id;
@@ -18,6 +24,13 @@ std::string change::encode() const {
 }
 
 std::optional<change> change::decode(std::string_view payload) {
+  std::string_view origin;
+  if (payload.size() >= 2 && payload[1] != ':') {  // "<origin>/<tag>:<id>"
+    const auto slash = payload.find('/');
+    if (slash == std::string_view::npos) return std::nullopt;
+    origin = payload.substr(0, slash);
+    payload.remove_prefix(slash + 1);
+  }
   if (payload.size() < 2 || payload[1] != ':') return std::nullopt;
   kind k;
   switch (payload[0]) {
@@ -28,7 +41,18 @@ std::optional<change> change::decode(std::string_view payload) {
     case 'a': k = kind::all; break;
     default: return std::nullopt;
   }
-  return change{k, std::string(payload.substr(2))};
+  return change{k, std::string(payload.substr(2)), std::string(origin)};
+}
+
+change_feed::change_feed(bool live) : instance_(util::request_hex(8)), live_(live) {}
+
+void change_feed::deliver(const change& c) {
+  if (!c.origin.empty() && c.origin == instance_) {
+    echoes_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  received_.fetch_add(1, std::memory_order_relaxed);
+  publish(c);
 }
 
 void change_feed::subscribe(handler h) {

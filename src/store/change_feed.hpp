@@ -1,8 +1,9 @@
 // The change feed (contract §9): "customer X changed", "sign-in S revoked", "favorites of X
-// changed", "product P refreshed", published by writes and delivered to every in-process cache that subscribed. On
-// PostgreSQL the writes send pg_notify in their own transaction and pg_listener delivers what
-// every instance committed; on SQLite (one process owns the file) delivery is in-process only.
-// While the feed is not live, caches must not answer from memory.
+// changed", "product P refreshed". The store publishes each of this instance's writes once
+// (store::publish_to), and on PostgreSQL pg_listener delivers what other instances committed
+// (their pg_notify payloads name the sending instance, so this one skips its own echoes). The
+// in-process memories (read_through, token_cache) only subscribe. While the feed is not live,
+// they must not answer from memory.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -12,6 +13,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/types.hpp"
 
 namespace fav::store {
 
@@ -25,8 +28,14 @@ struct change {
   };
   kind what;
   std::string id;
+  // The instance that made the write (a notification's sender); empty when not known.
+  std::string origin{};
+  // In-process only, for a product this instance wrote: the row as written (valid during the
+  // publish), so memories keep it rather than forget it.
+  const core::product* row = nullptr;
 
-  // Wire form of a notification payload: "c:<id>", "s:<id>", "f:<id>", "p:<id>".
+  // Wire form of a notification payload: "<origin>/c:<id>", or without a known origin "c:<id>"
+  // (likewise "s:", "f:", "p:", "a:"). The origin is the sender's instance id (hex).
   std::string encode() const;
   static std::optional<change> decode(std::string_view payload);
 };
@@ -37,7 +46,10 @@ class change_feed {
 
   // `live`: whether changes committed elsewhere reach this feed right away (SQLite: true;
   // PostgreSQL: false until the listening connection is up).
-  explicit change_feed(bool live) : live_(live) {}
+  explicit change_feed(bool live);
+
+  // This instance's id (random at start, hex): the origin of the notifications its writes send.
+  const std::string& instance() const { return instance_; }
 
   // Subscribe before traffic starts; handlers run on any thread, must be quick and not throw.
   void subscribe(handler h);
@@ -60,14 +72,19 @@ class change_feed {
   // For /metrics.
   std::uint64_t received() const { return received_.load(std::memory_order_relaxed); }
   std::uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
-  void count_received() { received_.fetch_add(1, std::memory_order_relaxed); }
+  std::uint64_t echoes() const { return echoes_.load(std::memory_order_relaxed); }
+  // A notification from the database: delivered unless it is the echo of this instance's own
+  // write (already published when the write returned).
+  void deliver(const change& c);
 
  private:
   std::mutex mu_;  // guards handlers_ (written only before traffic, read on every publish)
   std::vector<handler> handlers_;
+  std::string instance_;
   std::atomic<bool> live_;
   std::atomic<std::uint64_t> auth_epoch_{0};
   std::atomic<std::uint64_t> received_{0};
+  std::atomic<std::uint64_t> echoes_{0};
   std::atomic<std::uint64_t> reconnects_{0};
 };
 

@@ -47,8 +47,7 @@ net::awaitable<void> pg_listener::listen_once(bool& announced) {
   auto next_ping = pg_clock::now() + ping_interval;
   auto deliver = [&](const std::vector<std::string>& payloads) {
     for (const auto& p : payloads) {
-      feed_.count_received();
-      if (auto ch = change::decode(p)) feed_.publish(*ch);
+      if (auto ch = change::decode(p)) feed_.deliver(*ch);
     }
   };
   while (!stopping_) {

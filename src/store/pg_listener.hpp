@@ -1,6 +1,7 @@
 // The PostgreSQL side of the change feed: one extra connection per instance that LISTENs on
-// the feed's channel, on the event loop like every other connection. Notifications go to the
-// feed's subscribers; while the connection is down the feed is not live (caches answer nothing
+// the feed's channel, on the event loop like every other connection. Other instances'
+// notifications go to the feed's subscribers (this instance's own echoes are skipped: see
+// change_feed::deliver); while the connection is down the feed is not live (caches answer nothing
 // from memory), the listener reconnects with back-off, and when it is back the feed flushes.
 #pragma once
 #include <atomic>

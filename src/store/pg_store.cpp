@@ -68,13 +68,13 @@ upd AS (
       updated_at = fav_ts($4::int8)
   WHERE c.id = $1::uuid AND NOT EXISTS (SELECT 1 FROM taken)
     AND (c.name <> coalesce($2::text, c.name) OR c.email <> coalesce($3::text, c.email))
-  RETURNING pg_notify('favorites_api_changes', 'c:' || c.id::text))
+  RETURNING pg_notify('favorites_api_changes', $5::text || 'c:' || c.id::text))
 SELECT EXISTS (SELECT 1 FROM cur), EXISTS (SELECT 1 FROM taken), EXISTS (SELECT 1 FROM upd))sql"};
 
 // Favorites and refresh tokens go with it (ON DELETE CASCADE).
 constexpr pg_statement delete_customer{"delete_customer", R"sql(
 DELETE FROM customers WHERE id = $1::uuid
-RETURNING pg_notify('favorites_api_changes', 'c:' || id::text))sql"};
+RETURNING pg_notify('favorites_api_changes', $2::text || 'c:' || id::text))sql"};
 
 constexpr pg_statement check_token{"check_token", R"sql(
 SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid),
@@ -84,7 +84,7 @@ constexpr pg_statement revoke_token{"revoke_token", R"sql(
 INSERT INTO revoked_tokens (jti, expires_at)
 VALUES ($1, fav_ts($2::int8))
 ON CONFLICT DO NOTHING
-RETURNING pg_notify('favorites_api_changes', 's:' || jti))sql"};
+RETURNING pg_notify('favorites_api_changes', $3::text || 's:' || jti))sql"};
 
 // Revocations matter only until the token would have expired anyway.
 constexpr pg_statement prune_revoked_tokens{"prune_revoked_tokens", R"sql(
@@ -125,7 +125,8 @@ constexpr pg_statement prune_sign_in_failures{"prune_sign_in_failures",
 
 // Sign-ins (contract §8 "Token rows"). start_sign_in is a pipeline of two statements in one
 // transaction: this lock first, so concurrent sign-ins of one customer take turns, and the next
-// statement's snapshot (taken after the lock) sees every sign-in committed before it.
+// statement's snapshot (taken after the lock) sees every sign-in committed before it. No row: the
+// customer does not exist (and the insert, which selects it, adds nothing).
 // FOR NO KEY UPDATE does not block favorites (their foreign-key checks take KEY SHARE).
 constexpr pg_statement lock_customer_sign_ins{"lock_customer_sign_ins",
                                               "SELECT 1 FROM customers WHERE id = $1::uuid FOR NO KEY UPDATE"};
@@ -135,7 +136,7 @@ constexpr pg_statement lock_customer_sign_ins{"lock_customer_sign_ins",
 constexpr pg_statement start_sign_in{"start_sign_in", R"sql(
 WITH ins AS (
   INSERT INTO sign_ins (id, customer_id, generation, created_at, refresh_expires_at, expires_at)
-  VALUES ($1, $2::uuid, 0, fav_ts($3::int8), fav_ts($4::int8), fav_ts($5::int8))),
+  SELECT $1, id, 0, fav_ts($3::int8), fav_ts($4::int8), fav_ts($5::int8) FROM customers WHERE id = $2::uuid),
 ended AS (
   DELETE FROM sign_ins s
   USING (SELECT id FROM sign_ins
@@ -147,7 +148,7 @@ revoked AS (
   INSERT INTO revoked_tokens (jti, expires_at)
   SELECT 'sid:' || id, expires_at FROM ended
   ON CONFLICT DO NOTHING
-  RETURNING pg_notify('favorites_api_changes', 's:' || jti))
+  RETURNING pg_notify('favorites_api_changes', $7::text || 's:' || jti))
 SELECT id FROM ended)sql"};
 
 // A refresh: one row, compare-and-set on the generation.
@@ -161,11 +162,11 @@ RETURNING customer_id::text)sql"};
 // A presented generation below the current one: reuse of a rotated token ends the sign-in.
 constexpr pg_statement reuse_sign_in{"reuse_sign_in", R"sql(
 DELETE FROM sign_ins WHERE id = $1 AND generation > $2::int8
-RETURNING customer_id::text, pg_notify('favorites_api_changes', 's:' || id))sql"};
+RETURNING customer_id::text, pg_notify('favorites_api_changes', $3::text || 's:' || id))sql"};
 
 constexpr pg_statement end_sign_in{"end_sign_in", R"sql(
 DELETE FROM sign_ins WHERE id = $1
-RETURNING pg_notify('favorites_api_changes', 's:' || id))sql"};
+RETURNING pg_notify('favorites_api_changes', $2::text || 's:' || id))sql"};
 
 // The sweep deletes in batches, so no statement outlives its deadline on a large table. (A scan:
 // an index on expires_at would make every refresh a non-HOT update, see migration 5.)
@@ -196,7 +197,7 @@ ON CONFLICT (id) DO UPDATE SET
   title = excluded.title, image_url = excluded.image_url, price = excluded.price,
   review_rate = excluded.review_rate, review_count = excluded.review_count,
   fetched_at = excluded.fetched_at
-RETURNING pg_notify('favorites_api_changes', 'p:' || id::text))sql"};
+RETURNING pg_notify('favorites_api_changes', $2::text || 'p:' || id::text))sql"};
 
 // Contract §11: a 409 or 422 tells a client retrying a 503 write that its earlier attempt took
 // effect, so an answer that nothing changed must itself wait, like a commit, for the synchronous
@@ -215,7 +216,7 @@ added AS (
   INSERT INTO customer_favorite_products (customer_id, product_id, favorited_at)
   SELECT id, $2::int8, fav_ts($3::int8) FROM c
   ON CONFLICT DO NOTHING
-  RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))
+  RETURNING pg_notify('favorites_api_changes', $4::text || 'f:' || customer_id::text))
 SELECT EXISTS (SELECT 1 FROM c), EXISTS (SELECT 1 FROM added))sql"};
 
 // One row: (the customer exists, the favorite was removed).
@@ -223,7 +224,7 @@ constexpr pg_statement delete_favorite{"delete_favorite", R"sql(
 WITH c AS (SELECT id FROM customers WHERE id = $1::uuid FOR KEY SHARE),
 removed AS (
   DELETE FROM customer_favorite_products WHERE customer_id = $1::uuid AND product_id = $2::int8
-  RETURNING pg_notify('favorites_api_changes', 'f:' || customer_id::text))
+  RETURNING pg_notify('favorites_api_changes', $3::text || 'f:' || customer_id::text))
 SELECT EXISTS (SELECT 1 FROM c), EXISTS (SELECT 1 FROM removed))sql"};
 
 // (already a favorite; when it is, the customer row is locked as above, so the 409 waits for
@@ -348,13 +349,7 @@ net::awaitable<pg_result> pg_store::run(const pg_statement& st, A... params) {
   ps.reserve(sizeof...(A));
   (ps.emplace_back(std::move(params)), ...);
   auto c = co_await pool_.acquire();
-  try {
-    co_return co_await c->query(st, std::move(ps), pool_.limits().query_timeout);
-  } catch (const pg_error& e) {
-    // Every foreign key points at customers: the request's customer is gone (contract §5).
-    if (e.sqlstate == "23503") throw customer_gone("postgresql: " + std::string(e.what()));
-    throw;
-  }
+  co_return co_await c->query(st, std::move(ps), pool_.limits().query_timeout);
 }
 
 net::awaitable<void> pg_store::migrate() {
@@ -403,10 +398,10 @@ net::awaitable<core::page<core::customer>> pg_store::list_customers(core::custom
   co_return out;
 }
 
-net::awaitable<update_result> pg_store::update_customer(core::customer_id id, customer_patch patch, micros now) {
+net::awaitable<update_result> pg_store::do_update_customer(core::customer_id id, customer_patch patch, micros now) {
   try {
-    const pg_result r =
-        co_await run(sql::update_customer, id.str(), std::move(patch.name), std::move(patch.email), num(now));
+    const pg_result r = co_await run(sql::update_customer, id.str(), std::move(patch.name), std::move(patch.email),
+                                     num(now), notify_prefix_);
     if (!r.boolean(0, 0)) co_return update_result::not_found;
     if (r.boolean(0, 1)) co_return update_result::email_taken;
     co_return r.boolean(0, 2) ? update_result::updated : update_result::unchanged;
@@ -419,8 +414,8 @@ net::awaitable<update_result> pg_store::update_customer(core::customer_id id, cu
   }
 }
 
-net::awaitable<bool> pg_store::delete_customer(core::customer_id id) {
-  const pg_result r = co_await run(sql::delete_customer, id.str());
+net::awaitable<bool> pg_store::do_delete_customer(core::customer_id id) {
+  const pg_result r = co_await run(sql::delete_customer, id.str(), notify_prefix_);
   co_return r.affected() > 0;
 }
 
@@ -431,40 +426,14 @@ net::awaitable<auth_state> pg_store::check_token(core::customer_id customer_id, 
   co_return read_auth_state(r);
 }
 
-net::awaitable<pg_result> pg_store::run_checked(token_check& check, pg_call read) {
-  std::vector<pg_call> calls(2);
-  calls[0].st = &sql::check_token;
-  calls[0].params.emplace_back(check.customer.str());
-  calls[0].params.emplace_back(check.key);
-  // As check_token: without a sign-in the token's own key stands in (matches nothing more).
-  calls[0].params.emplace_back(check.sign_in_key.empty() ? check.key : check.sign_in_key);
-  calls[1] = std::move(read);
-  auto c = co_await pool_.acquire();
-  std::vector<pg_result> results = co_await c->pipeline(std::move(calls), pool_.limits().query_timeout);
-  const auth_state state = read_auth_state(results[0]);
-  if (state != auth_state::ok) throw token_refused(state);
-  check.passed = true;
-  co_return std::move(results[1]);
-}
-
-net::awaitable<std::optional<core::customer>> pg_store::find_customer_checked(token_check* check,
-                                                                              core::customer_id id) {
-  if (!check) co_return co_await find_customer(std::move(id));
-  pg_call read{&sql::find_customer, {}};
-  read.params.emplace_back(id.str());
-  const pg_result r = co_await run_checked(*check, std::move(read));
-  if (r.rows() == 0) co_return std::nullopt;
-  co_return read_customer(r, 0, 0);
-}
-
-net::awaitable<void> pg_store::revoke_token(std::string jti, micros expires_at) {
-  co_await run(sql::revoke_token, std::move(jti), num(expires_at));
+net::awaitable<void> pg_store::do_revoke_token(std::string jti, micros expires_at) {
+  co_await run(sql::revoke_token, std::move(jti), num(expires_at), notify_prefix_);
   if (revocations_.fetch_add(1, std::memory_order_relaxed) % 64 == 63) {
     co_await run(sql::prune_revoked_tokens, num(util::now_micros()));
   }
 }
 
-net::awaitable<std::vector<std::string>> pg_store::start_sign_in(const core::sign_in& s, int max_live) {
+net::awaitable<sign_in_started> pg_store::do_start_sign_in(const core::sign_in& s, int max_live) {
   std::vector<pg_call> calls(2);
   calls[0].st = &sql::lock_customer_sign_ins;
   calls[0].params.emplace_back(s.customer_id);
@@ -474,21 +443,18 @@ net::awaitable<std::vector<std::string>> pg_store::start_sign_in(const core::sig
                      num(s.created_at),
                      num(s.refresh_expires_at),
                      num(s.expires_at),
-                     num(std::max(0, max_live - 1))};
+                     num(std::max(0, max_live - 1)),
+                     notify_prefix_};
   std::vector<pg_result> results;
   {
     auto c = co_await pool_.acquire();
-    try {
-      // One round trip, one transaction (the pipeline's implicit one, committed at its sync).
-      results = co_await c->pipeline(std::move(calls), pool_.limits().query_timeout);
-    } catch (const pg_error& e) {
-      if (e.sqlstate == "23503") throw customer_gone("postgresql: " + std::string(e.what()));
-      throw;
-    }
+    // One round trip, one transaction (the pipeline's implicit one, committed at its sync).
+    results = co_await c->pipeline(std::move(calls), pool_.limits().query_timeout);
   }
-  std::vector<std::string> ended;
-  for (int i = 0; i < results[1].rows(); ++i) ended.push_back(results[1].text(i, 0));
-  co_return ended;
+  sign_in_started out;
+  out.no_customer = results[0].rows() == 0;
+  for (int i = 0; i < results[1].rows(); ++i) out.ended.push_back(results[1].text(i, 0));
+  co_return out;
 }
 
 net::awaitable<rotate_result> pg_store::refresh_sign_in(std::string id, std::int64_t generation, micros now,
@@ -502,14 +468,14 @@ net::awaitable<rotate_result> pg_store::refresh_sign_in(std::string id, std::int
   }
   // A separate statement on purpose: its fresh snapshot also sees a refresh of the same
   // generation that a concurrent call committed while the UPDATE waited for the row.
-  const pg_result reused = co_await run(sql::reuse_sign_in, std::move(id), num(generation));
+  const pg_result reused = co_await run(sql::reuse_sign_in, std::move(id), num(generation), notify_prefix_);
   if (reused.rows() == 0) co_return rotate_result::invalid;
   customer_id = reused.text(0, 0);
   co_return rotate_result::reused;
 }
 
-net::awaitable<void> pg_store::end_sign_in(std::string id) {
-  co_await run(sql::end_sign_in, std::move(id));
+net::awaitable<void> pg_store::do_end_sign_in(std::string id) {
+  co_await run(sql::end_sign_in, std::move(id), notify_prefix_);
 }
 
 net::awaitable<std::int64_t> pg_store::sweep_sign_ins(micros now) {
@@ -567,20 +533,23 @@ net::awaitable<std::optional<core::product>> pg_store::get_cached_product(std::i
   co_return read_product(r);
 }
 
-net::awaitable<void> pg_store::upsert_products(std::vector<core::product> products) {
+net::awaitable<void> pg_store::do_upsert_products(std::vector<core::product> products) {
   if (products.empty()) co_return;
-  co_await run(sql::upsert_products, products_json(products));
+  co_await run(sql::upsert_products, products_json(products), notify_prefix_);
 }
 
-net::awaitable<insert_result> pg_store::insert_favorite(core::customer_id customer_id, std::int64_t product_id,
-                                                        micros now) {
+net::awaitable<insert_result> pg_store::do_insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                           micros now) {
   bool gone = false;
   try {
-    const pg_result r = co_await run(sql::insert_favorite, customer_id.str(), num(product_id), num(now));
+    const pg_result r =
+        co_await run(sql::insert_favorite, customer_id.str(), num(product_id), num(now), notify_prefix_);
     if (r.boolean(0, 1)) co_return insert_result::added;
     gone = !r.boolean(0, 0);
-  } catch (const customer_gone&) {
-    gone = true;  // deleted by a transaction that committed while this one ran
+  } catch (const pg_error& e) {
+    // The foreign key (23503): deleted by a transaction that committed while this one ran.
+    if (e.sqlstate != "23503") throw;
+    gone = true;
   }
   co_return gone ? insert_result::no_customer : insert_result::duplicate;
 }
@@ -605,16 +574,18 @@ net::awaitable<store::favoriting_reads> pg_store::read_for_favoriting(core::cust
   co_return out;
 }
 
-net::awaitable<insert_result> pg_store::write_favoriting(core::customer_id customer_id, std::int64_t product_id,
-                                                         micros now, std::optional<core::product> fetched) {
-  if (!fetched) co_return co_await insert_favorite(std::move(customer_id), product_id, now);
+net::awaitable<insert_result> pg_store::do_write_favoriting(core::customer_id customer_id, std::int64_t product_id,
+                                                            micros now, std::optional<core::product> fetched) {
+  if (!fetched) co_return co_await do_insert_favorite(std::move(customer_id), product_id, now);
   std::vector<pg_call> calls(2);
   calls[0].st = &sql::upsert_products;
   calls[0].params.emplace_back(products_json(std::vector<core::product>(1, *fetched)));
+  calls[0].params.emplace_back(notify_prefix_);
   calls[1].st = &sql::insert_favorite;
   calls[1].params.emplace_back(customer_id.str());
   calls[1].params.emplace_back(num(product_id));
   calls[1].params.emplace_back(num(now));
+  calls[1].params.emplace_back(notify_prefix_);
   std::vector<pg_result> results;
   bool gone = false;
   {
@@ -632,8 +603,8 @@ net::awaitable<insert_result> pg_store::write_favoriting(core::customer_id custo
   co_return results[1].boolean(0, 0) ? insert_result::duplicate : insert_result::no_customer;
 }
 
-net::awaitable<delete_result> pg_store::delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
-  const pg_result r = co_await run(sql::delete_favorite, customer_id.str(), num(product_id));
+net::awaitable<delete_result> pg_store::do_delete_favorite(core::customer_id customer_id, std::int64_t product_id) {
+  const pg_result r = co_await run(sql::delete_favorite, customer_id.str(), num(product_id), notify_prefix_);
   if (r.boolean(0, 1)) co_return delete_result::removed;
   co_return r.boolean(0, 0) ? delete_result::absent : delete_result::no_customer;
 }
@@ -645,18 +616,6 @@ net::awaitable<bool> pg_store::has_favorite(core::customer_id customer_id, std::
 
 net::awaitable<core::page<core::favorite>> pg_store::list_favorites(core::customer_id customer_id, core::page_req p) {
   const pg_result r = co_await run(sql::list_favorites, customer_id.str(), num(p.per_page), num(p.offset()));
-  co_return read_favorites_page(r);
-}
-
-net::awaitable<core::page<core::favorite>> pg_store::list_favorites_checked(token_check* check,
-                                                                            core::customer_id customer_id,
-                                                                            core::page_req p) {
-  if (!check) co_return co_await list_favorites(std::move(customer_id), p);
-  pg_call read{&sql::list_favorites, {}};
-  read.params.emplace_back(customer_id.str());
-  read.params.emplace_back(num(p.per_page));
-  read.params.emplace_back(num(p.offset()));
-  const pg_result r = co_await run_checked(*check, std::move(read));
   co_return read_favorites_page(r);
 }
 

@@ -24,23 +24,21 @@ class pg_store final : public store {
   pool_usage usage() const override;
   // The change feed's heartbeat went unanswered: see pg_pool::report_unreachable.
   void report_unreachable(const std::string& why) { pool_.report_unreachable(why); }
+  // The instance id (change_feed::instance) the writes' notifications name as their origin, so
+  // this instance's listener skips their echoes. Before traffic; without it they name none.
+  void set_notify_origin(const std::string& instance) { notify_prefix_ = instance.empty() ? "" : instance + "/"; }
 
   net::awaitable<bool> insert_customer(const core::customer& c) override;
   net::awaitable<std::optional<core::customer>> find_customer(core::customer_id id) override;
   net::awaitable<std::optional<core::customer>> find_customer_by_email(std::string email) override;
   net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f, core::page_req p) override;
-  net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now) override;
-  net::awaitable<bool> delete_customer(core::customer_id id) override;
 
   net::awaitable<auth_state> check_token(core::customer_id customer_id, std::string jti,
                                          std::string sign_in_key) override;
-  net::awaitable<void> revoke_token(std::string jti, micros expires_at) override;
 
-  net::awaitable<std::vector<std::string>> start_sign_in(const core::sign_in& s, int max_live) override;
   net::awaitable<rotate_result> refresh_sign_in(std::string id, std::int64_t generation, micros now,
                                                 micros refresh_expires_at, micros expires_at,
                                                 std::string& customer_id) override;
-  net::awaitable<void> end_sign_in(std::string id) override;
   net::awaitable<std::int64_t> sweep_sign_ins(micros now) override;
 
   net::awaitable<core::failure_counts> sign_in_failures(std::string email, std::string address) override;
@@ -51,36 +49,35 @@ class pg_store final : public store {
   net::awaitable<void> clear_sign_in_failures(std::string email, std::string address) override;
 
   net::awaitable<std::optional<core::product>> get_cached_product(std::int64_t id) override;
-  // Titles longer than the column (255 characters) are truncated rather than rejected.
-  net::awaitable<void> upsert_products(std::vector<core::product> products) override;
 
-  net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
-                                                micros now) override;
-  net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
   net::awaitable<bool> has_favorite(core::customer_id customer_id, std::int64_t product_id) override;
   // has_favorite and get_cached_product pipelined; then upsert_products and insert_favorite
   // pipelined (one transaction), or insert_favorite alone.
   net::awaitable<favoriting_reads> read_for_favoriting(core::customer_id customer_id, std::int64_t product_id) override;
-  net::awaitable<insert_result> write_favoriting(core::customer_id customer_id, std::int64_t product_id, micros now,
-                                                 std::optional<core::product> fetched) override;
   net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p) override;
   net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
                                                              std::int64_t product_id) override;
-  // The pending token check and the read in one round trip (pipeline mode).
-  net::awaitable<std::optional<core::customer>> find_customer_checked(token_check* check,
-                                                                      core::customer_id id) override;
-  net::awaitable<core::page<core::favorite>> list_favorites_checked(token_check* check, core::customer_id customer_id,
-                                                                    core::page_req p) override;
+
+ protected:
+  net::awaitable<update_result> do_update_customer(core::customer_id id, customer_patch patch, micros now) override;
+  net::awaitable<bool> do_delete_customer(core::customer_id id) override;
+  net::awaitable<void> do_revoke_token(std::string jti, micros expires_at) override;
+  net::awaitable<sign_in_started> do_start_sign_in(const core::sign_in& s, int max_live) override;
+  net::awaitable<void> do_end_sign_in(std::string id) override;
+  // Titles longer than the column (255 characters) are truncated rather than rejected.
+  net::awaitable<void> do_upsert_products(std::vector<core::product> products) override;
+  net::awaitable<insert_result> do_insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                   micros now) override;
+  net::awaitable<delete_result> do_delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
+  net::awaitable<insert_result> do_write_favoriting(core::customer_id customer_id, std::int64_t product_id, micros now,
+                                                    std::optional<core::product> fetched) override;
 
  private:
   // Runs one statement on a pooled connection; each parameter converts to pg_param.
   template <class... A>
   net::awaitable<pg_result> run(const pg_statement& st, A... params);
-  // Runs check_token for `check` and `read` on one connection in one round trip (pipeline
-  // mode); the read's result when the check passed (and `check.passed` set), else token_refused.
-  net::awaitable<pg_result> run_checked(token_check& check, pg_call read);
-
   pg_pool pool_;
+  std::string notify_prefix_;  // "<instance>/" or empty: the start of every notification payload
   std::atomic<std::uint64_t> revocations_{0};
   std::atomic<std::uint64_t> failures_recorded_{0};
 };

@@ -3,7 +3,7 @@
 // those pages show. One LRU per shard with a byte budget (READ_CACHE_BYTES, split evenly over the
 // shards, so the whole never holds more); 0 turns it off.
 //
-// Coherence is the caller's (cached_store): every write forgets what it touched at once, the
+// Coherence is the caller's (read_through): every write forgets what it touched at once, the
 // change feed tells about other instances' writes, and nothing is trusted while the feed is down.
 // A value read from the database is stored only if no invalidation reached its shard while it
 // was being read (generation()), so a read that raced a write never re-inserts the old answer.

@@ -48,8 +48,6 @@ void connection::fail(const std::string& msg) {
   if (code == SQLITE_BUSY || code == SQLITE_LOCKED || code == SQLITE_IOERR || code == SQLITE_FULL ||
       code == SQLITE_CANTOPEN || code == SQLITE_READONLY || code == SQLITE_CORRUPT || code == SQLITE_INTERRUPT)
     throw unavailable("sqlite: " + msg);
-  // Every foreign key points at customers: the request's customer is gone (contract §5).
-  if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_FOREIGNKEY) throw customer_gone("sqlite: " + msg);
   throw std::runtime_error("sqlite: " + msg);
 }
 

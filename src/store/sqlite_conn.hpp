@@ -33,9 +33,8 @@ class connection {
   // Runs one or more statements without results; throws as fail() does.
   void exec(const char* sql);
   // Throws store::unavailable for infrastructure errors (busy, I/O, full, corrupt, interrupted
-  // by the deadline, ...), store::customer_gone for a foreign-key failure (every foreign key
-  // points at customers: the request's customer was deleted meanwhile, contract §5),
-  // std::runtime_error for the rest (other constraint violations: a bug or bad input).
+  // by the deadline, ...), std::runtime_error for the rest (constraint violations: the writes
+  // check what they reference first, so one is a bug or bad input).
   [[noreturn]] void fail(const std::string& msg);
   // The deadline of the statements run until the next call; time_point::max() for none (a lock
   // wait then still gives up after 5 s; a running statement is never interrupted).

@@ -265,7 +265,7 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now) override {
+  net::awaitable<update_result> do_update_customer(core::customer_id id, customer_patch patch, micros now) override {
     co_return co_await write<update_result>([&](connection& c) {
       savepoint tx(c);
       std::optional<core::customer> cur;
@@ -285,7 +285,7 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<bool> delete_customer(core::customer_id id) override {
+  net::awaitable<bool> do_delete_customer(core::customer_id id) override {
     co_return co_await write<bool>([&id](connection& c) {
       query(c, sql_delete_customer).bind(1, id.str()).run();
       return c.changes() == 1;
@@ -303,7 +303,7 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<void> revoke_token(std::string jti, micros expires_at) override {
+  net::awaitable<void> do_revoke_token(std::string jti, micros expires_at) override {
     co_await write<int>([&](connection& c) {
       query(c, sql_revoke_token).bind(1, jti).bind_time(2, expires_at).run();
       // Revocations are only needed until the token would expire anyway.
@@ -312,9 +312,16 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<std::vector<std::string>> start_sign_in(const core::sign_in& s, int max_live) override {
+  net::awaitable<sign_in_started> do_start_sign_in(const core::sign_in& s, int max_live) override {
     // The single writer serializes sign-ins: the cap holds however they race.
-    co_return co_await write<std::vector<std::string>>([&](connection& c) {
+    co_return co_await write<sign_in_started>([&](connection& c) {
+      sign_in_started out;
+      {
+        query q(c, sql_customer_exists);
+        q.bind(1, s.customer_id);
+        out.no_customer = !(q.step() && q.i64(0) != 0);
+      }
+      if (out.no_customer) return out;  // deleted meanwhile (the foreign key would refuse the row)
       savepoint tx(c);
       query(c, sql_insert_sign_in)
           .bind(1, s.id)
@@ -332,15 +339,14 @@ class sqlite_store final : public store {
             .bind(4, std::int64_t{std::max(0, max_live - 1)});
         while (q.step()) past.emplace_back(q.text(0), q.time(1));
       }
-      std::vector<std::string> ended;
       for (auto& [id, expires] : past) {
         query(c, sql_end_sign_in).bind(1, id).run();
         const std::string key = sign_in_key(id);
         query(c, sql_revoke_token).bind(1, key).bind_time(2, expires).run();
-        ended.push_back(id);
+        out.ended.push_back(id);
       }
       tx.commit();
-      return ended;
+      return out;
     });
   }
 
@@ -364,7 +370,7 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<void> end_sign_in(std::string id) override {
+  net::awaitable<void> do_end_sign_in(std::string id) override {
     co_await write<int>([&](connection& c) {
       query(c, sql_end_sign_in).bind(1, id).run();
       return 0;
@@ -449,7 +455,7 @@ class sqlite_store final : public store {
     });
   }
 
-  net::awaitable<void> upsert_products(std::vector<core::product> products) override {
+  net::awaitable<void> do_upsert_products(std::vector<core::product> products) override {
     co_await write<int>([&](connection& c) {
       savepoint tx(c);
       for (auto& p : products) upsert_product(c, p);
@@ -460,8 +466,8 @@ class sqlite_store final : public store {
 
   // Each decided inside the single writer's transaction: the write, then (when it changed
   // nothing) whether the customer exists, with no other write in between.
-  net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
-                                                micros now) override {
+  net::awaitable<insert_result> do_insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                   micros now) override {
     co_return co_await write<insert_result>(
         [&](connection& c) { return add_favorite(c, customer_id, product_id, now); });
   }
@@ -485,15 +491,15 @@ class sqlite_store final : public store {
 
   // One write of the writer's batch (its savepoint makes the row and the favorite one atomic
   // write; no transaction of its own).
-  net::awaitable<insert_result> write_favoriting(core::customer_id customer_id, std::int64_t product_id, micros now,
-                                                 std::optional<core::product> fetched) override {
+  net::awaitable<insert_result> do_write_favoriting(core::customer_id customer_id, std::int64_t product_id, micros now,
+                                                    std::optional<core::product> fetched) override {
     co_return co_await write<insert_result>([&](connection& c) {
       if (fetched) upsert_product(c, *fetched);
       return add_favorite(c, customer_id, product_id, now);
     });
   }
 
-  net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) override {
+  net::awaitable<delete_result> do_delete_favorite(core::customer_id customer_id, std::int64_t product_id) override {
     co_return co_await write<delete_result>([&](connection& c) {
       query(c, sql_delete_favorite).bind(1, customer_id.str()).bind(2, product_id).run();
       if (c.changes() == 1) return delete_result::removed;

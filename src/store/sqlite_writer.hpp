@@ -43,7 +43,7 @@ class writer {
   // own executor once the batch is durable. `deadline` bounds the wait for its turn, the lock
   // wait and `f`'s statements (contract §5). Throws unavailable when the queue is full, when
   // `deadline` passed before or while it ran (it is then never applied), when the batch could
-  // not commit, or what `f` threw (customer_gone, ...; then nothing of `f` was applied).
+  // not commit, or what `f` threw (then nothing of `f` was applied).
   template <class R, class F>
   net::awaitable<R> write(F f, clock::time_point deadline = clock::time_point::max());
 

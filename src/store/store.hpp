@@ -1,6 +1,13 @@
 // The one store interface; SQLite and PostgreSQL implement it and one test suite runs on both.
 // Every call is awaited and never blocks an I/O thread. Infrastructure failures throw
 // store::unavailable (answered 503 database_unavailable); expected outcomes are return values.
+// It knows nothing of tokens being presented: authorization asks check_token, before any handler.
+//
+// The one invalidation path (contract §9): every write that can change what an in-process memory
+// holds (read_through, token_cache) is published to the change feed the store is attached to
+// (publish_to), exactly once, right after it returns, or throws (outcome unknown), before its
+// caller answers. The public write calls below do that and call the backend's do_* override; the
+// memories only subscribe. Other instances hear the same write through the database (pg_notify).
 #pragma once
 #include <boost/asio/awaitable.hpp>
 #include <memory>
@@ -22,12 +29,6 @@ struct unavailable : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A write for a customer that no longer exists (deleted while the request ran): the foreign
-// key decided. Answered like a deleted customer's token: 401 invalid_token (contract §5).
-struct customer_gone : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 enum class update_result { updated, unchanged, not_found, email_taken };
 // What insert_favorite / delete_favorite did, as the database decided it in the write itself:
 // never from a cache (contract §9, "a write's answer never comes from a cache").
@@ -35,21 +36,11 @@ enum class insert_result { added, duplicate, no_customer };
 enum class delete_result { removed, absent, no_customer };
 enum class auth_state { ok, revoked, no_customer };
 
-// A request's token check that authorization left to the request's first read (a read-only
-// route, on a token-cache miss): the store sends it with the read, in the same round trip on
-// PostgreSQL (pipeline mode), and sets `passed` when it answered ok.
-struct token_check {
-  core::customer_id customer;
-  std::string key;          // the token's revocation key
-  std::string sign_in_key;  // its sign-in's revocation key (auth::sign_in_key), empty without one
-  bool passed = false;
-};
-
-// A checked read whose token check did not answer ok (revoked, or no such customer): the read's
-// answer is discarded and the request answered 401 invalid_token, as by the check itself.
-struct token_refused : std::runtime_error {
-  explicit token_refused(auth_state s) : std::runtime_error("token check refused"), state(s) {}
-  auth_state state;
+// What start_sign_in did: the sign-ins it ended past the cap, or no_customer when the customer
+// does not exist (deleted meanwhile; answered like a deleted customer's token, contract §5).
+struct sign_in_started {
+  bool no_customer = false;
+  std::vector<std::string> ended;
 };
 enum class rotate_result { rotated, reused, invalid };
 
@@ -65,9 +56,14 @@ struct customer_patch {
   std::optional<std::string> email;
 };
 
+class change_feed;
+
 class store {
  public:
   virtual ~store() = default;
+
+  // Every write from now on is published to `feed` (it must outlive this store). Before traffic.
+  void publish_to(change_feed& feed) { feed_ = &feed; }
 
   // Applies pending numbered migrations (idempotent; safe when several instances start).
   virtual net::awaitable<void> migrate() = 0;
@@ -95,24 +91,24 @@ class store {
   // Ordered by created_at, id.
   virtual net::awaitable<core::page<core::customer>> list_customers(core::customer_filter f, core::page_req p) = 0;
   // Sets the given fields; updated_at moves only when a value changes.
-  virtual net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now) = 0;
+  net::awaitable<update_result> update_customer(core::customer_id id, customer_patch patch, micros now);
   // Deletes the customer, its favorites and sign-ins; false when absent.
-  virtual net::awaitable<bool> delete_customer(core::customer_id id) = 0;
+  net::awaitable<bool> delete_customer(core::customer_id id);
 
   // One round trip for the per-request token check: does the customer exist, is `jti` or the
   // token's sign-in (`sign_in_key`, empty for tokens without one) revoked.
   virtual net::awaitable<auth_state> check_token(core::customer_id customer_id, std::string jti,
                                                  std::string sign_in_key) = 0;
   // Records `jti` (or a sign-in key) as revoked until `expires_at` (idempotent).
-  virtual net::awaitable<void> revoke_token(std::string jti, micros expires_at) = 0;
+  net::awaitable<void> revoke_token(std::string jti, micros expires_at);
 
   // Sign-ins and their refresh tokens (contract §8 "Token rows"): one row per sign-in.
   // Inserts sign-in `s` at generation 0 and ends the customer's oldest live sign-ins (live: its
   // expires_at after s.created_at) beyond `max_live`, the new one counted and never ended, in one
   // transaction serialized per customer (racing sign-ins cannot pass the cap). An ended sign-in's
   // row goes, and its access tokens are revoked (revoked_tokens "sid:<id>" until its expires_at).
-  // Returns the ended ids; throws customer_gone.
-  virtual net::awaitable<std::vector<std::string>> start_sign_in(const core::sign_in& s, int max_live) = 0;
+  // Returns the ended ids, or no_customer.
+  net::awaitable<sign_in_started> start_sign_in(const core::sign_in& s, int max_live);
   // Presents generation `generation` of sign-in `id` at `now` (compare-and-set): the current one,
   // not past its refresh expiry → rotated, the row moves to generation + 1 with the given
   // expiries and `customer_id` is set; one below the current (a rotated token: reuse) → reused,
@@ -124,7 +120,7 @@ class store {
                                                         std::string& customer_id) = 0;
   // Ends sign-in `id` (sign-out, reuse): deletes its one row; its refresh tokens are then
   // invalid. Access tokens are revoked separately (revoke_token "sid:<id>"). Idempotent.
-  virtual net::awaitable<void> end_sign_in(std::string id) = 0;
+  net::awaitable<void> end_sign_in(std::string id);
   // Deletes the sign-ins whose every token has expired by `now` (expires_at <= now), and rows of
   // the earlier one-row-per-token table past their expiry. Returns the rows deleted.
   virtual net::awaitable<std::int64_t> sweep_sign_ins(micros now) = 0;
@@ -148,16 +144,15 @@ class store {
 
   virtual net::awaitable<std::optional<core::product>> get_cached_product(std::int64_t id) = 0;
   // Inserts or replaces cache rows (fetched_at taken from each product).
-  virtual net::awaitable<void> upsert_products(std::vector<core::product> products) = 0;
+  net::awaitable<void> upsert_products(std::vector<core::product> products);
 
   // Adds a favorite in one statement: added; duplicate when it is already there (ON CONFLICT DO
   // NOTHING, so concurrent duplicates have one winner); no_customer when the customer does not
-  // exist (deleted meanwhile), never customer_gone.
-  virtual net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id,
-                                                        micros now) = 0;
+  // exist (deleted meanwhile).
+  net::awaitable<insert_result> insert_favorite(core::customer_id customer_id, std::int64_t product_id, micros now);
   // Removes a favorite in one statement: removed; absent when it was not a favorite; no_customer
   // when the customer does not exist.
-  virtual net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id) = 0;
+  net::awaitable<delete_result> delete_favorite(core::customer_id customer_id, std::int64_t product_id);
   // Whether it is a favorite, asked of the database itself: no decorator answers it from memory
   // (favoriting's "already there?" before the catalog is asked; contract §9).
   virtual net::awaitable<bool> has_favorite(core::customer_id customer_id, std::int64_t product_id) = 0;
@@ -174,26 +169,30 @@ class store {
                                                                std::int64_t product_id) = 0;
   // insert_favorite, storing `fetched` in products_cache first (when given, as upsert_products)
   // in the same transaction and round trip: the outcome is the database's, decided by the insert.
-  virtual net::awaitable<insert_result> write_favoriting(core::customer_id customer_id, std::int64_t product_id,
-                                                         micros now, std::optional<core::product> fetched) = 0;
+  net::awaitable<insert_result> write_favoriting(core::customer_id customer_id, std::int64_t product_id, micros now,
+                                                 std::optional<core::product> fetched);
   // Newest first: favorited_at DESC, product_id DESC; items joined with products_cache.
   virtual net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id,
                                                                     core::page_req p) = 0;
   virtual net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id,
                                                                      std::int64_t product_id) = 0;
 
-  // The reads of GET /customers/{id} and GET /customers/{id}/favorites with the request's
-  // pending token check, if any (null: already checked): it is made first, in the same round trip
-  // where the backend can (PostgreSQL), and sets `check->passed`; throws token_refused when it
-  // does not pass. These defaults make the check, then the read (SQLite: no network between).
-  virtual net::awaitable<std::optional<core::customer>> find_customer_checked(token_check* check, core::customer_id id);
-  virtual net::awaitable<core::page<core::favorite>> list_favorites_checked(token_check* check,
-                                                                            core::customer_id customer_id,
-                                                                            core::page_req p);
-
  protected:
-  // Makes `check` (when not null) with check_token; sets passed or throws token_refused.
-  net::awaitable<void> run_token_check(token_check* check);
+  // The backend's writes, called by the public ones above (which publish them).
+  virtual net::awaitable<update_result> do_update_customer(core::customer_id id, customer_patch patch, micros now) = 0;
+  virtual net::awaitable<bool> do_delete_customer(core::customer_id id) = 0;
+  virtual net::awaitable<void> do_revoke_token(std::string jti, micros expires_at) = 0;
+  virtual net::awaitable<sign_in_started> do_start_sign_in(const core::sign_in& s, int max_live) = 0;
+  virtual net::awaitable<void> do_end_sign_in(std::string id) = 0;
+  virtual net::awaitable<void> do_upsert_products(std::vector<core::product> products) = 0;
+  virtual net::awaitable<insert_result> do_insert_favorite(core::customer_id customer_id, std::int64_t product_id,
+                                                           micros now) = 0;
+  virtual net::awaitable<delete_result> do_delete_favorite(core::customer_id customer_id, std::int64_t product_id) = 0;
+  virtual net::awaitable<insert_result> do_write_favoriting(core::customer_id customer_id, std::int64_t product_id,
+                                                            micros now, std::optional<core::product> fetched) = 0;
+
+ private:
+  change_feed* feed_ = nullptr;
 };
 
 }  // namespace fav::store

@@ -13,6 +13,10 @@ failover (CONTRACT §9 last line, §11 "Reads through a failover").
   (pg_basebackup -R, on its own loopback port); the primary is stopped (immediate) and the reads
   are answered by the standby, while an instance without DATABASE_READ_URL answers 503.
 
+- One invalidation path: an instance skips the NOTIFY echo of its own write (already published
+  in-process when the write returned), so the product row it just wrote stays in its read cache,
+  while another instance hears the write.
+
 Runs when FAV_TEST_BACKEND=postgresql (the first test needs FAV_TEST_PG_URL; the second its own
 clusters, made with the PostgreSQL binaries scripts/pg-test-cluster.sh finds).
 """
@@ -91,18 +95,11 @@ class WriteAnswersAcrossInstancesTest(unittest.TestCase):
             a.cleanup()
 
 
-def _metric(server: Server, key: str) -> float:
-    for line in server.req("GET", "/metrics").body.decode().splitlines():
-        if line.startswith(key + " "):
-            return float(line.split()[-1])
-    return 0.0
-
-
 def _stored_answer_counts(server: Server):
     """(read-cache hits, fresh product lookups): a page answered from its stored bytes moves the
     first and not the second (it is not rendered)."""
-    return (_metric(server, "fav_read_cache_hits_total"),
-            _metric(server, 'fav_product_cache_lookups_total{freshness="fresh"}'))
+    return (metric(server, "fav_read_cache_hits_total"),
+            metric(server, 'fav_product_cache_lookups_total{freshness="fresh"}'))
 
 
 @unittest.skipUnless(backend() == "postgresql", "PostgreSQL-only suite (FAV_TEST_BACKEND=postgresql)")
@@ -114,6 +111,38 @@ class StoredPagesAcrossInstancesTest(unittest.TestCase):
         once a favoriting through instance B has reached A by NOTIFY."""
         stub = Stub.start()
         env = {"PRODUCT_CATALOG_WARMUP": "false", "LOG_LEVEL": "warning"}
+def metric(server: Server, name: str) -> float:
+    """An unlabelled series of `server`'s /metrics (0 when absent)."""
+    r = server.req("GET", "/metrics")
+    for line in r.body.decode("utf-8").splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def wait_metric(server: Server, name: str, at_least: float, timeout: float = 10.0) -> float:
+    """Waits (bounded) until `name` reaches `at_least`; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = metric(server, name)
+        if v >= at_least or time.monotonic() > deadline:
+            return v
+        time.sleep(0.02)
+
+
+@unittest.skipUnless(backend() == "postgresql", "PostgreSQL-only suite (FAV_TEST_BACKEND=postgresql)")
+class OwnEchoesTest(unittest.TestCase):
+    """CONTRACT §9 with one invalidation path: an instance answers its own write's effect at once
+    (it publishes the write in-process when it returns), so the NOTIFY echo of that write, which
+    names the instance as its sender, is skipped; another instance still hears it. Here every list
+    read refreshes the product (both product TTLs 0: always expired, so fetched first and written
+    to products_cache), and the next read is still answered from memory: the echo of the product
+    row this instance just wrote did not evict it."""
+
+    def test_an_instance_skips_its_own_echo_and_keeps_the_row_it_wrote(self):
+        stub = Stub.start()
+        env = {"PRODUCT_CATALOG_WARMUP": "false", "LOG_LEVEL": "warning",
+               "PRODUCT_CACHE_SOFT_TTL_MINUTES": "0", "PRODUCT_CACHE_HARD_TTL_MINUTES": "0"}
         a = Server(stub, env=env)
         b = None
         try:
@@ -149,6 +178,29 @@ class StoredPagesAcrossInstancesTest(unittest.TestCase):
             self.assertNotEqual(r.headers.get("etag"), tag)
             self.assertEqual([i["id"] for i in r.json["data"]], [5, 2])
             self.assertEqual(b.req("GET", lst, token=c.token).json["data"], r.json["data"])
+            c = a.new_customer("Echoes")
+            listing = f"/customers/{c.id}/favorites"
+            echoes = metric(a, "fav_change_feed_echoes_total")
+            heard = metric(b, "fav_change_feed_notifications_total")
+            # The product row written (p:3) and the favorite (f:<id>): two notifications.
+            self.assertEqual(a.req("POST", f"{listing}/3", token=c.token).status, 201)
+            self.assertGreaterEqual(wait_metric(a, "fav_change_feed_echoes_total", echoes + 2), echoes + 2)
+            # A read that refetches the expired product and writes its row (p:3 once more).
+            r = a.req("GET", listing, token=c.token)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual([i["id"] for i in r.json["data"]], [3])
+            self.assertGreaterEqual(wait_metric(a, "fav_change_feed_echoes_total", echoes + 3), echoes + 3,
+                                    "the echo of the read's product write never came")
+            hits, misses = metric(a, "fav_read_cache_hits_total"), metric(a, "fav_read_cache_misses_total")
+            r = a.req("GET", listing, token=c.token)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual([i["id"] for i in r.json["data"]], [3])
+            self.assertEqual(metric(a, "fav_read_cache_misses_total") - misses, 0,
+                             "the page was read from the database: its own echo evicted the product row")
+            self.assertEqual(metric(a, "fav_read_cache_hits_total") - hits, 1)
+            # Nothing came from another instance to `a`; `b` heard each of `a`'s writes.
+            self.assertEqual(metric(a, "fav_change_feed_notifications_total"), 0)
+            self.assertGreaterEqual(wait_metric(b, "fav_change_feed_notifications_total", heard + 3), heard + 3)
         finally:
             for s in (b, a):
                 if s is not None:

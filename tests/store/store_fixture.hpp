@@ -25,11 +25,9 @@
 #include <set>
 #include <thread>
 
-#include "store/cached_store.hpp"
 #include "store/change_feed.hpp"
-#include "store/feed_store.hpp"
 #include "store/pg_store.hpp"
-#include "store/read_failover_store.hpp"
+#include "store/read_through.hpp"
 #include "store/sqlite_store.hpp"
 #include "store/sqlite_writer.hpp"
 #include "util/random.hpp"
@@ -232,7 +230,9 @@ class backend_fixture : public ::testing::Test {
 
   // Starts a sign-in with no cap in the way; returns the ids it ended.
   std::vector<std::string> open_sign_in(const core::sign_in& s, int max_live = 1000) {
-    return run(st_->start_sign_in(s, max_live));
+    const store::sign_in_started started = run(st_->start_sign_in(s, max_live));
+    EXPECT_FALSE(started.no_customer);
+    return started.ended;
   }
 
   // Presents generation `g` of sign-in `id` at `now`; a rotation's new expiries are now + 1 h.
@@ -277,7 +277,8 @@ class backend_fixture : public ::testing::Test {
   std::unique_ptr<store::store> st_;
 };
 
-// A write that is expected to fail, as a bool: false when it threw.
+// A write that is expected to fail (a sign-in id already taken: the primary key refuses it), as a
+// bool: false when it threw.
 inline net::awaitable<bool> try_start_sign_in(store::store& st, core::sign_in s) {
   try {
     co_await st.start_sign_in(s, 50);
@@ -286,5 +287,16 @@ inline net::awaitable<bool> try_start_sign_in(store::store& st, core::sign_in s)
     co_return false;
   }
 }
+
+// The store stack as main builds it: the store publishes its writes to the feed, and the
+// read-through layer (1 MiB of memory) subscribes to it.
+struct through_memory {
+  through_memory(std::unique_ptr<store::store> s, store::change_feed& feed)
+      : db(std::move(s)), reads(*db, feed, 1 << 20) {
+    db->publish_to(feed);
+  }
+  std::unique_ptr<store::store> db;
+  store::read_through reads;
+};
 
 }  // namespace fav::store_test

@@ -39,6 +39,7 @@ class sqlite_backend : public backend_fixture {
 // commits once [...] A write that fails rolls back only its savepoint."
 TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_back_only_itself) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  open_sign_in(make_sign_in("taken", a.id, t0, second));
   // Another connection holds the write lock, so the writer's first batch waits in BEGIN and
   // every later write queues behind it.
   sqlite3* other = nullptr;
@@ -50,7 +51,7 @@ TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_bac
   start(added(st_->insert_favorite(cid(a.id), 1, t0)));  // the first batch, alone: it waits in BEGIN
   EXPECT_TRUE(wait_until([&] { return st_->usage().in_use == 1; }));
   for (int i = 0; i < 8; ++i) start(added(st_->insert_favorite(cid(a.id), 100 + i, t0 + i)));
-  start(try_start_sign_in(*st_, make_sign_in("orphan", fav::util::uuid_v4(), t0, second)));
+  start(try_start_sign_in(*st_, make_sign_in("taken", a.id, t0 + 1, 2 * second)));        // the primary key refuses it
   for (int i = 0; i < 5; ++i) start(added(st_->insert_favorite(cid(a.id), 42, t0 + i)));  // one winner
   start(removed(st_->delete_favorite(cid(a.id), 100)));  // sees the insert earlier in its batch
   const int queued_behind = static_cast<int>(futures_.size()) - 1;
@@ -63,15 +64,16 @@ TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_bac
   const auto after = store::sqlite_write_stats(*st_);
 
   EXPECT_EQ(after.commits - before.commits, 2u);  // the lone first write, then all the rest
-  EXPECT_EQ(after.writes - before.writes, static_cast<std::uint64_t>(queued_behind));  // all but the orphan
+  EXPECT_EQ(after.writes - before.writes, static_cast<std::uint64_t>(queued_behind));  // all but the refused sign-in
   for (int i = 0; i < 9; ++i) EXPECT_TRUE(results[static_cast<std::size_t>(i)]) << i;
   EXPECT_FALSE(results[9]);
   EXPECT_EQ(std::count(results.begin() + 10, results.begin() + 15, true), 1);
   EXPECT_TRUE(results[15]);
-  // 1, 101..107 and 42 are there; 100 was deleted; the orphan token left nothing.
+  // 1, 101..107 and 42 are there; 100 was deleted; the refused sign-in left the row it hit as it was.
   EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 50})).total, 9);
   EXPECT_FALSE(run(st_->get_favorite(cid(a.id), 100)));
-  EXPECT_EQ(refresh("orphan", 0, t0), rotate_result::invalid);
+  EXPECT_EQ(sign_in_rows(), 1);
+  EXPECT_EQ(refresh("taken", 0, t0 + 2), rotate_result::rotated);
   // And it is on disk for a store opened afterwards.
   st_.reset();
   st_ = make_store();

@@ -63,3 +63,36 @@ TEST(change_feed, down_then_up_flushes_before_trusting_again) {
   EXPECT_GT(feed.auth_epoch(), e1) << "an answer read across the outage must not be stored";
   EXPECT_EQ(feed.reconnects(), 1u);
 }
+
+// A notification names the instance whose write sent it ("<origin>/<tag>:<id>"); one without an
+// origin (the form before origins, or a store not told its instance) still decodes.
+TEST(change_feed, payload_carries_the_sending_instance) {
+  change c{change::kind::customer, "0b9f3c1e-1d2a-4c4b-9a7e-3f1f2a6b7c8d", "a1b2c3d4e5f60718"};
+  EXPECT_EQ(c.encode(), "a1b2c3d4e5f60718/c:0b9f3c1e-1d2a-4c4b-9a7e-3f1f2a6b7c8d");
+  auto back = change::decode(c.encode());
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->what, change::kind::customer);
+  EXPECT_EQ(back->id, c.id);
+  EXPECT_EQ(back->origin, "a1b2c3d4e5f60718");
+  EXPECT_EQ(change::decode("ff/s:sig:a/b")->id, "sig:a/b") << "only the first '/' ends the origin";
+  EXPECT_EQ(change::decode("f:x")->origin, "");
+  EXPECT_FALSE(change::decode("abc"));
+  EXPECT_FALSE(change::decode("ab/x:1"));
+}
+
+// Contract §9, one invalidation path: this instance's writes are published in-process when they
+// return, so the database's echo of them is skipped; every other instance's news is delivered.
+TEST(change_feed, skips_its_own_echoes_and_delivers_the_others) {
+  change_feed feed(true);
+  change_feed other(true);
+  ASSERT_EQ(feed.instance().size(), 16u);
+  EXPECT_NE(feed.instance(), other.instance()) << "instance ids are random at start";
+  std::vector<std::string> heard;
+  feed.subscribe([&](const change& c) { heard.push_back(c.id); });
+  feed.deliver({change::kind::favorites, "mine", feed.instance()});
+  feed.deliver({change::kind::favorites, "theirs", other.instance()});
+  feed.deliver({change::kind::favorites, "unknown"});
+  EXPECT_EQ(heard, (std::vector<std::string>{"theirs", "unknown"}));
+  EXPECT_EQ(feed.echoes(), 1u);
+  EXPECT_EQ(feed.received(), 2u);
+}
