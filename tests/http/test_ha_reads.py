@@ -95,22 +95,6 @@ class WriteAnswersAcrossInstancesTest(unittest.TestCase):
             a.cleanup()
 
 
-def _stored_answer_counts(server: Server):
-    """(read-cache hits, fresh product lookups): a page answered from its stored bytes moves the
-    first and not the second (it is not rendered)."""
-    return (metric(server, "fav_read_cache_hits_total"),
-            metric(server, 'fav_product_cache_lookups_total{freshness="fresh"}'))
-
-
-@unittest.skipUnless(backend() == "postgresql", "PostgreSQL-only suite (FAV_TEST_BACKEND=postgresql)")
-class StoredPagesAcrossInstancesTest(unittest.TestCase):
-    def test_a_favoriting_through_another_instance_changes_the_stored_page(self):
-        """§9: "A write acknowledged by one instance is seen by reads on any instance within 1
-        second"; §10: "Any change to what the body shows changes the tag." A favorites page that
-        instance A answers from its stored bytes (README, "Rendered pages") changes, body and tag,
-        once a favoriting through instance B has reached A by NOTIFY."""
-        stub = Stub.start()
-        env = {"PRODUCT_CATALOG_WARMUP": "false", "LOG_LEVEL": "warning"}
 def metric(server: Server, name: str) -> float:
     """An unlabelled series of `server`'s /metrics (0 when absent)."""
     r = server.req("GET", "/metrics")
@@ -150,6 +134,62 @@ class OwnEchoesTest(unittest.TestCase):
             b = Server(stub, env=env, database=a.database_url).start()
             for s in (a, b):
                 wait_feed(s, "ok")
+            c = a.new_customer("Echoes")
+            listing = f"/customers/{c.id}/favorites"
+            echoes = metric(a, "fav_change_feed_echoes_total")
+            heard = metric(b, "fav_change_feed_notifications_total")
+            # The product row written (p:3) and the favorite (f:<id>): two notifications.
+            self.assertEqual(a.req("POST", f"{listing}/3", token=c.token).status, 201)
+            self.assertGreaterEqual(wait_metric(a, "fav_change_feed_echoes_total", echoes + 2), echoes + 2)
+            # A read that refetches the expired product and writes its row (p:3 once more).
+            r = a.req("GET", listing, token=c.token)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual([i["id"] for i in r.json["data"]], [3])
+            self.assertGreaterEqual(wait_metric(a, "fav_change_feed_echoes_total", echoes + 3), echoes + 3,
+                                    "the echo of the read's product write never came")
+            hits, misses = metric(a, "fav_read_cache_hits_total"), metric(a, "fav_read_cache_misses_total")
+            r = a.req("GET", listing, token=c.token)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual([i["id"] for i in r.json["data"]], [3])
+            self.assertEqual(metric(a, "fav_read_cache_misses_total") - misses, 0,
+                             "the page was read from the database: its own echo evicted the product row")
+            self.assertEqual(metric(a, "fav_read_cache_hits_total") - hits, 1)
+            # Nothing came from another instance to `a`; `b` heard each of `a`'s writes.
+            self.assertEqual(metric(a, "fav_change_feed_notifications_total"), 0)
+            self.assertGreaterEqual(wait_metric(b, "fav_change_feed_notifications_total", heard + 3), heard + 3)
+        finally:
+            for s in (b, a):
+                if s is not None:
+                    self.assertEqual(s.stop(), 0, s.output_tail())
+            stub.stop()
+            if b is not None:
+                shutil.rmtree(b.workdir, ignore_errors=True)
+            a.cleanup()
+
+
+def _stored_answer_counts(server: Server):
+    """(read-cache hits, fresh product lookups): a page answered from its stored bytes moves the
+    first and not the second (it is not rendered)."""
+    return (metric(server, "fav_read_cache_hits_total"),
+            metric(server, 'fav_product_cache_lookups_total{freshness="fresh"}'))
+
+
+@unittest.skipUnless(backend() == "postgresql", "PostgreSQL-only suite (FAV_TEST_BACKEND=postgresql)")
+class StoredPagesAcrossInstancesTest(unittest.TestCase):
+    def test_a_favoriting_through_another_instance_changes_the_stored_page(self):
+        """§9: "A write acknowledged by one instance is seen by reads on any instance within 1
+        second"; §10: "Any change to what the body shows changes the tag." A favorites page that
+        instance A answers from its stored bytes (README, "Rendered pages") changes, body and tag,
+        once a favoriting through instance B has reached A by NOTIFY."""
+        stub = Stub.start()
+        env = {"PRODUCT_CATALOG_WARMUP": "false", "LOG_LEVEL": "warning"}
+        a = Server(stub, env=env)
+        b = None
+        try:
+            a.start()
+            b = Server(stub, env=env, database=a.database_url).start()
+            for s in (a, b):
+                wait_feed(s, "ok")
             c = a.new_customer("Stored pages")
             lst = f"/customers/{c.id}/favorites"
             self.assertEqual(a.req("POST", f"{lst}/2", token=c.token).status, 201)
@@ -178,29 +218,6 @@ class OwnEchoesTest(unittest.TestCase):
             self.assertNotEqual(r.headers.get("etag"), tag)
             self.assertEqual([i["id"] for i in r.json["data"]], [5, 2])
             self.assertEqual(b.req("GET", lst, token=c.token).json["data"], r.json["data"])
-            c = a.new_customer("Echoes")
-            listing = f"/customers/{c.id}/favorites"
-            echoes = metric(a, "fav_change_feed_echoes_total")
-            heard = metric(b, "fav_change_feed_notifications_total")
-            # The product row written (p:3) and the favorite (f:<id>): two notifications.
-            self.assertEqual(a.req("POST", f"{listing}/3", token=c.token).status, 201)
-            self.assertGreaterEqual(wait_metric(a, "fav_change_feed_echoes_total", echoes + 2), echoes + 2)
-            # A read that refetches the expired product and writes its row (p:3 once more).
-            r = a.req("GET", listing, token=c.token)
-            self.assertEqual(r.status, 200, r)
-            self.assertEqual([i["id"] for i in r.json["data"]], [3])
-            self.assertGreaterEqual(wait_metric(a, "fav_change_feed_echoes_total", echoes + 3), echoes + 3,
-                                    "the echo of the read's product write never came")
-            hits, misses = metric(a, "fav_read_cache_hits_total"), metric(a, "fav_read_cache_misses_total")
-            r = a.req("GET", listing, token=c.token)
-            self.assertEqual(r.status, 200, r)
-            self.assertEqual([i["id"] for i in r.json["data"]], [3])
-            self.assertEqual(metric(a, "fav_read_cache_misses_total") - misses, 0,
-                             "the page was read from the database: its own echo evicted the product row")
-            self.assertEqual(metric(a, "fav_read_cache_hits_total") - hits, 1)
-            # Nothing came from another instance to `a`; `b` heard each of `a`'s writes.
-            self.assertEqual(metric(a, "fav_change_feed_notifications_total"), 0)
-            self.assertGreaterEqual(wait_metric(b, "fav_change_feed_notifications_total", heard + 3), heard + 3)
         finally:
             for s in (b, a):
                 if s is not None:
