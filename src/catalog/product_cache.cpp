@@ -1,15 +1,13 @@
-// Stale-while-revalidate product cache (see product_cache.hpp). The only detached co_spawns are
-// for work nobody awaits, held by the task tracker: background refreshes and the warm-up loop.
+// Stale-while-revalidate product cache (see product_cache.hpp). The only spawns are for work
+// nobody awaits, members of the background task group: background refreshes and the warm-up loop.
 // One listing's fetches run as a parallel group that the listing awaits.
 #include "catalog/product_cache.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <iostream>
@@ -20,7 +18,7 @@ namespace fav::catalog {
 using util::bump;
 
 product_cache::product_cache(store::store& db, client& c, const util::config& cfg, util::metrics& m,
-                             util::task_tracker& bg, net::any_io_executor ex, std::function<core::micros()> clock,
+                             util::task_group& bg, net::any_io_executor ex, std::function<core::micros()> clock,
                              std::function<void(std::string_view)> log)
     : db_(db),
       client_(c),
@@ -158,7 +156,7 @@ net::awaitable<bool> product_cache::warm_all() {
 }
 
 void product_cache::start_warmup() {
-  net::co_spawn(ex_, warm_loop(bg_.hold()), net::detached);
+  bg_.spawn(net::make_strand(ex_), warm_loop());
 }
 
 fetch_result product_cache::found(const core::product& p) {
@@ -186,11 +184,10 @@ void product_cache::refresh_in_background(std::int64_t id) {
     if (!refreshing_->ids.insert(id).second) return;  // one refresh per product at a time
   }
   bump(metrics_.background_refreshes);
-  net::co_spawn(ex_, background_refresh(id, bg_.hold(), refreshing_), net::detached);
+  bg_.spawn(net::make_strand(ex_), background_refresh(id, refreshing_));
 }
 
-net::awaitable<void> product_cache::background_refresh(std::int64_t id, [[maybe_unused]] util::task_tracker::guard hold,
-                                                       std::shared_ptr<refresh_set> set) {
+net::awaitable<void> product_cache::background_refresh(std::int64_t id, std::shared_ptr<refresh_set> set) {
   // Leaves the in-flight set however the frame ends (finished, threw, or destroyed at teardown).
   struct leave_set {
     std::shared_ptr<refresh_set> set;
@@ -243,10 +240,7 @@ net::awaitable<std::vector<fetch_result>> product_cache::fetch_many(
   co_return std::move(results);
 }
 
-net::awaitable<void> product_cache::warm_loop([[maybe_unused]] util::task_tracker::guard hold) {
-  using namespace std::chrono_literals;
-  using steady = std::chrono::steady_clock;
-  net::steady_timer timer(ex_);
+net::awaitable<void> product_cache::warm_loop() {
   while (!bg_.stopping()) {
     bool ok = false;
     try {
@@ -257,15 +251,9 @@ net::awaitable<void> product_cache::warm_loop([[maybe_unused]] util::task_tracke
     const double interval = cfg_.catalog_warm_interval_s;
     if (!(interval > 0)) co_return;
     const double wait_s = ok ? interval : std::min(interval, 60.0);
-    // Sleep in short slices: task_tracker has no wake-up signal, and shutdown must not wait out
-    // a ten-minute interval.
-    const auto until =
-        steady::now() + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(wait_s));
-    while (!bg_.stopping() && steady::now() < until) {
-      timer.expires_after(std::min<steady::duration>(250ms, until - steady::now()));
-      boost::system::error_code ignored;
-      co_await timer.async_wait(net::redirect_error(net::use_awaitable, ignored));
-    }
+    // Shutdown (bg_.stop()) ends the wait at once, so it never waits out a ten-minute interval.
+    if (!co_await bg_.pause(std::chrono::duration_cast<steady_clock::duration>(std::chrono::duration<double>(wait_s))))
+      co_return;
   }
 }
 

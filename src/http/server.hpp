@@ -18,6 +18,7 @@
 #include "http/message.hpp"
 #include "http/rate_limit.hpp"
 #include "util/cidr.hpp"
+#include "util/task_group.hpp"
 
 namespace fav::http {
 
@@ -69,7 +70,8 @@ class server {
   // Closes the connections that are idle between requests (after begin_shutdown's grace).
   void close_idle();
   int active_requests() const { return active_requests_.load(); }
-  int open_connections() const { return open_connections_.load(); }
+  // One task per open connection: the drain awaits it empty.
+  util::task_group& sessions() { return sessions_; }
   const server_options& options() const { return opts_; }
 
  private:
@@ -85,6 +87,10 @@ class server {
   // Waits for a request and reads it under the header and request deadlines. A refusal (408,
   // 413, 431, 400, 501) is left in `in` to be answered.
   net::awaitable<read_status> read_request(const std::shared_ptr<conn>& c, incoming& in);
+  // The header, then the rest of the request (after "100 Continue" when asked for); `framing`
+  // counts the framing bytes read (§8 "Request bytes"). Each runs under read_request's deadline.
+  net::awaitable<boost::system::error_code> read_header(conn& c, incoming& in, std::size_t& framing);
+  net::awaitable<boost::system::error_code> read_body(conn& c, incoming& in, std::size_t& framing);
   // Fills `req` and `res`: the refusal, or the rate limit and the request handler's answer; returns
   // whether the connection closes after this response.
   net::awaitable<bool> serve(incoming& in, const net::ip::address& peer, request& req, response& res);
@@ -111,7 +117,7 @@ class server {
   // waiting (before it, a kept-alive connection stays open for the drain's grace).
   std::atomic<bool> idle_closed_{false};
   std::atomic<int> active_requests_{0};
-  std::atomic<int> open_connections_{0};
+  util::task_group sessions_;
   std::mutex conns_mu_;
   std::vector<std::weak_ptr<conn>> conns_;
 };

@@ -28,8 +28,9 @@
 #include "catalog/parse.hpp"
 #include "catalog/product_cache.hpp"
 #include "store/sqlite_store.hpp"
+#include "util/deadline.hpp"
 #include "util/metrics.hpp"
-#include "util/task_tracker.hpp"
+#include "util/task_group.hpp"
 
 namespace {
 
@@ -697,7 +698,7 @@ class product_cache_test : public catalog_client {
   }
   void TearDown() override {
     // Background refreshes end before the store and the client go away.
-    for (int i = 0; i < 500 && bg_.active() > 0; ++i) std::this_thread::sleep_for(10ms);
+    drained(5s);
     cache_.reset();
     client_.reset();
     db_.reset();
@@ -728,16 +729,16 @@ class product_cache_test : public catalog_client {
     return {f};
   }
   // Waits (bounded) for the background refreshes to end: an event, not the passing of a TTL.
-  void drain() {
-    for (int i = 0; i < 500 && bg_.active() > 0; ++i) std::this_thread::sleep_for(10ms);
-    ASSERT_EQ(bg_.active(), 0);
+  void drain() { ASSERT_TRUE(drained(5s)); }
+  bool drained(std::chrono::steady_clock::duration bound) {
+    return run(fav::util::with_timeout(bg_.async_wait(net::use_awaitable), bound));
   }
   void at_age(double seconds) { now_.store(t0 + static_cast<fav::core::micros>(seconds * second)); }
 
   std::filesystem::path dir_;
   std::unique_ptr<fav::store::store> db_;
   fav::util::config cfg_;
-  fav::util::task_tracker bg_;
+  fav::util::task_group bg_{ioc_.get_executor()};
   std::atomic<fav::core::micros> now_{t0};
   std::unique_ptr<client> client_;
   std::unique_ptr<product_cache> cache_;
