@@ -58,15 +58,11 @@ class service_context : public net::io_context {
   void destroy_pending_work() { shutdown(); }
 };
 
-std::chrono::steady_clock::duration seconds(double s) {
-  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
-}
-
 // The PostgreSQL pools' deadlines and mode, the same for the primary's and the standbys'.
 store::pg_limits pg_limits_of(const util::config& cfg) {
   store::pg_limits limits;
-  limits.query_timeout = seconds(cfg.db_statement_timeout_s);
-  limits.connect_timeout = seconds(cfg.db_connect_timeout_s);
+  limits.query_timeout = cfg.db_statement_timeout;
+  limits.connect_timeout = cfg.db_connect_timeout;
   limits.transaction_pooler = cfg.db_transaction_pooler;
   return limits;
 }
@@ -74,7 +70,7 @@ store::pg_limits pg_limits_of(const util::config& cfg) {
 // `pg`, when given, is pointed at the PostgreSQL store (the change feed's heartbeat reports to it).
 std::unique_ptr<store::store> open_store(const util::config& cfg, net::any_io_executor ex,
                                          store::pg_store** pg = nullptr) {
-  const auto timeout = seconds(cfg.db_statement_timeout_s);
+  const auto timeout = cfg.db_statement_timeout;
   if (cfg.database_is_postgres) {
     auto s = store::make_pg_store(ex, cfg.database_url, cfg.db_pool_size, pg_limits_of(cfg));
     if (pg) *pg = s.get();
@@ -255,9 +251,9 @@ http::server_options server_options_of(const util::config& cfg) {
   opts.host = cfg.host;
   opts.port = static_cast<unsigned short>(cfg.api_port);
   opts.body_limit = cfg.body_limit;
-  opts.header_timeout_s = cfg.header_timeout_s;
-  opts.request_timeout_s = cfg.request_timeout_s;
-  opts.idle_timeout_s = cfg.idle_timeout_s;
+  opts.header_timeout = cfg.header_timeout;
+  opts.request_timeout = cfg.request_timeout;
+  opts.idle_timeout = cfg.idle_timeout;
   opts.max_connections = connection_cap(cfg);
   opts.max_connections_per_client = cfg.max_connections_per_client;
   opts.cors_origins = cfg.cors_origins;
@@ -291,7 +287,7 @@ struct service {
         background(ioc.get_executor()),
         jwt(cfg.jwt_secret),
         hashes(cfg.hash_workers, cfg.hash_queue_limit, cfg.hash_queue_per_client),
-        tokens(*st.db, feed, cfg.auth_cache_ttl_s),
+        tokens(*st.db, feed, cfg.auth_cache_ttl),
         catalog_client(ioc.get_executor(), catalog_options_of(cfg), metrics),
         products(
             *st.db, catalog_client, cfg, metrics, background, ioc.get_executor(), [] { return util::now_micros(); },
@@ -307,7 +303,7 @@ struct service {
             }) {
     if (cfg.database_is_postgres) {
       // A heartbeat unanswered means a hung server: the pool's breaker opens (contract §11).
-      listener.emplace(ioc.get_executor(), cfg.database_listen_url, feed, seconds(cfg.db_connect_timeout_s),
+      listener.emplace(ioc.get_executor(), cfg.database_listen_url, feed, cfg.db_connect_timeout,
                        [pg = st.pg](const std::string& why) {
                          if (pg) pg->report_unreachable(why);
                        });
@@ -326,8 +322,8 @@ net::awaitable<void> all_ended(http::server& srv, util::task_group& background) 
 
 // After the server stopped accepting: waits (bounded by DRAIN_TIMEOUT) for the connections with
 // requests in flight and for background work.
-net::awaitable<void> drain(http::server& srv, util::task_group& background, double drain_timeout_s) {
-  const auto deadline = std::chrono::steady_clock::now() + seconds(drain_timeout_s);
+net::awaitable<void> drain(http::server& srv, util::task_group& background, util::duration drain_timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + drain_timeout;
   // A grace for kept-alive connections (a load balancer's pool): a request arriving on one is
   // still served, with `Connection: close`, instead of meeting a closed socket that a balancer
   // may not retry (contract §9, rolling restart). Then the idle ones are closed.
@@ -369,7 +365,7 @@ net::awaitable<void> serve_until_signal(const util::config& cfg, service& s, net
   s.srv.begin_shutdown();
   s.background.stop();
   if (s.listener) s.listener->stop();
-  co_await drain(s.srv, s.background, cfg.drain_timeout_s);
+  co_await drain(s.srv, s.background, cfg.drain_timeout);
 }
 
 // Listens, serves until a stop signal and its drain, then stops the threads (`stop_threads`)
@@ -385,8 +381,8 @@ int run(const util::config& cfg, service_context& ioc, service& s, const std::fu
     return 1;
   }
   s.srv.start();
-  if (cfg.catalog_warm_interval_s >= 0) s.products.start_warmup();
-  auth::start_sign_in_sweep(ioc.get_executor(), *s.st.db, s.background, cfg.sign_in_sweep_interval_s);
+  if (cfg.catalog_warm_interval >= util::duration::zero()) s.products.start_warmup();
+  auth::start_sign_in_sweep(ioc.get_executor(), *s.st.db, s.background, cfg.sign_in_sweep_interval);
 
   // Installed before "listening" is announced: a SIGTERM sent as soon as it appears is caught.
   net::signal_set signals(ioc, SIGINT, SIGTERM);

@@ -2,7 +2,6 @@
 #include "auth/sign_in_sweep.hpp"
 
 #include <boost/asio/strand.hpp>
-#include <chrono>
 
 #include "util/log.hpp"
 #include "util/time.hpp"
@@ -12,9 +11,7 @@ namespace {
 
 namespace net = boost::asio;
 
-net::awaitable<void> sweep_loop(store::store& db, util::task_group& background, double interval_s) {
-  const auto interval =
-      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(interval_s));
+net::awaitable<void> sweep_loop(store::store& db, util::task_group& background, util::duration interval) {
   do {
     try {
       const std::int64_t deleted = co_await db.sweep_sign_ins(util::now_micros());
@@ -28,8 +25,9 @@ net::awaitable<void> sweep_loop(store::store& db, util::task_group& background, 
 
 }  // namespace
 
-void start_sign_in_sweep(net::any_io_executor ex, store::store& db, util::task_group& background, double interval_s) {
-  background.spawn(net::make_strand(ex), sweep_loop(db, background, interval_s));
+void start_sign_in_sweep(net::any_io_executor ex, store::store& db, util::task_group& background,
+                         util::duration interval) {
+  background.spawn(net::make_strand(ex), sweep_loop(db, background, interval));
 }
 
 }  // namespace fav::auth

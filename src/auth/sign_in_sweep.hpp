@@ -4,6 +4,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include "store/store.hpp"
+#include "util/config.hpp"
 #include "util/task_group.hpp"
 
 namespace fav::auth {
@@ -12,6 +13,6 @@ namespace fav::auth {
 // sweep that deleted rows logs "expired sign-ins deleted" with the count; a failed one logs a
 // warning and the next interval tries again. `db` must outlive the loop.
 void start_sign_in_sweep(boost::asio::any_io_executor ex, store::store& db, util::task_group& background,
-                         double interval_s);
+                         util::duration interval);
 
 }  // namespace fav::auth

@@ -46,6 +46,11 @@ clock_type::duration seconds(double s) {
   return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(std::max(0.0, s)));
 }
 
+// `d` in seconds, for the admission rules (backoff, breaker, Retry-After), which count in seconds.
+double in_seconds(util::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
 enum class step { done, retry, fail };
 
 // The retry rule for every catalog call, applied to what the caller's judge left open: a
@@ -61,17 +66,17 @@ step retry_rule(const detail::http_outcome& o) {
 client_options options_from(const util::config& cfg) {
   client_options o;
   o.base_url = cfg.catalog_base_url;
-  o.timeout_s = cfg.catalog_timeout_s;
+  o.timeout = cfg.catalog_timeout;
   o.max_retries = cfg.catalog_max_retries;
   o.max_concurrency = cfg.catalog_max_concurrency;
-  o.backoff_base_s = cfg.catalog_backoff_base_s;
-  o.backoff_cap_s = cfg.catalog_backoff_cap_s;
+  o.backoff_base_s = in_seconds(cfg.catalog_backoff_base);
+  o.backoff_cap_s = in_seconds(cfg.catalog_backoff_cap);
   o.breaker_failures = cfg.catalog_breaker_failures;
-  o.breaker_open_s = cfg.catalog_breaker_open_s;
+  o.breaker_open_s = in_seconds(cfg.catalog_breaker_open);
   o.max_concurrency_per_customer = cfg.catalog_max_concurrency_per_customer;
   // Long enough for any caller that raced the first answer's save (milliseconds, more under
   // load); a tenth of the soft TTL at most, so a product due for a refresh is really asked for.
-  o.linger_s = std::min(1.0, std::max(0.0, cfg.cache_soft_ttl_s) / 10);
+  o.linger = std::clamp(cfg.cache_soft_ttl / 10, util::duration::zero(), util::duration(std::chrono::seconds(1)));
   return o;
 }
 
@@ -84,7 +89,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
         slots_(ex_, static_cast<std::size_t>(std::max(1, opts_.max_concurrency))),
         breaker_(opts_.breaker_failures, opts_.breaker_open_s),
         shares_(opts_.max_concurrency_per_customer, max_customers_with_shares, max_share_waiters_per_customer),
-        landed_(static_cast<std::int64_t>(std::max(0.0, opts_.linger_s) * 1e6),
+        landed_(util::to_micros(std::max(opts_.linger, util::duration::zero())),
                 std::min<std::size_t>(4096, std::max<std::size_t>(1, opts_.max_flights))) {}
 
   static double now_s() { return std::chrono::duration<double>(clock_type::now().time_since_epoch()).count(); }
@@ -136,7 +141,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
       finished = true;
       {
         // Leave the map first: a call arriving after this shares a found product for
-        // `linger_s` (put under the same lock, so no call sees neither), then starts a new fetch.
+        // `linger` (put under the same lock, so no call sees neither), then starts a new fetch.
         std::lock_guard lk(self->flights_mu_);
         if (auto it = self->flights_.find(id); it != self->flights_.end() && it->second == f) self->flights_.erase(it);
         if (r.status == fetch_status::found && r.product) self->landed_.put(id, *r.product, now_us());
@@ -368,7 +373,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
       {
         permit held{this};
         ++made;
-        const auto own_deadline = clock_type::now() + seconds(opts_.timeout_s);
+        const auto own_deadline = clock_type::now() + opts_.timeout;
         const auto attempt_deadline = std::min(deadline, own_deadline);
         // Contract §10: a call made for a request carries its trace id with a new parent id.
         std::string traceparent;
@@ -440,7 +445,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
 
   std::mutex flights_mu_;
   std::unordered_map<std::int64_t, std::shared_ptr<flight>> flights_;
-  expiring_map<core::product> landed_;  // products found less than linger_s ago
+  expiring_map<core::product> landed_;  // products found less than `linger` ago
 };
 
 client::client(net::any_io_executor ex, client_options opts, util::metrics& m)

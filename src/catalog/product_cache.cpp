@@ -28,11 +28,10 @@ product_cache::product_cache(store::store& db, client& c, const util::config& cf
       ex_(std::move(ex)),
       clock_(std::move(clock)),
       log_(std::move(log)),
-      missing_(static_cast<std::int64_t>(cfg.cache_missing_ttl_s * 1e6), 100000) {}
+      missing_(util::to_micros(cfg.cache_missing_ttl), 100000) {}
 
 steady_clock::time_point product_cache::request_deadline() const {
-  return steady_clock::now() + std::chrono::duration_cast<steady_clock::duration>(
-                                   std::chrono::duration<double>(std::max(0.0, cfg_.catalog_request_deadline_s)));
+  return steady_clock::now() + std::max(cfg_.catalog_request_deadline, util::duration::zero());
 }
 
 net::awaitable<fetch_result> product_cache::get_for_favorite(std::int64_t id, log_context ctx, std::string customer) {
@@ -168,7 +167,8 @@ fetch_result product_cache::found(const core::product& p) {
 
 freshness product_cache::classify_and_count(const core::product& p, core::micros now) {
   const double age_s = static_cast<double>(now - p.fetched_at) / 1e6;
-  const freshness f = classify(age_s, cfg_.cache_soft_ttl_s, cfg_.cache_hard_ttl_s);
+  const freshness f = classify(age_s, std::chrono::duration<double>(cfg_.cache_soft_ttl).count(),
+                               std::chrono::duration<double>(cfg_.cache_hard_ttl).count());
   switch (f) {
     case freshness::fresh: bump(metrics_.cache_fresh); break;
     case freshness::stale: bump(metrics_.cache_stale); break;
@@ -248,12 +248,11 @@ net::awaitable<void> product_cache::warm_loop() {
     } catch (const std::exception& e) {
       warn(std::string("product cache: warm-up failed: ") + e.what());
     }
-    const double interval = cfg_.catalog_warm_interval_s;
-    if (!(interval > 0)) co_return;
-    const double wait_s = ok ? interval : std::min(interval, 60.0);
+    const util::duration interval = cfg_.catalog_warm_interval;
+    if (interval <= util::duration::zero()) co_return;
+    const util::duration wait = ok ? interval : std::min<util::duration>(interval, std::chrono::minutes(1));
     // Shutdown (bg_.stop()) ends the wait at once, so it never waits out a ten-minute interval.
-    if (!co_await bg_.pause(std::chrono::duration_cast<steady_clock::duration>(std::chrono::duration<double>(wait_s))))
-      co_return;
+    if (!co_await bg_.pause(wait)) co_return;
   }
 }
 

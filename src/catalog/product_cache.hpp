@@ -58,7 +58,7 @@ class product_cache {
   // False when the catalog or the database failed; the per-id path keeps working either way.
   net::awaitable<bool> warm_all();
 
-  // Spawns a loop in `bg`: warm_all() now, then every cfg.catalog_warm_interval_s (0 → only now),
+  // Spawns a loop in `bg`: warm_all() now, then every cfg.catalog_warm_interval (0 → only now),
   // a failed one again after at most a minute. bg.stop() ends its wait at once; a round under way
   // is finished.
   void start_warmup();

@@ -54,10 +54,6 @@ bool parse_target(std::string_view target, request& req) {
 
 namespace {
 
-steady::duration seconds(double s) {
-  return std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s));
-}
-
 // A condition logged at most once per `period`, with how often it happened in between.
 struct log_budget {
   steady::duration period = std::chrono::seconds(10);
@@ -271,7 +267,7 @@ net::awaitable<server::read_status> server::read_request(const std::shared_ptr<c
   if (buffer.size() == 0) {
     c->idle = true;
     boost::system::error_code ec;
-    stream.expires_after(seconds(opts_.idle_timeout_s));
+    stream.expires_after(opts_.idle_timeout);
     auto n = co_await stream.async_read_some(buffer.prepare(8192), net::redirect_error(use_awaitable, ec));
     if (ec) co_return read_status::idle_end;  // closed, timed out, or cancelled by shutdown
     buffer.commit(n);
@@ -279,8 +275,8 @@ net::awaitable<server::read_status> server::read_request(const std::shared_ptr<c
   // Deadlines from the request's first byte: headers, then the whole request (§8). A deadline
   // cancels the read, not the socket, so the session can still answer 408.
   const auto first_byte = steady::now();
-  const auto request_deadline = first_byte + seconds(opts_.request_timeout_s);
-  const auto header_deadline = std::min(first_byte + seconds(opts_.header_timeout_s), request_deadline);
+  const auto request_deadline = first_byte + opts_.request_timeout;
+  const auto header_deadline = std::min(first_byte + opts_.header_timeout, request_deadline);
   stream.expires_never();
 
   auto& parser = in.parser;
@@ -369,7 +365,7 @@ net::awaitable<boost::system::error_code> server::write_response(conn& c, const 
   out.prepare_payload();
   if (res.code == status::no_content || res.code == status::not_modified) out.erase(bhttp::field::content_length);
 
-  c.stream.expires_after(seconds(opts_.request_timeout_s));
+  c.stream.expires_after(opts_.request_timeout);
   if (req.raw->method() == verb::head) {
     // Contract §10: the answer to a HEAD is its header alone, whatever its status, with the
     // Content-Length the body would have had; a body here would be read by a kept-alive client

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -33,9 +34,9 @@ struct server_options {
   unsigned short port = 8080;
   std::int64_t body_limit = 64 * 1024;
   std::uint32_t header_limit = 8 * 1024;
-  double header_timeout_s = 10;   // headers, from the request's first byte
-  double request_timeout_s = 30;  // the whole request, from its first byte
-  double idle_timeout_s = 60;
+  std::chrono::steady_clock::duration header_timeout = std::chrono::seconds(10);   // headers, from the first byte
+  std::chrono::steady_clock::duration request_timeout = std::chrono::seconds(30);  // the whole request, likewise
+  std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(60);
   int max_connections = 10000;  // past it a new connection is closed at once
   // Per client key, peers in trusted_proxies exempt; past it that client's new connection is closed.
   int max_connections_per_client = 256;
