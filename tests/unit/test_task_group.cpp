@@ -114,10 +114,18 @@ TEST(task_group, stop_wakes_a_task_waiting_in_pause) {
 TEST(task_group, a_task_that_pauses_after_stop_does_not_wait) {
   run([](net::io_context& io) -> net::awaitable<void> {
     task_group g(io.get_executor());
+    channel gate(io, 1);
     bool paused = true;
-    g.spawn(net::make_strand(io),
-            [](task_group& g, bool& paused) -> net::awaitable<void> { paused = co_await g.pause(1h); }(g, paused));
-    g.stop();  // before the task first ran
+    auto strand = net::make_strand(io);
+    // The task is busy elsewhere (waiting at `gate`) when stop() comes, and pauses only after.
+    g.spawn(strand, [](task_group& g, channel& gate, bool& paused) -> net::awaitable<void> {
+      co_await gate.async_receive(net::as_tuple(net::use_awaitable));
+      paused = co_await g.pause(1h);
+    }(g, gate, paused));
+    co_await after_queued(strand);
+    g.stop();
+    co_await after_queued(strand);  // the stop's cancellation has reached the task by now
+    gate.try_send(boost::system::error_code{});
     EXPECT_TRUE(co_await emptied(g, 5s));
     EXPECT_FALSE(paused);
   });
