@@ -12,7 +12,7 @@
 #include "store/store.hpp"
 #include "util/config.hpp"
 #include "util/metrics.hpp"
-#include "util/task_tracker.hpp"
+#include "util/task_group.hpp"
 
 namespace fav {
 
@@ -24,7 +24,7 @@ struct app {
   auth::token_cache& tokens;  // per-request revocation / existence check
   catalog::product_cache& products;
   util::metrics& metrics;
-  util::task_tracker& background;     // detached work that shutdown drains
+  util::task_group& background;       // detached work that shutdown drains
   store::change_feed& feed;           // invalidations from every instance (contract §9)
   store::read_through& read_through;  // the three hot GETs' reads, from memory when they can
 };

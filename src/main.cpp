@@ -3,21 +3,19 @@
 #include <sys/resource.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <functional>
-#include <future>
 #include <iostream>
 #include <optional>
 #include <thread>
@@ -34,7 +32,9 @@
 #include "store/pg_store.hpp"
 #include "store/read_through.hpp"
 #include "store/sqlite_store.hpp"
+#include "util/deadline.hpp"
 #include "util/log.hpp"
+#include "util/task_group.hpp"
 #include "util/time.hpp"
 
 #ifndef FAV_VERSION
@@ -56,15 +56,11 @@ class service_context : public net::io_context {
   void destroy_pending_work() { shutdown(); }
 };
 
-std::chrono::steady_clock::duration seconds(double s) {
-  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
-}
-
 // The PostgreSQL pools' deadlines and mode, the same for the primary's and the standbys'.
 store::pg_limits pg_limits_of(const util::config& cfg) {
   store::pg_limits limits;
-  limits.query_timeout = seconds(cfg.db_statement_timeout_s);
-  limits.connect_timeout = seconds(cfg.db_connect_timeout_s);
+  limits.query_timeout = cfg.db_statement_timeout;
+  limits.connect_timeout = cfg.db_connect_timeout;
   limits.transaction_pooler = cfg.db_transaction_pooler;
   return limits;
 }
@@ -72,7 +68,7 @@ store::pg_limits pg_limits_of(const util::config& cfg) {
 // `pg`, when given, is pointed at the PostgreSQL store (the change feed's heartbeat reports to it).
 std::unique_ptr<store::store> open_store(const util::config& cfg, net::any_io_executor ex,
                                          store::pg_store** pg = nullptr) {
-  const auto timeout = seconds(cfg.db_statement_timeout_s);
+  const auto timeout = cfg.db_statement_timeout;
   if (cfg.database_is_postgres) {
     auto s = store::make_pg_store(ex, cfg.database_url, cfg.db_pool_size, pg_limits_of(cfg));
     if (pg) *pg = s.get();
@@ -250,9 +246,9 @@ http::server_options server_options_of(const util::config& cfg) {
   opts.host = cfg.host;
   opts.port = static_cast<unsigned short>(cfg.api_port);
   opts.body_limit = cfg.body_limit;
-  opts.header_timeout_s = cfg.header_timeout_s;
-  opts.request_timeout_s = cfg.request_timeout_s;
-  opts.idle_timeout_s = cfg.idle_timeout_s;
+  opts.header_timeout = cfg.header_timeout;
+  opts.request_timeout = cfg.request_timeout;
+  opts.idle_timeout = cfg.idle_timeout;
   opts.max_connections = connection_cap(cfg);
   opts.max_connections_per_client = cfg.max_connections_per_client;
   opts.cors_origins = cfg.cors_origins;
@@ -270,7 +266,7 @@ struct service {
   stores st;
   store::read_through read_through;
   util::metrics metrics;
-  util::task_tracker background;
+  util::task_group background;
   auth::jwt_codec jwt;
   auth::hash_pool hashes;
   auth::token_cache tokens;
@@ -285,9 +281,10 @@ struct service {
       : feed(f),
         st(std::move(opened)),
         read_through(*st.db, feed, static_cast<std::size_t>(cfg.read_cache_bytes), st.standby.get()),
+        background(ioc.get_executor()),
         jwt(cfg.jwt_secret),
         hashes(cfg.hash_workers, cfg.hash_queue_limit, cfg.hash_queue_per_client),
-        tokens(read_through, feed, cfg.auth_cache_ttl_s),
+        tokens(read_through, feed, cfg.auth_cache_ttl),
         catalog_client(ioc.get_executor(), catalog_options_of(cfg), metrics),
         products(
             *st.db, catalog_client, cfg, metrics, background, ioc.get_executor(), [] { return util::now_micros(); },
@@ -303,7 +300,7 @@ struct service {
             }) {
     if (cfg.database_is_postgres) {
       // A heartbeat unanswered means a hung server: the pool's breaker opens (contract §11).
-      listener.emplace(ioc.get_executor(), cfg.database_listen_url, feed, seconds(cfg.db_connect_timeout_s),
+      listener.emplace(ioc.get_executor(), cfg.database_listen_url, feed, cfg.db_connect_timeout,
                        [pg = st.pg](const std::string& why) {
                          if (pg) pg->report_unreachable(why);
                        });
@@ -314,29 +311,28 @@ struct service {
 
 // --- Run: serve until SIGTERM/SIGINT, then drain and take the service down. ---
 
-// Waits (bounded by DRAIN_TIMEOUT) for in-flight requests and background work after the server
-// stopped accepting, then sets `stopped`.
-net::awaitable<void> drain(http::server& srv, util::task_tracker& background, double drain_timeout_s,
-                           std::promise<void>& stopped) {
-  auto deadline = std::chrono::steady_clock::now() + seconds(drain_timeout_s);
-  net::steady_timer t(co_await net::this_coro::executor);
+// Every connection closed, then every background task ended.
+net::awaitable<void> all_ended(http::server& srv, util::task_group& background) {
+  co_await srv.sessions().async_wait(net::use_awaitable);
+  co_await background.async_wait(net::use_awaitable);
+}
+
+// After the server stopped accepting: waits (bounded by DRAIN_TIMEOUT) for the connections with
+// requests in flight and for background work.
+net::awaitable<void> drain(http::server& srv, util::task_group& background, util::duration drain_timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + drain_timeout;
   // A grace for kept-alive connections (a load balancer's pool): a request arriving on one is
   // still served, with `Connection: close`, instead of meeting a closed socket that a balancer
   // may not retry (contract §9, rolling restart). Then the idle ones are closed.
   const auto grace = std::min(std::chrono::steady_clock::now() + std::chrono::seconds(1), deadline);
-  while (std::chrono::steady_clock::now() < grace && srv.open_connections() > 0) {
-    t.expires_after(std::chrono::milliseconds(20));
-    co_await t.async_wait(net::use_awaitable);
-  }
+  // Named, not temporaries inside co_await (CONTRIBUTING.md, "Compiler notes").
+  auto closed = srv.sessions().async_wait(net::use_awaitable);
+  co_await util::with_deadline(std::move(closed), grace);
   srv.close_idle();
-  while ((srv.active_requests() > 0 || background.active() > 0) && std::chrono::steady_clock::now() < deadline) {
-    t.expires_after(std::chrono::milliseconds(20));
-    co_await t.async_wait(net::use_awaitable);
-  }
-  if (srv.active_requests() > 0 || background.active() > 0)
+  auto ended = all_ended(srv, background);
+  if (!co_await util::with_deadline(std::move(ended), deadline))
     util::log(util::log_level::warning, "drain timeout; exiting with work in flight",
-              {{"requests", srv.active_requests()}, {"background", background.active()}});
-  stopped.set_value();
+              {{"requests", srv.active_requests()}, {"background", static_cast<std::int64_t>(background.active())}});
 }
 
 void announce(const util::config& cfg, unsigned short port, const service& s) {
@@ -358,6 +354,17 @@ void announce(const util::config& cfg, unsigned short port, const service& s) {
   util::log_flush();
 }
 
+// SIGTERM/SIGINT: stop accepting, let in-flight requests and background work finish (bounded).
+net::awaitable<void> serve_until_signal(const util::config& cfg, service& s, net::signal_set& signals) {
+  const auto [ec, sig] = co_await signals.async_wait(net::as_tuple(net::use_awaitable));
+  if (ec) co_return;
+  util::log(util::log_level::info, "shutting down", {{"signal", sig}});
+  s.srv.begin_shutdown();
+  s.background.stop();
+  if (s.listener) s.listener->stop();
+  co_await drain(s.srv, s.background, cfg.drain_timeout);
+}
+
 // Listens, serves until a stop signal and its drain, then stops the threads (`stop_threads`)
 // and takes the parts down in an order where nothing still pending points at something gone.
 int run(const util::config& cfg, service_context& ioc, service& s, const std::function<void()>& stop_threads) {
@@ -371,22 +378,13 @@ int run(const util::config& cfg, service_context& ioc, service& s, const std::fu
     return 1;
   }
   s.srv.start();
-  if (cfg.catalog_warm_interval_s >= 0) s.products.start_warmup();
-  auth::start_sign_in_sweep(ioc.get_executor(), *s.st.db, s.background, cfg.sign_in_sweep_interval_s);
+  if (cfg.catalog_warm_interval >= util::duration::zero()) s.products.start_warmup();
+  auth::start_sign_in_sweep(ioc.get_executor(), *s.st.db, s.background, cfg.sign_in_sweep_interval);
 
-  // SIGTERM/SIGINT: stop accepting, let in-flight requests and background work finish (bounded).
-  std::promise<void> stopped;
+  // Installed before "listening" is announced: a SIGTERM sent as soon as it appears is caught.
   net::signal_set signals(ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    util::log(util::log_level::info, "shutting down", {{"signal", sig}});
-    s.srv.begin_shutdown();
-    s.background.stop();
-    if (s.listener) s.listener->stop();
-    net::co_spawn(ioc, drain(s.srv, s.background, cfg.drain_timeout_s, stopped), net::detached);
-  });
   announce(cfg, port, s);
-  stopped.get_future().wait();
+  run_sync(ioc, serve_until_signal(cfg, s, signals));
   s.catalog_client.shutdown();
   stop_threads();
   // Requests still in flight past the drain deadline: their worker-pool jobs finish (or are

@@ -26,14 +26,14 @@ constexpr const char* cookie_attrs = "; HttpOnly; Secure; SameSite=Lax; Path=/";
 
 // The longest an access token lives (JWT_EXPIRE_DAYS), in microseconds.
 core::micros access_ttl_us(const app& a) {
-  return a.cfg.jwt_expire_seconds() * 1'000'000;
+  return util::to_micros(std::chrono::seconds(a.cfg.jwt_expire_seconds()));
 }
 
 auth::sign_in_limits sign_in_limits_of(const util::config& cfg) {
   auth::sign_in_limits l;
   l.max_per_address = cfg.sign_in_max_failures;
   l.max_per_email = cfg.sign_in_max_failures_per_email;
-  l.window_us = static_cast<core::micros>(cfg.sign_in_failure_window_s * 1e6);
+  l.window_us = util::to_micros(cfg.sign_in_failure_window);
   return l;
 }
 
@@ -49,7 +49,7 @@ std::string expired_cookie() {
 // time every token it issued so far has expired (the sweep's cut-off).
 core::sign_in expiries_from(const app& a, core::micros now) {
   core::sign_in s;
-  s.refresh_expires_at = now + static_cast<core::micros>(a.cfg.refresh_expire_days * 86400e6);
+  s.refresh_expires_at = now + util::to_micros(a.cfg.refresh_expire);
   s.expires_at = std::max(s.refresh_expires_at, now + access_ttl_us(a));
   return s;
 }

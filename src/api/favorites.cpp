@@ -37,7 +37,7 @@ std::shared_ptr<const store::read_cache::rendered_page> keep_rendered(
     const core::page<core::favorite>& favs, const std::vector<std::optional<core::product>>& products,
     std::string_view body, const util::config& cfg) {
   const core::micros now = util::now_micros();
-  const auto soft_ttl = static_cast<core::micros>(cfg.cache_soft_ttl_s * 1e6);
+  const auto soft_ttl = util::to_micros(cfg.cache_soft_ttl);
   core::micros fresh_until = std::numeric_limits<core::micros>::max();
   std::vector<core::product> shown;
   shown.reserve(favs.items.size());
@@ -45,8 +45,8 @@ std::shared_ptr<const store::read_cache::rendered_page> keep_rendered(
     const auto& cached = favs.items[i].cached;
     if (!cached || i >= products.size() || !products[i] || products[i]->fetched_at != cached->fetched_at)
       return nullptr;
-    if (catalog::classify(static_cast<double>(now - cached->fetched_at) / 1e6, cfg.cache_soft_ttl_s,
-                          cfg.cache_hard_ttl_s) != catalog::freshness::fresh)
+    if (catalog::classify_age(now - cached->fetched_at, cfg.cache_soft_ttl, cfg.cache_hard_ttl) !=
+        catalog::freshness::fresh)
       return nullptr;
     fresh_until = std::min(fresh_until, cached->fetched_at + soft_ttl);
     shown.push_back(*products[i]);

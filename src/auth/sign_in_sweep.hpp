@@ -4,14 +4,15 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include "store/store.hpp"
-#include "util/task_tracker.hpp"
+#include "util/config.hpp"
+#include "util/task_group.hpp"
 
 namespace fav::auth {
 
-// Spawns the sweep loop on `ex`, tracked by `background` (shutdown stops and drains it). Each
+// Spawns the sweep loop on `ex` in `background` (its stop() ends the wait between sweeps). Each
 // sweep that deleted rows logs "expired sign-ins deleted" with the count; a failed one logs a
 // warning and the next interval tries again. `db` must outlive the loop.
-void start_sign_in_sweep(boost::asio::any_io_executor ex, store::store& db, util::task_tracker& background,
-                         double interval_s);
+void start_sign_in_sweep(boost::asio::any_io_executor ex, store::store& db, util::task_group& background,
+                         util::duration interval);
 
 }  // namespace fav::auth

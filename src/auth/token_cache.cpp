@@ -8,11 +8,8 @@
 
 namespace fav::auth {
 
-token_cache::token_cache(store::read_through& db, store::change_feed& feed, double ttl_s, std::size_t capacity)
-    : db_(db),
-      feed_(feed),
-      ttl_us_(static_cast<std::int64_t>(ttl_s * 1e6)),
-      per_shard_(std::max<std::size_t>(1, capacity / 16)) {
+token_cache::token_cache(store::read_through& db, store::change_feed& feed, util::duration ttl, std::size_t capacity)
+    : db_(db), feed_(feed), ttl_us_(util::to_micros(ttl)), per_shard_(std::max<std::size_t>(1, capacity / 16)) {
   for (auto& s : shards_) s.by_key = util::lru_map<std::string, entry>(per_shard_);
   feed_.subscribe([this](const store::change& c) {
     switch (c.what) {

@@ -17,6 +17,7 @@
 #include "store/change_feed.hpp"
 #include "store/read_through.hpp"
 #include "store/store.hpp"
+#include "util/config.hpp"
 #include "util/lru_map.hpp"
 
 namespace fav::auth {
@@ -27,7 +28,7 @@ class token_cache {
  public:
   // Subscribes to `feed` (both must outlive this cache's use). `capacity`: entries at most.
   // `db`: where a miss is asked (check_token, with the read failover).
-  token_cache(store::read_through& db, store::change_feed& feed, double ttl_s, std::size_t capacity = 100000);
+  token_cache(store::read_through& db, store::change_feed& feed, util::duration ttl, std::size_t capacity = 100000);
 
   // The state of (customer, revocation key, sign-in): ok, revoked or no_customer. `sid` is the
   // token's sign-in (empty for tokens without one).

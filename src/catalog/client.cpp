@@ -5,9 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -22,6 +20,7 @@
 #include "catalog/parse.hpp"
 #include "catalog/transport.hpp"
 #include "http/trace_context.hpp"
+#include "util/deadline.hpp"
 
 namespace fav::catalog {
 
@@ -47,42 +46,37 @@ clock_type::duration seconds(double s) {
   return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(std::max(0.0, s)));
 }
 
-// Waits for `op` (a deferred operation completing with an error_code) until `deadline`; the
-// operation's own error_code, or a cancellation error when the deadline came first.
-template <class Op>
-net::awaitable<error_code> until(Op op, clock_type::time_point deadline) {
-  if (deadline == clock_type::time_point::max()) {
-    auto wait = std::move(op)(net::as_tuple(net::use_awaitable));
-    auto [ec] = co_await std::move(wait);
-    co_return ec;
-  }
-  net::steady_timer timer(co_await net::this_coro::executor, deadline);
-  // Named, not temporaries inside co_await (CONTRIBUTING.md, "Compiler notes").
-  auto group = net::experimental::make_parallel_group(std::move(op), timer.async_wait(net::deferred));
-  auto [order, op_ec, timer_ec] = co_await group.async_wait(net::experimental::wait_for_one(), net::use_awaitable);
-  (void)order;
-  (void)timer_ec;
-  co_return op_ec;
+// `d` in seconds, for the admission rules (backoff, breaker, Retry-After), which count in seconds.
+double in_seconds(util::duration d) {
+  return std::chrono::duration<double>(d).count();
 }
 
 enum class step { done, retry, fail };
+
+// The retry rule for every catalog call, applied to what the caller's judge left open: a
+// transport error is retried unless it cannot heal in seconds; 429 and 5xx are retried; any other
+// status fails at once.
+step retry_rule(const detail::http_outcome& o) {
+  if (o.ec) return detail::permanent(o.ec) ? step::fail : step::retry;
+  return o.status == 429 || o.status >= 500 ? step::retry : step::fail;
+}
 
 }  // namespace
 
 client_options options_from(const util::config& cfg) {
   client_options o;
   o.base_url = cfg.catalog_base_url;
-  o.timeout_s = cfg.catalog_timeout_s;
+  o.timeout = cfg.catalog_timeout;
   o.max_retries = cfg.catalog_max_retries;
   o.max_concurrency = cfg.catalog_max_concurrency;
-  o.backoff_base_s = cfg.catalog_backoff_base_s;
-  o.backoff_cap_s = cfg.catalog_backoff_cap_s;
+  o.backoff_base_s = in_seconds(cfg.catalog_backoff_base);
+  o.backoff_cap_s = in_seconds(cfg.catalog_backoff_cap);
   o.breaker_failures = cfg.catalog_breaker_failures;
-  o.breaker_open_s = cfg.catalog_breaker_open_s;
+  o.breaker_open_s = in_seconds(cfg.catalog_breaker_open);
   o.max_concurrency_per_customer = cfg.catalog_max_concurrency_per_customer;
   // Long enough for any caller that raced the first answer's save (milliseconds, more under
   // load); a tenth of the soft TTL at most, so a product due for a refresh is really asked for.
-  o.linger_s = std::min(1.0, std::max(0.0, cfg.cache_soft_ttl_s) / 10);
+  o.linger = std::clamp(cfg.cache_soft_ttl / 10, util::duration::zero(), util::duration(std::chrono::seconds(1)));
   return o;
 }
 
@@ -95,7 +89,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
         slots_(ex_, static_cast<std::size_t>(std::max(1, opts_.max_concurrency))),
         breaker_(opts_.breaker_failures, opts_.breaker_open_s),
         shares_(opts_.max_concurrency_per_customer, max_customers_with_shares, max_share_waiters_per_customer),
-        landed_(static_cast<std::int64_t>(std::max(0.0, opts_.linger_s) * 1e6),
+        landed_(util::to_micros(std::max(opts_.linger, util::duration::zero())),
                 std::min<std::size_t>(4096, std::max<std::size_t>(1, opts_.max_flights))) {}
 
   static double now_s() { return std::chrono::duration<double>(clock_type::now().time_since_epoch()).count(); }
@@ -107,7 +101,16 @@ struct client::impl : std::enable_shared_from_this<impl> {
 
   // True with a slot held; false when the deadline passed first or the client shut down.
   net::awaitable<bool> acquire(clock_type::time_point deadline) {
-    co_return !co_await until(slots_.async_send(error_code{}, net::deferred), deadline);
+    bool held = false;
+    // `held`, not the deadline's verdict, says whether the slot was taken: a send that completes
+    // just as the deadline fires still holds one, which must not leak.
+    auto send = take_slot(held);  // named: CONTRIBUTING.md, "Compiler notes"
+    co_await util::with_deadline(std::move(send), deadline);
+    co_return held;
+  }
+  net::awaitable<void> take_slot(bool& held) {
+    auto [ec] = co_await slots_.async_send(error_code{}, net::as_tuple(net::use_awaitable));
+    held = !ec;
   }
   void release() {
     slots_.try_receive([](error_code) {});
@@ -138,7 +141,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
       finished = true;
       {
         // Leave the map first: a call arriving after this shares a found product for
-        // `linger_s` (put under the same lock, so no call sees neither), then starts a new fetch.
+        // `linger` (put under the same lock, so no call sees neither), then starts a new fetch.
         std::lock_guard lk(self->flights_mu_);
         if (auto it = self->flights_.find(id); it != self->flights_.end() && it->second == f) self->flights_.erase(it);
         if (r.status == fetch_status::found && r.product) self->landed_.put(id, *r.product, now_us());
@@ -165,7 +168,9 @@ struct client::impl : std::enable_shared_from_this<impl> {
       case customer_shares::take_result::refused: co_return false;
       case customer_shares::take_result::waiting: break;
     }
-    if (!co_await until(woken->async_receive(net::deferred), deadline)) co_return true;
+    auto wake = woken->async_receive(net::as_tuple(net::use_awaitable));  // named: see acquire()
+    const auto woke = co_await util::with_deadline(std::move(wake), deadline);
+    if (woke && !std::get<0>(*woke)) co_return true;
     if (shares_.withdraw(customer, w)) co_return false;
     shares_.give_back(customer);  // handed over just as the deadline came: it passes on
     co_return false;
@@ -227,9 +232,11 @@ struct client::impl : std::enable_shared_from_this<impl> {
     }
     if (!leader) {
       bump(metrics_.singleflight_joins);
-      const error_code ec = co_await until(f->done.async_receive(net::deferred), deadline);
-      if (ec != net::experimental::error::channel_closed) co_return unavailable(std::nullopt);  // deadline first
-      co_return f->result;  // the channel was closed: the result is written
+      auto landed_wait = f->done.async_receive(net::as_tuple(net::use_awaitable));  // named: see acquire()
+      const auto done = co_await util::with_deadline(std::move(landed_wait), deadline);
+      if (!done || std::get<0>(*done) != net::experimental::error::channel_closed)
+        co_return unavailable(std::nullopt);  // deadline first
+      co_return f->result;                    // the channel was closed: the result is written
     }
     flight_finisher fin{this, id, f};
     fetch_result r;
@@ -273,8 +280,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
                                                  bool& faulted) {
     const std::string target = transport_.prefix() + "/products/" + std::to_string(id);
     fetch_result r;
-    const auto judge = [&](const detail::http_outcome& o) {
-      if (o.ec) return detail::permanent(o.ec) ? step::fail : step::retry;
+    const auto judge = [&](const detail::http_outcome& o) -> std::optional<step> {
       if (o.status == 404) {
         r.status = fetch_status::not_found;
         bump(metrics_.catalog_not_found);
@@ -300,8 +306,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
         bump(metrics_.catalog_not_found);
         return step::done;
       }
-      if (o.status == 429 || o.status >= 500) return step::retry;
-      return step::fail;
+      return std::nullopt;
     };
     int made = 0;
     const auto hint =
@@ -314,8 +319,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
     const std::string target = transport_.prefix() + "/products";
     const log_context none;
     std::optional<std::vector<core::product>> all;
-    const auto judge = [&](const detail::http_outcome& o) {
-      if (o.ec) return detail::permanent(o.ec) ? step::fail : step::retry;
+    const auto judge = [&](const detail::http_outcome& o) -> std::optional<step> {
       if (o.status >= 200 && o.status < 300) {
         int skipped = 0;
         all = parse_product_list(o.body, skipped);
@@ -329,8 +333,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
         bump(metrics_.catalog_ok);
         return step::done;
       }
-      if (o.status == 429 || o.status >= 500) return step::retry;
-      return step::fail;
+      return std::nullopt;
     };
     try {
       int made = 0;
@@ -343,9 +346,10 @@ struct client::impl : std::enable_shared_from_this<impl> {
     co_return all;
   }
 
-  // Runs attempts until `judge` says done (→ nullopt) or fail, or retries or time run out (→ the
-  // Retry-After hint for the caller; the failure is logged here with `ctx`). Counts
-  // catalog_retry / catalog_failure; `judge` counts the successes. Retry-After (429/503) is
+  // Runs attempts until the verdict is done (→ nullopt) or fail, or retries or time run out (→ the
+  // Retry-After hint for the caller; the failure is logged here with `ctx`). `judge` gives the
+  // verdict on an answer it understands (and counts the successes); retry_rule() on the rest.
+  // Counts catalog_retry / catalog_failure. Retry-After (429/503) is
   // honoured when it is within the backoff cap: we wait max(it, our backoff). A longer one ends
   // the retries at once — holding a user request that long is worse than answering 503 with the
   // catalog's own Retry-After. Neither a slot, an attempt nor a backoff outlasts `deadline`.
@@ -369,7 +373,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
       {
         permit held{this};
         ++made;
-        const auto own_deadline = clock_type::now() + seconds(opts_.timeout_s);
+        const auto own_deadline = clock_type::now() + opts_.timeout;
         const auto attempt_deadline = std::min(deadline, own_deadline);
         // Contract §10: a call made for a request carries its trace id with a new parent id.
         std::string traceparent;
@@ -378,7 +382,9 @@ struct client::impl : std::enable_shared_from_this<impl> {
         o = co_await transport_.get(target, attempt_deadline, limit, std::move(traceparent));
         cut = o.ec && deadline < own_deadline && clock_type::now() >= deadline;
       }
-      const step verdict = judge(o);
+      std::optional<step> judged;
+      if (!o.ec) judged = judge(o);
+      const step verdict = judged ? *judged : retry_rule(o);
       if (verdict == step::done) co_return std::nullopt;
 
       if (!cut && faulted) *faulted = true;
@@ -439,7 +445,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
 
   std::mutex flights_mu_;
   std::unordered_map<std::int64_t, std::shared_ptr<flight>> flights_;
-  expiring_map<core::product> landed_;  // products found less than linger_s ago
+  expiring_map<core::product> landed_;  // products found less than `linger` ago
 };
 
 client::client(net::any_io_executor ex, client_options opts, util::metrics& m)

@@ -46,20 +46,20 @@ struct log_context {
 using log_sink = std::function<void(std::string_view message, const log_context& ctx)>;
 
 struct client_options {
-  std::string base_url;                  // http(s)://host[:port][/prefix]
-  double timeout_s = 5.0;                // one attempt: resolve + connect + TLS + write + read
-  int max_retries = 3;                   // extra attempts after the first
-  int max_concurrency = 10;              // attempts in flight at once, over all callers
-  int max_concurrency_per_customer = 2;  // lookups one customer leads at once (§8 "Fair shares")
+  std::string base_url;                                      // http(s)://host[:port][/prefix]
+  steady_clock::duration timeout = std::chrono::seconds(5);  // one attempt: resolve + connect + TLS + write + read
+  int max_retries = 3;                                       // extra attempts after the first
+  int max_concurrency = 10;                                  // attempts in flight at once, over all callers
+  int max_concurrency_per_customer = 2;                      // lookups one customer leads at once (§8 "Fair shares")
   double backoff_base_s = 1.0;
   double backoff_cap_s = 4.0;
   std::size_t max_flights = 10000;  // distinct products being looked up at once; past it → unavailable
   int breaker_failures = 5;         // consecutive failed lookups that open the breaker (0: off)
   double breaker_open_s = 30;       // how long it stays open before one probe decides
-  // A product found by a fetch is shared with calls for it that arrive up to `linger_s` after
+  // A product found by a fetch is shared with calls for it that arrive up to `linger` after
   // that fetch landed (0: none). It closes single-flight's window: a caller that read the
   // product cache just before the first answer was saved and asks just after its flight landed.
-  double linger_s = 0;
+  steady_clock::duration linger{};
   log_sink log = {};  // empty → one line on stderr
 };
 
@@ -81,7 +81,7 @@ class client {
   // Nothing (queueing for a slot, attempts, backoff, joining another caller's fetch) waits past
   // `deadline`: the call answers unavailable then. While the circuit breaker is open the call
   // answers unavailable at once, with the time left as Retry-After. Never throws.
-  // `share_recent`: a product found less than `linger_s` ago is answered without a call. Only
+  // `share_recent`: a product found less than `linger` ago is answered without a call. Only
   // favoriting asks for it (its cache read may have raced the first answer's save); a refresh
   // of a row the cache holds as stale or expired always asks the catalog.
   // `slot_deadline` bounds the wait for a free connection slot before the first attempt (a

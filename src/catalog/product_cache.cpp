@@ -1,15 +1,13 @@
-// Stale-while-revalidate product cache (see product_cache.hpp). The only detached co_spawns are
-// for work nobody awaits, held by the task tracker: background refreshes and the warm-up loop.
+// Stale-while-revalidate product cache (see product_cache.hpp). The only spawns are for work
+// nobody awaits, members of the background task group: background refreshes and the warm-up loop.
 // One listing's fetches run as a parallel group that the listing awaits.
 #include "catalog/product_cache.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
 #include <chrono>
@@ -21,7 +19,7 @@ namespace fav::catalog {
 using util::bump;
 
 product_cache::product_cache(store::store& db, client& c, const util::config& cfg, util::metrics& m,
-                             util::task_tracker& bg, net::any_io_executor ex, std::function<core::micros()> clock,
+                             util::task_group& bg, net::any_io_executor ex, std::function<core::micros()> clock,
                              std::function<void(std::string_view)> log, store::change_feed* feed)
     : db_(db),
       client_(c),
@@ -31,7 +29,7 @@ product_cache::product_cache(store::store& db, client& c, const util::config& cf
       ex_(std::move(ex)),
       clock_(std::move(clock)),
       log_(std::move(log)),
-      missing_(static_cast<std::int64_t>(cfg.cache_missing_ttl_s * 1e6), 100000),
+      missing_(util::to_micros(cfg.cache_missing_ttl), 100000),
       feed_(feed) {
   if (!feed_) return;
   // A row another instance refreshed (or anything, after the feed was down) is read again.
@@ -47,8 +45,7 @@ product_cache::product_cache(store::store& db, client& c, const util::config& cf
 }
 
 steady_clock::time_point product_cache::request_deadline() const {
-  return steady_clock::now() + std::chrono::duration_cast<steady_clock::duration>(
-                                   std::chrono::duration<double>(std::max(0.0, cfg_.catalog_request_deadline_s)));
+  return steady_clock::now() + std::max(cfg_.catalog_request_deadline, util::duration::zero());
 }
 
 net::awaitable<fetch_result> product_cache::get_for_favorite(std::int64_t id, log_context ctx, std::string customer) {
@@ -89,8 +86,8 @@ net::awaitable<favoriting> product_cache::favorite(core::customer_id customer, s
     out.what = outcome::duplicate;
     co_return out;
   }
-  if (reads.cached && classify(static_cast<double>(now - reads.cached->fetched_at) / 1e6, cfg_.cache_soft_ttl_s,
-                               cfg_.cache_hard_ttl_s) == freshness::fresh)
+  if (reads.cached &&
+      classify_age(now - reads.cached->fetched_at, cfg_.cache_soft_ttl, cfg_.cache_hard_ttl) == freshness::fresh)
     fresh_->put(*reads.cached, generation);
   decision d = co_await decide_for_favorite(id, reads.cached, std::move(ctx), customer.str());
   if (d.r.status == fetch_status::not_found) {
@@ -173,8 +170,7 @@ std::optional<core::product> product_cache::fresh_in_memory(std::int64_t id, cor
   if (!feed_ || !feed_->live()) return std::nullopt;
   auto p = fresh_->get(id);
   if (!p) return std::nullopt;
-  const double age_s = static_cast<double>(now - p->fetched_at) / 1e6;
-  if (classify(age_s, cfg_.cache_soft_ttl_s, cfg_.cache_hard_ttl_s) == freshness::fresh) return p;
+  if (classify_age(now - p->fetched_at, cfg_.cache_soft_ttl, cfg_.cache_hard_ttl) == freshness::fresh) return p;
   fresh_->forget(id);  // no longer fresh: favoritings read the row again
   return std::nullopt;
 }
@@ -300,7 +296,7 @@ net::awaitable<bool> product_cache::warm_all() {
 }
 
 void product_cache::start_warmup() {
-  net::co_spawn(ex_, warm_loop(bg_.hold()), net::detached);
+  bg_.spawn(net::make_strand(ex_), warm_loop());
 }
 
 fetch_result product_cache::found(const core::product& p) {
@@ -311,8 +307,7 @@ fetch_result product_cache::found(const core::product& p) {
 }
 
 freshness product_cache::classify_and_count(const core::product& p, core::micros now) {
-  const double age_s = static_cast<double>(now - p.fetched_at) / 1e6;
-  const freshness f = classify(age_s, cfg_.cache_soft_ttl_s, cfg_.cache_hard_ttl_s);
+  const freshness f = classify_age(now - p.fetched_at, cfg_.cache_soft_ttl, cfg_.cache_hard_ttl);
   switch (f) {
     case freshness::fresh: bump(metrics_.cache_fresh); break;
     case freshness::stale: bump(metrics_.cache_stale); break;
@@ -328,11 +323,10 @@ void product_cache::refresh_in_background(std::int64_t id) {
     if (!refreshing_->ids.insert(id).second) return;  // one refresh per product at a time
   }
   bump(metrics_.background_refreshes);
-  net::co_spawn(ex_, background_refresh(id, bg_.hold(), refreshing_), net::detached);
+  bg_.spawn(net::make_strand(ex_), background_refresh(id, refreshing_));
 }
 
-net::awaitable<void> product_cache::background_refresh(std::int64_t id, [[maybe_unused]] util::task_tracker::guard hold,
-                                                       std::shared_ptr<refresh_set> set) {
+net::awaitable<void> product_cache::background_refresh(std::int64_t id, std::shared_ptr<refresh_set> set) {
   // Leaves the in-flight set however the frame ends (finished, threw, or destroyed at teardown).
   struct leave_set {
     std::shared_ptr<refresh_set> set;
@@ -385,10 +379,7 @@ net::awaitable<std::vector<fetch_result>> product_cache::fetch_many(
   co_return std::move(results);
 }
 
-net::awaitable<void> product_cache::warm_loop([[maybe_unused]] util::task_tracker::guard hold) {
-  using namespace std::chrono_literals;
-  using steady = std::chrono::steady_clock;
-  net::steady_timer timer(ex_);
+net::awaitable<void> product_cache::warm_loop() {
   while (!bg_.stopping()) {
     bool ok = false;
     try {
@@ -396,18 +387,11 @@ net::awaitable<void> product_cache::warm_loop([[maybe_unused]] util::task_tracke
     } catch (const std::exception& e) {
       warn(std::string("product cache: warm-up failed: ") + e.what());
     }
-    const double interval = cfg_.catalog_warm_interval_s;
-    if (!(interval > 0)) co_return;
-    const double wait_s = ok ? interval : std::min(interval, 60.0);
-    // Sleep in short slices: task_tracker has no wake-up signal, and shutdown must not wait out
-    // a ten-minute interval.
-    const auto until =
-        steady::now() + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(wait_s));
-    while (!bg_.stopping() && steady::now() < until) {
-      timer.expires_after(std::min<steady::duration>(250ms, until - steady::now()));
-      boost::system::error_code ignored;
-      co_await timer.async_wait(net::redirect_error(net::use_awaitable, ignored));
-    }
+    const util::duration interval = cfg_.catalog_warm_interval;
+    if (interval <= util::duration::zero()) co_return;
+    const util::duration wait = ok ? interval : std::min<util::duration>(interval, std::chrono::minutes(1));
+    // Shutdown (bg_.stop()) ends the wait at once, so it never waits out a ten-minute interval.
+    if (!co_await bg_.pause(wait)) co_return;
   }
 }
 

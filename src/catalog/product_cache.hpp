@@ -24,7 +24,7 @@
 #include "util/config.hpp"
 #include "util/lru_map.hpp"
 #include "util/metrics.hpp"
-#include "util/task_tracker.hpp"
+#include "util/task_group.hpp"
 
 namespace fav::catalog {
 
@@ -43,7 +43,7 @@ class product_cache {
   // `log` receives warnings (empty → stderr). Everything referenced must outlive the drain of `bg`.
   // `feed`, when given, keeps the memory of fresh rows that spares a favoriting its read
   // coherent (see favorite()); without one there is no such memory.
-  product_cache(store::store& db, client& c, const util::config& cfg, util::metrics& m, util::task_tracker& bg,
+  product_cache(store::store& db, client& c, const util::config& cfg, util::metrics& m, util::task_group& bg,
                 net::any_io_executor ex, std::function<core::micros()> clock,
                 std::function<void(std::string_view)> log = {}, store::change_feed* feed = nullptr);
 
@@ -83,8 +83,9 @@ class product_cache {
   // False when the catalog or the database failed; the per-id path keeps working either way.
   net::awaitable<bool> warm_all();
 
-  // Spawns a tracked loop: warm_all() now, then every cfg.catalog_warm_interval_s (0 → only now),
-  // a failed one again after at most a minute. Ends within ~250 ms of bg.stopping().
+  // Spawns a loop in `bg`: warm_all() now, then every cfg.catalog_warm_interval (0 → only now),
+  // a failed one again after at most a minute. bg.stop() ends its wait at once; a round under way
+  // is finished.
   void start_warmup();
 
  private:
@@ -126,14 +127,13 @@ class product_cache {
   static fetch_result found(const core::product& p);
   freshness classify_and_count(const core::product& p, core::micros now);
   void refresh_in_background(std::int64_t id);
-  net::awaitable<void> background_refresh(std::int64_t id, util::task_tracker::guard hold,
-                                          std::shared_ptr<refresh_set> set);
+  net::awaitable<void> background_refresh(std::int64_t id, std::shared_ptr<refresh_set> set);
   // `slot_deadlines[j]` bounds how long `ids[j]` may queue for a catalog slot (see resolve()).
   net::awaitable<std::vector<fetch_result>> fetch_many(std::vector<std::int64_t> ids,
                                                        std::vector<steady_clock::time_point> slot_deadlines,
                                                        const log_context& ctx, steady_clock::time_point deadline);
   steady_clock::time_point request_deadline() const;
-  net::awaitable<void> warm_loop(util::task_tracker::guard hold);
+  net::awaitable<void> warm_loop();
   // Writes freshly fetched rows; a database failure is logged, not thrown (the answer stands).
   net::awaitable<void> save(std::vector<core::product> rows);
   void warn(std::string_view message) const;
@@ -142,7 +142,7 @@ class product_cache {
   client& client_;
   const util::config& cfg_;
   util::metrics& metrics_;
-  util::task_tracker& bg_;
+  util::task_group& bg_;
   net::any_io_executor ex_;
   std::function<core::micros()> clock_;
   std::function<void(std::string_view)> log_;

@@ -7,12 +7,12 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -25,6 +25,7 @@
 
 #include "catalog/parse.hpp"
 #include "http/bounded_read.hpp"
+#include "util/deadline.hpp"
 
 namespace fav::catalog::detail {
 
@@ -117,47 +118,45 @@ bool closed_by_peer(const error_code& ec) {
 using resolve_results = tcp::resolver::results_type;
 using resolve_handler = net::any_completion_handler<void(error_code, resolve_results)>;
 
-// One bounded lookup: whichever of the resolver and the timer completes first wins.
+// One lookup that can be abandoned: its handler is called once, by the resolver or by a
+// cancellation, whichever comes first.
 struct resolve_state {
   // The handler is moved in by construction only: Boost 1.81's any_completion_handler move
   // assignment recurses forever (it re-wraps itself).
   resolve_state(const net::any_io_executor& strand, net::any_io_executor handler_ex, resolve_handler&& h)
-      : resolver(strand), timer(strand), handler_ex(std::move(handler_ex)), handler(std::move(h)) {}
+      : resolver(strand), handler_ex(std::move(handler_ex)), handler(std::move(h)) {}
 
   static void finish(const std::shared_ptr<resolve_state>& s, error_code ec, resolve_results r) {
     if (s->done) return;
     s->done = true;
-    s->timer.cancel();
     net::post(s->handler_ex,
               [h = std::move(s->handler), ec, r = std::move(r)]() mutable { std::move(h)(ec, std::move(r)); });
   }
 
   tcp::resolver resolver;
-  net::steady_timer timer;
   bool done = false;
   net::any_io_executor handler_ex;
   resolve_handler handler;
 };
 
-// async_resolve bounded by `deadline`. Asio cannot cancel a running getaddrinfo, so a slow
-// lookup is abandoned (it finishes in the background) rather than awaited. `strand` must be a
-// strand: both completions run on it, which is what guards `done`.
+// async_resolve that a cancellation (util::with_deadline's, at its deadline) ends at once with
+// operation_aborted. Asio cannot cancel a running getaddrinfo, so a slow lookup is abandoned (it
+// finishes in the background) rather than awaited. `strand` must be a strand that the caller runs
+// on: both completions run on it, which is what guards `done`.
 template <class Token>
-auto async_resolve_until(net::any_io_executor strand, std::string host, std::string port,
-                         clock_type::time_point deadline, Token&& token) {
+auto async_resolve_abandonable(net::any_io_executor strand, std::string host, std::string port, Token&& token) {
   return net::async_initiate<Token, void(error_code, resolve_results)>(
-      [](auto handler, net::any_io_executor strand, std::string host, std::string port,
-         clock_type::time_point deadline) {
+      [](auto handler, net::any_io_executor strand, std::string host, std::string port) {
+        auto slot = net::get_associated_cancellation_slot(handler);
         auto handler_ex = net::get_associated_executor(handler, strand);
         auto st = std::make_shared<resolve_state>(strand, std::move(handler_ex), resolve_handler(std::move(handler)));
-        st->timer.expires_at(deadline);
+        // The awaiting coroutine clears the slot once resumed, which frees this hold on `st`.
+        if (slot.is_connected())
+          slot.assign([st](net::cancellation_type) { resolve_state::finish(st, net::error::operation_aborted, {}); });
         st->resolver.async_resolve(
             host, port, [st](error_code ec, resolve_results r) { resolve_state::finish(st, ec, std::move(r)); });
-        st->timer.async_wait([st](error_code ec) {
-          if (!ec) resolve_state::finish(st, net::error::timed_out, {});
-        });
       },
-      token, std::move(strand), std::move(host), std::move(port), deadline);
+      token, std::move(strand), std::move(host), std::move(port));
 }
 
 // One request and its answer. The answer's framing (header, chunk-size lines, trailers) may
@@ -263,9 +262,12 @@ struct transport::state {
     error_code ec;
     auto endpoints = cached_endpoints();
     if (endpoints.empty()) {
-      endpoints = co_await async_resolve_until(c.strand, url_.host, url_.port, deadline,
-                                               net::redirect_error(net::use_awaitable, ec));
-      if (ec) co_return ec;
+      // Named, not a temporary inside co_await (CONTRIBUTING.md, "Compiler notes").
+      auto lookup = async_resolve_abandonable(c.strand, url_.host, url_.port, net::as_tuple(net::use_awaitable));
+      auto found = co_await util::with_deadline(std::move(lookup), deadline);
+      if (!found) co_return net::error::timed_out;
+      if (std::get<0>(*found)) co_return std::get<0>(*found);
+      endpoints = std::move(std::get<1>(*found));
       remember_endpoints(endpoints);
     }
     if (tls_ctx_)

@@ -10,7 +10,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -28,6 +27,7 @@
 
 #include "http/bounded_read.hpp"
 #include "http/middleware.hpp"
+#include "util/deadline.hpp"
 #include "util/log.hpp"
 
 namespace fav::http {
@@ -37,8 +37,7 @@ using tcp = net::ip::tcp;
 using net::use_awaitable;
 using steady = std::chrono::steady_clock;
 
-// One client connection. `deadline` cancels (not closes) the socket's pending read when the
-// request is too slow, so the session can still answer 408.
+// One client connection.
 struct server::conn {
   beast::tcp_stream stream;
   beast::flat_buffer buffer;  // kept across requests: it may hold the next one's first bytes
@@ -48,33 +47,9 @@ struct server::conn {
   // take no allocation; bigger ones spill to the heap for that request only.
   std::array<std::byte, 3072> fields_space;
   std::pmr::monotonic_buffer_resource fields_arena{fields_space.data(), fields_space.size()};
-  net::steady_timer deadline;
   std::atomic<bool> idle{true};  // no complete request yet: waiting for or reading one
-  bool timed_out = false;        // strand-only, like `armed`
-  std::uint64_t armed = 0;       // generation of the current deadline; 0: none
 
-  conn(tcp::socket s, std::size_t buffer_limit)
-      : stream(std::move(s)), buffer(buffer_limit), deadline(stream.get_executor()) {}
-
-  void arm(const std::shared_ptr<conn>& self, steady::time_point at) {
-    auto gen = ++generation_;
-    armed = gen;
-    deadline.expires_at(at);
-    deadline.async_wait([w = std::weak_ptr<conn>(self), gen](boost::system::error_code ec) {
-      auto c = w.lock();
-      if (ec || !c || c->armed != gen) return;  // re-armed, disarmed or gone meanwhile
-      c->timed_out = true;
-      boost::system::error_code ignored;
-      c->stream.socket().cancel(ignored);
-    });
-  }
-  void disarm() {
-    armed = 0;
-    deadline.cancel();
-  }
-
- private:
-  std::uint64_t generation_ = 0;
+  conn(tcp::socket s, std::size_t buffer_limit) : stream(std::move(s)), buffer(buffer_limit) {}
 };
 
 bool parse_target(std::string_view target, request& req) {
@@ -86,10 +61,6 @@ bool parse_target(std::string_view target, request& req) {
 }
 
 namespace {
-
-steady::duration seconds(double s) {
-  return std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s));
-}
 
 // A condition logged at most once per `period`, with how often it happened in between.
 struct log_budget {
@@ -123,7 +94,8 @@ server::server(net::io_context& ioc, server_options opts, request_handler h, err
       observe_(std::move(o)),
       per_client_(static_cast<std::size_t>(std::max(0, opts_.max_connections_per_client))),
       forwarding_notes_(1.0 / 3600, 1, 1024),
-      acceptor_(net::make_strand(ioc)) {
+      acceptor_(net::make_strand(ioc)),
+      sessions_(ioc.get_executor()) {
   if (opts_.rate_burst >= 1 && opts_.rate_per_second > 0) limiter_.emplace(opts_.rate_per_second, opts_.rate_burst);
 }
 
@@ -163,13 +135,13 @@ net::awaitable<void> server::accept_loop() {
                   {{"error", ec.message()},
                    {"times", static_cast<std::int64_t>(n)},
                    {"backoff_ms", static_cast<std::int64_t>(pause.count())},
-                   {"connections", open_connections_.load()}});
+                   {"connections", static_cast<std::int64_t>(sessions_.active())}});
       backoff.expires_after(pause);
       co_await backoff.async_wait(net::redirect_error(use_awaitable, ec));
       continue;
     }
     pause = std::chrono::milliseconds(0);
-    if (open_connections_.load() >= opts_.max_connections) {
+    if (sessions_.active() >= static_cast<std::size_t>(std::max(0, opts_.max_connections))) {
       sock.close(ec);  // past the cap: closed at once
       if (auto n = full_log.due())
         util::log(util::log_level::warning, "connection limit reached; closing new connections",
@@ -197,11 +169,9 @@ net::awaitable<void> server::accept_loop() {
         continue;
       }
     }
-    ++open_connections_;
     sock.set_option(tcp::no_delay(true), ec);
-    auto ex = sock.get_executor();
-    net::co_spawn(ex, session(std::move(sock), peer, std::move(key)), [](std::exception_ptr ep) {
-      if (!ep) return;
+    auto ex = sock.get_executor();  // the connection's strand
+    sessions_.spawn(ex, session(std::move(sock), peer, std::move(key)), [](std::exception_ptr ep) {
       try {
         std::rethrow_exception(ep);
       } catch (const std::exception& e) {
@@ -275,8 +245,26 @@ net::awaitable<void> server::linger_close(conn& c) {
   stream.socket().close(ec);
 }
 
-net::awaitable<server::read_status> server::read_request(const std::shared_ptr<conn>& c, incoming& in) {
+net::awaitable<boost::system::error_code> server::read_header(conn& c, incoming& in, std::size_t& framing) {
   boost::system::error_code ec;
+  framing = co_await bhttp::async_read_header(c.stream, c.buffer, in.parser, net::redirect_error(use_awaitable, ec));
+  co_return ec;
+}
+
+net::awaitable<boost::system::error_code> server::read_body(conn& c, incoming& in, std::size_t& framing) {
+  boost::system::error_code ec;
+  auto& parser = in.parser;
+  // curl and others wait for "100 Continue" before sending a body.
+  auto expect = parser.get().find(bhttp::field::expect);
+  if (expect != parser.get().end() && beast::iequals(expect->value(), "100-continue")) {
+    bhttp::response<bhttp::empty_body> cont{status::continue_, 11};
+    co_await bhttp::async_write(c.stream, cont, net::redirect_error(use_awaitable, ec));
+    if (ec) co_return ec;
+  }
+  co_return co_await read_bounded(c.stream, c.buffer, parser, opts_.header_limit, framing);
+}
+
+net::awaitable<server::read_status> server::read_request(const std::shared_ptr<conn>& c, incoming& in) {
   auto& stream = c->stream;
   auto& buffer = c->buffer;
   // Draining does not close a kept-alive connection here: a request the balancer sends on it
@@ -287,38 +275,34 @@ net::awaitable<server::read_status> server::read_request(const std::shared_ptr<c
   // Idle keep-alive wait: no request bytes yet.
   if (buffer.size() == 0) {
     c->idle = true;
-    stream.expires_after(seconds(opts_.idle_timeout_s));
+    boost::system::error_code ec;
+    stream.expires_after(opts_.idle_timeout);
     auto n = co_await stream.async_read_some(buffer.prepare(8192), net::redirect_error(use_awaitable, ec));
     if (ec) co_return read_status::idle_end;  // closed, timed out, or cancelled by shutdown
     buffer.commit(n);
   }
-  // Deadlines from the request's first byte: headers, then the whole request (§8).
-  auto first_byte = steady::now();
-  auto request_deadline = first_byte + seconds(opts_.request_timeout_s);
+  // Deadlines from the request's first byte: headers, then the whole request (§8). A deadline
+  // cancels the read, not the socket, so the session can still answer 408.
+  const auto first_byte = steady::now();
+  const auto request_deadline = first_byte + opts_.request_timeout;
+  const auto header_deadline = std::min(first_byte + opts_.header_timeout, request_deadline);
   stream.expires_never();
-  c->timed_out = false;
-  c->arm(c, std::min(first_byte + seconds(opts_.header_timeout_s), request_deadline));
 
   auto& parser = in.parser;
   parser.body_limit(static_cast<std::uint64_t>(opts_.body_limit));
   parser.header_limit(opts_.header_limit);
-  std::size_t framing =
-      co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
-  if (!ec) in.refused = framing_failure(parser.get());
-  if (!ec && !in.refused && !parser.is_done()) {
-    c->arm(c, request_deadline);
-    // curl and others wait for "100 Continue" before sending a body.
-    auto expect = parser.get().find(bhttp::field::expect);
-    if (expect != parser.get().end() && beast::iequals(expect->value(), "100-continue")) {
-      bhttp::response<bhttp::empty_body> cont{status::continue_, 11};
-      co_await bhttp::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
-    }
-    if (!ec) ec = co_await read_bounded(stream, buffer, parser, opts_.header_limit, framing);
+  std::size_t framing = 0;
+  // Named, not temporaries inside co_await (CONTRIBUTING.md, "Compiler notes").
+  auto header = read_header(*c, in, framing);
+  std::optional<boost::system::error_code> got = co_await util::with_deadline(std::move(header), header_deadline);
+  if (got && !*got) in.refused = framing_failure(parser.get());
+  if (got && !*got && !in.refused && !parser.is_done()) {
+    auto body = read_body(*c, in, framing);
+    got = co_await util::with_deadline(std::move(body), request_deadline);
   }
-  c->disarm();
-  if (ec && c->timed_out) {
+  if (!got) {
     in.refused = failure::request_timeout;
-  } else if (ec) {
+  } else if (const auto ec = *got) {
     if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
         ec == net::error::connection_reset || ec == net::error::operation_aborted)
       co_return read_status::ended;
@@ -392,7 +376,7 @@ net::awaitable<boost::system::error_code> server::write_response(conn& c, const 
   out.prepare_payload();
   if (res.code == status::no_content || res.code == status::not_modified) out.erase(bhttp::field::content_length);
 
-  c.stream.expires_after(seconds(opts_.request_timeout_s));
+  c.stream.expires_after(opts_.request_timeout);
   // Here rather than inside async_write(message), which allocates one for every response.
   bhttp::response_serializer<bhttp::string_body, fields> writer{out};
   if (req.raw->method() == verb::head) {
@@ -415,14 +399,12 @@ net::awaitable<void> server::session(tcp::socket sock, net::ip::address peer, st
     conns_.push_back(c);
   }
   struct closer {
-    std::atomic<int>& n;
     client_counts& per_client;
     const std::string& key;
     ~closer() {
       if (!key.empty()) per_client.remove(key);
-      --n;
     }
-  } closer_{open_connections_, per_client_, key};  // counted up by the accept loop
+  } closer_{per_client_, key};  // counted up by the accept loop
 
   for (;;) {
     // The previous request's fields are gone (its objects ended with the loop's last turn).

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,7 @@
 #include "http/message.hpp"
 #include "http/rate_limit.hpp"
 #include "util/cidr.hpp"
+#include "util/task_group.hpp"
 
 namespace fav::http {
 
@@ -32,9 +34,9 @@ struct server_options {
   unsigned short port = 8080;
   std::int64_t body_limit = 64 * 1024;
   std::uint32_t header_limit = 8 * 1024;
-  double header_timeout_s = 10;   // headers, from the request's first byte
-  double request_timeout_s = 30;  // the whole request, from its first byte
-  double idle_timeout_s = 60;
+  std::chrono::steady_clock::duration header_timeout = std::chrono::seconds(10);   // headers, from the first byte
+  std::chrono::steady_clock::duration request_timeout = std::chrono::seconds(30);  // the whole request, likewise
+  std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(60);
   int max_connections = 10000;  // past it a new connection is closed at once
   // Per client key, peers in trusted_proxies exempt; past it that client's new connection is closed.
   int max_connections_per_client = 256;
@@ -69,7 +71,8 @@ class server {
   // Closes the connections that are idle between requests (after begin_shutdown's grace).
   void close_idle();
   int active_requests() const { return active_requests_.load(); }
-  int open_connections() const { return open_connections_.load(); }
+  // One task per open connection: the drain awaits it empty.
+  util::task_group& sessions() { return sessions_; }
   const server_options& options() const { return opts_; }
 
  private:
@@ -85,6 +88,10 @@ class server {
   // Waits for a request and reads it under the header and request deadlines. A refusal (408,
   // 413, 431, 400, 501) is left in `in` to be answered.
   net::awaitable<read_status> read_request(const std::shared_ptr<conn>& c, incoming& in);
+  // The header, then the rest of the request (after "100 Continue" when asked for); `framing`
+  // counts the framing bytes read (§8 "Request bytes"). Each runs under read_request's deadline.
+  net::awaitable<boost::system::error_code> read_header(conn& c, incoming& in, std::size_t& framing);
+  net::awaitable<boost::system::error_code> read_body(conn& c, incoming& in, std::size_t& framing);
   // Fills `req` and `res`: the refusal, or the rate limit and the request handler's answer; returns
   // whether the connection closes after this response.
   net::awaitable<bool> serve(incoming& in, const net::ip::address& peer, request& req, response& res);
@@ -111,7 +118,7 @@ class server {
   // waiting (before it, a kept-alive connection stays open for the drain's grace).
   std::atomic<bool> idle_closed_{false};
   std::atomic<int> active_requests_{0};
-  std::atomic<int> open_connections_{0};
+  util::task_group sessions_;
   std::mutex conns_mu_;
   std::vector<std::weak_ptr<conn>> conns_;
 };

@@ -51,36 +51,36 @@ constexpr config_variable variables[] = {
     {"API_BODY_LIMIT_BYTES", "65536", "Largest request body; a larger one answers 413 payload_too_large",
      config_kind::integer, 1024, 64 * 1024 * 1024, &config::body_limit},
     {"API_REQUEST_TIMEOUT_SECONDS", "30", "Time allowed to read one request's header and body", config_kind::seconds,
-     0.1, 3600, &config::request_timeout_s},
+     0.1, 3600, &config::request_timeout},
     {"API_HEADER_TIMEOUT_SECONDS", "10",
      "A request's headers must arrive within this of its first byte, else 408 request_timeout", config_kind::seconds,
-     0.1, 3600, &config::header_timeout_s},
+     0.1, 3600, &config::header_timeout},
     {"API_MAX_CONNECTIONS", "10000", "Open client connections at most (lowered at start to fit the descriptor limit)",
      config_kind::integer, 1, 1000000, &config::max_connections},
     {"API_MAX_CONNECTIONS_PER_CLIENT", "256",
      "Open connections per client address (an IPv6 /64) at most; TRUSTED_PROXIES are exempt", config_kind::integer, 1,
      1000000, &config::max_connections_per_client},
     {"API_IDLE_TIMEOUT_SECONDS", "60", "A kept-alive connection with no request is closed after this",
-     config_kind::seconds, 0.1, 3600, &config::idle_timeout_s},
+     config_kind::seconds, 0.1, 3600, &config::idle_timeout},
     {"API_DRAIN_TIMEOUT_SECONDS", "10", "On SIGTERM/SIGINT, in-flight work is awaited at most this long",
-     config_kind::seconds, 0, 3600, &config::drain_timeout_s},
+     config_kind::seconds, 0, 3600, &config::drain_timeout},
     {"API_KEY", "",
      "Private key for GET /customers (x-aiqfome-api-key); dev default dev-api-key, ENV=prod needs >= 32 bytes"},
     {"JWT_SECRET_KEY", "", "HS256 signing secret of the tokens; dev-only default, ENV=prod needs >= 32 bytes"},
     {"JWT_EXPIRE_DAYS", "2", "Access-token lifetime in days (decimals allowed)", config_kind::days, 1e-06, 3650,
-     &config::jwt_expire_days},
+     &config::jwt_expire},
     {"REFRESH_TOKEN_EXPIRE_DAYS", "30", "Refresh-token lifetime in days (decimals allowed)", config_kind::days, 1e-06,
-     3650, &config::refresh_expire_days},
+     3650, &config::refresh_expire},
     {"AUTH_MAX_SIGN_INS_PER_CUSTOMER", "50",
      "Live sign-ins (devices) a customer may hold; one more ends the oldest, whose tokens then answer 401",
      config_kind::integer, 1, 100000, &config::max_sign_ins_per_customer},
     // At least daily (contract §8 "Token rows").
     {"AUTH_SIGN_IN_SWEEP_INTERVAL_SECONDS", "3600",
      "How often sign-ins whose tokens have all expired are deleted (also once at start)", config_kind::seconds, 0.1,
-     86400, &config::sign_in_sweep_interval_s},
+     86400, &config::sign_in_sweep_interval},
     {"AUTH_CACHE_TTL_SECONDS", "300",
      "How long an instance trusts a token-not-revoked answer, only while its change feed is live (0: ask every time)",
-     config_kind::seconds, 0, 3600, &config::auth_cache_ttl_s},
+     config_kind::seconds, 0, 3600, &config::auth_cache_ttl},
     {"READ_CACHE_BYTES", "16777216",
      "Bytes of memory for customer records and favorites pages answered without the database, only while the "
      "change feed is live (0: off)",
@@ -90,23 +90,23 @@ constexpr config_variable variables[] = {
     {"PRODUCT_CATALOG_API_BASE_URL", "https://fakestoreapi.com", "The product catalog (http or https)",
      config_kind::text, 0, 0, &config::catalog_base_url},
     {"PRODUCT_CATALOG_API_TIMEOUT_LIMIT", "5.0", "Seconds allowed per catalog attempt", config_kind::seconds, 0.001,
-     3600, &config::catalog_timeout_s},
+     3600, &config::catalog_timeout},
     {"PRODUCT_CATALOG_API_MAX_RETRIES", "3", "Retries on timeouts, resets, 429 and 5xx", config_kind::integer, 0, 20,
      &config::catalog_max_retries},
     {"PRODUCT_CATALOG_API_MAX_CONCURRENCY", "10", "Catalog calls in flight at most", config_kind::integer, 1, 10000,
      &config::catalog_max_concurrency},
     {"PRODUCT_CATALOG_BACKOFF_BASE_SECONDS", "1", "First retry delay (doubles each retry, with jitter)",
-     config_kind::seconds, 0, 600, &config::catalog_backoff_base_s},
+     config_kind::seconds, 0, 600, &config::catalog_backoff_base},
     {"PRODUCT_CATALOG_BACKOFF_CAP_SECONDS", "4", "Largest retry delay", config_kind::seconds, 0, 3600,
-     &config::catalog_backoff_cap_s},
+     &config::catalog_backoff_cap},
     {"PRODUCT_CATALOG_WARMUP", "true", "Warm the product cache with one GET /products at start and periodically",
      config_kind::boolean},
     {"PRODUCT_CATALOG_WARM_INTERVAL_MINUTES", "10", "Minutes between warm-ups (0: at start only)", config_kind::minutes,
-     0, 1e7, &config::catalog_warm_interval_s, true},
+     0, 1e7, &config::catalog_warm_interval, true},
     {"PRODUCT_CACHE_SOFT_TTL_MINUTES", "5", "Cached products younger than this are served as is (decimals allowed)",
-     config_kind::minutes, 0, 1e7, &config::cache_soft_ttl_s},
+     config_kind::minutes, 0, 1e7, &config::cache_soft_ttl},
     {"PRODUCT_CACHE_HARD_TTL_MINUTES", "30", "Older than soft: served and refreshed; older than this: fetched first",
-     config_kind::minutes, 0, 1e7, &config::cache_hard_ttl_s},
+     config_kind::minutes, 0, 1e7, &config::cache_hard_ttl},
     {"DATABASE_URL", "", "sqlite:<path> or postgresql://user:pass@host:port/db (default: sqlite:./data/favorites.db)"},
     {"DATABASE_DIALECT", "sqlite",
      "The reference's way to choose the database: sqlite or postgresql (with DATABASE_HOST...)"},
@@ -131,18 +131,18 @@ constexpr config_variable variables[] = {
      config_kind::integer, 1, 100000, &config::hash_queue_per_client},
     {"DATABASE_STATEMENT_TIMEOUT_SECONDS", "10",
      "Deadline of every database statement (decimals allowed); past it 503 database_unavailable", config_kind::seconds,
-     0.01, 3600, &config::db_statement_timeout_s},
+     0.01, 3600, &config::db_statement_timeout},
     {"PRODUCT_CATALOG_REQUEST_DEADLINE_SECONDS", "10",
      "The longest one request waits on the catalog, queueing included; then 503 catalog_unavailable",
-     config_kind::seconds, 0.001, 3600, &config::catalog_request_deadline_s},
+     config_kind::seconds, 0.001, 3600, &config::catalog_request_deadline},
     {"PRODUCT_CACHE_MISSING_TTL_MINUTES", "5",
      "A product the catalog said does not exist answers 404 without a call this long (0: off)", config_kind::minutes, 0,
-     1e7, &config::cache_missing_ttl_s},
+     1e7, &config::cache_missing_ttl},
     {"PRODUCT_CATALOG_BREAKER_FAILURES", "5",
      "Consecutive failed lookups that open the catalog circuit breaker (0: off)", config_kind::integer, 0, 1000000,
      &config::catalog_breaker_failures},
     {"PRODUCT_CATALOG_BREAKER_OPEN_SECONDS", "30", "How long an open breaker answers 503 at once before one probe call",
-     config_kind::seconds, 0, 86400, &config::catalog_breaker_open_s},
+     config_kind::seconds, 0, 86400, &config::catalog_breaker_open},
     {"PRODUCT_CATALOG_MAX_CONCURRENCY_PER_CUSTOMER", "2",
      "Catalog lookups one customer's favoritings hold at once; the others wait for its share", config_kind::integer, 1,
      10000, &config::catalog_max_concurrency_per_customer},
@@ -159,10 +159,10 @@ constexpr config_variable variables[] = {
      "Failed sign-ins per email from all addresses within the window; past it 429 too_many_attempts (0: off)",
      config_kind::integer, 0, 1000000, &config::sign_in_max_failures_per_email},
     {"SIGN_IN_FAILURE_WINDOW_MINUTES", "15", "The window failed sign-ins are counted in (decimals allowed)",
-     config_kind::minutes, 0.001, 1e6, &config::sign_in_failure_window_s},
+     config_kind::minutes, 0.001, 1e6, &config::sign_in_failure_window},
     {"DATABASE_CONNECT_TIMEOUT_SECONDS", "2",
      "PostgreSQL: each host's connect deadline (decimals allowed); past it the next host listed is tried",
-     config_kind::seconds, 0.01, 3600, &config::db_connect_timeout_s},
+     config_kind::seconds, 0.01, 3600, &config::db_connect_timeout},
     {"DATABASE_LISTEN_URL", "",
      "PostgreSQL: the change feed's LISTEN connection, which must reach the server directly (default: DATABASE_URL)"},
     {"DATABASE_POOL_MODE", "session",
@@ -242,6 +242,16 @@ std::int64_t integer(const reader& env, const std::string& name, std::int64_t de
   return integer(env, name, def, static_cast<std::int64_t>(v.min), static_cast<std::int64_t>(v.max));
 }
 
+// Seconds in one unit of a duration kind; 0 for the other kinds.
+double seconds_per_unit(config_kind k) {
+  switch (k) {
+    case config_kind::seconds: return 1;
+    case config_kind::minutes: return 60;
+    case config_kind::days: return 86400;
+    default: return 0;
+  }
+}
+
 // Sets row `v`'s member from the trimmed text `s`; false (member untouched) when `s` is not a value of
 // the row's kind within its bounds.
 bool assign(config& c, const config_variable& v, const std::string& s) {
@@ -269,7 +279,13 @@ bool assign(config& c, const config_variable& v, const std::string& s) {
   double out = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   if (ec != std::errc{} || p != s.data() + s.size() || !std::isfinite(out) || out < v.min || out > v.max) return false;
-  set(v.kind == config_kind::minutes ? 60 * out : out);
+  if (auto t = std::get_if<duration config::*>(&v.member)) {
+    // The one conversion of a time: the variable's unit, read once, into the member's duration.
+    c.** t = std::chrono::round<duration>(std::chrono::duration<double>(out * seconds_per_unit(v.kind)));
+    return true;
+  }
+  if (seconds_per_unit(v.kind) > 0) return false;  // a time kind fills a duration member, nothing else
+  set(out);
   return true;
 }
 
@@ -481,7 +497,7 @@ config load_config(const env_map& raw) {
     if (!u || (u->scheme() != "http" && u->scheme() != "https") || u->host().empty())
       env.bad("PRODUCT_CATALOG_API_BASE_URL", c.catalog_base_url, "expected an http:// or https:// URL");
   }
-  if (c.cache_hard_ttl_s < c.cache_soft_ttl_s)
+  if (c.cache_hard_ttl < c.cache_soft_ttl)
     env.bad("PRODUCT_CACHE_HARD_TTL_MINUTES",
             text(env, "PRODUCT_CACHE_HARD_TTL_MINUTES", default_of("PRODUCT_CACHE_HARD_TTL_MINUTES")),
             "must not be below PRODUCT_CACHE_SOFT_TTL_MINUTES");
@@ -489,7 +505,7 @@ config load_config(const env_map& raw) {
   if (boolean(env, "PRODUCT_CATALOG_WARMUP", default_of("PRODUCT_CATALOG_WARMUP") == "true"))
     read_row(env, c, row("PRODUCT_CATALOG_WARM_INTERVAL_MINUTES"));
   else
-    c.catalog_warm_interval_s = -1;
+    c.catalog_warm_interval = duration(-1);
 
   c.api_key = text(env, "API_KEY", dev_api_key);
   c.jwt_secret = text(env, "JWT_SECRET_KEY", dev_jwt_secret);

@@ -1,5 +1,6 @@
 // Configuration from the environment and an optional .env file (contract §6).
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <span>
@@ -15,12 +16,20 @@ namespace fav::util {
 
 struct config;
 
-// How a variable's text is read. Times allow decimals; minutes are kept in seconds (x 60), days in days.
+// A time the configuration holds: parsed once from its variable's unit, then used as is (timers,
+// deadlines; to_micros() for the microsecond time stamps of core::micros).
+using duration = std::chrono::steady_clock::duration;
+constexpr std::int64_t to_micros(duration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
+
+// How a variable's text is read. The duration kinds (seconds, minutes, days: the variable's unit)
+// allow decimals and fill a `duration` member.
 enum class config_kind { text, boolean, integer, number, seconds, minutes, days };
 
 // The `config` member a row fills; monostate when load_config's code reads the variable (special rules).
-using config_member =
-    std::variant<std::monostate, int config::*, std::int64_t config::*, double config::*, std::string config::*>;
+using config_member = std::variant<std::monostate, int config::*, std::int64_t config::*, double config::*,
+                                   std::string config::*, duration config::*>;
 
 // One variable the service reads: THE table of them is `config_variables()` (config.cpp), the one place
 // its default and bounds are written; .env.example and the README's table are tested against it.
@@ -56,20 +65,20 @@ struct config {
   int api_port{};
   std::int64_t per_page_limit{};
   std::string catalog_base_url{};
-  double catalog_timeout_s{};
+  duration catalog_timeout{};
   int catalog_max_retries{};
   int catalog_max_concurrency{};
-  double cache_soft_ttl_s{};
-  double cache_hard_ttl_s{};
+  duration cache_soft_ttl{};
+  duration cache_hard_ttl{};
   std::string api_key;
   std::string jwt_secret;
-  double jwt_expire_days{};
+  duration jwt_expire{};
   int db_pool_size{};
   // The store: "sqlite:<path>" or a postgresql:// URI (built from DATABASE_* when given so).
   std::string database_url;
   bool database_is_postgres = false;
   // Contract §11.
-  double db_connect_timeout_s{};       // DATABASE_CONNECT_TIMEOUT_SECONDS: each host's connect deadline
+  duration db_connect_timeout{};       // DATABASE_CONNECT_TIMEOUT_SECONDS: each host's connect deadline
   std::string database_listen_url;     // DATABASE_LISTEN_URL: the change feed's connection (default database_url)
   bool db_transaction_pooler = false;  // DATABASE_POOL_MODE=transaction
   // DATABASE_READ_URL: standbys for reads while the primary cannot be reached; empty: none.
@@ -81,8 +90,8 @@ struct config {
   std::vector<std::string> cors_origins{"*"};
   int api_threads = 0;  // 0 → number of cores
   std::int64_t body_limit{};
-  double header_timeout_s{};   // a request's headers, from its first byte
-  double request_timeout_s{};  // the whole request, from its first byte
+  duration header_timeout{};   // a request's headers, from its first byte
+  duration request_timeout{};  // the whole request, from its first byte
   int max_connections{};       // lowered at start to fit RLIMIT_NOFILE
   // Open connections per client address (§8 fair shares).
   int max_connections_per_client{};
@@ -90,32 +99,32 @@ struct config {
   double rate_limit_burst{};                 // 0: rate limits off
   std::vector<util::cidr> trusted_proxies;   // TRUSTED_PROXIES
   std::vector<std::string> default_secrets;  // ENV=dev: names of secrets left at their defaults
-  double idle_timeout_s{};                   // keep-alive connection with no request
-  double drain_timeout_s{};
+  duration idle_timeout{};                   // keep-alive connection with no request
+  duration drain_timeout{};
   int hash_workers = 0;  // 0 → number of cores
   int hash_queue_limit{};
   int hash_queue_per_client{};  // §8 "Fair shares": places one client address may hold
-  double refresh_expire_days{};
+  duration refresh_expire{};
   int max_sign_ins_per_customer{};    // live sign-ins a customer holds at most (contract §8 "Token rows")
-  double sign_in_sweep_interval_s{};  // expired sign-ins are deleted this often
-  double catalog_warm_interval_s{};   // 0 disables the periodic warm-up
-  double catalog_backoff_base_s{};    // 1 s, 2 s, 4 s cap (contract §4)
-  double catalog_backoff_cap_s{};
-  double auth_cache_ttl_s{};        // token-check cache lifetime; kept coherent by the change feed
-  double db_statement_timeout_s{};  // every database statement's deadline (contract §5)
+  duration sign_in_sweep_interval{};  // expired sign-ins are deleted this often
+  duration catalog_warm_interval{};   // 0 disables the periodic warm-up; negative: no warm-up at all
+  duration catalog_backoff_base{};    // 1 s, 2 s, 4 s cap (contract §4)
+  duration catalog_backoff_cap{};
+  duration auth_cache_ttl{};        // token-check cache lifetime; kept coherent by the change feed
+  duration db_statement_timeout{};  // every database statement's deadline (contract §5)
   std::int64_t read_cache_bytes{};  // hot-GET answers kept in memory (0 turns it off)
 
   // Contract §8 "Sign-in guard" and "Catalog admission".
   int sign_in_max_failures{};            // per email and client address (0 turns it off)
   int sign_in_max_failures_per_email{};  // per email, every address (0 turns it off)
-  double sign_in_failure_window_s{};
-  double catalog_request_deadline_s{};  // one favoriting request's whole wait on the catalog
-  double cache_missing_ttl_s{};         // "no such product" remembered this long (0 turns it off)
+  duration sign_in_failure_window{};
+  duration catalog_request_deadline{};  // one favoriting request's whole wait on the catalog
+  duration cache_missing_ttl{};         // "no such product" remembered this long (0 turns it off)
   int catalog_breaker_failures{};       // consecutive failed lookups that open the breaker (0: off)
-  double catalog_breaker_open_s{};
+  duration catalog_breaker_open{};
   int catalog_max_concurrency_per_customer{};  // §8 "Fair shares": one customer's lookups at once
 
-  std::int64_t jwt_expire_seconds() const { return static_cast<std::int64_t>(jwt_expire_days * 86400 + 0.5); }
+  std::int64_t jwt_expire_seconds() const { return std::chrono::round<std::chrono::seconds>(jwt_expire).count(); }
 };
 
 // Builds the configuration from `env` (the process environment merged over .env).

@@ -122,7 +122,7 @@ class FavoritesTest(FavoritesBase):
         pid = self.new_product()
         # Under the class's 0.5 s attempt timeout (a longer latency times every attempt out).
         # A request that starts late can read the cache just before the first answer is saved
-        # and ask after its flight has landed: the client shares that answer for linger_s.
+        # and ask after its flight has landed: the client shares that answer for its linger.
         self.stub.faults(latency_ms=200)
         port = self.server.port
         with ThreadPoolExecutor(20) as ex:

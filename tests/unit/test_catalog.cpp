@@ -29,9 +29,10 @@
 #include "catalog/product_cache.hpp"
 #include "store/change_feed.hpp"
 #include "store/sqlite_store.hpp"
+#include "util/deadline.hpp"
 #include "util/metrics.hpp"
 #include "util/random.hpp"
-#include "util/task_tracker.hpp"
+#include "util/task_group.hpp"
 
 namespace {
 
@@ -381,7 +382,7 @@ class catalog_client : public ::testing::Test {
   client_options options(const std::string& base) {
     client_options o;
     o.base_url = base;
-    o.timeout_s = 2;
+    o.timeout = 2s;
     o.max_retries = 3;
     o.max_concurrency = 10;
     o.backoff_base_s = 0.01;  // keeps the retry tests fast; the schedule itself is tested above
@@ -446,10 +447,10 @@ TEST_F(catalog_client, concurrent_fetches_of_one_id_share_one_call) {
 
 // The single-flight window: a caller that read the product cache just before the first answer
 // was saved, and asks just after its flight landed, shares that answer instead of a second call.
-TEST_F(catalog_client, a_product_found_a_moment_ago_is_shared_for_linger_s) {
+TEST_F(catalog_client, a_product_found_a_moment_ago_is_shared_for_linger) {
   scripted_server server([](int, const std::string& t) { return ok_product(t); });
   auto opts = options(server.url());
-  opts.linger_s = 60;  // longer than this test: the expiry itself is expiring_map's test
+  opts.linger = 60s;  // longer than this test: the expiry itself is expiring_map's test
   client c(ioc_.get_executor(), opts, metrics_);
   const auto none = steady_clock::time_point::max();
   ASSERT_EQ(run(c.fetch_product(5)).status, fetch_status::found);
@@ -469,12 +470,12 @@ TEST_F(catalog_client, a_product_found_a_moment_ago_is_shared_for_linger_s) {
 TEST(client_options, linger_is_a_tenth_of_the_soft_ttl_at_most_a_second) {
   fav::util::config cfg;
   cfg.catalog_base_url = "http://127.0.0.1:1";
-  cfg.cache_soft_ttl_s = 300;
-  EXPECT_DOUBLE_EQ(options_from(cfg).linger_s, 1.0);
-  cfg.cache_soft_ttl_s = 1;
-  EXPECT_DOUBLE_EQ(options_from(cfg).linger_s, 0.1);
-  cfg.cache_soft_ttl_s = 0;
-  EXPECT_DOUBLE_EQ(options_from(cfg).linger_s, 0.0);
+  cfg.cache_soft_ttl = 300s;
+  EXPECT_EQ(options_from(cfg).linger, 1s);
+  cfg.cache_soft_ttl = 1s;
+  EXPECT_EQ(options_from(cfg).linger, 100ms);
+  cfg.cache_soft_ttl = 0s;
+  EXPECT_EQ(options_from(cfg).linger, 0s);
 }
 
 TEST_F(catalog_client, server_errors_are_retried_until_success) {
@@ -509,7 +510,7 @@ TEST_F(catalog_client, retries_run_out) {
 TEST_F(catalog_client, a_hanging_server_times_out_each_attempt) {
   scripted_server server([](int, const std::string&) { return hang_forever(); });
   auto o = options(server.url());
-  o.timeout_s = 0.2;
+  o.timeout = 200ms;
   o.max_retries = 2;
   client c(ioc_.get_executor(), o, metrics_);
   const auto start = std::chrono::steady_clock::now();
@@ -694,12 +695,12 @@ class product_cache_test : public catalog_client {
     std::filesystem::create_directories(dir_);
     db_ = fav::store::make_sqlite_store(ioc_.get_executor(), (dir_ / "cache.db").string(), 1);
     run(db_->migrate());
-    cfg_.cache_soft_ttl_s = 300;   // 5 min
-    cfg_.cache_hard_ttl_s = 1800;  // 30 min
+    cfg_.cache_soft_ttl = 5min;
+    cfg_.cache_hard_ttl = 30min;
   }
   void TearDown() override {
     // Background refreshes end before the store and the client go away.
-    for (int i = 0; i < 500 && bg_.active() > 0; ++i) std::this_thread::sleep_for(10ms);
+    drained(5s);
     cache_.reset();
     client_.reset();
     db_.reset();
@@ -742,16 +743,16 @@ class product_cache_test : public catalog_client {
     return {f};
   }
   // Waits (bounded) for the background refreshes to end: an event, not the passing of a TTL.
-  void drain() {
-    for (int i = 0; i < 500 && bg_.active() > 0; ++i) std::this_thread::sleep_for(10ms);
-    ASSERT_EQ(bg_.active(), 0);
+  void drain() { ASSERT_TRUE(drained(5s)); }
+  bool drained(std::chrono::steady_clock::duration bound) {
+    return run(fav::util::with_timeout(bg_.async_wait(net::use_awaitable), bound));
   }
   void at_age(double seconds) { now_.store(t0 + static_cast<fav::core::micros>(seconds * second)); }
 
   std::filesystem::path dir_;
   std::unique_ptr<fav::store::store> db_;
   fav::util::config cfg_;
-  fav::util::task_tracker bg_;
+  fav::util::task_group bg_{ioc_.get_executor()};
   std::atomic<fav::core::micros> now_{t0};
   std::unique_ptr<client> client_;
   std::unique_ptr<product_cache> cache_;
@@ -1023,11 +1024,11 @@ TEST_F(product_cache_test, a_missing_product_is_not_asked_for_again) {
 // PRODUCT_CATALOG_REQUEST_DEADLINE_SECONDS."
 TEST_F(product_cache_test, no_lookup_waits_past_the_request_deadline) {
   scripted_server server([](int, const std::string&) { return hang_forever(); });
-  cfg_.catalog_request_deadline_s = 1.0;  // the first lookup holds the only slot this long
+  cfg_.catalog_request_deadline = 1s;  // the first lookup holds the only slot this long
   cfg_.catalog_max_concurrency = 1;
   auto o = options(server.url());
   o.max_concurrency = 1;  // the second lookup queues behind the first
-  o.timeout_s = 5;
+  o.timeout = 5s;
   client_ = std::make_unique<client>(ioc_.get_executor(), o, metrics_);
   cache_ = std::make_unique<product_cache>(*db_, *client_, cfg_, metrics_, bg_, ioc_.get_executor(),
                                            [this] { return now_.load(); });
@@ -1036,7 +1037,7 @@ TEST_F(product_cache_test, no_lookup_waits_past_the_request_deadline) {
   // pass), the second starts with a shorter deadline that ends well before the slot is freed.
   for (int i = 0; i < 400 && server.calls() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_EQ(server.calls(), 1);
-  cfg_.catalog_request_deadline_s = 0.1;
+  cfg_.catalog_request_deadline = 100ms;
   const auto start = std::chrono::steady_clock::now();
   auto b = net::co_spawn(ioc_, cache_->get_for_favorite(31, {}), net::use_future);
   const auto rb = b.get();
@@ -1189,7 +1190,7 @@ TEST_F(catalog_client, a_customer_waiting_past_the_deadline_is_unavailable_and_n
   auto o = options(server.url());
   o.max_concurrency_per_customer = 1;
   o.max_retries = 0;
-  o.timeout_s = 5;
+  o.timeout = 5s;
   o.breaker_failures = 1;  // one failed lookup would open it
   client c(ioc_.get_executor(), o, metrics_);
   const auto none = steady_clock::time_point::max();
@@ -1211,7 +1212,7 @@ TEST_F(catalog_client, the_catalogs_own_timeout_is_a_failure) {
   scripted_server server([](int, const std::string&) { return hang_forever(); });
   auto o = options(server.url());
   o.max_retries = 0;
-  o.timeout_s = 0.2;  // the catalog's own timeout comes before the request's deadline
+  o.timeout = 200ms;  // the catalog's own timeout comes before the request's deadline
   o.breaker_failures = 1;
   client c(ioc_.get_executor(), o, metrics_);
   const auto deadline = steady_clock::now() + 5s;

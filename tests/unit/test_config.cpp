@@ -11,6 +11,7 @@
 using fav::util::config_error;
 using fav::util::load_config;
 using env = std::map<std::string, std::string>;
+using namespace std::chrono_literals;
 
 TEST(Config, ReferenceDefaults) {
   auto c = load_config({});
@@ -18,12 +19,12 @@ TEST(Config, ReferenceDefaults) {
   EXPECT_EQ(c.api_port, 8080);
   EXPECT_EQ(c.per_page_limit, 200);
   EXPECT_EQ(c.catalog_base_url, "https://fakestoreapi.com");
-  EXPECT_DOUBLE_EQ(c.catalog_timeout_s, 5.0);
+  EXPECT_EQ(c.catalog_timeout, 5s);
   EXPECT_EQ(c.catalog_max_retries, 3);
   EXPECT_EQ(c.catalog_max_concurrency, 10);
-  EXPECT_DOUBLE_EQ(c.cache_soft_ttl_s, 300);
-  EXPECT_DOUBLE_EQ(c.cache_hard_ttl_s, 1800);
-  EXPECT_DOUBLE_EQ(c.jwt_expire_days, 2);
+  EXPECT_EQ(c.cache_soft_ttl, 5min);
+  EXPECT_EQ(c.cache_hard_ttl, 30min);
+  EXPECT_EQ(c.jwt_expire, 48h);
   EXPECT_EQ(c.jwt_expire_seconds(), 172800);
   EXPECT_EQ(c.db_pool_size, 5);
   EXPECT_EQ(c.database_url, "sqlite:./data/favorites.db");
@@ -35,9 +36,9 @@ TEST(Config, DecimalTimes) {
                            {"PRODUCT_CACHE_HARD_TTL_MINUTES", "0.5"},
                            {"PRODUCT_CATALOG_API_TIMEOUT_LIMIT", "0.25"},
                            {"JWT_EXPIRE_DAYS", "0.5"}});
-  EXPECT_NEAR(c.cache_soft_ttl_s, 3.0, 1e-9);
-  EXPECT_NEAR(c.cache_hard_ttl_s, 30.0, 1e-9);
-  EXPECT_DOUBLE_EQ(c.catalog_timeout_s, 0.25);
+  EXPECT_EQ(c.cache_soft_ttl, 3s);
+  EXPECT_EQ(c.cache_hard_ttl, 30s);
+  EXPECT_EQ(c.catalog_timeout, 250ms);
   EXPECT_EQ(c.jwt_expire_seconds(), 43200);
 }
 
@@ -189,7 +190,7 @@ TEST(Config, HidePasswords) {
 // Contract §11: per-host connect deadline, the feed's own URL, the pooler mode.
 TEST(Config, HighAvailabilityVariables) {
   auto d = load_config(env{{"DATABASE_URL", "postgresql://u:p@h1:5432,h2:5432/d"}});
-  EXPECT_DOUBLE_EQ(d.db_connect_timeout_s, 2);
+  EXPECT_EQ(d.db_connect_timeout, 2s);
   EXPECT_EQ(d.database_listen_url, d.database_url);
   EXPECT_FALSE(d.db_transaction_pooler);
   auto c = load_config(env{{"ENV", "prod"},
@@ -199,7 +200,7 @@ TEST(Config, HighAvailabilityVariables) {
                            {"DATABASE_LISTEN_URL", "postgresql://u:p@db:5432/d"},
                            {"DATABASE_POOL_MODE", "transaction"},
                            {"DATABASE_CONNECT_TIMEOUT_SECONDS", "0.5"}});
-  EXPECT_DOUBLE_EQ(c.db_connect_timeout_s, 0.5);
+  EXPECT_EQ(c.db_connect_timeout, 500ms);
   // §8 "Transport to the database": off loopback, in prod, verify-full like DATABASE_URL.
   EXPECT_EQ(c.database_listen_url, "postgresql://u:p@db:5432/d?sslmode=verify-full");
   EXPECT_TRUE(c.db_transaction_pooler);
@@ -257,8 +258,8 @@ TEST(Config, SqliteUrlAndCors) {
 TEST(Config, HostileLoadDefaults) {
   auto c = load_config({});
   EXPECT_EQ(c.max_connections, 10000);
-  EXPECT_DOUBLE_EQ(c.header_timeout_s, 10);
-  EXPECT_DOUBLE_EQ(c.request_timeout_s, 30);
+  EXPECT_EQ(c.header_timeout, 10s);
+  EXPECT_EQ(c.request_timeout, 30s);
   EXPECT_DOUBLE_EQ(c.rate_limit_burst, 0);  // off
   EXPECT_TRUE(c.trusted_proxies.empty());
   auto t = load_config(env{{"TRUSTED_PROXIES", "10.0.0.0/8, ::1"},
@@ -451,11 +452,13 @@ TEST(Config, DefaultConstructedHoldsTheTableDefaults) {
       EXPECT_DOUBLE_EQ(made.**d, loaded.**d) << v.name;
     else if (auto s = std::get_if<std::string fav::util::config::*>(&m))
       EXPECT_EQ(made.**s, loaded.**s) << v.name;
+    else if (auto t = std::get_if<fav::util::duration fav::util::config::*>(&m))
+      EXPECT_EQ(made.**t, loaded.**t) << v.name;
     else
       continue;
     ++members;
   }
   EXPECT_GE(members, 40);
   EXPECT_EQ(made.per_page_limit, 200);
-  EXPECT_DOUBLE_EQ(made.cache_hard_ttl_s, 1800);  // minutes kept in seconds
+  EXPECT_EQ(made.cache_hard_ttl, 30min);  // minutes read once into a duration
 }
