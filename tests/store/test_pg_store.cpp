@@ -284,9 +284,9 @@ TEST_F(pg_backend, a_statement_error_is_a_pg_error_and_the_connection_stays_usab
   EXPECT_EQ(run(c->query(bad, {"1"}, 3s)).int64(0, 0), 1);  // prepared once, reused
 }
 
-// The pipeline behind a checked read (issue 11): statements, and the prepares of those not yet
-// prepared, go in one round trip; the results come back in order; a failing statement fails the
-// call with its own error, the server skips what follows, and the connection is not reused.
+// The pipeline behind favoriting's reads and write (README, "Running several instances"): statements, and the prepares
+// of those not yet prepared, go in one round trip; the results come back in order; a failing statement fails the call
+// with its own error, the server skips what follows, and the connection is not reused.
 TEST_F(pg_backend, a_pipeline_is_one_round_trip_and_a_failure_in_it_is_the_callers) {
   auto c = run(store::pg_conn::connect(ioc_.get_executor(), conninfo_, 3s));
   std::atomic<std::uint64_t> trips{0};

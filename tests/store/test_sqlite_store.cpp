@@ -35,8 +35,8 @@ class sqlite_backend : public backend_fixture {
   std::vector<std::future<bool>> futures_;
 };
 
-// Issue 13: "it takes everything queued, runs each in its own savepoint inside one transaction,
-// commits once [...] A write that fails rolls back only its savepoint."
+// The single writer (README, "Layout": src/store/): "it takes everything queued, runs each in its own savepoint inside
+// one transaction, commits once [...] A write that fails rolls back only its savepoint."
 TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_back_only_itself) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);
   open_sign_in(make_sign_in("taken", a.id, t0, second));
@@ -80,7 +80,7 @@ TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_bac
   EXPECT_EQ(run(st_->list_favorites(cid(a.id), {1, 50})).total, 9);
 }
 
-// Issue 13: "one fsync per batch": 200 writes submitted at once need far fewer commits than
+// The single writer: "one fsync per batch": 200 writes submitted at once need far fewer commits than
 // writes (without group commit they would take 200).
 TEST_F(sqlite_backend, many_concurrent_writers_share_few_commits) {
   const core::customer a = add_customer("Alice", "alice@example.com", t0);

@@ -782,7 +782,7 @@ TEST_P(store_contract, a_failing_write_among_concurrent_ones_leaves_the_others_c
   EXPECT_EQ(refresh("taken", 0, t0 + 2), rotate_result::rotated) << "the failed write changed the row it hit";
 }
 
-// ---- the read cache over the store (issue 13 point 2) ----
+// ---- the read-through memory over the store (README, "Running several instances") ----
 
 // CONTRACT §9: "A write acknowledged by one instance is seen ... by reads on the same instance
 // at once." The store stack as main builds it (read cache over the feed over the backend): a
@@ -874,7 +874,7 @@ TEST_P(store_contract, through_the_read_cache_nothing_is_trusted_while_the_feed_
   EXPECT_EQ(run(cached.reads.list_favorites(cid(a.id), first)).total, 0);
 }
 
-// Issue 13 point 2, the single favorite (GET .../favorites/{product_id}): answered from memory
+// The single favorite (GET .../favorites/{product_id}): answered from memory
 // once read, and a write through this instance or news from the feed is seen by the next read
 // at once.
 TEST_P(store_contract, through_the_read_cache_a_single_favorite_follows_every_write) {
@@ -948,7 +948,7 @@ TEST_P(store_contract, through_the_read_cache_a_writes_answer_is_the_databases) 
   EXPECT_EQ(run(cached.db->delete_favorite(cid(a.id), 7)), delete_result::absent);
 }
 
-// Issue 13 point 2: pages are rendered "with current product data". A product row another
+// Pages are rendered "with current product data". A product row another
 // instance refreshed (`st_`, not through this cache) reaches this instance's cached page when
 // the feed tells about it.
 TEST_P(store_contract, through_the_read_cache_another_instances_product_refresh_is_shown) {
