@@ -13,6 +13,7 @@
 # stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROOT=$PWD
 
 : "${REQUESTS:=10000}"     # measured requests per scenario (add_remove: pairs × 2)
@@ -41,12 +42,7 @@ WORK=$(mktemp -d /tmp/fav-alloc.XXXXXX)
 PIDS=()
 cleanup() {
   set +e
-  local pid i
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  done
+  stop_pids "${PIDS[@]}"
   rm -rf "$WORK"
 }
 trap cleanup EXIT

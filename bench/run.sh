@@ -10,6 +10,7 @@
 # Every process it starts is stopped on exit (trap); every step has a time bound.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROOT=$PWD
 
 : "${DURATION:=10}"            # seconds of each measured run
@@ -46,12 +47,7 @@ PIDS=()
 PG_DIR=
 cleanup() {
   set +e
-  local pid i
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  done
+  stop_pids "${PIDS[@]}"
   if [ -n "$PG_DIR" ]; then scripts/pg-test-cluster.sh stop "$PG_DIR" >/dev/null 2>&1; fi
 }
 trap cleanup EXIT

@@ -50,49 +50,52 @@ def wait_feed(server: Server, state: str, timeout: float = 15.0):
     raise AssertionError(f"change feed not {state} within {timeout}s: {last}")
 
 
+def two_instances(test: unittest.TestCase, env: dict):
+    """A catalog stub and two instances on one database, both feeds live; stopped (exit code 0
+    checked) and removed when `test` ends."""
+    stub = Stub.start()
+    test.addCleanup(stub.stop)
+    a = Server(stub, env=env)
+    test.addCleanup(a.cleanup)
+    a.start()
+    test.addCleanup(lambda: test.assertEqual(a.stop(), 0, a.output_tail()))
+    b = Server(stub, env=env, database=a.database_url)
+    test.addCleanup(lambda: shutil.rmtree(b.workdir, ignore_errors=True))
+    b.start()
+    test.addCleanup(lambda: test.assertEqual(b.stop(), 0, b.output_tail()))
+    for s in (a, b):
+        wait_feed(s, "ok")
+    return stub, a, b
+
+
 @unittest.skipUnless(backend() == "postgresql", "PostgreSQL-only suite (FAV_TEST_BACKEND=postgresql)")
 class WriteAnswersAcrossInstancesTest(unittest.TestCase):
     def test_an_add_right_after_a_remove_through_another_instance_is_201(self):
-        stub = Stub.start()
         env = {"PRODUCT_CATALOG_WARMUP": "false", "LOG_LEVEL": "warning"}
-        a = Server(stub, env=env)
-        b = None
-        try:
-            a.start()
-            b = Server(stub, env=env, database=a.database_url).start()
-            for s in (a, b):
-                wait_feed(s, "ok")
-            c = a.new_customer("Two instances")
-            item = f"/customers/{c.id}/favorites/3"
-            r = a.req("POST", item, token=c.token)
-            self.assertEqual(r.status, 201, r)
-            for i in range(ROUNDS):
-                reader, other = (a, b) if i % 2 == 0 else (b, a)
-                # The reader's read cache holds the favorite...
-                r = reader.req("GET", item, token=c.token)
-                self.assertEqual(r.status, 200, r)
-                # ...the other instance removes it, and the reader adds it again at once, before
-                # the other's notification can have reached it.
-                r = other.req("DELETE", item, token=c.token)
-                self.assertEqual(r.status, 204, r)
-                r = reader.req("POST", item, token=c.token)
-                self.assertEqual(r.status, 201, f"round {i} of {ROUNDS}: {r} (and the add was not made)")
-            rows = a.sql(f"SELECT count(*) FROM customer_favorite_products WHERE customer_id = '{c.id}'::uuid")
-            self.assertEqual(rows, [["1"]])
-            # And the other way round for the remove: added through one, removed through the other.
-            for i in range(20):
-                first, second = (a, b) if i % 2 == 0 else (b, a)
-                self.assertEqual(second.req("GET", item, token=c.token).status, 200)
-                self.assertEqual(second.req("DELETE", item, token=c.token).status, 204)
-                self.assertEqual(first.req("POST", item, token=c.token).status, 201)
-        finally:
-            for s in (b, a):
-                if s is not None:
-                    self.assertEqual(s.stop(), 0, s.output_tail())
-            stub.stop()
-            if b is not None:
-                shutil.rmtree(b.workdir, ignore_errors=True)
-            a.cleanup()
+        stub, a, b = two_instances(self, env)
+        c = a.new_customer("Two instances")
+        item = f"/customers/{c.id}/favorites/3"
+        r = a.req("POST", item, token=c.token)
+        self.assertEqual(r.status, 201, r)
+        for i in range(ROUNDS):
+            reader, other = (a, b) if i % 2 == 0 else (b, a)
+            # The reader's read cache holds the favorite...
+            r = reader.req("GET", item, token=c.token)
+            self.assertEqual(r.status, 200, r)
+            # ...the other instance removes it, and the reader adds it again at once, before
+            # the other's notification can have reached it.
+            r = other.req("DELETE", item, token=c.token)
+            self.assertEqual(r.status, 204, r)
+            r = reader.req("POST", item, token=c.token)
+            self.assertEqual(r.status, 201, f"round {i} of {ROUNDS}: {r} (and the add was not made)")
+        rows = a.sql(f"SELECT count(*) FROM customer_favorite_products WHERE customer_id = '{c.id}'::uuid")
+        self.assertEqual(rows, [["1"]])
+        # And the other way round for the remove: added through one, removed through the other.
+        for i in range(20):
+            first, second = (a, b) if i % 2 == 0 else (b, a)
+            self.assertEqual(second.req("GET", item, token=c.token).status, 200)
+            self.assertEqual(second.req("DELETE", item, token=c.token).status, 204)
+            self.assertEqual(first.req("POST", item, token=c.token).status, 201)
 
 
 def metric(server: Server, name: str) -> float:
@@ -124,47 +127,32 @@ class OwnEchoesTest(unittest.TestCase):
     row this instance just wrote did not evict it."""
 
     def test_an_instance_skips_its_own_echo_and_keeps_the_row_it_wrote(self):
-        stub = Stub.start()
         env = {"PRODUCT_CATALOG_WARMUP": "false", "LOG_LEVEL": "warning",
                "PRODUCT_CACHE_SOFT_TTL_MINUTES": "0", "PRODUCT_CACHE_HARD_TTL_MINUTES": "0"}
-        a = Server(stub, env=env)
-        b = None
-        try:
-            a.start()
-            b = Server(stub, env=env, database=a.database_url).start()
-            for s in (a, b):
-                wait_feed(s, "ok")
-            c = a.new_customer("Echoes")
-            listing = f"/customers/{c.id}/favorites"
-            echoes = metric(a, "fav_change_feed_echoes_total")
-            heard = metric(b, "fav_change_feed_notifications_total")
-            # The product row written (p:3) and the favorite (f:<id>): two notifications.
-            self.assertEqual(a.req("POST", f"{listing}/3", token=c.token).status, 201)
-            self.assertGreaterEqual(wait_metric(a, "fav_change_feed_echoes_total", echoes + 2), echoes + 2)
-            # A read that refetches the expired product and writes its row (p:3 once more).
-            r = a.req("GET", listing, token=c.token)
-            self.assertEqual(r.status, 200, r)
-            self.assertEqual([i["id"] for i in r.json["data"]], [3])
-            self.assertGreaterEqual(wait_metric(a, "fav_change_feed_echoes_total", echoes + 3), echoes + 3,
-                                    "the echo of the read's product write never came")
-            hits, misses = metric(a, "fav_read_cache_hits_total"), metric(a, "fav_read_cache_misses_total")
-            r = a.req("GET", listing, token=c.token)
-            self.assertEqual(r.status, 200, r)
-            self.assertEqual([i["id"] for i in r.json["data"]], [3])
-            self.assertEqual(metric(a, "fav_read_cache_misses_total") - misses, 0,
-                             "the page was read from the database: its own echo evicted the product row")
-            self.assertEqual(metric(a, "fav_read_cache_hits_total") - hits, 1)
-            # Nothing came from another instance to `a`; `b` heard each of `a`'s writes.
-            self.assertEqual(metric(a, "fav_change_feed_notifications_total"), 0)
-            self.assertGreaterEqual(wait_metric(b, "fav_change_feed_notifications_total", heard + 3), heard + 3)
-        finally:
-            for s in (b, a):
-                if s is not None:
-                    self.assertEqual(s.stop(), 0, s.output_tail())
-            stub.stop()
-            if b is not None:
-                shutil.rmtree(b.workdir, ignore_errors=True)
-            a.cleanup()
+        stub, a, b = two_instances(self, env)
+        c = a.new_customer("Echoes")
+        listing = f"/customers/{c.id}/favorites"
+        echoes = metric(a, "fav_change_feed_echoes_total")
+        heard = metric(b, "fav_change_feed_notifications_total")
+        # The product row written (p:3) and the favorite (f:<id>): two notifications.
+        self.assertEqual(a.req("POST", f"{listing}/3", token=c.token).status, 201)
+        self.assertGreaterEqual(wait_metric(a, "fav_change_feed_echoes_total", echoes + 2), echoes + 2)
+        # A read that refetches the expired product and writes its row (p:3 once more).
+        r = a.req("GET", listing, token=c.token)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([i["id"] for i in r.json["data"]], [3])
+        self.assertGreaterEqual(wait_metric(a, "fav_change_feed_echoes_total", echoes + 3), echoes + 3,
+                                "the echo of the read's product write never came")
+        hits, misses = metric(a, "fav_read_cache_hits_total"), metric(a, "fav_read_cache_misses_total")
+        r = a.req("GET", listing, token=c.token)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([i["id"] for i in r.json["data"]], [3])
+        self.assertEqual(metric(a, "fav_read_cache_misses_total") - misses, 0,
+                         "the page was read from the database: its own echo evicted the product row")
+        self.assertEqual(metric(a, "fav_read_cache_hits_total") - hits, 1)
+        # Nothing came from another instance to `a`; `b` heard each of `a`'s writes.
+        self.assertEqual(metric(a, "fav_change_feed_notifications_total"), 0)
+        self.assertGreaterEqual(wait_metric(b, "fav_change_feed_notifications_total", heard + 3), heard + 3)
 
 
 def _stored_answer_counts(server: Server):
@@ -181,51 +169,36 @@ class StoredPagesAcrossInstancesTest(unittest.TestCase):
         second"; §10: "Any change to what the body shows changes the tag." A favorites page that
         instance A answers from its stored bytes (README, "Rendered pages") changes, body and tag,
         once a favoriting through instance B has reached A by NOTIFY."""
-        stub = Stub.start()
         env = {"PRODUCT_CATALOG_WARMUP": "false", "LOG_LEVEL": "warning"}
-        a = Server(stub, env=env)
-        b = None
-        try:
-            a.start()
-            b = Server(stub, env=env, database=a.database_url).start()
-            for s in (a, b):
-                wait_feed(s, "ok")
-            c = a.new_customer("Stored pages")
-            lst = f"/customers/{c.id}/favorites"
-            self.assertEqual(a.req("POST", f"{lst}/2", token=c.token).status, 201)
-            stored = None
-            for _ in range(50):  # until A answers from stored bytes (its own NOTIFY may forget a first copy)
-                hits, lookups = _stored_answer_counts(a)
-                r = a.req("GET", lst, token=c.token)
-                self.assertEqual(r.status, 200, r)
-                now_hits, now_lookups = _stored_answer_counts(a)
-                if now_hits > hits and now_lookups == lookups:
-                    stored = r
-                    break
-                time.sleep(0.05)
-            self.assertIsNotNone(stored, "A never answered the page from its stored bytes")
-            tag = stored.headers.get("etag")
-            self.assertEqual(a.req("GET", lst, token=c.token, headers={"If-None-Match": tag}).status, 304)
+        stub, a, b = two_instances(self, env)
+        c = a.new_customer("Stored pages")
+        lst = f"/customers/{c.id}/favorites"
+        self.assertEqual(a.req("POST", f"{lst}/2", token=c.token).status, 201)
+        stored = None
+        for _ in range(50):  # until A answers from stored bytes (its own NOTIFY may forget a first copy)
+            hits, lookups = _stored_answer_counts(a)
+            r = a.req("GET", lst, token=c.token)
+            self.assertEqual(r.status, 200, r)
+            now_hits, now_lookups = _stored_answer_counts(a)
+            if now_hits > hits and now_lookups == lookups:
+                stored = r
+                break
+            time.sleep(0.05)
+        self.assertIsNotNone(stored, "A never answered the page from its stored bytes")
+        tag = stored.headers.get("etag")
+        self.assertEqual(a.req("GET", lst, token=c.token, headers={"If-None-Match": tag}).status, 304)
 
-            self.assertEqual(b.req("POST", f"{lst}/5", token=c.token).status, 201)
-            deadline = time.monotonic() + 1.0 + 2.0  # the contract's 1 s, and slack for a loaded machine
-            while True:
-                r = a.req("GET", lst, token=c.token, headers={"If-None-Match": tag})
-                if r.status == 200 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.02)
-            self.assertEqual(r.status, 200, "A kept answering 304 for the page from before B's favoriting")
-            self.assertNotEqual(r.headers.get("etag"), tag)
-            self.assertEqual([i["id"] for i in r.json["data"]], [5, 2])
-            self.assertEqual(b.req("GET", lst, token=c.token).json["data"], r.json["data"])
-        finally:
-            for s in (b, a):
-                if s is not None:
-                    self.assertEqual(s.stop(), 0, s.output_tail())
-            stub.stop()
-            if b is not None:
-                shutil.rmtree(b.workdir, ignore_errors=True)
-            a.cleanup()
+        self.assertEqual(b.req("POST", f"{lst}/5", token=c.token).status, 201)
+        deadline = time.monotonic() + 1.0 + 2.0  # the contract's 1 s, and slack for a loaded machine
+        while True:
+            r = a.req("GET", lst, token=c.token, headers={"If-None-Match": tag})
+            if r.status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        self.assertEqual(r.status, 200, "A kept answering 304 for the page from before B's favoriting")
+        self.assertNotEqual(r.headers.get("etag"), tag)
+        self.assertEqual([i["id"] for i in r.json["data"]], [5, 2])
+        self.assertEqual(b.req("GET", lst, token=c.token).json["data"], r.json["data"])
 
 
 def _pg_bin() -> str:
