@@ -49,12 +49,7 @@ trap cleanup EXIT
 
 "$STUB_BIN" --host 127.0.0.1 --port 0 --products data/fakestore-products.json >"$WORK/stub.log" 2>&1 &
 PIDS+=($!)
-STUB_PORT=
-for _ in $(seq 1 100); do
-  STUB_PORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$WORK/stub.log" | head -n1)
-  [ -n "$STUB_PORT" ] && break
-  sleep 0.1
-done
+STUB_PORT=$(listening_port "$WORK/stub.log")
 [ -n "$STUB_PORT" ] || die "catalog stub did not start"
 
 SECRET="alloc-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"

@@ -10,3 +10,15 @@ stop_pids() {
   done
   return 0
 }
+
+# listening_port LOG: the port the catalog stub logged ("listening on port N"), waiting up to
+# 10 s for the line; empty when it never came.
+listening_port() {
+  local port= _
+  for _ in $(seq 1 100); do
+    port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$1" | head -n1)
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  echo "$port"
+}

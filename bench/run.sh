@@ -275,12 +275,7 @@ record "{\"kind\":\"hash\",\"result\":$(cat "$RAW/hash-bench.json")}"
 "$STUB_BIN" --host 127.0.0.1 --port 0 --products "$PRODUCTS_FILE" >"$RAW/catalog-stub.log" 2>&1 &
 STUB_PID=$!
 PIDS+=("$STUB_PID")
-STUB_PORT=
-for _ in $(seq 1 100); do
-  STUB_PORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$RAW/catalog-stub.log" | head -n1)
-  [ -n "$STUB_PORT" ] && break
-  sleep 0.1
-done
+STUB_PORT=$(listening_port "$RAW/catalog-stub.log")
 [ -n "$STUB_PORT" ] || die "catalog stub did not start (see $RAW/catalog-stub.log)"
 
 # ---- 4. one backend: seed, start the service, check every scenario once, load it ----
