@@ -27,7 +27,7 @@ net::awaitable<void> sweep_loop(store::store& db, util::task_group& background, 
 
 void start_sign_in_sweep(net::any_io_executor ex, store::store& db, util::task_group& background,
                          util::duration interval) {
-  background.spawn(net::make_strand(ex), sweep_loop(db, background, interval));
+  background.spawn(util::new_strand(ex), sweep_loop(db, background, interval));
 }
 
 }  // namespace fav::auth

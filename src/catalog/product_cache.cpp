@@ -296,7 +296,7 @@ net::awaitable<bool> product_cache::warm_all() {
 }
 
 void product_cache::start_warmup() {
-  bg_.spawn(net::make_strand(ex_), warm_loop());
+  bg_.spawn(util::new_strand(ex_), warm_loop());
 }
 
 fetch_result product_cache::found(const core::product& p) {
@@ -323,7 +323,7 @@ void product_cache::refresh_in_background(std::int64_t id) {
     if (!refreshing_->ids.insert(id).second) return;  // one refresh per product at a time
   }
   bump(metrics_.background_refreshes);
-  bg_.spawn(net::make_strand(ex_), background_refresh(id, refreshing_));
+  bg_.spawn(util::new_strand(ex_), background_refresh(id, refreshing_));
 }
 
 net::awaitable<void> product_cache::background_refresh(std::int64_t id, std::shared_ptr<refresh_set> set) {

@@ -8,10 +8,17 @@
 //
 // The operation must react to cancellation: every Asio wait does; a wait written by hand must
 // pass its cancellation slot on (boost::asio::bind_cancellation_slot or async_initiate).
+// The race runs on a strand: the caller's own when it runs on one (a session, a task of a
+// task_group), else a new one, so the two sides and the cancellation one sends the other never
+// run at once on two threads of a multi-threaded io_context.
 #pragma once
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
@@ -24,6 +31,22 @@
 namespace fav::util {
 
 using steady_time = std::chrono::steady_clock::time_point;
+
+// A new strand on `ex`. On an io_context's own executor when `ex` wraps one: a
+// strand<any_io_executor> is too big for any_io_executor's small buffer, so every copy shares one
+// heap object released by an atomic count and a fence, which ThreadSanitizer cannot follow (it
+// reported a race when a worker thread dropped a copy and an I/O thread the last one); the
+// io_context's strand is copied by value (a shared_ptr inside).
+inline boost::asio::any_io_executor new_strand(const boost::asio::any_io_executor& ex) {
+  if (const auto* io = ex.target<boost::asio::io_context::executor_type>()) return boost::asio::make_strand(*io);
+  return boost::asio::make_strand(ex);
+}
+
+// Whether what runs on `ex` is already serialised (a strand).
+inline bool is_strand(const boost::asio::any_io_executor& ex) {
+  return ex.target<boost::asio::strand<boost::asio::io_context::executor_type>>() != nullptr ||
+         ex.target<boost::asio::strand<boost::asio::any_io_executor>>() != nullptr;
+}
 
 namespace detail {
 // `op` as an operation that never throws: its failure comes back as a value, so the race below
@@ -59,7 +82,11 @@ template <class T>
 boost::asio::awaitable<std::conditional_t<std::is_void_v<T>, bool, std::optional<T>>> with_deadline(
     boost::asio::awaitable<T> op, steady_time deadline) {
   using namespace boost::asio::experimental::awaitable_operators;
-  boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, deadline);
+  const auto ex = co_await boost::asio::this_coro::executor;
+  if (!is_strand(ex))
+    co_return co_await boost::asio::co_spawn(new_strand(ex), with_deadline(std::move(op), deadline),
+                                             boost::asio::use_awaitable);
+  boost::asio::steady_timer timer(ex, deadline);
   auto first = co_await (detail::caught(std::move(op)) || timer.async_wait(boost::asio::use_awaitable));
   if (first.index() == 1) co_return std::conditional_t<std::is_void_v<T>, bool, std::optional<T>>{};
   auto& done = std::get<0>(first);

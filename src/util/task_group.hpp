@@ -4,7 +4,7 @@
 // *total* cancellation, which only pause() lets through, so a loop sleeping between rounds wakes at
 // once while a request or a refresh under way is finished, not cut.
 //
-//   tasks.spawn(net::make_strand(ex), refresh(id));   // tracked until it ends
+//   tasks.spawn(util::new_strand(ex), refresh(id));   // tracked until it ends
 //   while (co_await tasks.pause(interval)) co_await round();
 //   tasks.stop(); co_await util::with_deadline(tasks.async_wait(net::use_awaitable), deadline);
 #pragma once
@@ -17,9 +17,11 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/consign.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
@@ -29,6 +31,8 @@
 #include <memory>
 #include <mutex>
 #include <utility>
+
+#include "util/deadline.hpp"
 
 namespace fav::util {
 

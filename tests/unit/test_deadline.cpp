@@ -73,3 +73,13 @@ TEST(with_deadline, a_void_operation_says_whether_it_finished) {
     EXPECT_FALSE(co_await with_timeout(slow.async_wait(net::use_awaitable), 0ms));
   });
 }
+
+TEST(with_deadline, races_on_a_strand_when_its_caller_runs_on_none) {
+  // On a multi-threaded io_context the two sides and the cancellation one sends the other must
+  // not run at once on two threads: a caller on the bare executor gets a strand for the race.
+  run([]() -> net::awaitable<void> {
+    EXPECT_FALSE(fav::util::is_strand(co_await net::this_coro::executor));
+    auto where = []() -> net::awaitable<bool> { co_return fav::util::is_strand(co_await net::this_coro::executor); };
+    EXPECT_EQ(co_await with_deadline(where(), std::chrono::steady_clock::now() + 1h), std::optional<bool>(true));
+  });
+}

@@ -187,3 +187,14 @@ TEST(task_group, an_exception_reaches_the_handler_and_the_task_leaves) {
     EXPECT_EQ(what, "boom");
   });
 }
+
+// A task's strand is built on the io_context's own executor when it is given one (a copy is then
+// a plain value, not a shared heap object: see new_strand), and still serialises when it is not.
+TEST(task_group, new_strand_is_the_io_contexts_own_strand_when_it_can_be) {
+  net::io_context io;
+  const net::any_io_executor ex = io.get_executor();
+  const net::any_io_executor s = fav::util::new_strand(ex);
+  EXPECT_NE(s.target<net::strand<net::io_context::executor_type>>(), nullptr);
+  const net::any_io_executor wrapped = net::make_strand(ex);
+  EXPECT_NE(fav::util::new_strand(wrapped).target<net::strand<net::any_io_executor>>(), nullptr);
+}
