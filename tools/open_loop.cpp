@@ -161,6 +161,9 @@ net::awaitable<void> connection(const options& o, const std::vector<customer>& c
       co_await stream.async_connect(ep, net::redirect_error(net::use_awaitable, ec));
       if (ec) {
         ++t.connect_errors;
+        // Closed loop: the end is only checked before a send, and a refused connect sends
+        // nothing (a service that is down made this spin past --duration for good).
+        if (o.rate == 0 && clock_type::now() >= s.end) break;
         continue;
       }
       stream.socket().set_option(tcp::no_delay(true), ec);

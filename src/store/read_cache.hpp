@@ -2,6 +2,9 @@
 // pages of a customer's favorites (product ids, favorited_at, total) and the products_cache rows
 // those pages show. One LRU per shard with a byte budget (READ_CACHE_BYTES, split evenly over the
 // shards, so the whole never holds more); 0 turns it off.
+// An LRU: requests cycling through more customers than it holds are all misses (each entry is
+// evicted just before its turn comes again), so the budget is meant to hold the working set
+// (README, READ_CACHE_BYTES: about 3.5 KB for a first page of 10 favorites, rendered bytes included).
 //
 // Coherence is the caller's (read_through): every write forgets what it touched at once, the
 // change feed tells about other instances' writes, and nothing is trusted while the feed is down.

@@ -81,7 +81,7 @@ constexpr config_variable variables[] = {
     {"AUTH_CACHE_TTL_SECONDS", "300",
      "How long an instance trusts a token-not-revoked answer, only while its change feed is live (0: ask every time)",
      config_kind::seconds, 0, 3600, &config::auth_cache_ttl},
-    {"READ_CACHE_BYTES", "16777216",
+    {"READ_CACHE_BYTES", "67108864",
      "Bytes of memory for customer records and favorites pages answered without the database, only while the "
      "change feed is live (0: off)",
      config_kind::integer, 0, std::int64_t{1} << 40, &config::read_cache_bytes},

@@ -3,6 +3,7 @@
 // product rows of a cached page following what this instance wrote.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -163,6 +164,39 @@ std::vector<core::product> shown_of(const core::page<core::favorite>& page) {
   return out;
 }
 }  // namespace
+
+// Pages read at random by more customers than the budget holds, each miss reading the page
+// (put_favorites) and keeping it rendered (put_rendered), all showing the same few products: the
+// LRU answers about the share of customers it holds, and the product rows every page needs are
+// not lost to the customers' churn (one evicted row would make every page showing it a miss).
+TEST(read_cache, random_reads_over_more_customers_than_fit_are_answered_in_proportion) {
+  read_cache cache(1 << 20);
+  constexpr int customers = 1000;
+  const std::string body(2300, 'x');
+  std::mt19937 pick(7);
+  std::uniform_int_distribution<int> any(0, customers - 1);
+  int answered = 0, asked = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const auto id = make_customer(any(pick)).id;
+    const bool measured = i >= 5000;
+    if (measured) ++asked;
+    if (cache.rendered(id, {1, 10}, 100) || cache.favorites(id, {1, 10})) {
+      if (measured) ++answered;
+      continue;
+    }
+    const auto gen = cache.generation(id);
+    const auto page = make_page(10, 1);
+    cache.put_favorites(id, {1, 10}, page, gen);
+    cache.put_rendered(id, {1, 10}, gen, shown_of(page), 100, body, 10);
+  }
+  const double held = static_cast<double>(cache.entries()) / customers;
+  const double ratio = static_cast<double>(answered) / asked;
+  EXPECT_GT(held, 0.2) << "the budget holds a good share of the customers";
+  EXPECT_LT(held, 1.0) << "the test must overflow the budget";
+  EXPECT_GT(ratio, held * 0.7) << "answered " << answered << " of " << asked << " with " << cache.entries()
+                               << " entries held";
+  EXPECT_LE(cache.bytes(), cache.budget());
+}
 
 TEST(read_cache, a_rendered_page_comes_back_with_its_tag_until_it_changes) {
   read_cache cache(1 << 20);
