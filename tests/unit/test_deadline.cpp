@@ -3,9 +3,12 @@
 // operations answered as finished or not. Time here is a timer the test controls, not a sleep.
 #include <gtest/gtest.h>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <stdexcept>
 
 #include "util/deadline.hpp"
@@ -82,4 +85,29 @@ TEST(with_deadline, races_on_a_strand_when_its_caller_runs_on_none) {
     auto where = []() -> net::awaitable<bool> { co_return fav::util::is_strand(co_await net::this_coro::executor); };
     EXPECT_EQ(co_await with_deadline(where(), std::chrono::steady_clock::now() + 1h), std::optional<bool>(true));
   });
+}
+
+TEST(with_deadline, a_cancelled_caller_gets_the_cancellation_not_a_deadline) {
+  // The caller itself is cancelled (a drain, an outer deadline) before either side finishes: that
+  // is an error for the caller to see, not "the deadline passed" (the timer's cancellation is an
+  // answer, not an exception, on the common path where the operation wins).
+  net::io_context io;
+  net::cancellation_signal cancel;
+  bool threw = false, answered = false;
+  net::steady_timer op(io, std::chrono::steady_clock::now() + 1h);
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        try {
+          (void)co_await with_deadline(value_when(op, 7), std::chrono::steady_clock::now() + 1h);
+          answered = true;
+        } catch (const boost::system::system_error& e) {
+          threw = e.code() == net::error::operation_aborted;
+        }
+      },
+      net::bind_cancellation_slot(cancel.slot(), net::detached));
+  net::post(io, [&] { cancel.emit(net::cancellation_type::terminal); });
+  io.run();
+  EXPECT_TRUE(threw);
+  EXPECT_FALSE(answered);
 }
