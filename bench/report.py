@@ -456,7 +456,9 @@ def report(out, md_path, png):
         w("")
         w("`open-loop` (tools/open_loop.cpp) sends on a fixed schedule, at a share of the maximum measured above "
           f"with the same {conns} connections, and times every request from its *scheduled* send, so a stall "
-          "counts for every request it delayed (no coordinated omission; wrk cannot do this). (c)'s slot is a pair.")
+          "counts for every request it delayed (no coordinated omission; wrk cannot do this). (c)'s slot is a pair. "
+          "For (a) and (b) the maximum is the smaller of wrk's and open-loop's own closed-loop rate: open-loop "
+          "spends more CPU per request than wrk on the cores it shares with the service.")
         w("")
         w("| backend | scenario | load | slots/s asked | measured | p50 ms | p99 ms | p99.9 ms | max ms | errors | dropped |")
         w("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -182,12 +182,33 @@ open_loop() {
     --duration "$5" --warmup "$6" --connections "$3" >"$RAW/$1.txt" 2>&1 || say "warning: open-loop $1 exited with $?"
 }
 
+# open_loop_max TARGET SCENARIO: open-loop's own closed-loop maximum (req/s) for a scenario wrk
+# measured, once per target. open-loop spends more CPU per request than wrk (a Beast client on one
+# thread), and on cores it shares with the service 80 % of wrk's maximum could be more than the two
+# together sustain: the fixed rates are taken from the smaller of the two maxima.
+open_loop_max() {
+  local tag="$1-$2-openmax" res
+  if [ ! -s "$RAW/$tag.txt" ]; then
+    if [ -n "${SVC_PID:-}" ]; then wait_idle "$SVC_PID"; fi
+    say "open-loop (closed) $tag"
+    open_loop "$tag" 0 "$CONNECTIONS" "$2" "$DURATION" "$WARMUP"
+  fi
+  res=$(sed -n 's/^BENCH_RESULT //p' "$RAW/$tag.txt" | tail -n 1)
+  [ -n "$res" ] || return 0
+  python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print(round(r["requests"] * 1e6 / max(1, r["duration_us"]), 1))' "$res"
+}
+
 # run_open_loop TARGET SCENARIO PERCENT: the tails at a fixed rate, PERCENT of the maximum measured
-# at $CONNECTIONS, every request timed from its scheduled send (no coordinated omission).
+# at $CONNECTIONS (for (a) and (b) the smaller of wrk's and open-loop's own), every request timed
+# from its scheduled send (no coordinated omission).
 run_open_loop() {
-  local target=$1 scenario=$2 pct=$3 tag="$1-$2-open$3" max rate res
+  local target=$1 scenario=$2 pct=$3 tag="$1-$2-open$3" max own rate res
   max=$(python3 bench/report.py max-rps "$OUT" "$target" "$scenario" "$CONNECTIONS")
   if [ -z "$max" ] || [ "$max" = 0 ]; then say "warning: no maximum measured for $tag"; return 0; fi
+  if [ "$scenario" != add_remove ]; then
+    own=$(open_loop_max "$target" "$scenario")
+    if [ -n "$own" ]; then max=$(python3 -c 'import sys; print(min(float(sys.argv[1]), float(sys.argv[2])))' "$max" "$own"); fi
+  fi
   # A slot of add_remove is a pair: two requests.
   rate=$(python3 -c 'import sys; m, p, s = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 print(max(1, round(m * p / 100 / (2 if s == "add_remove" else 1), 1)))' "$max" "$pct" "$scenario")
