@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "store/read_cache.hpp"
+#include "util/config.hpp"
 
 using fav::store::read_cache;
 namespace core = fav::core;
@@ -196,6 +197,29 @@ TEST(read_cache, random_reads_over_more_customers_than_fit_are_answered_in_propo
   EXPECT_GT(ratio, held * 0.7) << "answered " << answered << " of " << asked << " with " << cache.entries()
                                << " entries held";
   EXPECT_LE(cache.bytes(), cache.budget());
+}
+
+// The default budget (README, READ_CACHE_BYTES) holds the benchmark's working set: 10,000
+// customers' records and first pages of 10 favorites with the bytes answered for them (2,347 in
+// bench/RESULTS.md). A request cycling through them, as bench/run.sh does, is the LRU's worst
+// case: when they do not all fit, every request misses.
+TEST(read_cache, the_default_budget_holds_ten_thousand_customers_first_pages) {
+  read_cache cache(static_cast<std::size_t>(fav::util::load_config({}).read_cache_bytes));
+  constexpr int customers = 10000;
+  const std::string body(2347, 'x');
+  for (int i = 0; i < customers; ++i) {
+    const auto c = make_customer(i);
+    cache.put_customer(c, cache.generation(c.id));
+    const auto page = make_page(10, i % 20 + 1);
+    cache.put_favorites(c.id, {1, 10}, page, cache.generation(c.id));
+    ASSERT_TRUE(cache.put_rendered(c.id, {1, 10}, cache.generation(c.id), shown_of(page), 100, body, 10));
+  }
+  int answered = 0;
+  for (int i = 0; i < customers; ++i) {
+    const auto id = make_customer(i).id;
+    if (cache.rendered(id, {1, 10}, 100) && cache.customer(id)) ++answered;
+  }
+  EXPECT_EQ(answered, customers) << cache.bytes() << " bytes held of " << cache.budget();
 }
 
 TEST(read_cache, a_rendered_page_comes_back_with_its_tag_until_it_changes) {
