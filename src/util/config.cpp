@@ -640,11 +640,29 @@ std::string hide_passwords(std::string_view text, std::string_view url) {
     collect_passwords(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start),
                       secrets);
   }
-  std::sort(secrets.begin(), secrets.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
-  std::string out(text);
+  std::sort(secrets.begin(), secrets.end());
+  secrets.erase(std::unique(secrets.begin(), secrets.end()), secrets.end());
+  // Mark every byte some secret covers in the original text, then write each marked run as one
+  // "***". Matching never sees a replacement, so a short secret ("*", "%") cannot match the stars
+  // another one left, and the output is at most three bytes per input byte. (Replacing in place
+  // grew the text threefold per repeated "*" password: a fuzzer input took 12 s and 545 MB.)
+  std::vector<bool> hidden(text.size(), false);
   for (const auto& s : secrets) {
-    if (s.empty() || s == "***") continue;
-    for (auto p = out.find(s); p != std::string::npos; p = out.find(s, p + 3)) out.replace(p, s.size(), "***");
+    if (s.empty()) continue;
+    std::size_t marked_to = 0;  // overlapping matches ("aa" in "aaaa") mark each byte once
+    for (auto p = text.find(s); p != std::string_view::npos; p = text.find(s, p + 1)) {
+      for (auto i = std::max(p, marked_to); i < p + s.size(); ++i) hidden[i] = true;
+      marked_to = p + s.size();
+    }
+  }
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (!hidden[i]) {
+      out += text[i];
+    } else if (i == 0 || !hidden[i - 1]) {
+      out += "***";
+    }
   }
   return out;
 }
