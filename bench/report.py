@@ -220,6 +220,14 @@ def ms(us):
     return "n/a" if us is None else f"{us / 1000:.2f}"
 
 
+def cpu_cell(r, keys):
+    """'a / b / c' of the run's CPU shares (bench/cpu_share.py), in % of all cores; n/a without."""
+    c = (r or {}).get("cpu")
+    if not c:
+        return "n/a"
+    return " / ".join(f"{c.get(k, 0):.0f}" for k in keys)
+
+
 def ratio_row(name, num, den, target, op=">="):
     if num is None or den is None or den == 0:
         return f"| {name} | n/a | {op} {target} | n/a |"
@@ -399,26 +407,31 @@ def report(out, md_path, png):
               f"{s['products']} products cached warm). VmHWM after (a)/(b)/(c) and the sweep: "
               f"{rss.get((b, 'abc'), 0) / MIB:.1f} MiB; after sign-in too: {rss.get((b, 'all'), 0) / MIB:.1f} MiB.")
             w("")
-        w("| scenario | conns | req/s (2xx/3xx) | errors | p50 ms | p99 ms | p99.9 ms | max ms | peak RSS MiB (sampled) |")
-        w("|---|---|---|---|---|---|---|---|---|")
+        cpu_keys = ("service", "postgres", "generator", "idle") if b == pg else ("service", "generator", "idle")
+        w("| scenario | conns | req/s (2xx/3xx) | errors | p50 ms | p99 ms | p99.9 ms | max ms | peak RSS MiB (sampled) "
+          f"| CPU % {' / '.join(cpu_keys)} |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
         for scen, label in SCENARIOS:
             r = wrk_rec(recs, b, scen, conns)
             if not r or not r.get("wrk"):
                 continue
             x = r["wrk"]
             w(f"| {label} | {conns} | {f0(ok_rps(r))} | {errors(r)} | {ms(x['p50_us'])} | {ms(x['p99_us'])} | "
-              f"{ms(x['p999_us'])} | {ms(x['max_us'])} | {r['rss_peak_kib'] / MIB:.1f} |")
+              f"{ms(x['p999_us'])} | {ms(x['max_us'])} | {r['rss_peak_kib'] / MIB:.1f} | {cpu_cell(r, cpu_keys)} |")
         for suffix, label in (("-nocache", "(a) with `READ_CACHE_BYTES=0`"),
                               ("-nocheck", "(a) with `READ_CACHE_BYTES=0 AUTH_CACHE_TTL_SECONDS=0`")):
             r = wrk_rec(recs, b + suffix, "favorites", conns)
             if r and r.get("wrk"):
                 x = r["wrk"]
                 w(f"| {label} | {conns} | {f0(ok_rps(r))} | {errors(r)} | {ms(x['p50_us'])} | "
-                  f"{ms(x['p99_us'])} | {ms(x['p999_us'])} | {ms(x['max_us'])} | {r['rss_peak_kib'] / MIB:.1f} |")
+                  f"{ms(x['p99_us'])} | {ms(x['p999_us'])} | {ms(x['max_us'])} | {r['rss_peak_kib'] / MIB:.1f} | "
+                  f"{cpu_cell(r, cpu_keys)} |")
         w("")
         w("(c) is run by `open-loop` in a closed loop (each of the connections sends its POST, then its DELETE, "
           "then the next pair): it counts both requests and times the pair. "
-          "(d) is bounded by argon2id: each sign-in waits in the hash queue, so its latency is mostly queueing.")
+          "(d) is bounded by argon2id: each sign-in waits in the hash queue, so its latency is mostly queueing. "
+          "CPU %: where the machine's cores went during the measured run, as shares of all of them "
+          "(`bench/cpu_share.py`; 100 = every core busy; the generator is wrk or open-loop).")
         w("")
         errs = error_statuses(out, b)
         if errs is not None:
@@ -492,13 +505,14 @@ def report(out, md_path, png):
           f"({nginx['body_bytes']} bytes) for the same requests (same Lua script, tokens and paths), "
           f"`worker_processes {env.get('API_THREADS')}`, `access_log off`, `keepalive_requests 1000000`.")
     w("")
-    w("| nginx conns | req/s | p50 ms | p99 ms | p99.9 ms |")
-    w("|---|---|---|---|---|")
+    w("| nginx conns | req/s | p50 ms | p99 ms | p99.9 ms | CPU % nginx / wrk / idle |")
+    w("|---|---|---|---|---|---|")
     for c in [int(x) for x in env.get("SWEEP", "").split()]:
         r = wrk_rec(recs, "nginx", "favorites", c)
         if r and r.get("wrk"):
             x = r["wrk"]
-            w(f"| {c} | {f0(ok_rps(r))} | {ms(x['p50_us'])} | {ms(x['p99_us'])} | {ms(x['p999_us'])} |")
+            w(f"| {c} | {f0(ok_rps(r))} | {ms(x['p50_us'])} | {ms(x['p99_us'])} | {ms(x['p999_us'])} | "
+              f"{cpu_cell(r, ('nginx', 'generator', 'idle'))} |")
     w("")
     if any(r["kind"] == "pgbench" for r in recs):
         w("**pgbench** `-M prepared` running the service's own statements (copied at run time from "
@@ -506,8 +520,9 @@ def report(out, md_path, png):
           "token check in the proportion the service itself ran it (token-cache misses measured above). "
           "The ceiling is the best of the client counts tried; (c) counts two requests per transaction.")
         w("")
-        w("| script | clients | tps | requests-equivalent/s | failed | token-check ppm | statements per transaction |")
-        w("|---|---|---|---|---|---|---|")
+        w("| script | clients | tps | requests-equivalent/s | failed | token-check ppm | statements per transaction "
+          "| CPU % postgres / pgbench / idle |")
+        w("|---|---|---|---|---|---|---|---|")
         for script in ("a_favorites", "b_customer", "c_add_remove"):
             for r in pgbench_recs(recs, script):
                 mix = sql_mix(out, r.get("pgss"))
@@ -515,7 +530,8 @@ def report(out, md_path, png):
                 mix_s = ", ".join(f"`{k}` {v / n:.3f}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))
                 tps = r["tps"]
                 w(f"| {script} | {r['connections']} | {f0(tps)} | "
-                  f"{f0(tps * REQUESTS_PER_TX[script]) if tps else 'n/a'} | {r['failed']} | {r['miss_ppm']} | {mix_s} |")
+                  f"{f0(tps * REQUESTS_PER_TX[script]) if tps else 'n/a'} | {r['failed']} | {r['miss_ppm']} | {mix_s} | "
+                  f"{cpu_cell(r, ('postgres', 'generator', 'idle'))} |")
         w("")
 
     # ---- sweep ----

@@ -143,6 +143,21 @@ rss_sampler() {  # PID OUTFILE: appends VmRSS (KiB) every 0.1 s, without forking
     sleep 0.1
   done
 }
+# Where the CPU went during a measured run (bench/cpu_share.py): one sampler at a time.
+CPU_SAMPLER=
+cpu_sampler_start() {
+  python3 bench/cpu_share.py sample "$1" &
+  CPU_SAMPLER=$!
+  PIDS+=("$CPU_SAMPLER")
+}
+cpu_sampler_stop() {
+  [ -n "$CPU_SAMPLER" ] || return 0
+  kill -TERM "$CPU_SAMPLER" 2>/dev/null || true
+  wait "$CPU_SAMPLER" 2>/dev/null || true
+  forget_pid "$CPU_SAMPLER"
+  CPU_SAMPLER=
+}
+cpu_json() { if [ -s "$1" ]; then cat "$1"; else echo null; fi; }
 status_kib() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # Until PID has used < 5% of a core over 0.5 s (at most 60 s): work left queued by a warm-up
@@ -256,6 +271,7 @@ run_wrk() {
     sampler=$!
     PIDS+=("$sampler")
   fi
+  cpu_sampler_start "$RAW/$tag.cpu.json"
   if [ "$scenario" = add_remove ]; then
     say "open-loop (closed) $tag"
     open_loop "$tag" 0 "$conns" "$scenario" "$DURATION" 0
@@ -265,6 +281,7 @@ run_wrk() {
     bounded $((DURATION + 60)) wrk "${args[@]}" --latency -d"${DURATION}s" "$url" >"$RAW/$tag.txt" 2>&1 ||
       say "warning: wrk $tag exited with $?"
   fi
+  cpu_sampler_stop
   [ -n "$pid" ] && trips_after=$(db_round_trips)
   [ -n "$sampler" ] && stop_pid "$sampler"
   local rss=0
@@ -277,7 +294,7 @@ run_wrk() {
     pgss_dump "$RAW/$tag.pgss.csv"
     sql="\"$RAW/$tag.pgss.csv\""
   fi
-  record "{\"kind\":\"wrk\",\"target\":\"$target\",\"scenario\":\"$scenario\",\"connections\":$conns,\"rss_peak_kib\":${rss:-0},\"pgss\":$sql,\"db_round_trips_before\":${trips_before:-null},\"db_round_trips_after\":${trips_after:-null},\"raw\":\"$RAW/$tag.txt\",\"wrk\":$res}"
+  record "{\"kind\":\"wrk\",\"target\":\"$target\",\"scenario\":\"$scenario\",\"connections\":$conns,\"rss_peak_kib\":${rss:-0},\"cpu\":$(cpu_json "$RAW/$tag.cpu.json"),\"pgss\":$sql,\"db_round_trips_before\":${trips_before:-null},\"db_round_trips_after\":${trips_after:-null},\"raw\":\"$RAW/$tag.txt\",\"wrk\":$res}"
 }
 
 # The service's fav_db_round_trips_total now, as a JSON number (empty when /metrics does not answer).
@@ -470,12 +487,14 @@ run_pgbench() {
       pgss_reset
       log_cmd "pgbench ${args[*]} ${length[*]} $PG_URL"
       say "pgbench $tag"
+      cpu_sampler_start "$RAW/$tag.cpu.json"
       bounded $((4 * DURATION + c / 4 + 60)) pgbench "${args[@]}" "${length[@]}" "$PG_URL" >"$RAW/$tag.txt" 2>&1 ||
         say "warning: pgbench $tag exited with $?"
+      cpu_sampler_stop
       psql_super -c "COPY (SELECT calls, query FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
                            WHERE r.rolname = 'fav_test' ORDER BY calls DESC) TO STDOUT WITH (FORMAT csv)" \
         >"$RAW/$tag.pgss.csv"
-      record "{\"kind\":\"pgbench\",\"script\":\"$script\",\"scenario\":\"$scenario\",\"connections\":$c,\"miss_ppm\":$miss,\"raw\":\"$RAW/$tag.txt\",\"pgss\":\"$RAW/$tag.pgss.csv\"}"
+      record "{\"kind\":\"pgbench\",\"script\":\"$script\",\"scenario\":\"$scenario\",\"connections\":$c,\"miss_ppm\":$miss,\"cpu\":$(cpu_json "$RAW/$tag.cpu.json"),\"raw\":\"$RAW/$tag.txt\",\"pgss\":\"$RAW/$tag.pgss.csv\"}"
     done
   done
   reset_favorites
