@@ -4,7 +4,7 @@
 # pgbench of the service's own SQL, SQLite's one-commit-per-pair rate, argon2id on all cores);
 # writes bench/RESULTS.md + plot.png.
 #
-#   bench/run.sh                                  full run (~11 min on 2 cores)
+#   bench/run.sh                                  full run (~12 min on 2 cores)
 #   DURATION=3 WARMUP=1 CUSTOMERS=1000 bench/run.sh   quick check (~3 min)
 #
 # Every process it starts is stopped on exit (trap); every step has a time bound.
