@@ -8,7 +8,7 @@ generator, nginx, anything else, and idle, each as a share of all cores (100 % =
 Every 0.5 s it reads /proc/stat and each process's utime + stime (/proc/PID/stat, all its
 threads); a process counts from its first sample to its last, so a load generator that exits
 before the sampler stops still counts up to its last sample. Processes are grouped by name
-(/proc/PID/comm). The scan costs about 1 % of one core.
+(/proc/PID/comm). The scan is cheap: under 0.1 % of one core with 71 processes (0 ticks in 10 s).
 
 Why: on a shared 2-core machine a ratio to a ceiling measured apart (nginx, pgbench) mixes what
 the service costs with what it leaves the database and the generator; the shares say which.
