@@ -35,7 +35,7 @@ http::response customer_gone() {
 std::shared_ptr<const store::read_cache::rendered_page> keep_rendered(
     store::read_cache& pages, const core::customer_id& customer_id, const core::page_req& p, std::uint64_t generation,
     const core::page<core::favorite>& favs, const std::vector<std::optional<core::product>>& products,
-    std::string_view body, const util::config& cfg) {
+    std::string_view body, const std::vector<product_span>& product_bytes, const util::config& cfg) {
   const core::micros now = util::now_micros();
   const auto soft_ttl = util::to_micros(cfg.cache_soft_ttl);
   core::micros fresh_until = std::numeric_limits<core::micros>::max();
@@ -51,7 +51,11 @@ std::shared_ptr<const store::read_cache::rendered_page> keep_rendered(
     fresh_until = std::min(fresh_until, cached->fetched_at + soft_ttl);
     shown.push_back(*products[i]);
   }
-  return pages.put_rendered(customer_id.str(), p, generation, shown, fresh_until, body, favs.total);
+  if (product_bytes.size() != shown.size()) return nullptr;
+  std::vector<std::string_view> shown_bytes;
+  shown_bytes.reserve(product_bytes.size());
+  for (const auto& span : product_bytes) shown_bytes.push_back(body.substr(span.offset, span.length));
+  return pages.put_rendered(customer_id.str(), p, generation, shown, fresh_until, body, favs.total, shown_bytes);
 }
 
 // Who is asking, for the catalog's log lines.
@@ -73,7 +77,7 @@ net::awaitable<http::response> list_favorites(http::request& req, app& a) {
   if (from_memory) {
     if (auto hit = pages->rendered(customer_id.str(), *page, util::now_micros())) {
       http::response res;
-      if (!not_modified(req, hit->etag)) res.body = hit->body;
+      if (!not_modified(req, hit->etag)) hit->append_body(res.body);
       add_page_links(req, res, *page, hit->total);
       co_return cacheable(req, std::move(res), hit->etag);
     }
@@ -82,10 +86,13 @@ net::awaitable<http::response> list_favorites(http::request& req, app& a) {
   auto favs = co_await a.read_through.list_favorites(customer_id, *page);
   const auto ctx = log_context_of(req);  // named: CONTRIBUTING.md, "Compiler notes"
   auto products = co_await a.products.resolve(favs.items, ctx);
-  auto res = http::json(http::status::ok, render_favorites_page(favs.items, products, *page, favs.total));
+  std::vector<product_span> product_bytes;
+  auto res = http::json(http::status::ok,
+                        render_favorites_page(favs.items, products, *page, favs.total, pages ? &product_bytes : nullptr));
   add_page_links(req, res, *page, favs.total);
   if (from_memory && a.feed.live()) {
-    if (auto kept = keep_rendered(*pages, customer_id, *page, generation, favs, products, res.body, a.cfg))
+    if (auto kept = keep_rendered(*pages, customer_id, *page, generation, favs, products, res.body, product_bytes,
+                                  a.cfg))
       co_return cacheable(req, std::move(res), kept->etag);
   }
   co_return cacheable(req, std::move(res));

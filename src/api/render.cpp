@@ -14,9 +14,13 @@ namespace fav::api {
 
 namespace {
 
+// `product_bytes`, when given, gets where the item's product part is in `out` (from its "{" up to
+// the end of "review"): what every page showing the same row shows.
 void write_favorite(core::json_writer& w, std::int64_t product_id, core::micros favorited_at,
-                    const std::optional<core::product>& p) {
+                    const std::optional<core::product>& p, const std::string* out = nullptr,
+                    product_span* product_bytes = nullptr) {
   w.begin_object();
+  const std::size_t from = out ? out->size() - 1 : 0;  // the "{" (after any separator)
   w.key("id").num(product_id);
   if (p) {
     w.key("title").str(p->title);
@@ -39,6 +43,7 @@ void write_favorite(core::json_writer& w, std::int64_t product_id, core::micros 
     } else {
       w.null();
     }
+    if (out && product_bytes) *product_bytes = {from, out->size() - from};
   } else {
     w.key("title").null();
     w.key("image_url").null();
@@ -98,15 +103,20 @@ void render_favorite(std::string& out, std::int64_t product_id, core::micros fav
 
 std::string render_favorites_page(const std::vector<core::favorite>& favs,
                                   const std::vector<std::optional<core::product>>& products, const core::page_req& p,
-                                  std::int64_t total) {
+                                  std::int64_t total, std::vector<product_span>* product_bytes) {
   std::string out;
   out.reserve(favs.size() * 240 + 96);
+  if (product_bytes) product_bytes->clear();
   core::json_writer w(out);
   w.begin_object();
   w.key("data").begin_array();
   static const std::optional<core::product> none;
-  for (std::size_t i = 0; i < favs.size(); ++i)  // both branches lvalues: no copy of the product
-    write_favorite(w, favs[i].product_id, favs[i].favorited_at, i < products.size() ? products[i] : none);
+  for (std::size_t i = 0; i < favs.size(); ++i) {  // both branches lvalues: no copy of the product
+    const auto& product = i < products.size() ? products[i] : none;
+    product_span span;
+    write_favorite(w, favs[i].product_id, favs[i].favorited_at, product, &out, &span);
+    if (product_bytes && product) product_bytes->push_back(span);
+  }
   w.end_array();
   write_pagination(w, p, total);
   w.end_object();

@@ -20,11 +20,18 @@ void render_favorite(std::string& out, std::int64_t product_id, core::micros fav
 // A page of customers: {"data": [<customers>], "pagination": {...}} (as below).
 std::string render_customers_page(const std::vector<core::customer>& customers, const core::page_req& p,
                                   std::int64_t total);
+// Where an item's product part is in a rendered page: offset and length of the bytes from the
+// item's "{" to the end of its "review" (the same bytes on every page showing that product row).
+struct product_span {
+  std::size_t offset = 0;
+  std::size_t length = 0;
+};
 // A page of favorites: {"data": [<items>], "pagination": {"page", "per_page", "total_pages",
-// "total_items"}}; `products[i]` is what favs[i] shows (nullopt: unavailable).
+// "total_items"}}; `products[i]` is what favs[i] shows (nullopt: unavailable). `product_bytes`,
+// when given, gets the product part of each item that shows one, in order.
 std::string render_favorites_page(const std::vector<core::favorite>& favs,
                                   const std::vector<std::optional<core::product>>& products, const core::page_req& p,
-                                  std::int64_t total);
+                                  std::int64_t total, std::vector<product_span>* product_bytes = nullptr);
 
 // Contract §10: a strong ETag (a hash of the body: any change to what it shows changes it) and
 // `Cache-Control: private, no-cache` on `res`; 304 with no body when the request's If-None-Match

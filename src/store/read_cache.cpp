@@ -57,11 +57,14 @@ std::size_t read_cache::cost_of(const std::string& key, const value& v) {
     n += f->pages.capacity() * sizeof(fav_page);
     for (const auto& p : f->pages) n += p.rows.capacity() * sizeof(fav_row);
     n += f->singles.capacity() * sizeof(fav_single);
-    // A rendered page is charged to every entry holding it (copies share it): on the safe side.
+    // A rendered page is charged to every entry holding it (copies share it), and so are the
+    // product bytes it shares with other pages: on the safe side, whatever is shared.
     n += f->rendered.capacity() * sizeof(std::shared_ptr<const rendered_entry>);
-    for (const auto& r : f->rendered)
-      n += node_overhead + sizeof(rendered_entry) + heap(r->page.body) + heap(r->page.etag) +
-           r->shows.capacity() * sizeof(r->shows[0]);
+    for (const auto& r : f->rendered) {
+      n += node_overhead + sizeof(rendered_entry) + heap(r->page.own_) + heap(r->page.etag) +
+           r->shows.capacity() * sizeof(r->shows[0]) + r->page.pieces_.capacity() * sizeof(r->page.pieces_[0]);
+      for (const auto& piece : r->page.pieces_) n += heap(*piece.shared);
+    }
   } else if (const auto* p = std::get_if<held_product>(&v)) {
     n += heap(p->row.title) + heap(p->row.image_url);
   }
@@ -140,25 +143,73 @@ std::shared_ptr<const read_cache::rendered_page> read_cache::rendered(const std:
   return std::shared_ptr<const rendered_page>(found, &found->page);
 }
 
-std::shared_ptr<const read_cache::rendered_page> read_cache::put_rendered(const std::string& customer_id,
-                                                                          core::page_req p, std::uint64_t generation,
-                                                                          const std::vector<core::product>& shown,
-                                                                          core::micros fresh_until,
-                                                                          std::string_view body, std::int64_t total) {
+void read_cache::rendered_page::append_body(std::string& out) const {
+  out.reserve(out.size() + size_);
+  std::size_t at = 0;
+  for (const auto& piece : pieces_) {
+    out.append(own_, at, piece.own_end - at);
+    out.append(*piece.shared);
+    at = piece.own_end;
+  }
+  out.append(own_, at);
+}
+
+bool read_cache::rendered_page::shares_bytes_with(const rendered_page& other) const {
+  for (const auto& mine : pieces_)
+    for (const auto& theirs : other.pieces_)
+      if (mine.shared == theirs.shared) return true;
+  return false;
+}
+
+std::shared_ptr<const read_cache::rendered_page> read_cache::put_rendered(
+    const std::string& customer_id, core::page_req p, std::uint64_t generation,
+    const std::vector<core::product>& shown, core::micros fresh_until, std::string_view body, std::int64_t total,
+    const std::vector<std::string_view>& shown_bytes) {
   if (!enabled()) return nullptr;
+  // The shared bytes must be views into `body`, one per product, in order and apart.
+  std::size_t own_size = body.size();
+  if (!shown_bytes.empty()) {
+    if (shown_bytes.size() != shown.size()) return nullptr;
+    const char* at = body.data();
+    std::size_t shared = 0;
+    for (const auto& bytes : shown_bytes) {
+      shared += bytes.size();
+      if (bytes.data() < at || bytes.data() + bytes.size() > body.data() + body.size()) return nullptr;
+      at = bytes.data() + bytes.size();
+    }
+    own_size = body.size() - shared;
+  }
   auto entry = std::make_shared<rendered_entry>();
   entry->req = p;
   entry->fresh_until = fresh_until;
   entry->shows.reserve(shown.size());
-  for (const auto& product : shown) {
+  entry->page.pieces_.reserve(shown_bytes.size());
+  entry->page.own_.reserve(own_size);
+  std::size_t own_from = 0;  // in body: where the page's own bytes not yet taken begin
+  for (std::size_t i = 0; i < shown.size(); ++i) {
+    const auto& product = shown[i];
     const std::string key = product_key(product.id);
     auto& s = shard_for(key);
     std::lock_guard lk(s.mu);
-    const value* v = s.map.peek(key);
+    value* v = s.map.peek(key);
     if (!v || !same_row(std::get<held_product>(*v).row, product)) return nullptr;
-    entry->shows.emplace_back(product.id, std::get<held_product>(*v).version);
+    auto& held = std::get<held_product>(*v);
+    entry->shows.emplace_back(product.id, held.version);
+    if (shown_bytes.empty()) continue;
+    // The copy the other pages kept from this row, or the first one.
+    const std::string_view bytes = shown_bytes[i];
+    auto shared = held.rendered.lock();
+    if (!shared || *shared != bytes) {
+      shared = std::make_shared<const std::string>(bytes);
+      if (held.rendered.expired()) held.rendered = shared;
+    }
+    const auto offset = static_cast<std::size_t>(bytes.data() - body.data());
+    entry->page.own_.append(body.substr(own_from, offset - own_from));
+    entry->page.pieces_.push_back({std::move(shared), entry->page.own_.size()});
+    own_from = offset + bytes.size();
   }
-  entry->page.body.assign(body);
+  entry->page.own_.append(body.substr(own_from));
+  entry->page.size_ = body.size();
   entry->page.total = total;
   entry->page.etag = "\"" + nonce_ + "-" + std::to_string(versions_.fetch_add(1, std::memory_order_relaxed) + 1) + "\"";
   if (entry->shows.size() * sizeof(entry->shows[0]) + body.size() + node_overhead > per_shard_) return nullptr;
@@ -300,7 +351,7 @@ void read_cache::put_products(const std::vector<core::product>& products) {
       // What is held is newer, or the same row (which keeps its version: pages showing it stand).
       if (held.fetched_at > p.fetched_at || same_row(held, p)) continue;
     }
-    store_locked(s, key, held_product{p, versions_.fetch_add(1, std::memory_order_relaxed) + 1});
+    store_locked(s, key, held_product{p, versions_.fetch_add(1, std::memory_order_relaxed) + 1, {}});
   }
 }
 

@@ -202,6 +202,27 @@ TEST(Render, PageBytesUnchanged) {
   EXPECT_EQ(api::render_favorites_page(favs, {a, b, c, std::nullopt}, core::page_req{2, 4}, 9), expected);
 }
 
+// The product part of each item (README, "Rendered pages": held once for every page showing the
+// row) is the same bytes wherever the item stands and whenever it was favorited.
+TEST(Render, ProductBytesAreEachItemsProductPart) {
+  const core::product a{7, "Tab\t\"q\"", "https://img/7.png", 10995, 390, 120, 0};
+  const core::product b{8, "B", "u", 500, std::nullopt, std::nullopt, 0};
+  const std::vector<core::favorite> favs{{7, 1'764'417'600'123'456, a}, {10, 1, std::nullopt}, {8, 0, b}};
+  std::vector<api::product_span> spans;
+  const auto body = api::render_favorites_page(favs, {a, std::nullopt, b}, core::page_req{1, 3}, 3, &spans);
+  EXPECT_EQ(body, api::render_favorites_page(favs, {a, std::nullopt, b}, core::page_req{1, 3}, 3))
+      << "the spans change nothing in the body";
+  ASSERT_EQ(spans.size(), 2u) << "one a product shown; none for the unavailable item";
+  EXPECT_EQ(body.substr(spans[0].offset, spans[0].length),
+            R"({"id":7,"title":"Tab\t\"q\"","image_url":"https://img/7.png","price":109.95,"review":{"rate":3.9,"count":120})");
+  EXPECT_EQ(body.substr(spans[1].offset, spans[1].length), R"({"id":8,"title":"B","image_url":"u","price":5,"review":null)");
+  // Elsewhere on another page, favorited at another time: the same bytes.
+  std::vector<api::product_span> other;
+  const auto body2 = api::render_favorites_page({{8, 99, b}}, {b}, core::page_req{2, 1}, 2, &other);
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_EQ(body2.substr(other[0].offset, other[0].length), body.substr(spans[1].offset, spans[1].length));
+}
+
 TEST(Errors, BodyAndStatus) {
   auto r = api::fail(core::errc::invalid_email, http::status::bad_request);
   EXPECT_EQ(r.code, http::status::bad_request);

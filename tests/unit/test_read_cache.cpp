@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "api/render.hpp"
 #include "store/read_cache.hpp"
 #include "util/config.hpp"
 
@@ -233,7 +234,7 @@ TEST(read_cache, a_rendered_page_comes_back_with_its_tag_until_it_changes) {
   EXPECT_EQ(kept->etag.back(), '"');
   auto hit = cache.rendered(c.id, {1, 3}, 100);
   ASSERT_TRUE(hit);
-  EXPECT_EQ(hit->body, "body one");
+  EXPECT_EQ(hit->body(), "body one");
   EXPECT_EQ(hit->etag, kept->etag);
   EXPECT_EQ(hit->total, 3);
   EXPECT_FALSE(cache.rendered(c.id, {2, 3}, 100)) << "another page is not this one";
@@ -260,6 +261,82 @@ TEST(read_cache, a_rendered_page_comes_back_with_its_tag_until_it_changes) {
   ASSERT_TRUE(cache.rendered(c.id, {1, 3}, 100));
   cache.forget_favorites(c.id);
   EXPECT_FALSE(cache.rendered(c.id, {1, 3}, 100));
+}
+
+// README, "Rendered pages": a page is kept in pieces, the bytes each product row renders to held
+// once for every page kept from that row. What comes back is the body given, byte for byte.
+TEST(read_cache, a_page_kept_in_pieces_comes_back_byte_for_byte_and_shares_its_products) {
+  read_cache cache(1 << 20);
+  struct kept_page {
+    std::string body;
+    std::shared_ptr<const read_cache::rendered_page> page;
+  };
+  // Customer i's page shows products 10..12 (the same rows), favorited at other times, and
+  // customer 2's also product 20, first.
+  auto keep = [&](int i, std::vector<std::int64_t> ids) {
+    const auto c = make_customer(i);
+    core::page<core::favorite> page;
+    page.total = static_cast<std::int64_t>(ids.size());
+    for (auto id : ids) page.items.push_back(core::favorite{id, 1000 * i + id, make_product(id, 5, "T\"" + std::to_string(id))});
+    cache.put_favorites(c.id, {1, 10}, page, cache.generation(c.id));
+    std::vector<std::optional<core::product>> products;
+    for (const auto& f : page.items) products.push_back(f.cached);
+    std::vector<fav::api::product_span> spans;
+    kept_page k{fav::api::render_favorites_page(page.items, products, {1, 10}, page.total, &spans), nullptr};
+    std::vector<std::string_view> bytes;
+    for (const auto& s : spans) bytes.push_back(std::string_view(k.body).substr(s.offset, s.length));
+    k.page = cache.put_rendered(c.id, {1, 10}, cache.generation(c.id), shown_of(page), 100, k.body, page.total, bytes);
+    return k;
+  };
+  const auto one = keep(1, {10, 11, 12});
+  const auto two = keep(2, {20, 10, 11, 12});
+  ASSERT_TRUE(one.page && two.page);
+  for (const auto* k : {&one, &two}) {
+    const int i = k == &one ? 1 : 2;
+    const auto hit = cache.rendered(make_customer(i).id, {1, 10}, 100);
+    ASSERT_TRUE(hit);
+    EXPECT_EQ(hit->body(), k->body);
+    EXPECT_EQ(hit->size(), k->body.size());
+    std::string appended = "prefix:";
+    hit->append_body(appended);
+    EXPECT_EQ(appended, "prefix:" + k->body);
+    // What each item alone holds: its favorited_at and the separators, not the product's bytes.
+    EXPECT_LT(hit->own_size(), k->body.size() / 2) << k->body;
+  }
+  EXPECT_TRUE(one.page->shares_bytes_with(*two.page)) << "the rows 10..12 are held once";
+  const auto alone = keep(3, {20});
+  EXPECT_TRUE(alone.page->shares_bytes_with(*two.page));
+  EXPECT_FALSE(alone.page->shares_bytes_with(*one.page));
+
+  // A row replaced (a refresh): the pages kept from then on hold its new bytes, not the old.
+  cache.put_products({make_product(10, 50, "Refreshed")});
+  EXPECT_FALSE(cache.rendered(make_customer(1).id, {1, 10}, 100));
+  EXPECT_TRUE(cache.rendered(make_customer(3).id, {1, 10}, 100)) << "a page not showing it stands";
+}
+
+// The shared bytes must be views into the body, one a product, in order: anything else keeps nothing.
+TEST(read_cache, a_page_whose_product_bytes_are_not_views_of_its_body_is_not_kept) {
+  read_cache cache(1 << 20);
+  const auto c = make_customer(1);
+  const auto page = make_page(2, 10);
+  cache.put_favorites(c.id, {1, 2}, page, cache.generation(c.id));
+  const std::string body = "[aaaa,bbbb]";
+  const std::string_view v(body);
+  const std::string elsewhere = "aaaa";
+  const auto gen = cache.generation(c.id);
+  const auto shown = shown_of(page);
+  EXPECT_FALSE(cache.put_rendered(c.id, {1, 2}, gen, shown, 100, body, 2, {v.substr(1, 4)})) << "one view, two products";
+  EXPECT_FALSE(cache.put_rendered(c.id, {1, 2}, gen, shown, 100, body, 2, {v.substr(6, 4), v.substr(1, 4)}))
+      << "out of order";
+  EXPECT_FALSE(cache.put_rendered(c.id, {1, 2}, gen, shown, 100, body, 2, {elsewhere, v.substr(6, 4)}))
+      << "not in the body";
+  EXPECT_FALSE(cache.put_rendered(c.id, {1, 2}, gen, shown, 100, body, 2, {v.substr(1, 4), v.substr(3, 4)}))
+      << "overlapping";
+  EXPECT_FALSE(cache.rendered(c.id, {1, 2}, 100));
+  const auto kept = cache.put_rendered(c.id, {1, 2}, gen, shown, 100, body, 2, {v.substr(1, 4), v.substr(6, 4)});
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->body(), body);
+  EXPECT_EQ(kept->own_size(), 3u);
 }
 
 TEST(read_cache, a_rendered_page_is_kept_only_as_read) {
