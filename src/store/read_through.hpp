@@ -34,6 +34,7 @@ class read_through {
   // `budget_bytes` 0: every read goes to the database.
   read_through(store& primary, change_feed& feed, std::size_t budget_bytes, store* standby = nullptr);
 
+  // The customer's record without its password hash (empty): what GET /customers/{id} shows.
   net::awaitable<std::optional<core::customer>> find_customer(core::customer_id id);
   net::awaitable<core::page<core::favorite>> list_favorites(core::customer_id customer_id, core::page_req p);
   net::awaitable<std::optional<core::favorite>> get_favorite(core::customer_id customer_id, std::int64_t product_id);

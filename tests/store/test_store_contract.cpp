@@ -242,6 +242,30 @@ TEST_P(store_contract, a_token_check_is_one_round_trip) {
 
 // Through the read-through layer, a page or customer answered from memory costs no round trip;
 // its token check (check_token, never from this memory) still asks the database.
+// GET /customers/{id} never shows the hash, so the read-through neither hands it on nor holds it
+// in memory: a miss and a hit answer the same record, without it.
+TEST_P(store_contract, through_the_read_cache_a_customer_comes_without_its_password_hash) {
+  store::change_feed feed(true);
+  through_memory cached(make_store(), feed);
+  const core::customer a = add_customer("Alice", "alice@example.com", t0);
+  const auto stored = run(cached.db->find_customer(cid(a.id)));
+  ASSERT_TRUE(stored);
+  ASSERT_FALSE(stored->password_hash.empty());
+  const auto hits = cached.reads.memory().hits();
+  const auto miss = run(cached.reads.find_customer(cid(a.id)));
+  const auto hit = run(cached.reads.find_customer(cid(a.id)));
+  EXPECT_EQ(cached.reads.memory().hits(), hits + 1) << "the second read is answered from memory";
+  for (const auto& got : {miss, hit}) {
+    ASSERT_TRUE(got);
+    EXPECT_TRUE(got->password_hash.empty());
+    EXPECT_EQ(got->id, stored->id);
+    EXPECT_EQ(got->name, stored->name);
+    EXPECT_EQ(got->email, stored->email);
+    EXPECT_EQ(got->created_at, stored->created_at);
+    EXPECT_EQ(got->updated_at, stored->updated_at);
+  }
+}
+
 TEST_P(store_contract, through_the_read_cache_a_hit_makes_no_round_trip) {
   store::change_feed feed(true);
   through_memory cached(make_store(), feed);
