@@ -120,7 +120,10 @@ constexpr config_variable variables[] = {
     {"DATABASE_READ_URL", "",
      "PostgreSQL standbys (multi-host allowed) that answer the customer and favorites GETs while the primary "
      "cannot be reached (default: none)"},
-    {"LOG_LEVEL", "info", "debug, info, warning, error or critical", config_kind::text, 0, 0, &config::log_level},
+    {"LOG_LEVEL", "info",
+     "debug, info, warning, error or critical (the log's queue: 16,384 lines, 6.4 MiB, at info and debug; 1,024 "
+     "above them)",
+     config_kind::text, 0, 0, &config::log_level},
     {"CORS_ALLOW_ORIGINS", "*", "Comma-separated origins allowed by CORS (* for any)"},
     {"PASSWORD_HASH_WORKERS", "", "argon2id workers, 64 MiB each (default: the number of cores)", config_kind::integer,
      1, 256},

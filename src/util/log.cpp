@@ -25,8 +25,12 @@ void log_init(const std::string& level) {
   for (int i = 0; i < 5; ++i)
     if (names[i] == level) min_level = i;
   if (logger) return;
-  // A bounded queue that drops the oldest line rather than blocking a request.
-  spdlog::init_thread_pool(16384, 1);
+  // A bounded queue that drops the oldest line rather than blocking a request. Its slots are
+  // allocated up front (408 bytes each), so it is sized for the level's volume: at info and debug
+  // a line per request (16,384 lines, 6.4 MiB: a quarter of a second at 60,000 requests/s), above
+  // them only the rare warning (1,024 lines, 0.4 MiB).
+  const std::size_t slots = min_level.load() <= static_cast<int>(log_level::info) ? 16384 : 1024;
+  spdlog::init_thread_pool(slots, 1);
   logger = spdlog::create_async_nb<spdlog::sinks::stdout_sink_mt>("fav");
   logger->set_pattern("%v");
   logger->set_level(spdlog::level::trace);
