@@ -23,10 +23,12 @@ connection::connection(const std::string& path, const std::atomic<bool>* closing
   // running statement is interrupted (SQLITE_INTERRUPT rolls it back; nothing is applied later).
   sqlite3_busy_handler(db_, &connection::on_busy, this);
   sqlite3_progress_handler(db_, 4096, &connection::on_progress, this);
-  // Default page cache (2 MiB a connection) and no mmap: both count in the service's RSS
-  // (measured: mmap + 16 MiB caches took it from ~30 to 172 MiB), and the OS page cache
-  // already keeps the file hot.
-  exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;");
+  // A small page cache (256 KiB a connection: the B-trees' upper pages) and no mmap: both count
+  // in the service's RSS (measured: mmap + 16 MiB caches took it from ~30 to 172 MiB), and the OS
+  // page cache already keeps the file hot. SQLite's default 2 MiB held 3.7 MiB more over the
+  // benchmark's 10,000 customers for no measurable gain (the list with the read cache off: 26,100
+  // against 25,900 requests/s, the difference within run-to-run noise).
+  exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -256;");
 }
 
 connection::~connection() {
