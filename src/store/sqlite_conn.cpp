@@ -83,6 +83,10 @@ sqlite3_stmt* connection::prepare(const char* sql) {
   return s;
 }
 
+void connection::run_cached(const char* sql) {
+  query(*this, sql).run();
+}
+
 query& query::bind_time(int i, micros t) {
   return bind(i, util::format_db_time(t));
 }

@@ -32,6 +32,9 @@ class connection {
 
   // Runs one or more statements without results; throws as fail() does.
   void exec(const char* sql);
+  // Runs one statement without results from the statement cache (parsed on first use only): the
+  // writer's SAVEPOINT, RELEASE, BEGIN and COMMIT, run for every write or batch. Throws as fail().
+  void run_cached(const char* sql);
   // Throws store::unavailable for infrastructure errors (busy, I/O, full, corrupt, interrupted
   // by the deadline, ...), std::runtime_error for the rest (constraint violations: the writes
   // check what they reference first, so one is a bug or bad input).
@@ -131,12 +134,12 @@ class query {
 // changes go). Outside a transaction it opens one (deferred).
 class savepoint {
  public:
-  explicit savepoint(connection& c) : c_(c) { c_.exec("SAVEPOINT w"); }
+  explicit savepoint(connection& c) : c_(c) { c_.run_cached("SAVEPOINT w"); }
   ~savepoint();
   savepoint(const savepoint&) = delete;
   savepoint& operator=(const savepoint&) = delete;
   void commit() {
-    c_.exec("RELEASE w");
+    c_.run_cached("RELEASE w");
     done_ = true;
   }
 

@@ -76,7 +76,7 @@ void writer::run_batch(std::vector<std::unique_ptr<job>>& batch) {
     try {
       if (closing_ && closing_->load()) throw unavailable("sqlite: shutting down");
       deadline_scope lock_wait(conn_, latest);
-      conn_.exec("BEGIN IMMEDIATE");
+      conn_.run_cached("BEGIN IMMEDIATE");
     } catch (...) {
       auto e = std::current_exception();
       for (job* j : todo) j->error = e;
@@ -95,9 +95,9 @@ void writer::run_batch(std::vector<std::unique_ptr<job>>& batch) {
       }
       try {
         deadline_scope bounded(conn_, j->deadline);
-        conn_.exec("SAVEPOINT job");
+        conn_.run_cached("SAVEPOINT job");
         j->run(conn_);
-        conn_.exec("RELEASE job");
+        conn_.run_cached("RELEASE job");
         applied.push_back(j);
       } catch (...) {
         j->error = std::current_exception();
@@ -112,7 +112,7 @@ void writer::run_batch(std::vector<std::unique_ptr<job>>& batch) {
     }
     if (conn_.in_transaction()) {
       try {
-        conn_.exec("COMMIT");  // the batch's one fsync
+        conn_.run_cached("COMMIT");  // the batch's one fsync
         ++commits_;
         writes_ += applied.size();
       } catch (...) {
