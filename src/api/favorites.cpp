@@ -87,12 +87,12 @@ net::awaitable<http::response> list_favorites(http::request& req, app& a) {
   const auto ctx = log_context_of(req);  // named: CONTRIBUTING.md, "Compiler notes"
   auto products = co_await a.products.resolve(favs.items, ctx);
   std::vector<product_span> product_bytes;
-  auto res = http::json(http::status::ok,
-                        render_favorites_page(favs.items, products, *page, favs.total, pages ? &product_bytes : nullptr));
+  auto res = http::json(http::status::ok, render_favorites_page(favs.items, products, *page, favs.total,
+                                                                pages ? &product_bytes : nullptr));
   add_page_links(req, res, *page, favs.total);
   if (from_memory && a.feed.live()) {
-    if (auto kept = keep_rendered(*pages, customer_id, *page, generation, favs, products, res.body, product_bytes,
-                                  a.cfg))
+    if (auto kept =
+            keep_rendered(*pages, customer_id, *page, generation, favs, products, res.body, product_bytes, a.cfg))
       co_return cacheable(req, std::move(res), kept->etag);
   }
   co_return cacheable(req, std::move(res));

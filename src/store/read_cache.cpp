@@ -162,8 +162,8 @@ bool read_cache::rendered_page::shares_bytes_with(const rendered_page& other) co
 }
 
 std::shared_ptr<const read_cache::rendered_page> read_cache::put_rendered(
-    const std::string& customer_id, core::page_req p, std::uint64_t generation,
-    const std::vector<core::product>& shown, core::micros fresh_until, std::string_view body, std::int64_t total,
+    const std::string& customer_id, core::page_req p, std::uint64_t generation, const std::vector<core::product>& shown,
+    core::micros fresh_until, std::string_view body, std::int64_t total,
     const std::vector<std::string_view>& shown_bytes) {
   if (!enabled()) return nullptr;
   // The shared bytes must be views into `body`, one per product, in order and apart.

@@ -109,8 +109,7 @@ class read_cache {
   // the same row; nothing is kept when they are not such views.
   std::shared_ptr<const rendered_page> put_rendered(const std::string& customer_id, core::page_req p,
                                                     std::uint64_t generation, const std::vector<core::product>& shown,
-                                                    core::micros fresh_until, std::string_view body,
-                                                    std::int64_t total,
+                                                    core::micros fresh_until, std::string_view body, std::int64_t total,
                                                     const std::vector<std::string_view>& shown_bytes = {});
 
   // A customer changed or was deleted: its record and its favorites go.

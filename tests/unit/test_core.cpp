@@ -213,9 +213,11 @@ TEST(Render, ProductBytesAreEachItemsProductPart) {
   EXPECT_EQ(body, api::render_favorites_page(favs, {a, std::nullopt, b}, core::page_req{1, 3}, 3))
       << "the spans change nothing in the body";
   ASSERT_EQ(spans.size(), 2u) << "one a product shown; none for the unavailable item";
-  EXPECT_EQ(body.substr(spans[0].offset, spans[0].length),
-            R"({"id":7,"title":"Tab\t\"q\"","image_url":"https://img/7.png","price":109.95,"review":{"rate":3.9,"count":120})");
-  EXPECT_EQ(body.substr(spans[1].offset, spans[1].length), R"({"id":8,"title":"B","image_url":"u","price":5,"review":null)");
+  EXPECT_EQ(
+      body.substr(spans[0].offset, spans[0].length),
+      R"({"id":7,"title":"Tab\t\"q\"","image_url":"https://img/7.png","price":109.95,"review":{"rate":3.9,"count":120})");
+  EXPECT_EQ(body.substr(spans[1].offset, spans[1].length),
+            R"({"id":8,"title":"B","image_url":"u","price":5,"review":null)");
   // Elsewhere on another page, favorited at another time: the same bytes.
   std::vector<api::product_span> other;
   const auto body2 = api::render_favorites_page({{8, 99, b}}, {b}, core::page_req{2, 1}, 2, &other);

@@ -277,7 +277,8 @@ TEST(read_cache, a_page_kept_in_pieces_comes_back_byte_for_byte_and_shares_its_p
     const auto c = make_customer(i);
     core::page<core::favorite> page;
     page.total = static_cast<std::int64_t>(ids.size());
-    for (auto id : ids) page.items.push_back(core::favorite{id, 1000 * i + id, make_product(id, 5, "T\"" + std::to_string(id))});
+    for (auto id : ids)
+      page.items.push_back(core::favorite{id, 1000 * i + id, make_product(id, 5, "T\"" + std::to_string(id))});
     cache.put_favorites(c.id, {1, 10}, page, cache.generation(c.id));
     std::vector<std::optional<core::product>> products;
     for (const auto& f : page.items) products.push_back(f.cached);
@@ -325,7 +326,8 @@ TEST(read_cache, a_page_whose_product_bytes_are_not_views_of_its_body_is_not_kep
   const std::string elsewhere = "aaaa";
   const auto gen = cache.generation(c.id);
   const auto shown = shown_of(page);
-  EXPECT_FALSE(cache.put_rendered(c.id, {1, 2}, gen, shown, 100, body, 2, {v.substr(1, 4)})) << "one view, two products";
+  EXPECT_FALSE(cache.put_rendered(c.id, {1, 2}, gen, shown, 100, body, 2, {v.substr(1, 4)}))
+      << "one view, two products";
   EXPECT_FALSE(cache.put_rendered(c.id, {1, 2}, gen, shown, 100, body, 2, {v.substr(6, 4), v.substr(1, 4)}))
       << "out of order";
   EXPECT_FALSE(cache.put_rendered(c.id, {1, 2}, gen, shown, 100, body, 2, {elsewhere, v.substr(6, 4)}))
