@@ -25,12 +25,8 @@ void log_init(const std::string& level) {
   for (int i = 0; i < 5; ++i)
     if (names[i] == level) min_level = i;
   if (logger) return;
-  // A bounded queue that drops the oldest line rather than blocking a request. Its slots are
-  // allocated up front (408 bytes each), so it is sized for the level's volume: at info and debug
-  // a line per request (16,384 lines, 6.4 MiB: a quarter of a second at 60,000 requests/s), above
-  // them only the rare warning (1,024 lines, 0.4 MiB).
-  const std::size_t slots = min_level.load() <= static_cast<int>(log_level::info) ? 16384 : 1024;
-  spdlog::init_thread_pool(slots, 1);
+  // A bounded queue that drops the oldest line rather than blocking a request.
+  spdlog::init_thread_pool(log_queue_slots(static_cast<log_level>(min_level.load())), 1);
   logger = spdlog::create_async_nb<spdlog::sinks::stdout_sink_mt>("fav");
   logger->set_pattern("%v");
   logger->set_level(spdlog::level::trace);
@@ -38,6 +34,12 @@ void log_init(const std::string& level) {
   // request); warnings and worse, and log_flush(), go out at once.
   logger->flush_on(spdlog::level::warn);
   spdlog::flush_every(std::chrono::seconds(1));
+}
+
+std::size_t log_queue_slots(log_level lowest) {
+  // Sized for the level's volume: 16,384 lines (6.4 MiB) are a quarter of a second at 60,000
+  // requests/s; above info only the rare warning is written (1,024 lines, 0.4 MiB).
+  return lowest <= log_level::info ? 16384 : 1024;
 }
 
 bool log_enabled(log_level l) {

@@ -1,6 +1,7 @@
 // Structured logs: one JSON object per line on stdout, written by an async spdlog sink so an I/O
 // thread never waits on the terminal. Never pass passwords, tokens or hashes here.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -27,6 +28,9 @@ struct log_field {
 
 // Sets up the async logger; `level` is one of debug, info, warning, error, critical.
 void log_init(const std::string& level);
+// Lines the logger's queue holds when `lowest` is the lowest level logged: its slots are allocated
+// up front (408 bytes each), so at info and debug (a line per request) 16,384, above them 1,024.
+std::size_t log_queue_slots(log_level lowest);
 bool log_enabled(log_level l);
 void log(log_level l, std::string_view message, std::initializer_list<log_field> fields = {});
 // Like log(), whatever LOG_LEVEL says: for the lines scripts wait for ("listening").

@@ -8,6 +8,7 @@
 #include "api/errors.hpp"
 #include "api/render.hpp"
 #include "http/trace_context.hpp"
+#include "util/log.hpp"
 #include "util/metrics.hpp"
 
 using fav::http::parse_traceparent;
@@ -129,6 +130,17 @@ TEST(Conditional, PageLinks) {
 }
 
 // Metrics: "Bucket labels print as le=\"0.00050000000000000001\"".
+// README, LOG_LEVEL: the log's queue is allocated up front, so it is sized for the level's volume
+// (a line per request at info and debug; only warnings and worse above them).
+TEST(Log, TheQueueIsSizedForTheLevel) {
+  using fav::util::log_level;
+  EXPECT_EQ(fav::util::log_queue_slots(log_level::debug), 16384u);
+  EXPECT_EQ(fav::util::log_queue_slots(log_level::info), 16384u);
+  EXPECT_EQ(fav::util::log_queue_slots(log_level::warning), 1024u);
+  EXPECT_EQ(fav::util::log_queue_slots(log_level::error), 1024u);
+  EXPECT_EQ(fav::util::log_queue_slots(log_level::critical), 1024u);
+}
+
 TEST(Metrics, ReadableNumbers) {
   EXPECT_EQ(fav::util::prometheus_number(0.0005), "0.0005");
   EXPECT_EQ(fav::util::prometheus_number(2.5), "2.5");
