@@ -7,6 +7,7 @@
 #include <string>
 
 #include "store/pg_pool.hpp"
+#include "store/pg_write_batch.hpp"
 #include "store/store.hpp"
 
 namespace fav::store {
@@ -66,6 +67,7 @@ class pg_store final : public store {
   net::awaitable<void> do_end_sign_in(std::string id) override;
   // Titles longer than the column (255 characters) are truncated rather than rejected.
   net::awaitable<void> do_upsert_products(std::vector<core::product> products) override;
+  // Both in the next group commit (favorite_writes_).
   net::awaitable<insert_result> do_insert_favorite(core::customer_id customer_id, std::int64_t product_id,
                                                    micros now) override;
   net::awaitable<delete_result> do_delete_favorite(core::customer_id customer_id, std::int64_t product_id) override;
@@ -76,7 +78,12 @@ class pg_store final : public store {
   // Runs one statement on a pooled connection; each parameter converts to pg_param.
   template <class... A>
   net::awaitable<pg_result> run(const pg_statement& st, A... params);
+  // The same in the next group commit of favorite_writes_, ordered in it by `lock_order`.
+  template <class... A>
+  net::awaitable<pg_result> run_batched(const pg_statement& st, std::string lock_order, A... params);
   pg_pool pool_;
+  // Adding and removing a favorite, the hot writes, commit in groups (pg_write_batch.hpp).
+  pg_write_batch favorite_writes_;
   std::string notify_prefix_;  // "<instance>/" or empty: the start of every notification payload
   std::atomic<std::uint64_t> revocations_{0};
   std::atomic<std::uint64_t> failures_recorded_{0};

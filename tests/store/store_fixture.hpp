@@ -27,6 +27,7 @@
 
 #include "store/change_feed.hpp"
 #include "store/pg_store.hpp"
+#include "store/pg_write_batch.hpp"
 #include "store/read_through.hpp"
 #include "store/sqlite_store.hpp"
 #include "store/sqlite_writer.hpp"

@@ -388,6 +388,147 @@ TEST_F(pg_backend, many_callers_share_a_small_pool) {
   small.reset();
 }
 
+// Group commit (src/store/pg_write_batch.hpp): writes that arrive while a batch runs wait, then go
+// together in one round trip and one transaction (one txid), each answered with its own result,
+// whatever order their locks put them in.
+namespace batch_test {
+// Waits on an advisory lock the test holds, so its batch stays running until the test lets it go.
+const store::pg_statement held{"batch_held", "SELECT $1::int, txid_current() FROM pg_advisory_xact_lock(4242)"};
+const store::pg_statement echo{"batch_echo", "SELECT $1::int, txid_current()"};
+const store::pg_statement divide{"batch_divide", "SELECT 10 / $1::int, txid_current()"};
+
+// What one write got: its value and transaction id, or the SQLSTATE / "unavailable" it threw.
+struct answer {
+  std::int64_t value = -1;
+  std::string txid;
+  std::string error;
+};
+
+// Polls `ready` every 5 ms (a state to wait for, not time to let pass); false after 20 s.
+template <class F>
+net::awaitable<bool> until(F ready) {
+  net::steady_timer t(co_await net::this_coro::executor);
+  for (int i = 0; i < 4000; ++i) {
+    if (ready()) co_return true;
+    t.expires_after(5ms);
+    co_await t.async_wait(net::use_awaitable);
+  }
+  co_return false;
+}
+
+net::awaitable<answer> write(store::pg_write_batch* b, const store::pg_statement* st, int v, std::string order,
+                             const std::atomic<bool>* go) {
+  co_await until([go] { return go->load(); });
+  answer a;
+  std::vector<store::pg_param> params;
+  params.emplace_back(std::to_string(v));
+  try {
+    const store::pg_result r = co_await b->run(*st, std::move(params), std::move(order));
+    a.value = r.int64(0, 0);
+    a.txid = r.text(0, 1);
+  } catch (const store::pg_error& e) {
+    a.error = e.sqlstate;
+  } catch (const store::unavailable&) {
+    a.error = "unavailable";
+  }
+  co_return a;
+}
+
+// Holds the advisory lock; lets the first write go (it leads a batch that waits on the lock in
+// the server); when that one is seen waiting, lets the others go; when all of them are queued
+// behind it, lets the lock go. Answers like a write, with "not queued" when a step never came.
+net::awaitable<answer> conduct(std::string conninfo, store::pg_write_batch* b, std::size_t others,
+                               std::atomic<bool>* first, std::atomic<bool>* rest) {
+  answer a;
+  auto lock = co_await store::pg_conn::connect(co_await net::this_coro::executor, conninfo, 5s);
+  const store::pg_statement take{"take", "SELECT pg_advisory_lock(4242)"};
+  const store::pg_statement waiting{"waiting",
+                                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"};
+  const store::pg_statement give{"give", "SELECT pg_advisory_unlock(4242)"};
+  co_await lock->query(take, {}, 5s);
+  first->store(true);
+  bool seen = false;
+  net::steady_timer t(co_await net::this_coro::executor);
+  for (int i = 0; i < 4000 && !seen; ++i) {  // polls the server's state every 5 ms, 20 s at most
+    seen = (co_await lock->query(waiting, {}, 5s)).int64(0, 0) == 1;
+    t.expires_after(5ms);
+    if (!seen) co_await t.async_wait(net::use_awaitable);
+  }
+  rest->store(true);
+  const bool queued = co_await until([&] { return b->queued() == others; });
+  co_await lock->query(give, {}, 5s);
+  if (!seen || !queued) a.error = "not queued";
+  co_return a;
+}
+}  // namespace batch_test
+
+TEST_F(pg_backend, writes_queued_behind_a_batch_commit_together_and_each_gets_its_own_answer) {
+  using namespace batch_test;
+  store::pg_pool pool(ioc_.get_executor(), conninfo_, 2, {});
+  store::pg_write_batch batch(pool, 1);  // one batch at a time: the rest queue behind it
+  std::atomic<bool> first{false}, rest{false};
+  std::vector<net::awaitable<answer>> all;
+  all.push_back(conduct(conninfo_, &batch, 10, &first, &rest));
+  all.push_back(write(&batch, &held, 100, "m", &first));  // leads the first batch, alone
+  // Queued behind it; their lock order is the reverse of their arrival.
+  for (int i = 0; i < 10; ++i) all.push_back(write(&batch, &echo, i, std::to_string(9 - i), &rest));
+  const auto trips_before = pool.snapshot().round_trips;
+  const auto r = run_all(std::move(all));
+  ASSERT_EQ(r[0].error, "");
+  EXPECT_EQ(r[1].value, 100);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(r[2 + i].value, i) << "a write got another's answer";
+    EXPECT_EQ(r[2 + i].txid, r[2].txid) << "the queued writes were not one transaction";
+  }
+  EXPECT_NE(r[2].txid, r[1].txid);
+  EXPECT_EQ(batch.batches(), 2u);
+  EXPECT_EQ(batch.statements(), 11u);
+  EXPECT_EQ(pool.snapshot().round_trips - trips_before, 2u) << "eleven writes were not two round trips";
+}
+
+TEST_F(pg_backend, a_write_that_fails_in_a_batch_fails_alone_and_the_others_commit) {
+  using namespace batch_test;
+  store::pg_pool pool(ioc_.get_executor(), conninfo_, 2, {});
+  store::pg_write_batch batch(pool, 1);
+  std::atomic<bool> first{false}, rest{false};
+  std::vector<net::awaitable<answer>> all;
+  all.push_back(conduct(conninfo_, &batch, 6, &first, &rest));
+  all.push_back(write(&batch, &held, 100, "m", &first));
+  for (int i = 1; i <= 6; ++i) all.push_back(write(&batch, i == 3 ? &divide : &echo, i == 3 ? 0 : i, "x", &rest));
+  const auto r = run_all(std::move(all));
+  ASSERT_EQ(r[0].error, "");
+  EXPECT_EQ(r[1].value, 100);
+  for (int i = 1; i <= 6; ++i) {
+    if (i == 3) {
+      EXPECT_EQ(r[1 + i].error, "22012") << "the failing write did not get its own error";
+    } else {
+      EXPECT_EQ(r[1 + i].error, "") << "write " << i << " failed for another's error";
+      EXPECT_EQ(r[1 + i].value, i);
+    }
+  }
+  // The batch of six rolled back (not counted); each ran again alone, in its own transaction.
+  EXPECT_EQ(batch.batches(), 1u);
+  EXPECT_NE(r[2].txid, r[3].txid);
+}
+
+TEST_F(pg_backend, batched_writes_without_a_database_all_fail_at_once) {
+  using namespace batch_test;
+  net::ip::tcp::acceptor closed(ioc_, {net::ip::make_address("127.0.0.1"), 0});
+  const auto port = closed.local_endpoint().port();
+  closed.close();  // nothing listens there now: every connect is refused
+  store::pg_pool pool(ioc_.get_executor(), "postgresql://u:p@127.0.0.1:" + std::to_string(port) + "/db?sslmode=disable",
+                      2, {});
+  store::pg_write_batch batch(pool, 1);
+  std::vector<net::awaitable<answer>> all;
+  const std::atomic<bool> go{true};
+  for (int i = 0; i < 20; ++i) all.push_back(write(&batch, &echo, i, "x", &go));
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = run_all(std::move(all));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  for (const auto& a : r) EXPECT_EQ(a.error, "unavailable");
+  EXPECT_EQ(batch.batches(), 0u);
+}
+
 TEST_F(pg_backend, recovers_when_the_server_comes_back) {
   const std::string dir = env("FAV_TEST_PG_CLUSTER_DIR");
   if (dir.empty()) {
