@@ -336,9 +336,10 @@ std::string products_json(const std::vector<core::product>& products) {
 
 pg_store::pg_store(net::any_io_executor ex, std::string conninfo, int pool_size, pg_limits limits)
     : pool_(std::move(ex), std::move(conninfo), pool_size, limits),
-      // Two batches at once: one commits while the next gathers and runs its statements; more
-      // would only split the writes into smaller groups behind the same commit lock.
-      favorite_writes_(pool_, 2) {}
+      // One group at a time: its commit takes the notify lock anyway, and the writes that wait
+      // meanwhile make the next group bigger. Measured ((c), 64 connections, closed loop): 1 group
+      // 23.8k-27.4k requests/s, 2 groups 20.8k-21.0k, 4 groups 17.9k-19.3k, with lower tails at 1.
+      favorite_writes_(pool_, 1) {}
 
 store::pool_usage pg_store::usage() const {
   const pg_pool::stats s = pool_.snapshot();
