@@ -2,6 +2,7 @@
 #include "store/sqlite_conn.hpp"
 
 #include <algorithm>
+#include <string>
 #include <thread>
 
 #include "store/store.hpp"
@@ -9,7 +10,7 @@
 
 namespace fav::store::sqlite {
 
-connection::connection(const std::string& path, const std::atomic<bool>* closing) : closing_(closing) {
+connection::connection(const std::string& path, const std::atomic<bool>* closing, int cache_kib) : closing_(closing) {
   int rc =
       sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
@@ -23,12 +24,16 @@ connection::connection(const std::string& path, const std::atomic<bool>* closing
   // running statement is interrupted (SQLITE_INTERRUPT rolls it back; nothing is applied later).
   sqlite3_busy_handler(db_, &connection::on_busy, this);
   sqlite3_progress_handler(db_, 4096, &connection::on_progress, this);
-  // A small page cache (256 KiB a connection: the B-trees' upper pages) and no mmap: both count
-  // in the service's RSS (measured: mmap + 16 MiB caches took it from ~30 to 172 MiB), and the OS
-  // page cache already keeps the file hot. SQLite's default 2 MiB held 3.7 MiB more over the
-  // benchmark's 10,000 customers for no measurable gain (the list with the read cache off: 26,100
-  // against 25,900 requests/s, the difference within run-to-run noise).
-  exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -256;");
+  // A small page cache on the readers (256 KiB a connection: the B-trees' upper pages) and no
+  // mmap: both count in the service's RSS (measured: mmap + 16 MiB caches took it from ~30 to
+  // 172 MiB), and the OS page cache already keeps the file hot. SQLite's default 2 MiB held
+  // 3.7 MiB more over the benchmark's 10,000 customers for no measurable gain on reads (the list
+  // with the read cache off: 26,100 against 25,900 requests/s, within run-to-run noise). The one
+  // writer keeps SQLite's default 2 MiB: with 256 KiB a fifth of its thread's time went to
+  // pread() of pages it had evicted, and add + remove on 64 connections answered 23.5k-23.7k
+  // requests/s against 25.9k-26.1k with 2 MiB (8 MiB: 23.8k-25.9k).
+  exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;");
+  exec(("PRAGMA cache_size = -" + std::to_string(std::max(cache_kib, 1))).c_str());
 }
 
 connection::~connection() {

@@ -19,13 +19,19 @@ using core::micros;
 
 using sclock = std::chrono::steady_clock;
 
-// Opens `path` read-write (creating it) in WAL mode with foreign keys and synchronous=FULL.
-// Throws store::unavailable when it cannot. Lock waits and running statements are bounded by
-// the deadline set with set_deadline() (contract §5, DATABASE_STATEMENT_TIMEOUT_SECONDS) and end
-// at once when `closing` (the store's, may be null) is set while a deadline is.
+// Page cache sizes, KiB a connection (the why is in sqlite_conn.cpp).
+inline constexpr int reader_cache_kib = 256;
+inline constexpr int writer_cache_kib = 2048;
+
+// Opens `path` read-write (creating it) in WAL mode with foreign keys and synchronous=FULL, with
+// a page cache of `cache_kib`. Throws store::unavailable when it cannot. Lock waits and running
+// statements are bounded by the deadline set with set_deadline() (contract §5,
+// DATABASE_STATEMENT_TIMEOUT_SECONDS) and end at once when `closing` (the store's, may be null)
+// is set while a deadline is.
 class connection {
  public:
-  explicit connection(const std::string& path, const std::atomic<bool>* closing = nullptr);
+  explicit connection(const std::string& path, const std::atomic<bool>* closing = nullptr,
+                      int cache_kib = reader_cache_kib);
   ~connection();
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;

@@ -8,7 +8,7 @@ namespace fav::store::sqlite {
 
 writer::writer(const std::string& path, int queue_limit, int max_batch, const std::atomic<bool>* closing)
     : closing_(closing),
-      conn_(path, closing),
+      conn_(path, closing, writer_cache_kib),
       queue_limit_(static_cast<std::size_t>(std::max(queue_limit, 1))),
       max_batch_(static_cast<std::size_t>(std::max(max_batch, 1))) {
   thread_ = std::thread([this] { loop(); });

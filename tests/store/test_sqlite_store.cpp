@@ -49,6 +49,18 @@ TEST(sqlite_connection, keeps_a_small_page_cache) {
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
 }
 
+// ... but the one writer keeps SQLite's default 2 MiB: it re-read its evicted pages otherwise
+// (sqlite_conn.cpp).
+TEST_F(sqlite_backend, the_writer_keeps_a_larger_page_cache) {
+  store::sqlite::writer w(path_, 10);
+  const std::int64_t kib = run(w.write<std::int64_t>([](store::sqlite::connection& c) {
+    store::sqlite::query q(c, "PRAGMA cache_size");
+    return q.step() ? q.i64(0) : 0;
+  }));
+  EXPECT_EQ(kib, -2048) << "KiB, as a negative cache_size means";
+  w.stop();
+}
+
 // The single writer (README, "Layout": src/store/): "it takes everything queued, runs each in its own savepoint inside
 // one transaction, commits once [...] A write that fails rolls back only its savepoint."
 TEST_F(sqlite_backend, queued_writes_commit_as_one_batch_and_a_failure_rolls_back_only_itself) {
