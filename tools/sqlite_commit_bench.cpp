@@ -1,8 +1,9 @@
 // sqlite-commit-bench: the durable-commit ceiling of this disk for the benchmark's (c) on SQLite.
 // It runs the service's add + remove of a favorite (the same two statements) on one connection
-// opened like the service's (store/sqlite_conn: WAL, synchronous=FULL, foreign keys), one
-// transaction per pair, so one fsync per pair: what a server that commits each pair on its own
-// could reach at best. Run it on the benchmark's seeded database, with the service stopped.
+// opened like the service's writer (store/sqlite_conn: WAL, synchronous=FULL, foreign keys, the
+// writer's page cache), one transaction per pair, so one fsync per pair: what a server that
+// commits each pair on its own could reach at best. Run it on the benchmark's seeded database,
+// with the service stopped.
 //
 //   sqlite-commit-bench --database PATH --seconds S [--warmup S]
 //
@@ -71,7 +72,7 @@ int main(int argc, char** argv) {
   }
   if (path.empty() || seconds <= 0) usage("--database and --seconds are required");
   try {
-    connection c(path);
+    connection c(path, nullptr, writer_cache_kib);
     std::string customer;
     std::int64_t product = 0;
     {
