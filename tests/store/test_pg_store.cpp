@@ -1,6 +1,8 @@
 // The PostgreSQL store alone: adoption of an existing database, migrations racing, connect and
 // query deadlines, host lists, the pool, the pipeline, the breaker and recovery. Skipped unless
 // FAV_TEST_PG_URL is set; set FAV_TEST_PG_CLUSTER_DIR too to run the stop/restart fault test.
+#include <functional>
+
 #include "store_fixture.hpp"
 #include "util/deadline.hpp"
 
@@ -417,7 +419,7 @@ net::awaitable<bool> until(F ready) {
 }
 
 net::awaitable<answer> write(store::pg_write_batch* b, const store::pg_statement* st, int v, std::string order,
-                             const std::atomic<bool>* go) {
+                             const std::atomic<bool>* go, std::atomic<int>* finished = nullptr) {
   co_await until([go] { return go->load(); });
   answer a;
   std::vector<store::pg_param> params;
@@ -431,14 +433,17 @@ net::awaitable<answer> write(store::pg_write_batch* b, const store::pg_statement
   } catch (const store::unavailable&) {
     a.error = "unavailable";
   }
+  if (finished) ++*finished;
   co_return a;
 }
 
 // Holds the advisory lock; lets the first write go (it leads a batch that waits on the lock in
 // the server); when that one is seen waiting, lets the others go; when all of them are queued
-// behind it, lets the lock go. Answers like a write, with "not queued" when a step never came.
+// behind it (`ready`, by default: `others` queued), lets the lock go. Answers like a write, with
+// "not queued" when a step never came.
 net::awaitable<answer> conduct(std::string conninfo, store::pg_write_batch* b, std::size_t others,
-                               std::atomic<bool>* first, std::atomic<bool>* rest) {
+                               std::atomic<bool>* first, std::atomic<bool>* rest,
+                               std::function<bool()> ready = nullptr) {
   answer a;
   auto lock = co_await store::pg_conn::connect(co_await net::this_coro::executor, conninfo, 5s);
   const store::pg_statement take{"take", "SELECT pg_advisory_lock(4242)"};
@@ -455,7 +460,7 @@ net::awaitable<answer> conduct(std::string conninfo, store::pg_write_batch* b, s
     if (!seen) co_await t.async_wait(net::use_awaitable);
   }
   rest->store(true);
-  const bool queued = co_await until([&] { return b->queued() == others; });
+  const bool queued = co_await until([&] { return ready ? ready() : b->queued() == others; });
   co_await lock->query(give, {}, 5s);
   if (!seen || !queued) a.error = "not queued";
   co_return a;
@@ -509,6 +514,31 @@ TEST_F(pg_backend, a_write_that_fails_in_a_batch_fails_alone_and_the_others_comm
   // The batch of six rolled back (not counted); each ran again alone, in its own transaction.
   EXPECT_EQ(batch.batches(), 1u);
   EXPECT_NE(r[2].txid, r[3].txid);
+}
+
+TEST_F(pg_backend, a_full_batch_queue_refuses_a_write_at_once) {
+  using namespace batch_test;
+  store::pg_pool pool(ioc_.get_executor(), conninfo_, 2, {});
+  store::pg_write_batch batch(pool, 1, 64, 2);  // two may wait, no more
+  std::atomic<bool> first{false}, rest{false};
+  std::vector<net::awaitable<answer>> all;
+  std::atomic<int> finished{0};
+  // The lock goes once two wait and the third has already been answered (refused).
+  all.push_back(
+      conduct(conninfo_, &batch, 2, &first, &rest, [&] { return batch.queued() == 2 && finished.load() == 1; }));
+  all.push_back(write(&batch, &held, 100, "m", &first));
+  for (int i = 1; i <= 3; ++i) all.push_back(write(&batch, &echo, i, "x", &rest, &finished));
+  const auto r = run_all(std::move(all));
+  ASSERT_EQ(r[0].error, "");
+  EXPECT_EQ(r[1].value, 100);
+  int refused = 0, answered = 0;
+  for (int i = 2; i <= 4; ++i) {
+    if (r[i].error == "unavailable") ++refused;
+    if (r[i].error.empty() && r[i].value >= 1) ++answered;
+  }
+  EXPECT_EQ(refused, 1) << "the third write waiting was not refused";
+  EXPECT_EQ(answered, 2);
+  EXPECT_EQ(batch.statements(), 3u);
 }
 
 TEST_F(pg_backend, batched_writes_without_a_database_all_fail_at_once) {
