@@ -346,21 +346,27 @@ store::pool_usage pg_store::usage() const {
   return {s.open - s.idle, s.waiting, s.round_trips, s.connects, s.unreachable};
 }
 
+namespace {
+// Statement parameters travel as a pack, not a braced list (CONTRIBUTING.md, "Compiler notes").
 template <class... A>
-net::awaitable<pg_result> pg_store::run(const pg_statement& st, A... params) {
-  // Parameters travel as a pack, not a braced list (CONTRIBUTING.md, "Compiler notes").
+std::vector<pg_param> params_of(A... params) {
   std::vector<pg_param> ps;
   ps.reserve(sizeof...(A));
   (ps.emplace_back(std::move(params)), ...);
+  return ps;
+}
+}  // namespace
+
+template <class... A>
+net::awaitable<pg_result> pg_store::run(const pg_statement& st, A... params) {
+  std::vector<pg_param> ps = params_of(std::move(params)...);
   auto c = co_await pool_.acquire();
   co_return co_await c->query(st, std::move(ps), pool_.limits().query_timeout);
 }
 
 template <class... A>
 net::awaitable<pg_result> pg_store::run_batched(const pg_statement& st, std::string lock_order, A... params) {
-  std::vector<pg_param> ps;  // a pack, not a braced list (CONTRIBUTING.md, "Compiler notes")
-  ps.reserve(sizeof...(A));
-  (ps.emplace_back(std::move(params)), ...);
+  std::vector<pg_param> ps = params_of(std::move(params)...);  // named: CONTRIBUTING.md, "Compiler notes"
   co_return co_await favorite_writes_.run(st, std::move(ps), std::move(lock_order));
 }
 
